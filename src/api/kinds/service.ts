@@ -1,0 +1,50 @@
+// Service (discovered): one cluster's definition of a service, reported by its agent.
+// Services with the same namespace/name in several clusters federate into one
+// global service (see src/federation).
+import { Type, type Static } from '@sinclair/typebox';
+import { defineKind } from '../kind.js';
+
+export const ServicePort = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 15 }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Union([Type.Literal('GRPC'), Type.Literal('HTTP'), Type.Literal('TCP')], { default: 'GRPC' }),
+  },
+  { additionalProperties: false },
+);
+export type ServicePort = Static<typeof ServicePort>;
+
+export const ServiceSpec = Type.Object(
+  {
+    ports: Type.Array(ServicePort, { minItems: 1 }),
+    exported: Type.Boolean({ default: true, description: 'false keeps the service local to its cluster' }),
+  },
+  { additionalProperties: false },
+);
+export type ServiceSpec = Static<typeof ServiceSpec>;
+
+export const ServiceKind = defineKind({
+  kind: 'Service',
+  plural: 'services',
+  shortNames: ['svc'],
+  namespaced: true,
+  discovered: true,
+  spec: ServiceSpec,
+  status: Type.Object({ endpoints: Type.Optional(Type.Integer()) }),
+  columns: [
+    { header: 'CLUSTER', value: (o) => o.metadata.cluster ?? '' },
+    { header: 'PORTS', value: (o) => o.spec.ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).join(',') },
+    { header: 'EXPORTED', value: (o) => String(o.spec.exported) },
+  ],
+  validateObject: (o) => {
+    const errs = [];
+    if (!o.metadata.cluster) errs.push({ path: '/metadata/cluster', message: 'a discovered Service names its cluster' });
+    const names = new Set<string>();
+    o.spec.ports.forEach((p, i) => {
+      if (names.has(p.name)) errs.push({ path: `/spec/ports/${i}/name`, message: `duplicate port name "${p.name}"` });
+      names.add(p.name);
+    });
+    return errs;
+  },
+});
+export type Service = typeof ServiceKind.$object;

@@ -1,0 +1,159 @@
+// Pure: discovered objects in, federated view out. No I/O.
+//
+// Rule for conflicting definitions (as the Kubernetes MCS API does it): parts of a
+// global service must agree on their ports (name, number, protocol). The oldest
+// export (earliest `since`, then cluster name) is the reference; a part that
+// disagrees stays reachable by its per-cluster name but is left out of the global
+// service, and the conflict is reported on the global service.
+import type { Cluster, Mesh, Service, ServicePort, Workload } from '../api/index.js';
+import { clusterHostname, clustersetHostname, globalHostname } from './names.js';
+import type { ClusterTopology, Endpoint, FederatedView, FederationConflict, GlobalService, ServicePart } from './types.js';
+
+export interface FederationInput {
+  clusters: Cluster[];
+  mesh?: Mesh;
+  services: Service[];
+  workloads: Workload[];
+}
+
+export function federate(input: FederationInput): FederatedView {
+  const members = memberClusters(input.clusters, input.mesh);
+  const topo = new Map(members.map((c) => [c.name, c]));
+
+  const endpointsByService = new Map<string, Endpoint[]>();
+  for (const w of input.workloads) {
+    const cluster = w.metadata.cluster;
+    const t = cluster ? topo.get(cluster) : undefined;
+    if (!t || !w.metadata.namespace) continue;
+    const key = partKey(cluster!, w.metadata.namespace, w.spec.service);
+    const list = endpointsByService.get(key) ?? [];
+    list.push({
+      workload: w.metadata.name,
+      cluster: t.name,
+      network: t.network,
+      region: t.region,
+      zone: w.spec.zone ?? t.zones[0] ?? '',
+      address: w.spec.address,
+      ports: w.spec.ports,
+      health: w.spec.health,
+      labels: w.metadata.labels ?? {},
+      serviceAccount: w.spec.serviceAccount,
+    });
+    endpointsByService.set(key, list);
+  }
+
+  const partsByGlobal = new Map<string, ServicePart[]>();
+  for (const s of input.services) {
+    const cluster = s.metadata.cluster;
+    const ns = s.metadata.namespace;
+    if (!cluster || !ns || !topo.has(cluster)) continue;
+    const endpoints = (endpointsByService.get(partKey(cluster, ns, s.metadata.name)) ?? []).sort(byWorkload);
+    const part: ServicePart = {
+      cluster,
+      hostname: clusterHostname(s.metadata.name, ns, cluster),
+      ports: s.spec.ports,
+      exported: s.spec.exported,
+      inGlobal: false,
+      since: s.metadata.creationTimestamp ?? '',
+      endpoints,
+    };
+    const gk = `${ns}/${s.metadata.name}`;
+    const list = partsByGlobal.get(gk) ?? [];
+    list.push(part);
+    partsByGlobal.set(gk, list);
+  }
+
+  const services: GlobalService[] = [];
+  for (const [gk, parts] of partsByGlobal) {
+    const [namespace, name] = gk.split('/') as [string, string];
+    parts.sort((a, b) => a.cluster.localeCompare(b.cluster));
+    const exported = parts.filter((p) => p.exported);
+    const reference = [...(exported.length > 0 ? exported : parts)].sort(
+      (a, b) => a.since.localeCompare(b.since) || a.cluster.localeCompare(b.cluster),
+    )[0]!;
+    const conflicts: FederationConflict[] = [];
+    for (const p of exported) {
+      const diff = portsDiffer(reference.ports, p.ports);
+      if (diff === undefined) {
+        p.inGlobal = true;
+      } else {
+        conflicts.push({
+          cluster: p.cluster,
+          field: 'spec.ports',
+          message:
+            `${p.cluster} defines ports ${formatPorts(p.ports)} but the global service ${name}.${namespace} uses ` +
+            `${reference.cluster}'s ${formatPorts(reference.ports)} (oldest export wins): ${diff}; ` +
+            `${p.cluster}'s endpoints stay reachable as ${p.hostname} only`,
+        });
+      }
+    }
+    services.push({
+      name,
+      namespace,
+      hostnames: [globalHostname(name, namespace), clustersetHostname(name, namespace)],
+      ports: reference.ports,
+      referenceCluster: reference.cluster,
+      parts,
+      conflicts,
+    });
+  }
+  services.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  return { clusters: members, services };
+}
+
+/** Clusters that federate: every Cluster, or those the Mesh lists. */
+export function memberClusters(clusters: Cluster[], mesh?: Mesh): ClusterTopology[] {
+  const allowed = mesh?.spec.clusters?.length ? new Set(mesh.spec.clusters) : undefined;
+  return clusters
+    .filter((c) => !allowed || allowed.has(c.metadata.name))
+    .map((c) => ({ name: c.metadata.name, network: c.spec.network, region: c.spec.region, zones: c.spec.zones }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function partKey(cluster: string, ns: string, name: string): string {
+  return `${cluster}/${ns}/${name}`;
+}
+
+function byWorkload(a: Endpoint, b: Endpoint): number {
+  return a.workload.localeCompare(b.workload);
+}
+
+function formatPorts(ports: ServicePort[]): string {
+  return ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).join(',');
+}
+
+function portsDiffer(ref: ServicePort[], other: ServicePort[]): string | undefined {
+  const byName = new Map(ref.map((p) => [p.name, p]));
+  if (ref.length !== other.length) return `${other.length} port(s) instead of ${ref.length}`;
+  for (const p of other) {
+    const r = byName.get(p.name);
+    if (!r) return `port "${p.name}" is not in the reference definition`;
+    if (r.port !== p.port) return `port "${p.name}" is ${p.port}, not ${r.port}`;
+    if (r.protocol !== p.protocol) return `port "${p.name}" protocol is ${p.protocol}, not ${r.protocol}`;
+  }
+  return undefined;
+}
+
+/** Finds the service a hostname (with optional :port) names, for any of the documented forms. */
+export function resolveHostname(
+  view: FederatedView,
+  target: string,
+): { service: GlobalService; part?: ServicePart; port: ServicePort } | { error: string } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(target)!;
+  const host = m[1]!;
+  const portNum = m[2] ? Number(m[2]) : undefined;
+  for (const s of view.services) {
+    let part: ServicePart | undefined;
+    let ports: ServicePort[] | undefined;
+    if (s.hostnames.includes(host)) ports = s.ports;
+    else {
+      part = s.parts.find((p) => p.hostname === host);
+      if (part) ports = part.ports;
+    }
+    if (!ports) continue;
+    const port = portNum === undefined ? ports[0] : ports.find((p) => p.port === portNum);
+    if (!port) return { error: `${host} has no port ${portNum}; ports: ${formatPorts(ports)}` };
+    return part ? { service: s, part, port } : { service: s, port };
+  }
+  return { error: `no service is named ${host}` };
+}

@@ -1,0 +1,64 @@
+// The federated view: what every cluster exports, merged by namespace/name.
+// Produced by federate() (pure), consumed by the translators (xDS, later Istio).
+import type { Health, ServicePort } from '../api/index.js';
+
+export interface ClusterTopology {
+  name: string;
+  network: string;
+  region: string;
+  zones: string[];
+}
+
+export interface Endpoint {
+  /** Workload name (unique per cluster and namespace). */
+  workload: string;
+  cluster: string;
+  network: string;
+  region: string;
+  zone: string;
+  address: string;
+  /** service port name -> workload port */
+  ports: Record<string, number>;
+  health: Health;
+  labels: Record<string, string>;
+  serviceAccount: string;
+}
+
+/** One cluster's part of a service. Always addressable by its per-cluster hostname. */
+export interface ServicePart {
+  cluster: string;
+  hostname: string;
+  ports: ServicePort[];
+  exported: boolean;
+  /** Whether this part's endpoints are in the global service (false when not exported or in conflict). */
+  inGlobal: boolean;
+  /** When the part's definition is first seen by the hub (oldest export wins a conflict). */
+  since: string;
+  endpoints: Endpoint[];
+}
+
+export interface FederationConflict {
+  cluster: string;
+  field: string;
+  message: string;
+}
+
+export interface GlobalService {
+  name: string;
+  namespace: string;
+  /** Global hostnames: name.ns and name.ns.svc.clusterset.local */
+  hostnames: string[];
+  /** Ports of the global service: from the reference (oldest) definition. */
+  ports: ServicePort[];
+  /** Cluster whose definition is the reference. */
+  referenceCluster: string;
+  /** Parts in cluster-name order. */
+  parts: ServicePart[];
+  conflicts: FederationConflict[];
+}
+
+export interface FederatedView {
+  clusters: ClusterTopology[];
+  /** Sorted by namespace, then name. */
+  services: GlobalService[];
+}

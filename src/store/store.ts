@@ -1,0 +1,60 @@
+// The store behind the hub. The embedded default is FileStore (a write-ahead log
+// in the hub's data directory); an etcd-backed store implements the same
+// interface later. Semantics follow etcd/Kubernetes: one global revision,
+// atomic multi-object commits, watches that resume from a revision.
+import type { ApiObject, ObjectRef } from '../api/index.js';
+
+export type StoreOp =
+  | { type: 'put'; object: ApiObject }
+  | { type: 'delete'; ref: ObjectRef };
+
+export type OpOutcome = 'created' | 'configured' | 'unchanged' | 'deleted' | 'not-found';
+
+export interface CommitResult {
+  /** Store revision after the commit (unchanged if nothing changed). */
+  revision: number;
+  /** One entry per op, in order; `object` is the stored object (undefined for delete/not-found). */
+  results: { outcome: OpOutcome; object?: ApiObject }[];
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** For DELETED: the object as it was before deletion. */
+  object: ApiObject;
+  revision: number;
+}
+
+export interface ListFilter {
+  kind?: string;
+  namespace?: string;
+  cluster?: string;
+}
+
+export class RevisionCompactedError extends Error {
+  constructor(readonly requested: number, readonly oldest: number) {
+    super(`revision ${requested} is compacted; oldest available is ${oldest}: list again`);
+    this.name = 'RevisionCompactedError';
+  }
+}
+
+export interface Store {
+  /**
+   * Applies every op atomically: all are persisted durably (fsync) before the
+   * promise resolves, or none is applied. Puts that change nothing (same spec,
+   * labels, annotations, status) are 'unchanged' and do not bump the revision.
+   * The store sets metadata.resourceVersion, uid, creationTimestamp (kept on
+   * update) and generation (bumped when spec changes).
+   */
+  commit(ops: StoreOp[]): Promise<CommitResult>;
+  get(ref: ObjectRef): Promise<ApiObject | undefined>;
+  list(filter?: ListFilter): Promise<ApiObject[]>;
+  /** Current revision. */
+  revision(): number;
+  /**
+   * Calls `onEvent` for every change after `fromRevision` (replaying retained
+   * history first), then live. Throws RevisionCompactedError if history no
+   * longer reaches back that far. Returns a function that stops the watch.
+   */
+  watch(fromRevision: number, onEvent: (e: WatchEvent) => void): () => void;
+  close(): Promise<void>;
+}
