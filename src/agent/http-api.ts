@@ -1,0 +1,104 @@
+// The agent's local HTTP API (loopback by default):
+//   POST   /v1/workloads                 register (JSON Registration)
+//   DELETE /v1/workloads?namespace=&name=  or  ?address=IP:PORT   deregister
+//   GET    /v1/workloads                 registered workloads
+//   GET    /v1/status                    readiness, hub connection, view revision
+//   GET    /v1/services                  the federated view this agent serves
+//   GET    /v1/proxies                   connected xDS clients and their sync state
+//   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   xDS bootstrap JSON for a workload
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { RegistrationError, type Registration } from '../discovery/registration.js';
+import { grpcBootstrap } from '../xds/bootstrap.js';
+import { formatHostPort } from '../util/address.js';
+import type { Agent } from './agent.js';
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createAgentHttpServer(agent: Agent): Server {
+  return createServer((req, res) => {
+    handle(agent, req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError || err instanceof RegistrationError ? err.status : 500;
+      json(res, status, { error: err instanceof Error ? err.message : String(err) });
+    });
+  });
+}
+
+async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://agent');
+  const q = url.searchParams;
+  const route = `${req.method} ${url.pathname}`;
+  switch (route) {
+    case 'GET /healthz':
+      return json(res, 200, { ok: true, ready: agent.status().ready });
+    case 'GET /v1/status':
+      return json(res, 200, agent.status());
+    case 'GET /v1/workloads':
+      return json(res, 200, { items: agent.registrations.list() });
+    case 'POST /v1/workloads': {
+      let body: Registration;
+      try {
+        body = JSON.parse(await readBody(req)) as Registration;
+      } catch (err) {
+        throw new HttpError(400, `request body is not JSON: ${String(err)}`);
+      }
+      for (const f of ['namespace', 'service', 'address'] as const) {
+        if (typeof body[f] !== 'string' || !body[f]) throw new HttpError(400, `${f}: required`);
+      }
+      const r = await agent.registrations.register(body);
+      return json(res, r.outcome === 'created' ? 201 : 200, r);
+    }
+    case 'DELETE /v1/workloads': {
+      const sel: { namespace?: string; name?: string; address?: string } = {};
+      for (const k of ['namespace', 'name', 'address'] as const) if (q.get(k)) sel[k] = q.get(k)!;
+      if (!sel.name && !sel.address) throw new HttpError(400, 'pass name (and namespace) or address');
+      const removed = await agent.registrations.deregister(sel);
+      return json(res, 200, { removed });
+    }
+    case 'GET /v1/services':
+      return json(res, 200, agent.federatedView());
+    case 'GET /v1/proxies':
+      return json(res, 200, { cluster: agent.opts.cluster, items: agent.ads.proxies() });
+    case 'GET /v1/bootstrap': {
+      const ns = q.get('namespace');
+      const name = q.get('name');
+      if (!ns || !name) throw new HttpError(400, 'namespace and name are required');
+      const zone = q.get('zone') ?? undefined;
+      if (zone && agent.zones().length && !agent.zones().includes(zone)) {
+        throw new HttpError(400, `zone "${zone}" is not a zone of cluster ${agent.opts.cluster} (${agent.zones().join(', ')})`);
+      }
+      const loc = agent.locality(zone);
+      return json(
+        res,
+        200,
+        grpcBootstrap({
+          xdsServer: formatHostPort(agent.xdsAddress),
+          nodeId: `${agent.opts.cluster}~${ns}~${name}`,
+          cluster: agent.opts.cluster,
+          locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
+          server: q.get('server') === '1' || q.get('server') === 'true',
+        }),
+      );
+    }
+    default:
+      throw new HttpError(404, `no route for ${route}`);
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}

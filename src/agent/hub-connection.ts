@@ -1,0 +1,147 @@
+// The agent's side of the agent channel: dials out to the hub, says who it is,
+// sends its cluster's discovered state, and receives the view. Reconnects with
+// backoff forever; the agent keeps serving its last good state meanwhile.
+import type { ApiObject } from '../api/index.js';
+import { agentChannelClient, type AgentChannelClient, type HubMessage, type HubStream } from '../channel/protocol.js';
+import { logger } from '../util/log.js';
+
+const log = logger('agent.hub');
+
+export interface ViewUpdate {
+  revision: number;
+  full: boolean;
+  upserts: ApiObject[];
+  /** object keys */
+  deletes: string[];
+}
+
+export interface HubConnectionOptions {
+  hubAddress: string;
+  hello: { cluster: string; network: string; region: string; zones: string[]; agentVersion: string };
+  /** The view revision the agent holds (resume point). */
+  viewRevision: () => number;
+  onView: (v: ViewUpdate) => void;
+  /** The report to send now (the whole discovered state of the cluster). */
+  report: () => ApiObject[];
+}
+
+export interface HubConnectionStatus {
+  address: string;
+  connected: boolean;
+  since?: string;
+  lastError?: string;
+  lastReportAcked?: number;
+  reportsSent: number;
+}
+
+export class HubConnection {
+  private client: AgentChannelClient | undefined;
+  private stream: HubStream | undefined;
+  private connected = false;
+  private since: string | undefined;
+  private lastError: string | undefined;
+  private backoffMs = 250;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private generation = 0;
+  private lastReportAcked: number | undefined;
+  private reportsSent = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: HubConnectionOptions) {}
+
+  start(): void {
+    this.client = agentChannelClient(this.opts.hubAddress);
+    this.dial();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    this.stream?.cancel();
+    this.client?.close();
+  }
+
+  status(): HubConnectionStatus {
+    const s: HubConnectionStatus = { address: this.opts.hubAddress, connected: this.connected, reportsSent: this.reportsSent };
+    if (this.since) s.since = this.since;
+    if (this.lastError) s.lastError = this.lastError;
+    if (this.lastReportAcked !== undefined) s.lastReportAcked = this.lastReportAcked;
+    return s;
+  }
+
+  /** Schedules a report; several changes within the window become one report. */
+  reportSoon(delayMs = 10): void {
+    if (!this.connected || this.reportTimer) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      this.sendReport();
+    }, delayMs);
+  }
+
+  private dial(): void {
+    if (this.stopped || !this.client) return;
+    const stream = this.client.connect();
+    this.stream = stream;
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended) return;
+      ended = true;
+      const wasConnected = this.connected;
+      this.connected = false;
+      if (this.stream === stream) this.stream = undefined;
+      if (this.stopped) return;
+      if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why });
+      this.retryTimer = setTimeout(() => this.dial(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    };
+    stream.on('data', (m: HubMessage) => this.onMessage(m));
+    stream.on('error', (err: Error & { details?: string }) => {
+      if (!this.lastError || this.connected) this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}`;
+      onEnd(err.message);
+    });
+    stream.on('end', () => onEnd('stream ended'));
+    stream.on('close', () => onEnd('stream closed'));
+    stream.write({ hello: { ...this.opts.hello, viewRevision: String(this.opts.viewRevision()) } });
+  }
+
+  private onMessage(m: HubMessage): void {
+    if (m.welcome) {
+      this.connected = true;
+      this.since = new Date().toISOString();
+      this.lastError = undefined;
+      this.backoffMs = 250;
+      log.info('connected to the hub', { hub: this.opts.hubAddress, hubVersion: m.welcome.hubVersion });
+      this.sendReport();
+    } else if (m.view) {
+      const v = m.view;
+      try {
+        const update: ViewUpdate = {
+          revision: Number(v.revision),
+          full: v.full,
+          upserts: JSON.parse(v.upsertsJson || '[]') as ApiObject[],
+          deletes: JSON.parse(v.deletesJson || '[]') as string[],
+        };
+        this.opts.onView(update);
+        this.stream?.write({ viewAck: { revision: String(update.revision) } });
+      } catch (err) {
+        log.error('bad view from the hub', { error: String(err) });
+      }
+    } else if (m.reportAck) {
+      this.lastReportAcked = Number(m.reportAck.generation);
+    } else if (m.rejected) {
+      this.lastError = `hub rejected this agent (${m.rejected.code}): ${m.rejected.message}`;
+      log.error(this.lastError);
+      // A rejection is about configuration: retry slowly until someone fixes it.
+      this.backoffMs = 5000;
+    }
+  }
+
+  private sendReport(): void {
+    if (!this.stream || !this.connected) return;
+    this.generation += 1;
+    this.reportsSent += 1;
+    this.stream.write({ report: { generation: String(this.generation), objectsJson: JSON.stringify(this.opts.report()) } });
+  }
+}

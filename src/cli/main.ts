@@ -1,0 +1,358 @@
+// The meshfed CLI. Exit codes: 0 ok, 1 failed or invalid input, 2 usage error,
+// 3 hub/agent unreachable, 4 not found, 5 conflict (see docs/cli.md).
+import { Command, CommanderError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidInputError, parseAndValidate, type ApiObject } from '../api/index.js';
+import { parseHostPort } from '../util/address.js';
+import { CliError, EXIT, parseFormat } from './output.js';
+import { getCommand } from './get.js';
+import { request } from './http.js';
+import { printProxyStatus, printAgentStatus } from './status.js';
+
+const DEFAULT_HUB = process.env.MESHFED_HUB ?? 'http://127.0.0.1:7400';
+const DEFAULT_AGENT = process.env.MESHFED_AGENT ?? 'http://127.0.0.1:15011';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed the message (or help)
+      process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    if (err instanceof InvalidInputError) {
+      process.stderr.write(`error: invalid input\n${err.message}\n`);
+      process.exit(EXIT.failed);
+    }
+    throw err;
+  }
+}
+
+function collect(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+function hubOption(): Option {
+  return new Option('--hub <url>', 'hub API URL (env MESHFED_HUB)').default(DEFAULT_HUB);
+}
+function agentOption(): Option {
+  return new Option('--agent <url>', "this cluster's agent API URL (env MESHFED_AGENT)").default(DEFAULT_AGENT);
+}
+function outputOption(): Option {
+  return new Option('-o, --output <format>', 'table, wide, json or yaml').default('table');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('meshfed')
+    .description('Multicluster service mesh: many clusters, one mesh')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  program
+    .command('hub')
+    .description('run the hub: the global API, its store, and the channel agents dial out to')
+    .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
+    .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
+    .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
+    .action(async (o: { dataDir: string; listen: string; agentListen: string }) => {
+      const { Hub } = await import('../hub/hub.js');
+      const hub = await Hub.start({
+        dataDir: o.dataDir,
+        api: parseHostPort(o.listen, '--listen'),
+        agents: parseHostPort(o.agentListen, '--agent-listen'),
+      }).catch((err: unknown) => {
+        throw new CliError(EXIT.failed, err instanceof Error ? err.message : String(err));
+      });
+      await untilSignal(() => hub.stop());
+    });
+
+  program
+    .command('agent')
+    .description("run a cluster's agent: discovery, report to the hub, xDS for the local data plane")
+    .requiredOption('--cluster <name>', 'the Cluster this agent serves (must exist at the hub)')
+    .option('--hub <host:port>', 'hub agent-channel address', '127.0.0.1:7401')
+    .option('--network <name>', "the cluster's network (checked against the Cluster object)")
+    .option('--region <name>', "the cluster's region (checked against the Cluster object)")
+    .option('--zone <zone>', "a zone of the cluster (repeatable; checked against the Cluster object)", collect, [])
+    .option('--xds-listen <host:port>', 'xDS (ADS) address; plaintext, so loopback by default', '127.0.0.1:15010')
+    .option('--api-listen <host:port>', 'agent API address (registration, status, bootstrap)', '127.0.0.1:15011')
+    .option('--data-dir <dir>', 'registrations and the last view from the hub')
+    .action(
+      async (o: { cluster: string; hub: string; network?: string; region?: string; zone: string[]; xdsListen: string; apiListen: string; dataDir?: string }) => {
+        const { Agent } = await import('../agent/agent.js');
+        parseHostPort(o.hub, '--hub');
+        const opts: import('../agent/agent.js').AgentOptions = {
+          cluster: o.cluster,
+          hub: o.hub,
+          xds: parseHostPort(o.xdsListen, '--xds-listen'),
+          api: parseHostPort(o.apiListen, '--api-listen'),
+          dataDir: o.dataDir ?? join(homedir(), '.meshfed', 'agent', o.cluster),
+          zones: o.zone.flatMap((z) => z.split(',')).filter(Boolean),
+        };
+        if (o.network) opts.network = o.network;
+        if (o.region) opts.region = o.region;
+        const agent = await Agent.start(opts).catch((err: unknown) => {
+          throw new CliError(EXIT.failed, err instanceof Error ? err.message : String(err));
+        });
+        await untilSignal(() => agent.stop());
+      },
+    );
+
+  program
+    .command('apply')
+    .description('create or update objects from YAML/JSON files (all or nothing)')
+    .requiredOption('-f, --filename <file>', "file to apply, '-' for stdin (repeatable)", collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { filename: string[]; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const objects = await readObjects(o.filename);
+      const r = await request<{ results: { object: string; outcome: string }[] }>(o.hub, 'hub', 'POST', 'api/v1alpha1/apply', {
+        text: JSON.stringify(objects),
+        contentType: 'application/json',
+      });
+      if (format === 'json' || format === 'yaml') {
+        const { print } = await import('./output.js');
+        print(r, format, () => '');
+      } else for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
+    });
+
+  program
+    .command('get')
+    .description('list or show objects: clusters, meshes, services, workloads, globalservices')
+    .argument('<kind>', 'kind, plural or short name')
+    .argument('[name]', 'object name')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('--cluster <name>', 'cluster (discovered kinds)')
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(getCommand);
+
+  program
+    .command('delete')
+    .description('delete objects by kind and name, or those in files')
+    .argument('[kind]')
+    .argument('[name]')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-f, --filename <file>', 'delete the objects in this file (repeatable)', collect, [])
+    .addOption(hubOption())
+    .action(async (kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string }) => {
+      const { findKind } = await import('../api/index.js');
+      const targets: { plural: string; name: string; namespace?: string }[] = [];
+      if (o.filename.length > 0) {
+        for (const obj of await readObjects(o.filename)) {
+          const t: { plural: string; name: string; namespace?: string } = { plural: findKind(obj.kind)!.plural, name: obj.metadata.name };
+          if (obj.metadata.namespace) t.namespace = obj.metadata.namespace;
+          targets.push(t);
+        }
+      } else {
+        if (!kind || !name) throw new CliError(EXIT.usage, 'delete needs KIND NAME or -f FILE');
+        const def = findKind(kind);
+        if (!def) throw new CliError(EXIT.usage, `unknown kind "${kind}"`);
+        const t: { plural: string; name: string; namespace?: string } = { plural: def.plural, name };
+        if (o.namespace) t.namespace = o.namespace;
+        targets.push(t);
+      }
+      for (const t of targets) {
+        const qs = t.namespace ? `?namespace=${encodeURIComponent(t.namespace)}` : '';
+        const r = await request<{ results: { object: string; outcome: string }[] }>(
+          o.hub,
+          'hub',
+          'DELETE',
+          `api/v1alpha1/${t.plural}/${encodeURIComponent(t.name)}${qs}`,
+        );
+        for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
+      }
+    });
+
+  program
+    .command('register')
+    .description('register a workload (VM or process) with this cluster\'s agent')
+    .requiredOption('--service <name>', 'service the workload serves')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the service')
+    .requiredOption('--address <ip:port>', 'where the workload listens')
+    .option('--name <name>', 'workload name (default: <service>-<ip>-<port>)')
+    .option('--label <k=v>', 'workload label, e.g. version=v1 (repeatable)', collect, [])
+    .option('--service-account <sa>', 'service account (identity)', 'default')
+    .option('--zone <zone>', 'zone (default: the cluster\'s first zone)')
+    .addOption(new Option('--health <state>', 'health').choices(['healthy', 'unhealthy', 'draining']).default('healthy'))
+    .option('--port-name <name>', 'service port name', 'grpc')
+    .option('--service-port <port>', 'service port number (default: the workload port)')
+    .option('--replace', 'replace an existing registration of the same name')
+    .addOption(agentOption())
+    .addOption(outputOption())
+    .action(
+      async (o: {
+        service: string;
+        namespace: string;
+        address: string;
+        name?: string;
+        label: string[];
+        serviceAccount: string;
+        zone?: string;
+        health: string;
+        portName: string;
+        servicePort?: string;
+        replace?: boolean;
+        agent: string;
+        output: string;
+      }) => {
+        const format = parseFormat(o.output);
+        const labels: Record<string, string> = {};
+        for (const l of o.label) {
+          const i = l.indexOf('=');
+          if (i <= 0) throw new CliError(EXIT.usage, `--label: expected key=value, got "${l}"`);
+          labels[l.slice(0, i)] = l.slice(i + 1);
+        }
+        const body: Record<string, unknown> = {
+          service: o.service,
+          namespace: o.namespace,
+          address: o.address,
+          labels,
+          serviceAccount: o.serviceAccount,
+          health: o.health.toUpperCase(),
+          portName: o.portName,
+        };
+        if (o.name) body.name = o.name;
+        if (o.zone) body.zone = o.zone;
+        if (o.replace) body.replace = true;
+        if (o.servicePort !== undefined) {
+          const n = Number(o.servicePort);
+          if (!Number.isInteger(n)) throw new CliError(EXIT.usage, `--service-port: "${o.servicePort}" is not a number`);
+          body.servicePort = n;
+        }
+        const r = await request<{ outcome: string; workload: ApiObject }>(o.agent, 'agent', 'POST', 'v1/workloads', {
+          text: JSON.stringify(body),
+          contentType: 'application/json',
+        });
+        const { print } = await import('./output.js');
+        print(r, format, () => `workload ${r.workload.metadata.namespace}/${r.workload.metadata.name} ${r.outcome} in cluster ${r.workload.metadata.cluster}\n`);
+      },
+    );
+
+  program
+    .command('deregister')
+    .description("remove a workload from this cluster's agent")
+    .option('--name <name>', 'workload name')
+    .option('-n, --namespace <ns>', 'namespace (with --name)')
+    .option('--address <ip:port>', 'every workload at this address')
+    .addOption(agentOption())
+    .action(async (o: { name?: string; namespace?: string; address?: string; agent: string }) => {
+      if (!o.name && !o.address) throw new CliError(EXIT.usage, 'deregister needs --name (and -n) or --address');
+      const qs = new URLSearchParams();
+      if (o.name) qs.set('name', o.name);
+      if (o.namespace) qs.set('namespace', o.namespace);
+      if (o.address) qs.set('address', o.address);
+      const r = await request<{ removed: ApiObject[] }>(o.agent, 'agent', 'DELETE', `v1/workloads?${qs}`);
+      for (const w of r.removed) process.stdout.write(`workload ${w.metadata.namespace}/${w.metadata.name} deregistered\n`);
+    });
+
+  program
+    .command('bootstrap')
+    .description('print the xDS bootstrap JSON for a gRPC workload (use with GRPC_XDS_BOOTSTRAP)')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the workload')
+    .requiredOption('--name <name>', 'workload name (becomes the node id)')
+    .option('--zone <zone>', 'zone of the workload')
+    .option('--server', 'for an xDS-enabled gRPC server (adds the server listener template)')
+    .option('--out <file>', 'write to a file instead of stdout')
+    .addOption(agentOption())
+    .action(async (o: { namespace: string; name: string; zone?: string; server?: boolean; out?: string; agent: string }) => {
+      const qs = new URLSearchParams({ namespace: o.namespace, name: o.name });
+      if (o.zone) qs.set('zone', o.zone);
+      if (o.server) qs.set('server', '1');
+      const b = await request<unknown>(o.agent, 'agent', 'GET', `v1/bootstrap?${qs}`);
+      const text = JSON.stringify(b, null, 2) + '\n';
+      if (o.out) {
+        const { writeFileDurable } = await import('../util/files.js');
+        await writeFileDurable(o.out, text, 0o644);
+        process.stderr.write(`wrote ${o.out}; run the workload with GRPC_XDS_BOOTSTRAP=${o.out}\n`);
+      } else process.stdout.write(text);
+    });
+
+  program
+    .command('status')
+    .description("this cluster's agent: readiness, hub connection, what it serves")
+    .addOption(agentOption())
+    .addOption(outputOption())
+    .action(printAgentStatus);
+
+  program
+    .command('proxy-status')
+    .description('xDS clients connected to agents and their sync state')
+    .addOption(new Option('--agent <url>', 'agent API URL (repeatable; env MESHFED_AGENT)').argParser(collect).default([DEFAULT_AGENT]))
+    .addOption(outputOption())
+    .action(printProxyStatus);
+
+  program
+    .command('demo')
+    .description('run hub + three clusters + helloworld v1/v2/v3 + a client, and show traffic across clusters')
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
+    .option('--rate <n>', 'client calls per second', '50')
+    .action(async (o: { duration?: string; rate: string }) => {
+      const { runDemo } = await import('../demo/demo.js');
+      const duration = o.duration === undefined ? undefined : Number(o.duration);
+      if (duration !== undefined && !(duration > 0)) throw new CliError(EXIT.usage, `--duration: "${o.duration}" is not a positive number`);
+      const rate = Number(o.rate);
+      if (!(rate > 0)) throw new CliError(EXIT.usage, `--rate: "${o.rate}" is not a positive number`);
+      const code = await runDemo({ ...(duration !== undefined ? { durationSec: duration } : {}), rate });
+      process.exit(code);
+    });
+
+  return program;
+}
+
+async function readObjects(files: string[]): Promise<ApiObject[]> {
+  if (files.length === 0) throw new CliError(EXIT.usage, '-f: at least one file is required');
+  const all: ApiObject[] = [];
+  const problems: InvalidInputError[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = f === '-' ? await readStdin() : await readFile(f, 'utf8');
+    } catch (err) {
+      throw new CliError(EXIT.failed, `cannot read ${f}: ${(err as { code?: string }).code ?? String(err)}`);
+    }
+    try {
+      all.push(...parseAndValidate(text, f === '-' ? 'stdin' : f));
+    } catch (err) {
+      if (err instanceof InvalidInputError) problems.push(err);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems.flatMap((p) => p.problems));
+  if (all.length === 0) throw new CliError(EXIT.failed, `no objects in ${files.join(', ')}`);
+  return all;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return;
+      stopping = true;
+      stop()
+        .catch((err: unknown) => process.stderr.write(`error while stopping: ${String(err)}\n`))
+        .finally(() => {
+          resolve();
+          process.exit(0);
+        });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

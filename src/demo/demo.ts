@@ -1,0 +1,149 @@
+// `meshfed demo`: three clusters on this machine behaving as one mesh.
+//
+// hub + agents cluster1..3 (one network, three zones) + helloworld v1/v2/v3
+// (one per cluster, real gRPC xDS servers) + a client in cluster1 calling
+// xds:///helloworld.sample. It shows the live distribution per cluster/version,
+// drains cluster1 (deregisters its endpoints: traffic moves with no failed
+// call), brings it back, and runs until Ctrl-C or --duration.
+import { API_VERSION } from '../api/index.js';
+import { DEMO_CLUSTERS, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
+
+interface Tick {
+  ok: number;
+  failed: number;
+  byBackend: Record<string, number>;
+  errors: Record<string, number>;
+}
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+export async function runDemo(opts: { durationSec?: number; rate: number }): Promise<number> {
+  const started = Date.now();
+  const fleet = await LocalFleet.create({ echoStderr: process.env.MESHFED_DEMO_VERBOSE === '1' });
+  let stopping = false;
+  const stop = async (code: number): Promise<number> => {
+    if (stopping) return code;
+    stopping = true;
+    out('\nstopping: every process started by the demo is being stopped');
+    await fleet.close();
+    return code;
+  };
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    process.once('SIGINT', () => resolve('interrupted'));
+    process.once('SIGTERM', () => resolve('interrupted'));
+  });
+
+  try {
+    out(`meshfed demo: temporary data in ${fleet.dir}`);
+    step('starting the hub');
+    await fleet.startHub();
+    out(`  hub API ${fleet.hubUrl}, agent channel ${fleet.hubAgentAddr}`);
+
+    step('creating the mesh and three clusters (meshfed apply)');
+    const applied = await fleet.apply([
+      { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local' } },
+      ...DEMO_CLUSTERS.map(clusterObject),
+    ]);
+    for (const r of applied.results) out(`  ${r.object} ${r.outcome}`);
+
+    step('starting one agent per cluster');
+    for (const c of DEMO_CLUSTERS) {
+      const a = await fleet.startAgent(c);
+      out(`  ${c.name}: region ${c.region}, zone ${c.zones.join(',')}, network ${c.network}; xDS 127.0.0.1:${a.xdsPort}, API ${a.apiUrl}`);
+    }
+
+    step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3 (meshfed register)');
+    const servers: ServerHandle[] = [];
+    for (const [i, c] of DEMO_CLUSTERS.entries()) {
+      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}` });
+      servers.push(s);
+      out(`  ${s.name} serving at ${s.address} in ${c.name}`);
+    }
+
+    step(`starting a gRPC client in cluster1: xds:///helloworld.sample at ${opts.rate} calls/s`);
+    const clientBootstrap = await fleet.bootstrap('cluster1', 'sample', 'demo-client', false);
+    const client = fleet.startClient('cluster1', clientBootstrap, { target: 'xds:///helloworld.sample', rate: opts.rate, name: 'demo' });
+
+    const totals: Tick = { ok: 0, failed: 0, byBackend: {}, errors: {} };
+    let phase = 'all three clusters';
+    client.onEvent((e) => {
+      if (e.event !== 'tick') return;
+      const t = e as unknown as Tick;
+      totals.ok += t.ok;
+      totals.failed += t.failed;
+      for (const [k, v] of Object.entries(t.byBackend)) totals.byBackend[k] = (totals.byBackend[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(t.errors)) totals.errors[k] = (totals.errors[k] ?? 0) + v;
+      out(formatTick(Math.round((Date.now() - started) / 1000), phase, t));
+    });
+
+    const deadline = opts.durationSec !== undefined ? started + opts.durationSec * 1000 : Infinity;
+    const sleep = (ms: number) =>
+      Promise.race([
+        new Promise<'slept'>((r) => setTimeout(() => r('slept'), Math.max(0, Math.min(ms, deadline - Date.now())))),
+        interrupted,
+        client.exited.then(() => 'client-exited' as const),
+      ]);
+    const script: { afterMs: number; run: () => Promise<void> }[] = [
+      {
+        afterMs: 6000,
+        run: async () => {
+          step('draining cluster1: meshfed deregister --name helloworld-v1 (cluster1 agent)');
+          await fleet.deregister('cluster1', { namespace: 'sample', name: 'helloworld-v1' });
+          phase = 'cluster1 drained';
+        },
+      },
+      {
+        afterMs: 6000,
+        run: async () => {
+          step('bringing cluster1 back: meshfed register helloworld-v1');
+          const s = servers[0]!;
+          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+          phase = 'all three clusters';
+        },
+      },
+    ];
+    let reason: string = 'slept';
+    for (const s of script) {
+      reason = await sleep(s.afterMs);
+      if (reason !== 'slept' || Date.now() >= deadline) break;
+      await s.run();
+    }
+    if (reason === 'slept' && Date.now() < deadline) {
+      out(opts.durationSec === undefined ? '\nrunning until Ctrl-C' : '');
+      reason = await sleep(deadline === Infinity ? 2 ** 31 - 1 : deadline - Date.now());
+      while (reason === 'slept' && Date.now() < deadline) reason = await sleep(2 ** 31 - 1);
+    }
+    if (reason === 'client-exited') throw new Error(`the client exited unexpectedly:\n${client.stderrTail.slice(-10).join('\n')}`);
+    await fleet.procs.stop(client);
+
+    out('\nsummary');
+    out(`  calls ok: ${totals.ok}, failed: ${totals.failed}`);
+    for (const [k, v] of Object.entries(totals.byBackend).sort()) out(`  ${k.padEnd(14)} ${v}`);
+    for (const [k, v] of Object.entries(totals.errors)) out(`  error ${k}: ${v}`);
+    return await stop(totals.failed === 0 && totals.ok > 0 ? 0 : 1);
+  } catch (err) {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    return await stop(1);
+  }
+}
+
+function step(s: string): void {
+  out(`\n==> ${s}`);
+}
+
+function formatTick(t: number, phase: string, tick: Tick): string {
+  const total = tick.ok + tick.failed;
+  const parts = Object.entries(tick.byBackend)
+    .sort()
+    .map(([k, v]) => `${k} ${pct(v, total).padStart(4)} ${bar(v, total)}`);
+  const failed = tick.failed ? `  FAILED ${tick.failed}` : '';
+  return `  t=${String(t).padStart(3)}s  [${phase}]  ${total} calls: ${parts.join('  ')}${failed}`;
+}
+
+function pct(v: number, total: number): string {
+  return total ? `${Math.round((100 * v) / total)}%` : '-';
+}
+
+function bar(v: number, total: number): string {
+  return '#'.repeat(total ? Math.round((10 * v) / total) : 0).padEnd(10, '.');
+}

@@ -1,0 +1,189 @@
+// A local fleet of real processes: a hub, one agent per cluster, sample gRPC
+// xDS servers and clients. The demo runs one; the end-to-end tests run many.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { API_VERSION, type ApiObject } from '../api/index.js';
+import type { AgentStatus } from '../agent/agent.js';
+import type { Registration } from '../discovery/registration.js';
+import { freePort, meshfedBin, ProcessGroup, sampleProgram, waitHttp, type Child } from './processes.js';
+
+export interface ClusterSpec {
+  name: string;
+  network: string;
+  region: string;
+  zones: string[];
+}
+
+export const DEMO_CLUSTERS: ClusterSpec[] = [
+  { name: 'cluster1', network: 'net1', region: 'us-east1', zones: ['us-east1-a'] },
+  { name: 'cluster2', network: 'net1', region: 'us-east1', zones: ['us-east1-b'] },
+  { name: 'cluster3', network: 'net1', region: 'us-west1', zones: ['us-west1-a'] },
+];
+
+export function clusterObject(c: ClusterSpec): ApiObject {
+  return { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name: c.name }, spec: { network: c.network, region: c.region, zones: c.zones } };
+}
+
+export interface AgentHandle {
+  cluster: ClusterSpec;
+  child: Child;
+  xdsPort: number;
+  apiUrl: string;
+  dataDir: string;
+}
+
+export interface ServerHandle {
+  child: Child;
+  cluster: string;
+  name: string;
+  address: string;
+}
+
+export class LocalFleet {
+  readonly procs: ProcessGroup;
+  hub: Child | undefined;
+  hubUrl = '';
+  hubAgentAddr = '';
+  readonly agents = new Map<string, AgentHandle>();
+  private hubPorts: { api: number; agents: number } | undefined;
+
+  private constructor(
+    readonly dir: string,
+    opts: { echoStderr?: boolean },
+  ) {
+    this.procs = new ProcessGroup({ echoStderr: opts.echoStderr ?? false, prefixStderr: true });
+  }
+
+  static async create(opts: { echoStderr?: boolean } = {}): Promise<LocalFleet> {
+    const dir = await mkdtemp(join(tmpdir(), 'meshfed-'));
+    const fleet = new LocalFleet(dir, opts);
+    // Whatever happens, never leave processes behind.
+    process.once('exit', () => fleet.procs.killAllNow());
+    return fleet;
+  }
+
+  env(): Record<string, string> {
+    return { MESHFED_LOG_LEVEL: process.env.MESHFED_LOG_LEVEL ?? 'info' };
+  }
+
+  async startHub(): Promise<void> {
+    this.hubPorts ??= { api: await freePort(), agents: await freePort() };
+    this.hubUrl = `http://127.0.0.1:${this.hubPorts.api}`;
+    this.hubAgentAddr = `127.0.0.1:${this.hubPorts.agents}`;
+    this.hub = this.procs.start(
+      'hub',
+      [meshfedBin(), 'hub', '--data-dir', join(this.dir, 'hub'), '--listen', `127.0.0.1:${this.hubPorts.api}`, '--agent-listen', this.hubAgentAddr],
+      this.env(),
+    );
+    await waitHttp(`${this.hubUrl}/healthz`, 'hub', this.hub);
+  }
+
+  async stopHub(): Promise<void> {
+    if (this.hub) await this.procs.stop(this.hub);
+    this.hub = undefined;
+  }
+
+  async apply(objects: ApiObject[]): Promise<{ results: { object: string; outcome: string }[] }> {
+    const r = await fetch(`${this.hubUrl}/api/v1alpha1/apply`, { method: 'POST', body: JSON.stringify(objects) });
+    const body = (await r.json()) as { error?: string; results: { object: string; outcome: string }[] };
+    if (!r.ok) throw new Error(`apply failed: ${body.error}`);
+    return body;
+  }
+
+  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean } = {}): Promise<AgentHandle> {
+    const prev = this.agents.get(c.name);
+    const xdsPort = prev?.xdsPort ?? (await freePort());
+    const apiPort = prev ? Number(new URL(prev.apiUrl).port) : await freePort();
+    const dataDir = join(this.dir, 'agents', c.name);
+    const args = [
+      meshfedBin(), 'agent', '--cluster', c.name, '--hub', this.hubAgentAddr,
+      '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
+      '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+    ];
+    const child = this.procs.start(`agent-${c.name}`, args, this.env());
+    const h: AgentHandle = { cluster: c, child, xdsPort, apiUrl: `http://127.0.0.1:${apiPort}`, dataDir };
+    this.agents.set(c.name, h);
+    await waitHttp(`${h.apiUrl}/healthz`, `agent ${c.name}`, child);
+    if (opts.waitReady !== false) await this.waitAgent(c.name, (s) => s.ready === true);
+    return h;
+  }
+
+  async stopAgent(cluster: string): Promise<void> {
+    const a = this.agent(cluster);
+    await this.procs.stop(a.child);
+  }
+
+  agent(cluster: string): AgentHandle {
+    const a = this.agents.get(cluster);
+    if (!a) throw new Error(`no agent for ${cluster}`);
+    return a;
+  }
+
+  async agentStatus(cluster: string): Promise<AgentStatus> {
+    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/status`);
+    return (await r.json()) as AgentStatus;
+  }
+
+  async waitAgent(cluster: string, pred: (s: AgentStatus) => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: AgentStatus | undefined;
+    while (Date.now() < deadline) {
+      last = await this.agentStatus(cluster);
+      if (pred(last)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`agent ${cluster} did not reach the expected state within ${timeoutMs} ms; last status: ${JSON.stringify(last)}`);
+  }
+
+  async register(cluster: string, reg: Registration): Promise<{ status: number; body: Record<string, unknown> }> {
+    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/workloads`, { method: 'POST', body: JSON.stringify(reg) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  }
+
+  async deregister(cluster: string, sel: { namespace?: string; name?: string; address?: string }): Promise<number> {
+    const qs = new URLSearchParams(sel as Record<string, string>);
+    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/workloads?${qs}`, { method: 'DELETE' });
+    return r.status;
+  }
+
+  async bootstrap(cluster: string, namespace: string, name: string, server: boolean): Promise<string> {
+    const qs = new URLSearchParams({ namespace, name, ...(server ? { server: '1' } : {}) });
+    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/bootstrap?${qs}`);
+    if (!r.ok) throw new Error(`bootstrap for ${cluster}/${namespace}/${name}: ${await r.text()}`);
+    return await r.text();
+  }
+
+  /** Starts a helloworld xDS server in a cluster and registers it once it serves. */
+  async startServer(cluster: string, o: { name: string; version: string; namespace?: string; register?: boolean }): Promise<ServerHandle> {
+    const ns = o.namespace ?? 'sample';
+    const port = await freePort();
+    const bootstrap = await this.bootstrap(cluster, ns, o.name, true);
+    const child = this.procs.start(
+      `server-${o.name}`,
+      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name],
+      { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
+    );
+    await child.waitEvent((e) => e.event === 'serving');
+    const address = `127.0.0.1:${port}`;
+    if (o.register !== false) {
+      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, labels: { version: o.version }, serviceAccount: 'helloworld' });
+      if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
+    }
+    return { child, cluster, name: o.name, address };
+  }
+
+  /** Starts a helloworld client in a cluster; it prints a JSON tick per second. */
+  startClient(cluster: string, bootstrap: string, o: { target: string; rate: number; name?: string; deadlineMs?: number }): Child {
+    return this.procs.start(
+      `client-${o.name ?? cluster}`,
+      [sampleProgram('client'), '--target', o.target, '--rate', String(o.rate), '--deadline-ms', String(o.deadlineMs ?? 2000)],
+      { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.procs.stopAll();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,278 @@
+// Hub side of the agent channel: one session per connected agent. It checks
+// who the agent is, takes its reports (the whole truth for its cluster),
+// and streams the view: a full copy first (or only changes, when the agent
+// already holds a revision the hub still has history for), then changes.
+import type * as grpc from '@grpc/grpc-js';
+import { keyOf, refOf, validateObject, type ApiObject, type Cluster } from '../api/index.js';
+import { REPORT_KINDS, VIEW_KINDS, type AgentStream, type Hello, type HubMessage } from '../channel/protocol.js';
+import { RevisionCompactedError, type Store, type WatchEvent } from '../store/store.js';
+import { logger } from '../util/log.js';
+import { replaceClusterReport } from './objects.js';
+
+const log = logger('hub.agents');
+export const HUB_VERSION = '0.1.0';
+
+export interface SessionInfo {
+  cluster: string;
+  since: string;
+  peer: string;
+  viewRevision: number;
+  ackedRevision: number;
+  reportGeneration: number;
+}
+
+export class AgentSessions {
+  private readonly sessions = new Map<string, AgentSession>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: { viewDebounceMs: number },
+  ) {}
+
+  handler(): grpc.UntypedServiceImplementation {
+    return { Connect: (stream: AgentStream) => this.accept(stream) };
+  }
+
+  list(): SessionInfo[] {
+    return [...this.sessions.values()].map((s) => s.info());
+  }
+
+  /** Ends the session of a cluster (its Cluster object was deleted). */
+  disconnect(cluster: string, reason: string): void {
+    this.sessions.get(cluster)?.reject('ClusterDeleted', reason);
+  }
+
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.end();
+  }
+
+  private accept(stream: AgentStream): void {
+    let session: AgentSession | undefined;
+    stream.once('data', (first: { hello?: Hello }) => {
+      if (!first.hello) {
+        send(stream, { rejected: { code: 'ProtocolError', message: 'the first message must be Hello' } });
+        stream.end();
+        return;
+      }
+      session = new AgentSession(this.store, stream, first.hello, this.opts.viewDebounceMs, (s) => {
+        if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
+      });
+      void session.start().then((ok) => {
+        if (!ok) return;
+        const previous = this.sessions.get(session!.cluster);
+        if (previous) previous.reject('Replaced', `a newer connection from cluster ${session!.cluster} replaced this one`);
+        this.sessions.set(session!.cluster, session!);
+      });
+    });
+    stream.on('error', () => session?.end());
+  }
+}
+
+function send(stream: AgentStream, msg: HubMessage): void {
+  if (!stream.destroyed && stream.writable) stream.write(msg);
+}
+
+class AgentSession {
+  readonly cluster: string;
+  private readonly since = new Date().toISOString();
+  private unwatch: (() => void) | undefined;
+  private pending = new Map<string, WatchEvent>();
+  private pendingTimer: NodeJS.Timeout | undefined;
+  private lastRevisionSent = 0;
+  private acked = 0;
+  private generation = 0;
+  private lastRevisionSentCandidate = 0;
+  private ended = false;
+  // Writes of one session are serialized so status and reports never interleave.
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly stream: AgentStream,
+    private readonly hello: Hello,
+    private readonly debounceMs: number,
+    private readonly onEnd: (s: AgentSession) => void,
+  ) {
+    this.cluster = hello.cluster;
+  }
+
+  info(): SessionInfo {
+    return {
+      cluster: this.cluster,
+      since: this.since,
+      peer: this.stream.getPeer(),
+      viewRevision: this.lastRevisionSent,
+      ackedRevision: this.acked,
+      reportGeneration: this.generation,
+    };
+  }
+
+  async start(): Promise<boolean> {
+    const cluster = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
+    if (!cluster) {
+      this.reject(
+        'UnknownCluster',
+        `cluster "${this.cluster}" is not registered at the hub: create it first (meshfed apply -f with a Cluster named "${this.cluster}")`,
+      );
+      return false;
+    }
+    const mismatch = topologyMismatch(cluster, this.hello);
+    if (mismatch) {
+      this.reject('TopologyMismatch', mismatch);
+      return false;
+    }
+    log.info('agent connected', { cluster: this.cluster, peer: this.stream.getPeer() });
+    send(this.stream, { welcome: { hubVersion: HUB_VERSION } });
+    this.stream.on('data', (m: { report?: { generation: string; objectsJson: string }; viewAck?: { revision: string } }) => {
+      if (m.report) this.serialize(() => this.onReport(Number(m.report!.generation), m.report!.objectsJson));
+      if (m.viewAck) this.acked = Math.max(this.acked, Number(m.viewAck.revision));
+    });
+    this.stream.on('end', () => this.end());
+    this.stream.on('close', () => this.end());
+    this.serialize(() => this.setAgentStatus(true));
+    this.startView(Number(this.hello.viewRevision) || 0);
+    return true;
+  }
+
+  reject(code: string, message: string): void {
+    log.warn('agent rejected', { cluster: this.cluster, code, message });
+    send(this.stream, { rejected: { code, message } });
+    this.stream.end();
+    this.end();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.unwatch?.();
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    if (!this.stream.destroyed) this.stream.end();
+    this.onEnd(this);
+    this.serialize(() => this.setAgentStatus(false));
+    log.info('agent disconnected', { cluster: this.cluster });
+  }
+
+  private serialize(fn: () => Promise<unknown>): void {
+    this.chain = this.chain.then(fn).catch((err: unknown) => {
+      log.error('agent session write failed', { cluster: this.cluster, error: String(err) });
+    });
+  }
+
+  private async setAgentStatus(connected: boolean): Promise<void> {
+    const c = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
+    if (!c) return;
+    const now = new Date().toISOString();
+    const agent = {
+      ...(c.status?.agent ?? {}),
+      connected,
+      lastSeen: now,
+      version: this.hello.agentVersion,
+      ...(connected ? { since: now } : {}),
+      reportGeneration: this.generation,
+    };
+    await this.store.commit([{ type: 'put', object: { ...c, status: { ...(c.status ?? {}), agent } } }]);
+  }
+
+  private async onReport(generation: number, json: string): Promise<void> {
+    let objects: ApiObject[];
+    try {
+      objects = this.checkReport(json);
+    } catch (err) {
+      this.reject('InvalidReport', err instanceof Error ? err.message : String(err));
+      return;
+    }
+    const cluster = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
+    if (!cluster) return this.reject('ClusterDeleted', `cluster "${this.cluster}" was deleted at the hub`);
+    this.generation = generation;
+    const agent = { ...(cluster.status?.agent ?? { connected: true }), reportGeneration: generation };
+    const revision = await replaceClusterReport(this.store, { ...cluster, status: { ...(cluster.status ?? {}), agent } }, objects);
+    send(this.stream, { reportAck: { generation, revision } });
+  }
+
+  /** Every reported object must be valid, of a reportable kind, and of this cluster. */
+  private checkReport(json: string): ApiObject[] {
+    const raw: unknown = JSON.parse(json);
+    if (!Array.isArray(raw)) throw new Error('report must be a JSON array of objects');
+    const seen = new Set<string>();
+    return raw.map((doc, i) => {
+      const r = validateObject(doc);
+      if (!r.ok) throw new Error(`report object ${i} (${r.object ?? '?'}): ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+      const o = r.value;
+      if (!REPORT_KINDS.has(o.kind)) throw new Error(`report object ${i}: agents may not report ${o.kind}`);
+      if (o.metadata.cluster !== this.cluster) {
+        throw new Error(`report object ${i}: ${o.kind} ${o.metadata.name} names cluster "${o.metadata.cluster}", not "${this.cluster}"`);
+      }
+      const key = keyOf(refOf(o));
+      if (seen.has(key)) throw new Error(`report object ${i}: ${key} is reported twice`);
+      seen.add(key);
+      return o;
+    });
+  }
+
+  private startView(agentRevision: number): void {
+    const live = (e: WatchEvent) => this.queue(e);
+    if (agentRevision > 0 && agentRevision <= this.store.revision()) {
+      try {
+        // Resume: only what changed since the agent's revision.
+        this.unwatch = this.store.watch(agentRevision, live);
+        this.lastRevisionSent = agentRevision;
+        this.flushSoon(0);
+        return;
+      } catch (err) {
+        if (!(err instanceof RevisionCompactedError)) throw err;
+      }
+    }
+    void this.sendFull().then(() => {
+      if (this.ended) return;
+      this.unwatch = this.store.watch(this.lastRevisionSent, live);
+    });
+  }
+
+  private async sendFull(): Promise<void> {
+    const revision = this.store.revision();
+    const objects: ApiObject[] = [];
+    for (const kind of VIEW_KINDS) objects.push(...(await this.store.list({ kind })));
+    this.lastRevisionSent = revision;
+    send(this.stream, { view: { revision, full: true, upsertsJson: JSON.stringify(objects), deletesJson: '[]' } });
+  }
+
+  private queue(e: WatchEvent): void {
+    if (!VIEW_KINDS.has(e.object.kind)) return;
+    // Later events for a key supersede earlier ones: the agent needs the result, not the history.
+    this.pending.set(keyOf(refOf(e.object)), e);
+    this.lastRevisionSentCandidate = Math.max(this.lastRevisionSentCandidate, e.revision);
+    this.flushSoon(this.debounceMs);
+  }
+
+  private flushSoon(ms: number): void {
+    if (this.pendingTimer) return;
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = undefined;
+      this.flush();
+    }, ms);
+  }
+
+  private flush(): void {
+    if (this.ended) return;
+    const revision = Math.max(this.lastRevisionSent, this.lastRevisionSentCandidate);
+    const upserts: ApiObject[] = [];
+    const deletes: string[] = [];
+    for (const [key, e] of this.pending) {
+      if (e.type === 'DELETED') deletes.push(key);
+      else upserts.push(e.object);
+    }
+    this.pending.clear();
+    if (upserts.length === 0 && deletes.length === 0 && revision === this.lastRevisionSent) return;
+    this.lastRevisionSent = revision;
+    send(this.stream, { view: { revision, full: false, upsertsJson: JSON.stringify(upserts), deletesJson: JSON.stringify(deletes) } });
+  }
+}
+
+function topologyMismatch(c: Cluster, h: Hello): string | undefined {
+  const problems: string[] = [];
+  if (h.network && h.network !== c.spec.network) problems.push(`network is "${c.spec.network}" at the hub, agent says "${h.network}"`);
+  if (h.region && h.region !== c.spec.region) problems.push(`region is "${c.spec.region}" at the hub, agent says "${h.region}"`);
+  const extra = (h.zones ?? []).filter((z) => !c.spec.zones.includes(z));
+  if (extra.length > 0) problems.push(`zones ${extra.join(',')} are not in the Cluster's spec.zones (${c.spec.zones.join(',')})`);
+  return problems.length ? `cluster "${c.metadata.name}": ${problems.join('; ')}` : undefined;
+}

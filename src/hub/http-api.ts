@@ -1,0 +1,152 @@
+// The hub's HTTP API, used by the CLI (and later the UI):
+//   GET    /healthz
+//   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
+//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events)
+//   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
+//   POST   /api/v1alpha1/apply            body: YAML or JSON (one or many objects); all or nothing
+//   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
+//   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
+//   GET    /api/v1alpha1/agents           connected agent sessions
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  findKind,
+  InvalidInputError,
+  parseAndValidate,
+  type ApiObject,
+  type Cluster,
+  type Mesh,
+  type ObjectRef,
+  type Service,
+  type Workload,
+} from '../api/index.js';
+import { federate } from '../federation/federate.js';
+import { RevisionCompactedError, type Store } from '../store/store.js';
+import { logger } from '../util/log.js';
+import type { AgentSessions } from './agent-sessions.js';
+import { ApiError, applyObjects, deleteObjects } from './objects.js';
+
+const log = logger('hub.api');
+const MAX_BODY = 8 * 1024 * 1024;
+
+export function createHubHttpServer(store: Store, sessions: AgentSessions): Server {
+  return createServer((req, res) => {
+    handle(store, sessions, req, res).catch((err: unknown) => sendError(res, err));
+  });
+}
+
+async function handle(store: Store, sessions: AgentSessions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://hub');
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true, revision: store.revision() });
+  if (parts[0] !== 'api' || parts[1] !== 'v1alpha1') throw new ApiError(404, 'NotFound', `no route for ${url.pathname}`);
+  const [, , resource, name] = parts;
+  if (!resource) throw new ApiError(404, 'NotFound', 'resource missing in path');
+  const q = url.searchParams;
+
+  if (resource === 'apply' && req.method === 'POST') {
+    const body = await readBody(req);
+    let objects: ApiObject[];
+    try {
+      objects = parseAndValidate(body, q.get('source') ?? 'request');
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
+      throw err;
+    }
+    if (objects.length === 0) throw new ApiError(400, 'Invalid', 'no objects in the request');
+    const results = await applyObjects(store, objects);
+    log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`) });
+    return sendJson(res, 200, { results, revision: store.revision() });
+  }
+  if (resource === 'globalservices' && req.method === 'GET') {
+    const view = federate({
+      clusters: (await store.list({ kind: 'Cluster' })) as Cluster[],
+      mesh: (await store.list({ kind: 'Mesh' }))[0] as Mesh | undefined,
+      services: (await store.list({ kind: 'Service' })) as Service[],
+      workloads: (await store.list({ kind: 'Workload' })) as Workload[],
+    });
+    return sendJson(res, 200, { items: view.services, clusters: view.clusters, revision: store.revision() });
+  }
+  if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
+
+  const def = findKind(resource);
+  if (!def) throw new ApiError(404, 'UnknownKind', `unknown resource "${resource}"`);
+  const ref = (n: string): ObjectRef => {
+    const r: ObjectRef = { kind: def.kind, name: n };
+    const ns = q.get('namespace');
+    const cl = q.get('cluster');
+    if (def.namespaced) {
+      if (!ns) throw new ApiError(400, 'Invalid', `${def.kind} is namespaced: pass ?namespace=`);
+      r.namespace = ns;
+    }
+    if (def.discovered) {
+      if (!cl) throw new ApiError(400, 'Invalid', `${def.kind} belongs to a cluster: pass ?cluster=`);
+      r.cluster = cl;
+    }
+    return r;
+  };
+
+  if (req.method === 'GET' && !name && q.get('watch')) return watch(store, def.kind, q, req, res);
+  if (req.method === 'GET' && !name) {
+    const filter: { kind: string; namespace?: string; cluster?: string } = { kind: def.kind };
+    if (q.get('namespace')) filter.namespace = q.get('namespace')!;
+    if (q.get('cluster')) filter.cluster = q.get('cluster')!;
+    return sendJson(res, 200, { items: await store.list(filter), revision: store.revision() });
+  }
+  if (req.method === 'GET' && name) {
+    const obj = await store.get(ref(name));
+    if (!obj) throw new ApiError(404, 'NotFound', `${def.kind} "${name}" not found`);
+    return sendJson(res, 200, obj);
+  }
+  if (req.method === 'DELETE' && name) {
+    const r = ref(name);
+    const results = await deleteObjects(store, [r]);
+    if (results[0]?.outcome === 'not-found') throw new ApiError(404, 'NotFound', `${def.kind} "${name}" not found`);
+    if (def.kind === 'Cluster') sessions.disconnect(name, `cluster "${name}" was deleted at the hub`);
+    log.info('delete', { results: results.map((x) => `${x.object} ${x.outcome}`) });
+    return sendJson(res, 200, { results, revision: store.revision() });
+  }
+  throw new ApiError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`);
+}
+
+function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const from = Number(q.get('revision') ?? store.revision());
+  let stop: (() => void) | undefined;
+  try {
+    stop = store.watch(from, (e) => {
+      if (e.object.kind === kind) res.write(JSON.stringify(e) + '\n');
+    });
+  } catch (err) {
+    if (err instanceof RevisionCompactedError) throw new ApiError(410, 'Gone', err.message);
+    throw err;
+  }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+  res.write(JSON.stringify({ type: 'BOOKMARK', revision: store.revision() }) + '\n');
+  req.on('close', () => stop?.());
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, 'TooLarge', `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err instanceof ApiError) return sendJson(res, err.status, { error: err.message, reason: err.reason, details: err.details });
+  log.error('request failed', { error: err instanceof Error ? err.stack : String(err) });
+  sendJson(res, 500, { error: `internal error: ${err instanceof Error ? err.message : String(err)}`, reason: 'Internal' });
+}

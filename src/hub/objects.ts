@@ -1,0 +1,114 @@
+// The hub's write path for API objects: validation beyond the schema, reference
+// rules, and the atomic commit. Shared by the HTTP API and the agent channel so
+// both obey the same rules.
+import {
+  describeRef,
+  findKind,
+  keyOf,
+  refOf,
+  type ApiObject,
+  type Cluster,
+  type ObjectRef,
+} from '../api/index.js';
+import type { OpOutcome, Store, StoreOp } from '../store/store.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface ApplyResult {
+  object: string;
+  outcome: OpOutcome;
+  resourceVersion?: string;
+}
+
+/** Applies user objects (never discovered kinds) atomically: all or nothing. */
+export async function applyObjects(store: Store, objects: ApiObject[]): Promise<ApplyResult[]> {
+  const seen = new Set<string>();
+  const ops: StoreOp[] = [];
+  for (const o of objects) {
+    const def = findKind(o.kind);
+    if (!def) throw new ApiError(400, 'UnknownKind', `unknown kind "${o.kind}"`);
+    if (def.discovered) {
+      throw new ApiError(
+        400,
+        'ReadOnlyKind',
+        `${describeRef(refOf(o))}: ${o.kind} objects are reported by agents and read-only; register workloads with the cluster's agent (meshfed register)`,
+      );
+    }
+    const key = keyOf(refOf(o));
+    if (seen.has(key)) throw new ApiError(400, 'Duplicate', `${describeRef(refOf(o))} appears twice in one apply`);
+    seen.add(key);
+    const existing = await store.get(refOf(o));
+    // Status belongs to the system: applying a spec keeps the status it has.
+    const next: ApiObject = { ...o, metadata: { ...o.metadata } };
+    if (existing?.status !== undefined) next.status = existing.status;
+    else delete next.status;
+    for (const f of ['resourceVersion', 'uid', 'creationTimestamp', 'generation'] as const) delete next.metadata[f];
+    ops.push({ type: 'put', object: next });
+  }
+  const r = await store.commit(ops);
+  return r.results.map((res, i) => {
+    const out: ApplyResult = { object: describeRef(refOf(objects[i]!)), outcome: res.outcome };
+    if (res.object?.metadata.resourceVersion) out.resourceVersion = res.object.metadata.resourceVersion;
+    return out;
+  });
+}
+
+/** Deletes objects; deleting a Cluster also removes what its agent reported, in the same commit. */
+export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<ApplyResult[]> {
+  const ops: StoreOp[] = [];
+  const described: string[] = [];
+  for (const ref of refs) {
+    const def = findKind(ref.kind);
+    if (!def) throw new ApiError(400, 'UnknownKind', `unknown kind "${ref.kind}"`);
+    if (def.discovered) {
+      throw new ApiError(400, 'ReadOnlyKind', `${describeRef(ref)}: ${ref.kind} objects are reported by agents; deregister the workload at its agent`);
+    }
+    ops.push({ type: 'delete', ref });
+    described.push(describeRef(ref));
+  }
+  const cascade: StoreOp[] = [];
+  for (const ref of refs) {
+    if (ref.kind !== 'Cluster') continue;
+    for (const kind of ['Service', 'Workload']) {
+      for (const o of await store.list({ kind, cluster: ref.name })) cascade.push({ type: 'delete', ref: refOf(o) });
+    }
+  }
+  const r = await store.commit([...ops, ...cascade]);
+  return described.map((object, i) => ({ object, outcome: r.results[i]!.outcome }));
+}
+
+/**
+ * Replaces everything a cluster reported with its new report (level-triggered:
+ * the report is the whole truth for that cluster). Returns the store revision.
+ */
+export async function replaceClusterReport(store: Store, cluster: Cluster, reported: ApiObject[]): Promise<number> {
+  const name = cluster.metadata.name;
+  const ops: StoreOp[] = [];
+  const keep = new Set<string>();
+  for (const o of reported) {
+    keep.add(keyOf(refOf(o)));
+    ops.push({ type: 'put', object: o });
+  }
+  for (const kind of ['Service', 'Workload']) {
+    for (const o of await store.list({ kind, cluster: name })) {
+      if (!keep.has(keyOf(refOf(o)))) ops.push({ type: 'delete', ref: refOf(o) });
+    }
+  }
+  const counts = {
+    services: reported.filter((o) => o.kind === 'Service').length,
+    workloads: reported.filter((o) => o.kind === 'Workload').length,
+  };
+  const status = { ...((cluster.status as Record<string, unknown> | undefined) ?? {}), ...counts };
+  ops.push({ type: 'put', object: { ...cluster, status } as ApiObject });
+  return (await store.commit(ops)).revision;
+}
