@@ -6,7 +6,7 @@
 // drains cluster1 (deregisters its endpoints: traffic moves with no failed
 // call), brings it back, and runs until Ctrl-C or --duration.
 import { API_VERSION } from '../api/index.js';
-import { DEMO_CLUSTERS, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
+import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
 
 interface Tick {
   ok: number;
@@ -97,7 +97,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         run: async () => {
           step('bringing cluster1 back: meshfed register helloworld-v1');
           const s = servers[0]!;
-          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
           phase = 'all three clusters';
         },
       },

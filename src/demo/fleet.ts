@@ -25,6 +25,9 @@ export function clusterObject(c: ClusterSpec): ApiObject {
   return { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name: c.name }, spec: { network: c.network, region: c.region, zones: c.zones } };
 }
 
+/** The helloworld service port in every cluster (each workload listens on its own port). */
+export const HELLOWORLD_PORT = 50051;
+
 export interface AgentHandle {
   cluster: ClusterSpec;
   child: Child;
@@ -167,7 +170,7 @@ export class LocalFleet {
     await child.waitEvent((e) => e.event === 'serving');
     const address = `127.0.0.1:${port}`;
     if (o.register !== false) {
-      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, labels: { version: o.version }, serviceAccount: 'helloworld' });
+      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: 'helloworld' });
       if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
     }
     return { child, cluster, name: o.name, address };

@@ -16,7 +16,7 @@ export interface Registration {
   service: string;
   /** IP:PORT where the workload listens. */
   address: string;
-  /** Service port name (default "grpc") and number (default: the workload port). */
+  /** Service port name (default "grpc") and number (default: the service's port in this cluster, else the workload port). */
   portName?: string;
   servicePort?: number;
   protocol?: ServicePort['protocol'];
@@ -179,7 +179,12 @@ export class RegistrationSource implements DiscoverySource {
     };
     const checked = WorkloadKind.check(workload);
     if (!checked.ok) throw new RegistrationError(400, checked.errors.map((e) => `${fieldName(e.path)}: ${e.message}`).join('; '));
-    const servicePort = { name: portName, port: r.servicePort ?? port, protocol: r.protocol ?? 'GRPC' } as ServicePort;
+    // Like a Kubernetes Service port: fixed per service, while each workload's port may differ.
+    // Default: the port this service already has in this cluster, else the workload's port.
+    const known = [...this.entries.values()].find(
+      (e) => e.workload.metadata.namespace === r.namespace && e.workload.spec.service === r.service && e.servicePort.name === portName,
+    )?.servicePort;
+    const servicePort = { name: portName, port: r.servicePort ?? known?.port ?? port, protocol: r.protocol ?? known?.protocol ?? 'GRPC' } as ServicePort;
     if (!Number.isInteger(servicePort.port) || servicePort.port < 1 || servicePort.port > 65535) {
       throw new RegistrationError(400, `servicePort: ${r.servicePort} is not a port number`);
     }
