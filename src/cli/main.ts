@@ -16,7 +16,6 @@ const DEFAULT_AGENT = process.env.MESHFED_AGENT ?? 'http://127.0.0.1:15011';
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -54,7 +53,9 @@ export function buildProgram(): Command {
   const program = new Command('meshfed')
     .description('Multicluster service mesh: many clusters, one mesh')
     .version('0.1.0')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Set before the subcommands are added: they inherit it, so usage errors reach main() and exit 2.
+    .exitOverride();
 
   program
     .command('hub')

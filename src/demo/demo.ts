@@ -109,7 +109,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
       await s.run();
     }
     if (reason === 'slept' && Date.now() < deadline) {
-      out(opts.durationSec === undefined ? '\nrunning until Ctrl-C' : '');
+      if (opts.durationSec === undefined) out('\nrunning until Ctrl-C');
       reason = await sleep(deadline === Infinity ? 2 ** 31 - 1 : deadline - Date.now());
       while (reason === 'slept' && Date.now() < deadline) reason = await sleep(2 ** 31 - 1);
     }

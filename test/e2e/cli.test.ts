@@ -1,0 +1,187 @@
+// The CLI against real hub and agent processes: output formats, bad input and
+// exit codes. Every bad input must name the problem and change nothing.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
+import { freePort, meshfedBin } from '../../src/demo/processes.js';
+
+let fleet: LocalFleet;
+
+before(async () => {
+  fleet = await LocalFleet.create();
+  await fleet.startHub();
+  await fleet.apply([clusterObject(DEMO_CLUSTERS[0]!)]);
+  await fleet.startAgent(DEMO_CLUSTERS[0]!);
+});
+
+after(async () => {
+  await fleet?.close();
+});
+
+function meshfed(args: string[], opts: { agent?: boolean; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl };
+    const p = spawn(process.execPath, [meshfedBin(), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.stdin.end(opts.input ?? '');
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function file(name: string, text: string): Promise<string> {
+  const f = join(fleet.dir, name);
+  await writeFile(f, text);
+  return f;
+}
+
+const GOOD = `apiVersion: meshfed.io/v1alpha1
+kind: Cluster
+metadata: {name: cluster9}
+spec: {region: eu-west1, zones: [eu-west1-a]}
+`;
+
+test('apply creates, re-apply is unchanged, get prints a table and -o json|yaml', async () => {
+  const f = await file('good.yaml', GOOD);
+  let r = await meshfed(['apply', '-f', f]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Cluster cluster9 created\n');
+  r = await meshfed(['apply', '-f', f]);
+  assert.equal(r.stdout, 'Cluster cluster9 unchanged\n');
+  r = await meshfed(['get', 'clusters']);
+  assert.equal(r.code, 0);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^NAME\s+NETWORK\s+REGION\s+ZONES\s+AGENT\s+SERVICES\s+WORKLOADS\s+AGE$/);
+  assert.match(r.stdout, /cluster1\s+net1\s+us-east1\s+us-east1-a\s+Connected/);
+  assert.match(r.stdout, /cluster9\s+default\s+eu-west1\s+eu-west1-a\s+Never/);
+  r = await meshfed(['get', 'cluster', 'cluster9', '-o', 'json']);
+  assert.equal((JSON.parse(r.stdout) as { spec: { region: string } }).spec.region, 'eu-west1');
+  r = await meshfed(['get', 'cl', '-o', 'yaml']);
+  assert.deepEqual((parseYaml(r.stdout) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name), ['cluster1', 'cluster9']);
+  r = await meshfed(['delete', 'cluster', 'cluster9']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, 'Cluster cluster9 deleted\n');
+});
+
+test('malformed YAML, unknown kind and invalid field: exit 1, the problem named, nothing applied', async () => {
+  const malformed = await file('malformed.yaml', GOOD + '---\nkind: [oops\n');
+  let r = await meshfed(['apply', '-f', malformed]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /malformed\.yaml document 2:\n\s+\/: malformed YAML/);
+
+  const unknown = await file('unknown.yaml', GOOD + '---\napiVersion: meshfed.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n');
+  r = await meshfed(['apply', '-f', unknown]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown\.yaml document 2 \(Gateway g\):\n\s+\/kind: unknown kind "Gateway"/);
+
+  const invalid = await file('invalid.yaml', GOOD + '---\napiVersion: meshfed.io/v1alpha1\nkind: Cluster\nmetadata: {name: Bad_Name}\nspec: {region: r, zones: [z], netwrk: x}\n');
+  r = await meshfed(['apply', '-f', invalid]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /invalid\.yaml document 2 \(Cluster Bad_Name\):/);
+  assert.match(r.stderr, /\/metadata\/name/);
+  assert.match(r.stderr, /\/spec\/netwrk/);
+
+  // The valid first document of each file was not applied.
+  r = await meshfed(['get', 'cluster', 'cluster9']);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /Cluster "cluster9" not found/);
+});
+
+test('discovered kinds are read-only through the API', async () => {
+  const f = await file('svc.yaml', 'apiVersion: meshfed.io/v1alpha1\nkind: Service\nmetadata: {name: s, namespace: n, cluster: cluster1}\nspec: {ports: [{name: grpc, port: 1}]}\n');
+  const r = await meshfed(['apply', '-f', f]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Service objects are reported by agents and read-only/);
+});
+
+test('register: created, unchanged, conflicting; deregister of nothing is not found', async () => {
+  const reg = ['register', '--service', 'echo', '-n', 'tools', '--address', '127.0.0.1:6001', '--label', 'version=v1'];
+  let r = await meshfed(reg);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'workload tools/echo-127-0-0-1-6001 created in cluster cluster1\n');
+  r = await meshfed(reg);
+  assert.match(r.stdout, /unchanged/);
+  r = await meshfed([...reg.slice(0, -2), '--label', 'version=v2']);
+  assert.equal(r.code, 5);
+  assert.match(r.stderr, /already registered with a different definition/);
+  r = await meshfed(['register', '--service', 'other', '-n', 'tools', '--address', '127.0.0.1:6001']);
+  assert.equal(r.code, 5);
+  assert.match(r.stderr, /address 127\.0\.0\.1:6001 is already registered as workload tools\/echo-127-0-0-1-6001/);
+  r = await meshfed(['register', '--service', 'echo', '-n', 'tools', '--address', 'localhost:6001']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /"localhost" is not an IP address/);
+  r = await meshfed(['register', '--service', 'echo', '-n', 'tools', '--address', '127.0.0.1:6002', '--zone', 'mars']);
+  assert.match(r.stderr, /zone: "mars" is not a zone of cluster cluster1 \(us-east1-a\)/);
+
+  // The hub receives the agent's report.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    r = await meshfed(['get', 'workloads', '-n', 'tools', '-o', 'json']);
+    if ((JSON.parse(r.stdout) as { items: unknown[] }).items.length === 1) break;
+    assert.ok(Date.now() < deadline, 'the hub never got the report');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  r = await meshfed(['get', 'globalservices']);
+  assert.match(r.stdout, /echo\.tools\s+grpc:6001\s+cluster1\s+1\/1\s+-/);
+
+  r = await meshfed(['deregister', '--address', '127.0.0.1:6001']);
+  assert.equal(r.code, 0);
+  r = await meshfed(['deregister', '--address', '127.0.0.1:6001']);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /no registered workload matches 127\.0\.0\.1:6001/);
+});
+
+test('an unreachable hub is named, with exit code 3', async () => {
+  const port = await freePort();
+  const r = await meshfed(['get', 'clusters', '--hub', `http://127.0.0.1:${port}`]);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, new RegExp(`cannot reach the hub at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+});
+
+test('usage errors exit 2', async () => {
+  assert.equal((await meshfed(['get'])).code, 2);
+  assert.equal((await meshfed(['get', 'frobs'])).code, 2);
+  assert.equal((await meshfed(['get', 'clusters', '-o', 'xml'])).code, 2);
+});
+
+test('an agent for an unknown cluster, or with the wrong topology, is refused with the reason', async () => {
+  const nope = await fleet.startAgent({ name: 'nope', network: 'net1', region: 'r', zones: ['z'] }, { waitReady: false });
+  await fleet.waitAgent('nope', (s) => /cluster "nope" is not registered at the hub/.test(s.hub.lastError ?? ''));
+  assert.equal((await fleet.agentStatus('nope')).ready, false);
+  await fleet.procs.stop(nope.child);
+
+  await fleet.apply([clusterObject({ name: 'cluster7', network: 'net1', region: 'us-east1', zones: ['a'] })]);
+  const wrong = await fleet.startAgent({ name: 'cluster7', network: 'net1', region: 'eu-west1', zones: ['a'] }, { waitReady: false });
+  await fleet.waitAgent('cluster7', (s) => /region is "us-east1" at the hub, agent says "eu-west1"/.test(s.hub.lastError ?? ''));
+  const st = await meshfed(['status', '--agent', wrong.apiUrl]);
+  assert.match(st.stdout, /ready:\s+no/);
+  assert.match(st.stdout, /DISCONNECTED: hub rejected this agent \(TopologyMismatch\)/);
+  await fleet.procs.stop(wrong.child);
+});
+
+test('bootstrap prints a gRPC xDS bootstrap for this cluster; proxy-status lists connected proxies', async () => {
+  const r = await meshfed(['bootstrap', '-n', 'sample', '--name', 'w1', '--server']);
+  assert.equal(r.code, 0, r.stderr);
+  const b = JSON.parse(r.stdout) as {
+    xds_servers: { server_uri: string; server_features: string[] }[];
+    node: { id: string; locality: Record<string, string> };
+    server_listener_resource_name_template: string;
+  };
+  assert.equal(b.xds_servers[0]!.server_uri, `127.0.0.1:${fleet.agent('cluster1').xdsPort}`);
+  assert.ok(b.xds_servers[0]!.server_features.includes('ignore_resource_deletion'));
+  assert.equal(b.node.id, 'cluster1~sample~w1');
+  assert.deepEqual(b.node.locality, { region: 'us-east1', zone: 'us-east1-a', sub_zone: 'cluster1' });
+  assert.equal(b.server_listener_resource_name_template, 'grpc/server?xds.resource.listening_address=%s');
+
+  await fleet.startServer('cluster1', { name: 'ps-server', version: 'v1' });
+  const ps = await meshfed(['proxy-status']);
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.match(ps.stdout, /CLUSTER\s+PROXY\s+CONNECTED\s+TYPES/);
+  assert.match(ps.stdout, /cluster1\s+cluster1~sample~ps-server\s+\S+\s+Listener:SYNCED/);
+});
