@@ -185,3 +185,14 @@ test('bootstrap prints a gRPC xDS bootstrap for this cluster; proxy-status lists
   assert.match(ps.stdout, /CLUSTER\s+PROXY\s+CONNECTED\s+TYPES/);
   assert.match(ps.stdout, /cluster1\s+cluster1~sample~ps-server\s+\S+\s+Listener:SYNCED/);
 });
+
+test('a port already in use stops the hub or agent at start with the address named', async () => {
+  const busy = new URL(fleet.hubUrl).port;
+  let r = await meshfed(['hub', '--data-dir', join(fleet.dir, 'hub-busy'), '--listen', `127.0.0.1:${busy}`, '--agent-listen', `127.0.0.1:${await freePort()}`]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`hub API: 127\\.0\\.0\\.1:${busy} is already in use`));
+  const xds = fleet.agent('cluster1').xdsPort;
+  r = await meshfed(['agent', '--cluster', 'cluster1', '--hub', fleet.hubAgentAddr, '--xds-listen', `127.0.0.1:${xds}`, '--api-listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(fleet.dir, 'agent-busy')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`agent xDS server: 127\\.0\\.0\\.1:${xds} is already in use`));
+});
