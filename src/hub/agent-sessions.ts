@@ -54,14 +54,23 @@ export class AgentSessions {
         stream.end();
         return;
       }
-      session = new AgentSession(this.store, stream, first.hello, this.opts.viewDebounceMs, (s) => {
-        if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
-      });
+      session = new AgentSession(
+        this.store,
+        stream,
+        first.hello,
+        this.opts.viewDebounceMs,
+        (s) => {
+          if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
+        },
+        (s) => this.sessions.get(s.cluster) === s,
+      );
       void session.start().then((ok) => {
-        if (!ok) return;
+        if (!ok || session!.isEnded) return;
+        // Register the new session before ending the old one, so the old one
+        // sees it is replaced and does not mark the cluster disconnected.
         const previous = this.sessions.get(session!.cluster);
-        if (previous) previous.reject('Replaced', `a newer connection from cluster ${session!.cluster} replaced this one`);
         this.sessions.set(session!.cluster, session!);
+        if (previous) previous.reject('Replaced', `a newer connection from cluster ${session!.cluster} replaced this one`);
       });
     });
     stream.on('error', () => session?.end());
@@ -92,8 +101,13 @@ class AgentSession {
     private readonly hello: Hello,
     private readonly debounceMs: number,
     private readonly onEnd: (s: AgentSession) => void,
+    private readonly isCurrent: (s: AgentSession) => boolean,
   ) {
     this.cluster = hello.cluster;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
   }
 
   info(): SessionInfo {
@@ -147,8 +161,10 @@ class AgentSession {
     this.unwatch?.();
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
     if (!this.stream.destroyed) this.stream.end();
+    const wasCurrent = this.isCurrent(this);
     this.onEnd(this);
-    this.serialize(() => this.setAgentStatus(false));
+    // A replaced session must not mark the cluster disconnected under its successor.
+    if (wasCurrent) this.serialize(() => this.setAgentStatus(false));
     log.info('agent disconnected', { cluster: this.cluster });
   }
 
@@ -159,6 +175,7 @@ class AgentSession {
   }
 
   private async setAgentStatus(connected: boolean): Promise<void> {
+    if (connected && this.ended) return;
     const c = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
     if (!c) return;
     const now = new Date().toISOString();
@@ -168,7 +185,6 @@ class AgentSession {
       lastSeen: now,
       version: this.hello.agentVersion,
       ...(connected ? { since: now } : {}),
-      reportGeneration: this.generation,
     };
     await this.store.commit([{ type: 'put', object: { ...c, status: { ...(c.status ?? {}), agent } } }]);
   }
@@ -184,8 +200,9 @@ class AgentSession {
     const cluster = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
     if (!cluster) return this.reject('ClusterDeleted', `cluster "${this.cluster}" was deleted at the hub`);
     this.generation = generation;
-    const agent = { ...(cluster.status?.agent ?? { connected: true }), reportGeneration: generation };
-    const revision = await replaceClusterReport(this.store, { ...cluster, status: { ...(cluster.status ?? {}), agent } }, objects);
+    // The generation is kept in the session (GET /agents), not in the Cluster's
+    // status: writing it there would push the Cluster to every agent per report.
+    const revision = await replaceClusterReport(this.store, cluster, objects);
     send(this.stream, { reportAck: { generation, revision } });
   }
 
