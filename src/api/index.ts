@@ -6,3 +6,4 @@ export * from './kinds/cluster.js';
 export * from './kinds/mesh.js';
 export * from './kinds/service.js';
 export * from './kinds/workload.js';
+export * from './crd.js';

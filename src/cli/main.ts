@@ -293,6 +293,15 @@ export function buildProgram(): Command {
     .action(printProxyStatus);
 
   program
+    .command('crds')
+    .description('print the CustomResourceDefinitions of every kind (for Kubernetes mode)')
+    .action(async () => {
+      const { KINDS, crdFor } = await import('../api/index.js');
+      const { stringify } = await import('yaml');
+      process.stdout.write(KINDS.map((k) => stringify(crdFor(k))).join('---\n'));
+    });
+
+  program
     .command('demo')
     .description('run hub + three clusters + helloworld v1/v2/v3 + a client, and show traffic across clusters')
     .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')

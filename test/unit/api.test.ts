@@ -115,3 +115,27 @@ test('namespaced kinds require a namespace', () => {
   assert.equal(r.ok, false);
   if (!r.ok) assert.match(r.errors[0]!.message, /namespace is required/);
 });
+
+test('every kind yields a structural CRD from its one schema', async () => {
+  const { KINDS, crdFor } = await import('../../src/api/index.js');
+  for (const k of KINDS) {
+    const crd = crdFor(k) as { metadata: { name: string }; spec: { scope: string; versions: { schema: { openAPIV3Schema: unknown } }[] } };
+    assert.equal(crd.metadata.name, `${k.plural}.meshfed.io`);
+    assert.equal(crd.spec.scope, k.namespaced ? 'Namespaced' : 'Cluster');
+    const schema = crd.spec.versions[0]!.schema.openAPIV3Schema;
+    const text = JSON.stringify(schema);
+    for (const banned of ['"const"', '"patternProperties"', '"anyOf"', '"$id"']) assert.ok(!text.includes(banned), `${k.kind} CRD has ${banned}`);
+    // additionalProperties never sits beside properties (Kubernetes rejects that).
+    const walk = (n: unknown): void => {
+      if (typeof n !== 'object' || n === null) return;
+      const o = n as Record<string, unknown>;
+      assert.ok(!(o.properties && 'additionalProperties' in o), `${k.kind}: properties with additionalProperties`);
+      Object.values(o).forEach(walk);
+    };
+    walk(schema);
+  }
+  const cluster = crdFor(KINDS.find((k) => k.kind === 'Cluster')!) as { spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { required: string[]; properties: Record<string, { type: string }> } } } } }[] } };
+  const spec = cluster.spec.versions[0]!.schema.openAPIV3Schema.properties.spec;
+  assert.deepEqual(spec.required.sort(), ['network', 'region', 'zones']);
+  assert.equal(spec.properties.zones!.type, 'array');
+});
