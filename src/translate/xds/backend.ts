@@ -1,0 +1,18 @@
+// A Backend is what one xDS cluster balances over: one port of a global service
+// or of one cluster's part. Every client builder works from it, so policies can
+// look up what they apply to (service, port, part) without new parameters.
+import type { ServicePort } from '../../api/index.js';
+import type { GlobalService, ServicePart } from '../../federation/types.js';
+
+export interface Backend {
+  /** xDS cluster (and ClusterLoadAssignment) name: outbound|PORT||HOST. */
+  clusterName: string;
+  /** Host in the cluster name: the global hostname, or a part's per-cluster hostname. */
+  host: string;
+  service: GlobalService;
+  port: ServicePort;
+  /** Parts whose endpoints are balanced over, in cluster-name order. */
+  parts: ServicePart[];
+  /** Set when the backend is one cluster's part (its per-cluster hostname). */
+  part?: ServicePart;
+}

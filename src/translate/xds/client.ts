@@ -1,0 +1,95 @@
+// Client-side translation: federated view in, the resources an agent serves to
+// proxyless gRPC clients in its cluster out. Pure and deterministic.
+//
+// For each service port the client can dial
+//   Listener NAME -> RouteConfiguration NAME -> Cluster outbound|PORT||HOST -> ClusterLoadAssignment (same name)
+// where NAME is a hostname form (global, clusterset alias, per-cluster) with or
+// without :PORT (without = the first port) and HOST is the canonical hostname of
+// the backend set (the global hostname, or the per-cluster hostname).
+import type { ServicePort } from '../../api/index.js';
+import type { FederatedView, GlobalService, ServicePart } from '../../federation/types.js';
+import { xdsClusterName } from '../../federation/names.js';
+import type { Backend } from './backend.js';
+import { edsCluster } from './cluster.js';
+import { loadAssignment } from './endpoints.js';
+import { clientListener } from './listener.js';
+import { routeConfiguration } from './route.js';
+import { emptyResources, mapFor, type ClientContext, type XdsResource, type XdsResources } from './types.js';
+
+export function translateClient(view: FederatedView, ctx: ClientContext): XdsResources {
+  const out = emptyResources();
+  const warnings = new Set<string>();
+  const sink: Sink = {
+    warnings,
+    add(r) {
+      const map = mapFor(out, r.typeUrl);
+      // Hostname forms cannot collide with valid names (labels have no dots), but a
+      // duplicate must never silently replace a resource: first one wins.
+      if (map.has(r.name)) warnings.add(`duplicate resource name ${r.name}; kept the first`);
+      else map.set(r.name, r);
+    },
+  };
+
+  for (const service of view.services) {
+    const global = globalBackendParts(service, ctx);
+    if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global }, sink);
+    for (const part of service.parts) {
+      // A part that is not exported is visible only in its own cluster.
+      if (!part.exported && part.cluster !== ctx.cluster) continue;
+      addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part }, sink);
+    }
+  }
+
+  const sorted = emptyResources();
+  for (const key of ['listeners', 'routes', 'clusters', 'endpoints'] as const) {
+    for (const name of [...out[key].keys()].sort()) sorted[key].set(name, out[key].get(name)!);
+  }
+  if (warnings.size > 0) sorted.warnings = [...warnings].sort();
+  return sorted;
+}
+
+/**
+ * Parts behind the global hostnames, as seen from ctx.cluster: every part in the
+ * global service (exported and not in conflict). When no part is, a service that
+ * exists in ctx.cluster stays reachable there by its global name with its local
+ * part (like a Kubernetes Service that is not exported); elsewhere it does not exist.
+ */
+function globalBackendParts(service: GlobalService, ctx: ClientContext): { parts: ServicePart[]; ports: ServicePort[] } | undefined {
+  const inGlobal = service.parts.filter((p) => p.inGlobal);
+  if (inGlobal.length > 0) return { parts: inGlobal, ports: service.ports };
+  const local = service.parts.find((p) => p.cluster === ctx.cluster);
+  return local ? { parts: [local], ports: local.ports } : undefined;
+}
+
+interface Sink {
+  add(r: XdsResource): void;
+  warnings: Set<string>;
+}
+
+/** Names that reach one backend set; the first hostname is the canonical one (in xDS cluster names). */
+interface HostSet {
+  hostnames: string[];
+  ports: ServicePort[];
+  parts: ServicePart[];
+  /** Set for a per-cluster hostname. */
+  part?: ServicePart;
+}
+
+function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports, parts, part }: HostSet, sink: Sink): void {
+  const canonical = hostnames[0]!;
+  ports.forEach((port, i) => {
+    // Proxyless gRPC speaks HTTP/2 only; TCP ports will get Envoy TCP listeners
+    // later. The bare hostname means the first port (as resolveHostname says), so
+    // a service whose first port is TCP has no bare-name listener.
+    if (port.protocol === 'TCP') return;
+    const backend: Backend = { clusterName: xdsClusterName(canonical, port.port), host: canonical, service, port, parts };
+    if (part) backend.part = part;
+    const names = hostnames.flatMap((h) => (i === 0 ? [h, `${h}:${port.port}`] : [`${h}:${port.port}`]));
+    for (const name of names) {
+      sink.add(clientListener(ctx, name));
+      sink.add(routeConfiguration(ctx, name, backend));
+    }
+    sink.add(edsCluster(ctx, backend));
+    sink.add(loadAssignment(ctx, backend, sink.warnings));
+  });
+}

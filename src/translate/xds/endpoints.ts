@@ -1,0 +1,61 @@
+// ClusterLoadAssignment builder: one locality per (cluster, zone).
+import type { Endpoint } from '../../federation/types.js';
+import type { Backend } from './backend.js';
+import { ENDPOINT_TYPE, wrap, type ClientContext, type XdsResource } from './types.js';
+
+export function loadAssignment(_ctx: ClientContext, backend: Backend, warnings: Set<string>): XdsResource {
+  const name = backend.clusterName;
+  const groups = new Map<string, { cluster: string; region: string; zone: string; endpoints: { ep: Endpoint; port: number }[] }>();
+  // Each address:port at most once: grpc-js-xds rejects the whole assignment on a
+  // duplicate (overlapping pod ranges on different networks could produce one).
+  const seen = new Map<string, string>();
+  for (const part of backend.parts) {
+    for (const ep of part.endpoints) {
+      const port = ep.ports[backend.port.name];
+      if (port === undefined) {
+        warnings.add(`${name}: workload ${ep.cluster}/${ep.workload} has no port named "${backend.port.name}"; left out`);
+        continue;
+      }
+      const addr = ep.address.includes(':') ? `[${ep.address}]:${port}` : `${ep.address}:${port}`;
+      const owner = seen.get(addr);
+      if (owner !== undefined) {
+        warnings.add(`${name}: ${ep.cluster}/${ep.workload} has the same address ${addr} as ${owner}; left out`);
+        continue;
+      }
+      seen.set(addr, `${ep.cluster}/${ep.workload}`);
+      const key = `${ep.cluster}\u0000${ep.zone}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { cluster: ep.cluster, region: ep.region, zone: ep.zone, endpoints: [] }));
+      g.endpoints.push({ ep, port });
+    }
+  }
+  const localities = [...groups.values()]
+    .sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone))
+    .map((g) => {
+      const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
+      return {
+        locality: { region: g.region, zone: g.zone, sub_zone: g.cluster },
+        // Weight = healthy endpoints, so every healthy endpoint gets an equal share.
+        // A locality with none keeps weight 1 instead of being dropped: config dumps
+        // still show its UNHEALTHY/DRAINING endpoints and localities and priorities
+        // stay stable for failover; gRPC skips a locality without healthy endpoints
+        // and Envoy scales a locality's weight by its healthy share, so it gets no
+        // traffic either way. (A locality with no weight would be dropped silently.)
+        load_balancing_weight: wrap(Math.max(healthy, 1)),
+        // Failover policies will assign priorities; they must stay contiguous from 0.
+        priority: 0,
+        lb_endpoints: g.endpoints
+          .sort((a, b) => cmp(a.ep.workload, b.ep.workload) || cmp(a.ep.address, b.ep.address))
+          .map(({ ep, port }) => ({
+            endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
+            health_status: ep.health,
+          })),
+      };
+    });
+  return { typeUrl: ENDPOINT_TYPE, name, message: { cluster_name: name, endpoints: localities } };
+}
+
+// Code-unit order, not localeCompare: output must not depend on the host's locale.
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

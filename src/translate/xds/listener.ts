@@ -1,0 +1,107 @@
+// Listener builders. Client listeners are gRPC "api listeners" (gRFC A27): the
+// listener name is the dial target and the HttpConnectionManager points at a
+// RouteConfiguration over ADS. Server listeners (gRFC A36) are what an xDS
+// gRPC server requests for the address it binds.
+// node:net's isIP is a pure function (no sockets); the Workload kind validates with it too.
+import { isIP } from 'node:net';
+import { SERVER_LISTENER_PREFIX } from '../../federation/names.js';
+import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, type ClientContext, type XdsResource } from './types.js';
+
+/** HTTP filters of a client listener. Fault injection will go before the router; the router must stay last. */
+export function clientHttpFilters(_ctx: ClientContext): Record<string, unknown>[] {
+  return [routerFilter()];
+}
+
+export function routerFilter(): Record<string, unknown> {
+  return { name: 'envoy.filters.http.router', typed_config: anyOf(ROUTER_TYPE) };
+}
+
+/** Client listener `name`; its RouteConfiguration has the same name. */
+export function clientListener(ctx: ClientContext, name: string): XdsResource {
+  return {
+    typeUrl: LISTENER_TYPE,
+    name,
+    message: {
+      name,
+      api_listener: {
+        api_listener: anyOf(HCM_TYPE, {
+          stat_prefix: name,
+          rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
+          http_filters: clientHttpFilters(ctx),
+        }),
+      },
+    },
+  };
+}
+
+/** Listening address of a server listener name, or undefined if the name is not one. */
+export function parseServerListenerName(name: string): { address: string; port: number } | undefined {
+  if (!name.startsWith(SERVER_LISTENER_PREFIX)) return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(name.slice(SERVER_LISTENER_PREFIX.length));
+  if (!m) return undefined;
+  const address = (m[1] ?? m[2])!;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535 || isIP(address) === 0) return undefined;
+  return { address, port };
+}
+
+/**
+ * Settings of one server listener. mTLS (transport_socket) and RBAC (HTTP filters
+ * before the router) will be added here per workload. When mTLS comes: make the
+ * connection manager differ by security mode too (e.g. stat_prefix
+ * 'inbound-mtls'): grpc-js-xds compares server filter chains with an inverted
+ * transport_socket check, so plaintext -> TLS with identical filters is ignored
+ * and TLS -> plaintext throws (test/unit/xds-library-pitfalls.test.ts).
+ */
+export interface ServerListenerOptions {
+  address: string;
+  port: number;
+}
+
+/**
+ * Server listener for an xDS gRPC server. One filter chain without
+ * filter_chain_match: grpc-js-xds never matches a chain whose match leaves
+ * transport_protocol unset, and toggling default_filter_chain on a live listener
+ * crashes the server, so we never use it.
+ */
+export function serverListenerResource(name: string, opts: ServerListenerOptions): XdsResource {
+  return {
+    typeUrl: LISTENER_TYPE,
+    name,
+    message: {
+      name,
+      address: { socket_address: { address: opts.address, port_value: opts.port } },
+      filter_chains: [
+        {
+          name: 'inbound',
+          filters: [
+            {
+              name: 'envoy.filters.network.http_connection_manager',
+              typed_config: anyOf(HCM_TYPE, {
+                stat_prefix: 'inbound',
+                route_config: {
+                  name: 'inbound',
+                  virtual_hosts: [
+                    {
+                      name: 'inbound',
+                      domains: ['*'],
+                      // Servers must not forward; any other action rejects the RPC.
+                      routes: [{ name: 'default', match: { prefix: '' }, non_forwarding_action: {} }],
+                    },
+                  ],
+                },
+                http_filters: [routerFilter()],
+              }),
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+/** Server listener for an A36 listener name; undefined when the name is not one or has no literal IP:PORT. */
+export function translateServerListener(name: string): XdsResource | undefined {
+  const addr = parseServerListenerName(name);
+  return addr ? serverListenerResource(name, addr) : undefined;
+}
