@@ -8,7 +8,7 @@
 //   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   xDS bootstrap JSON for a workload
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RegistrationError, type Registration } from '../discovery/registration.js';
-import { grpcBootstrap } from '../xds/bootstrap.js';
+import { grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort } from '../util/address.js';
 import type { Agent } from './agent.js';
 
@@ -79,7 +79,7 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
         200,
         grpcBootstrap({
           xdsServer: formatHostPort(agent.xdsAddress),
-          nodeId: `${agent.opts.cluster}~${ns}~${name}`,
+          nodeId: nodeIdFor(agent.opts.cluster, ns, name),
           cluster: agent.opts.cluster,
           locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
           server: q.get('server') === '1' || q.get('server') === 'true',
