@@ -2,24 +2,26 @@
 // receives the view of every cluster, compiles the federated view for its
 // cluster and serves it as xDS to the local data plane.
 //
-// Level-triggered: every change (local discovery, hub view) recomputes the
-// federated view and the xDS resources from state. The last view from the hub is
-// persisted, so a restarted agent serves even while the hub is away.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { keyOf, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
+// Level-triggered and incremental: every change (local discovery, hub view)
+// marks the global services it touches; a recompute re-federates and
+// re-translates only those, from state, and hands the xDS server exactly the
+// resources that changed. The cost of a change follows what it affects, not the
+// fleet's size. The hub's view is journaled on disk, so a restarted agent serves
+// even while the hub is away.
+import type { Server } from 'node:http';
+import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
-import { mergeStates, type DiscoveredState, type DiscoverySource } from '../discovery/source.js';
-import { federate } from '../federation/federate.js';
+import { mergeStates, type DiscoverySource } from '../discovery/source.js';
+import { FederationIndex } from '../federation/incremental.js';
 import type { FederatedView } from '../federation/types.js';
-import { translateClient, translateServerListener } from '../translate/xds/index.js';
+import { translateServerListener, translateService, type XdsResource } from '../translate/xds/index.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
-import { writeFileDurable } from '../util/files.js';
 import { logger } from '../util/log.js';
 import { HubConnection, type ViewUpdate } from './hub-connection.js';
 import { createAgentHttpServer } from './http-api.js';
-import type { Server } from 'node:http';
+import { summarizeProxies, type ProxySummary } from './proxy-status.js';
+import { ViewJournal } from './view-journal.js';
 
 const log = logger('agent');
 export const AGENT_VERSION = '0.1.0';
@@ -34,6 +36,13 @@ export interface AgentOptions {
   xds: HostPort;
   api: HostPort;
   dataDir: string;
+  /** Namespaces to import from other clusters (empty: all). */
+  importNamespaces?: string[];
+  /** xDS push coalescing: window and maximum delay (ms). */
+  pushDebounceMs?: number;
+  pushMaxDelayMs?: number;
+  /** How often proxy sync state is sent to the hub (ms). */
+  proxyStatusIntervalMs?: number;
 }
 
 export interface AgentStatus {
@@ -45,23 +54,40 @@ export interface AgentStatus {
   viewSource: 'none' | 'disk' | 'hub';
   xds: string;
   api: string;
+  push: { debounceMs: number; maxDelayMs: number };
   resources: { listeners: number; routes: number; clusters: number; endpoints: number };
   federation: { services: number; conflicts: string[] };
+  recompute: { count: number; lastServices: number; lastMs: number };
 }
+
+const TYPE_KEYS: Record<string, keyof AgentStatus['resources']> = {
+  'type.googleapis.com/envoy.config.listener.v3.Listener': 'listeners',
+  'type.googleapis.com/envoy.config.route.v3.RouteConfiguration': 'routes',
+  'type.googleapis.com/envoy.config.cluster.v3.Cluster': 'clusters',
+  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment': 'endpoints',
+};
 
 export class Agent {
   readonly registrations: RegistrationSource;
   private readonly sources: DiscoverySource[];
-  private local: DiscoveredState = { services: [], workloads: [] };
+  /** This cluster's discovered objects, by key. */
+  private local = new Map<string, ApiObject>();
+  /** The hub's view, by key. */
   private view = new Map<string, ApiObject>();
   private viewRevision = 0;
   private viewSource: AgentStatus['viewSource'] = 'none';
+  private journal: ViewJournal | undefined;
+  private readonly fed = new FederationIndex();
+  /** global service key -> names (typeUrl, name) of the resources it produced */
+  private produced = new Map<string, { typeUrl: string; name: string }[]>();
+  private resourceCounts = { listeners: 0, routes: 0, clusters: 0, endpoints: 0 };
+  private topologyDirty = true;
   private ready = false;
   private notReadyReason = 'waiting for the first view from the hub';
-  private federated: FederatedView = { clusters: [], services: [] };
-  private resourceCounts = { listeners: 0, routes: 0, clusters: 0, endpoints: 0 };
-  private persistTimer: NodeJS.Timeout | undefined;
-  private persisting: Promise<void> = Promise.resolve();
+  private recomputeScheduled = false;
+  private recomputeStats = { count: 0, lastServices: 0, lastMs: 0 };
+  private proxyTimer: NodeJS.Timeout | undefined;
+  private lastProxyReport = '';
   readonly ads: AdsServer;
   private hub: HubConnection;
   private http: Server | undefined;
@@ -73,8 +99,13 @@ export class Agent {
     this.apiAddress = opts.api;
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
-    this.ads = new AdsServer({ serverListener: (name) => translateServerListener(name), log: (m) => log.debug(m) });
-    this.hub = new HubConnection({
+    this.ads = new AdsServer({
+      serverListener: (name) => translateServerListener(name),
+      log: (m) => log.debug(m),
+      debounceMs: opts.pushDebounceMs ?? 0,
+      maxDelayMs: opts.pushMaxDelayMs ?? 100,
+    });
+    const hubOpts: ConstructorParameters<typeof HubConnection>[0] = {
       hubAddress: opts.hub,
       hello: {
         cluster: opts.cluster,
@@ -85,8 +116,10 @@ export class Agent {
       },
       viewRevision: () => this.viewRevision,
       onView: (v) => this.onView(v),
-      report: () => [...this.local.services, ...this.local.workloads],
-    });
+      report: () => [...this.local.values()],
+    };
+    if (opts.importNamespaces?.length) hubOpts.importNamespaces = opts.importNamespaces;
+    this.hub = new HubConnection(hubOpts);
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
@@ -101,11 +134,16 @@ export class Agent {
   }
 
   private async run(): Promise<void> {
-    await this.loadView();
-    for (const s of this.sources) {
-      await s.start(() => this.onLocalChange());
+    const { journal, saved } = await ViewJournal.open(this.opts.dataDir, this.opts.cluster);
+    this.journal = journal;
+    if (saved.revision > 0) {
+      this.view = saved.objects;
+      this.viewRevision = saved.revision;
+      this.viewSource = 'disk';
+      for (const o of this.view.values()) this.indexRemote(o);
     }
-    this.local = mergeStates(this.sources.map((s) => s.current()));
+    for (const s of this.sources) await s.start(() => this.onLocalChange());
+    this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
     });
@@ -118,6 +156,8 @@ export class Agent {
     this.apiAddress = { host: this.opts.api.host, port: (this.http.address() as { port: number }).port };
     this.recompute();
     this.hub.start();
+    this.proxyTimer = setInterval(() => this.reportProxies(), this.opts.proxyStatusIntervalMs ?? 2000);
+    this.proxyTimer.unref();
     log.info('agent started', {
       cluster: this.opts.cluster,
       xds: formatHostPort(this.xdsAddress),
@@ -128,13 +168,9 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    if (this.proxyTimer) clearInterval(this.proxyTimer);
     this.hub.stop();
-    if (this.persistTimer) {
-      clearTimeout(this.persistTimer);
-      this.persistTimer = undefined;
-      this.persistView();
-    }
-    await this.persisting;
+    await this.journal?.close();
     for (const s of this.sources) await s.stop();
     await this.ads.close();
     if (this.http) {
@@ -158,10 +194,19 @@ export class Agent {
   }
 
   federatedView(): FederatedView {
-    return this.federated;
+    return this.fed.view();
+  }
+
+  proxies(): ProxySummary[] {
+    return summarizeProxies(this.ads.proxies());
+  }
+
+  get currentViewRevision(): number {
+    return this.viewRevision;
   }
 
   status(): AgentStatus {
+    const view = this.fed.view();
     const s: AgentStatus = {
       cluster: this.opts.cluster,
       ready: this.ready,
@@ -170,97 +215,160 @@ export class Agent {
       viewSource: this.viewSource,
       xds: formatHostPort(this.xdsAddress),
       api: formatHostPort(this.apiAddress),
+      push: { debounceMs: this.opts.pushDebounceMs ?? 0, maxDelayMs: this.opts.pushMaxDelayMs ?? 100 },
       resources: this.resourceCounts,
-      federation: {
-        services: this.federated.services.length,
-        conflicts: this.federated.services.flatMap((g) => g.conflicts.map((c) => c.message)),
-      },
+      federation: { services: view.services.length, conflicts: view.services.flatMap((g) => g.conflicts.map((c) => c.message)) },
+      recompute: this.recomputeStats,
     };
     if (!this.ready) s.notReadyReason = this.notReadyReason;
     return s;
   }
 
+  /** Local discovery changed: diff against what we had, index and report only the difference. */
   private onLocalChange(): void {
-    this.local = mergeStates(this.sources.map((s) => s.current()));
-    this.recompute();
-    this.hub.reportSoon();
+    const next = new Map<string, ApiObject>();
+    const state = mergeStates(this.sources.map((s) => s.current()));
+    for (const o of [...state.services, ...state.workloads]) next.set(keyOf(refOf(o)), o);
+    const upserts: ApiObject[] = [];
+    const deletes: string[] = [];
+    for (const [k, o] of next) {
+      const prev = this.local.get(k);
+      if (!prev || JSON.stringify(prev) !== JSON.stringify(o)) upserts.push(o);
+    }
+    for (const k of this.local.keys()) if (!next.has(k)) deletes.push(k);
+    if (upserts.length === 0 && deletes.length === 0) return;
+    this.local = next;
+    for (const o of upserts) this.indexLocal(o);
+    for (const k of deletes) this.unindex(parseKey(k));
+    this.hub.reportChanges(upserts, deletes);
+    this.scheduleRecompute();
   }
 
   private onView(v: ViewUpdate): void {
-    if (v.full) this.view.clear();
-    for (const o of v.upserts) this.view.set(keyOf(refOf(o)), o);
-    for (const k of v.deletes) this.view.delete(k);
+    if (v.full) {
+      this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), o]));
+      this.fed.clear();
+      for (const o of this.view.values()) this.indexRemote(o);
+      for (const o of this.local.values()) this.indexLocal(o);
+      this.topologyDirty = true;
+      void this.journal?.replace(v.revision, this.view);
+    } else {
+      for (const o of v.upserts) {
+        this.view.set(keyOf(refOf(o)), o);
+        this.indexRemote(o);
+      }
+      for (const k of v.deletes) {
+        const ref = parseKey(k);
+        this.view.delete(k);
+        if (ref.kind === 'Cluster' || ref.kind === 'Mesh') this.topologyDirty = true;
+        else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
+      }
+      if (v.upserts.length > 0 || v.deletes.length > 0) {
+        void this.journal?.append(v.revision, v.upserts.map((o) => [keyOf(refOf(o)), o]), v.deletes, () => this.view);
+      }
+    }
     this.viewRevision = v.revision;
     this.viewSource = 'hub';
-    this.recompute();
-    this.schedulePersist();
+    this.scheduleRecompute();
   }
 
-  /** Recomputes the federated view and the xDS resources from state. */
+  /** Feeds an object of the hub's view into the index; this cluster's own objects come from local discovery. */
+  private indexRemote(o: ApiObject): void {
+    if (o.kind === 'Cluster' || o.kind === 'Mesh') {
+      this.topologyDirty = true;
+      return;
+    }
+    if (o.metadata.cluster === this.opts.cluster) {
+      // The hub's copy of a local Service carries the age the hub gave it: use it
+      // for the oldest-export rule so every agent sees the same ages.
+      const mine = this.local.get(keyOf(refOf(o)));
+      if (mine && o.kind === 'Service') this.fed.upsertService(withSince(mine as Service, o.metadata.creationTimestamp));
+      return;
+    }
+    if (o.kind === 'Service') this.fed.upsertService(o as Service);
+    else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+  }
+
+  private indexLocal(o: ApiObject): void {
+    if (o.kind === 'Service') {
+      const atHub = this.view.get(keyOf(refOf(o)))?.metadata.creationTimestamp;
+      // Not at the hub yet: it is the newest export, so it cannot displace an older one.
+      this.fed.upsertService(withSince(o as Service, atHub ?? new Date().toISOString()));
+    } else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+  }
+
+  private unindex(ref: ReturnType<typeof parseKey>): void {
+    if (ref.kind === 'Service') this.fed.removeService(ref);
+    else if (ref.kind === 'Workload') this.fed.removeWorkload(ref);
+  }
+
+  private scheduleRecompute(): void {
+    if (this.recomputeScheduled) return;
+    this.recomputeScheduled = true;
+    // Everything that arrives in this turn of the event loop is one recompute.
+    setImmediate(() => {
+      this.recomputeScheduled = false;
+      this.recompute();
+    });
+  }
+
+  /** Re-federates and re-translates the touched services; hands the xDS server only what changed. */
   private recompute(): void {
     if (this.viewSource === 'none') return;
-    const own = this.clusterObject();
-    if (!own) {
+    if (!this.clusterObject()) {
       this.notReadyReason = `the hub's view has no Cluster "${this.opts.cluster}"`;
       return;
     }
-    const objects = [...this.view.values()];
-    const remote = <T extends ApiObject>(kind: string) =>
-      objects.filter((o) => o.kind === kind && o.metadata.cluster !== this.opts.cluster) as T[];
-    // Local discovery is authoritative for this cluster; the hub's copy of it may lag.
-    this.federated = federate({
-      clusters: objects.filter((o) => o.kind === 'Cluster') as Cluster[],
-      mesh: objects.find((o) => o.kind === 'Mesh') as Mesh | undefined,
-      services: [...remote<Service>('Service'), ...this.local.services.map((s) => withSince(s, this.view))],
-      workloads: [...remote<Workload>('Workload'), ...this.local.workloads],
-    });
-    const resources = translateClient(this.federated, { cluster: this.opts.cluster });
-    this.ads.setResources(resources);
-    this.resourceCounts = {
-      listeners: resources.listeners.size,
-      routes: resources.routes.size,
-      clusters: resources.clusters.size,
-      endpoints: resources.endpoints.size,
-    };
-    if (!this.ready) log.info('xDS snapshot complete: serving', { ...this.resourceCounts, view: this.viewSource });
-    this.ready = true;
-  }
-
-  private async loadView(): Promise<void> {
-    const file = join(this.opts.dataDir, 'view.json');
-    try {
-      const saved = JSON.parse(await readFile(file, 'utf8')) as { cluster: string; revision: number; objects: ApiObject[] };
-      if (saved.cluster !== this.opts.cluster) {
-        throw new Error(`${file} belongs to cluster "${saved.cluster}", not "${this.opts.cluster}": use another --data-dir`);
+    const t0 = performance.now();
+    if (this.topologyDirty) {
+      this.topologyDirty = false;
+      const objects = [...this.view.values()];
+      this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
+    }
+    const changes = this.fed.flush();
+    const ctx = { cluster: this.opts.cluster };
+    const upserts: XdsResource[] = [];
+    const removals: { typeUrl: string; name: string }[] = [];
+    const touched = [...changes.changed.keys(), ...changes.removed];
+    for (const gk of touched) {
+      const g = changes.changed.get(gk);
+      const next = g ? translateService(g, ctx).resources : [];
+      const names = new Set(next.map((r) => `${r.typeUrl}\u0000${r.name}`));
+      for (const old of this.produced.get(gk) ?? []) {
+        if (!names.has(`${old.typeUrl}\u0000${old.name}`)) {
+          removals.push(old);
+          this.resourceCounts[TYPE_KEYS[old.typeUrl]!]--;
+        }
       }
-      for (const o of saved.objects) this.view.set(keyOf(refOf(o)), o);
-      this.viewRevision = saved.revision;
-      this.viewSource = 'disk';
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      const before = new Set((this.produced.get(gk) ?? []).map((r) => `${r.typeUrl}\u0000${r.name}`));
+      for (const r of next) if (!before.has(`${r.typeUrl}\u0000${r.name}`)) this.resourceCounts[TYPE_KEYS[r.typeUrl]!]++;
+      upserts.push(...next);
+      if (next.length > 0) this.produced.set(gk, next.map((r) => ({ typeUrl: r.typeUrl, name: r.name })));
+      else this.produced.delete(gk);
+    }
+    if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
+    this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: touched.length, lastMs: Math.round((performance.now() - t0) * 100) / 100 };
+    if (!this.ready) {
+      this.ads.markReady();
+      this.ready = true;
+      log.info('xDS snapshot complete: serving', { ...this.resourceCounts, view: this.viewSource });
     }
   }
 
-  private schedulePersist(): void {
-    if (this.persistTimer) return;
-    this.persistTimer = setTimeout(() => {
-      this.persistTimer = undefined;
-      this.persistView();
-    }, 100);
-  }
-
-  private persistView(): void {
-    const data = JSON.stringify({ cluster: this.opts.cluster, revision: this.viewRevision, objects: [...this.view.values()] });
-    this.persisting = this.persisting
-      .then(() => writeFileDurable(join(this.opts.dataDir, 'view.json'), data))
-      .catch((err: unknown) => log.error('cannot persist the view', { error: String(err) }));
+  private reportProxies(): void {
+    if (!this.hub.isConnected) {
+      this.lastProxyReport = '';
+      return;
+    }
+    // Ages change every tick; compare what matters (state and versions) to decide whether to send.
+    const proxies = this.proxies();
+    const fingerprint = JSON.stringify(proxies.map((p) => [p.nodeId, Object.entries(p.types).map(([t, s]) => [t, s.state, s.sentVersion, s.ackedVersion, s.nack])]));
+    if (fingerprint === this.lastProxyReport) return;
+    this.lastProxyReport = fingerprint;
+    this.hub.sendProxyStatus(proxies, this.viewRevision);
   }
 }
 
-/** A local Service keeps the creation time the hub gave it, so the oldest-export rule sees the same ages everywhere. */
-function withSince(s: Service, view: Map<string, ApiObject>): Service {
-  const atHub = view.get(keyOf(refOf(s)));
-  // Not at the hub yet: it is the newest export, so it cannot displace an older one.
-  const since = atHub?.metadata.creationTimestamp ?? new Date().toISOString();
-  return { ...s, metadata: { ...s.metadata, creationTimestamp: since } };
+function withSince(s: Service, since: string | undefined): Service {
+  return since ? { ...s, metadata: { ...s.metadata, creationTimestamp: since } } : s;
 }

@@ -4,11 +4,13 @@
 //   GET    /v1/workloads                 registered workloads
 //   GET    /v1/status                    readiness, hub connection, view revision
 //   GET    /v1/services                  the federated view this agent serves
-//   GET    /v1/proxies                   connected xDS clients and their sync state
-//   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   xDS bootstrap JSON for a workload
+//   GET    /v1/proxies                   connected xDS clients and their sync state (per type SYNCED/STALE/NACKED)
+//   GET    /v1/proxies/raw               the xDS server's full per-stream state
+//   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   gRPC xDS bootstrap JSON for a workload
+//   GET    /v1/bootstrap?namespace=&name=&envoy=1[&delta=1] Envoy v3 bootstrap
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RegistrationError, type Registration } from '../discovery/registration.js';
-import { grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
+import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort } from '../util/address.js';
 import type { Agent } from './agent.js';
 
@@ -64,6 +66,8 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
     case 'GET /v1/services':
       return json(res, 200, agent.federatedView());
     case 'GET /v1/proxies':
+      return json(res, 200, { cluster: agent.opts.cluster, viewRevision: agent.currentViewRevision, items: agent.proxies() });
+    case 'GET /v1/proxies/raw':
       return json(res, 200, { cluster: agent.opts.cluster, items: agent.ads.proxies() });
     case 'GET /v1/bootstrap': {
       const ns = q.get('namespace');
@@ -74,6 +78,19 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
         throw new HttpError(400, `zone "${zone}" is not a zone of cluster ${agent.opts.cluster} (${agent.zones().join(', ')})`);
       }
       const loc = agent.locality(zone);
+      if (q.get('envoy') === '1' || q.get('envoy') === 'true') {
+        return json(
+          res,
+          200,
+          envoyBootstrap({
+            xdsServer: formatHostPort(agent.xdsAddress),
+            nodeId: nodeIdFor(agent.opts.cluster, ns, name),
+            cluster: agent.opts.cluster,
+            locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
+            delta: q.get('delta') === '1' || q.get('delta') === 'true',
+          }),
+        );
+      }
       return json(
         res,
         200,

@@ -1,7 +1,7 @@
 // The agent's side of the agent channel: dials out to the hub, says who it is,
 // sends its cluster's discovered state, and receives the view. Reconnects with
 // backoff forever; the agent keeps serving its last good state meanwhile.
-import type { ApiObject } from '../api/index.js';
+import { keyOf, refOf, type ApiObject } from '../api/index.js';
 import { agentChannelClient, type AgentChannelClient, type HubMessage, type HubStream } from '../channel/protocol.js';
 import { logger } from '../util/log.js';
 
@@ -21,8 +21,10 @@ export interface HubConnectionOptions {
   /** The view revision the agent holds (resume point). */
   viewRevision: () => number;
   onView: (v: ViewUpdate) => void;
-  /** The report to send now (the whole discovered state of the cluster). */
+  /** The whole discovered state of the cluster: the first report of every connection. */
   report: () => ApiObject[];
+  /** Namespaces to import (empty: all). */
+  importNamespaces?: string[];
 }
 
 export interface HubConnectionStatus {
@@ -46,6 +48,8 @@ export class HubConnection {
   private generation = 0;
   private lastReportAcked: number | undefined;
   private reportsSent = 0;
+  private readonly pendingUpserts = new Map<string, ApiObject>();
+  private readonly pendingDeletes = new Set<string>();
   private stopped = false;
 
   constructor(private readonly opts: HubConnectionOptions) {}
@@ -71,13 +75,35 @@ export class HubConnection {
     return s;
   }
 
-  /** Schedules a report; several changes within the window become one report. */
-  reportSoon(delayMs = 10): void {
+  /**
+   * Queues changed and deleted objects for the next delta report; several changes
+   * within the window become one report, and a later change of a key wins.
+   */
+  reportChanges(upserts: ApiObject[], deletes: string[], delayMs = 5): void {
+    for (const o of upserts) {
+      const k = keyOf(refOf(o));
+      this.pendingDeletes.delete(k);
+      this.pendingUpserts.set(k, o);
+    }
+    for (const k of deletes) {
+      this.pendingUpserts.delete(k);
+      this.pendingDeletes.add(k);
+    }
     if (!this.connected || this.reportTimer) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
-      this.sendReport();
+      this.sendDelta();
     }, delayMs);
+  }
+
+  /** Sends the proxies' sync state (live state for the hub's proxy-status). */
+  sendProxyStatus(proxies: unknown[], viewRevision: number): void {
+    if (!this.stream || !this.connected) return;
+    this.stream.write({ proxyStatus: { proxiesJson: JSON.stringify(proxies), viewRevision: String(viewRevision) } });
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
   }
 
   private dial(): void {
@@ -103,7 +129,9 @@ export class HubConnection {
     });
     stream.on('end', () => onEnd('stream ended'));
     stream.on('close', () => onEnd('stream closed'));
-    stream.write({ hello: { ...this.opts.hello, viewRevision: String(this.opts.viewRevision()) } });
+    stream.write({
+      hello: { ...this.opts.hello, viewRevision: String(this.opts.viewRevision()), importNamespaces: this.opts.importNamespaces ?? [] },
+    });
   }
 
   private onMessage(m: HubMessage): void {
@@ -138,10 +166,27 @@ export class HubConnection {
     }
   }
 
+  /** A full report: the whole state, which supersedes anything pending. */
   private sendReport(): void {
     if (!this.stream || !this.connected) return;
+    this.pendingUpserts.clear();
+    this.pendingDeletes.clear();
     this.generation += 1;
     this.reportsSent += 1;
-    this.stream.write({ report: { generation: String(this.generation), objectsJson: JSON.stringify(this.opts.report()) } });
+    this.stream.write({ report: { generation: String(this.generation), full: true, objectsJson: JSON.stringify(this.opts.report()) } });
+  }
+
+  private sendDelta(): void {
+    if (!this.stream || !this.connected) return;
+    if (this.pendingUpserts.size === 0 && this.pendingDeletes.size === 0) return;
+    const upserts = [...this.pendingUpserts.values()];
+    const deletes = [...this.pendingDeletes];
+    this.pendingUpserts.clear();
+    this.pendingDeletes.clear();
+    this.generation += 1;
+    this.reportsSent += 1;
+    this.stream.write({
+      report: { generation: String(this.generation), full: false, upsertsJson: JSON.stringify(upserts), deletesJson: JSON.stringify(deletes) },
+    });
   }
 }

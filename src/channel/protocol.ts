@@ -12,10 +12,18 @@ export interface Hello {
   zones: string[];
   agentVersion: string;
   viewRevision: string | number;
+  importNamespaces?: string[];
 }
 export interface Report {
   generation: string | number;
-  objectsJson: string;
+  full: boolean;
+  objectsJson?: string;
+  upsertsJson?: string;
+  deletesJson?: string;
+}
+export interface ProxyStatusReport {
+  proxiesJson: string;
+  viewRevision: string | number;
 }
 export interface ViewAck {
   revision: string | number;
@@ -24,6 +32,7 @@ export interface AgentMessage {
   hello?: Hello;
   report?: Report;
   viewAck?: ViewAck;
+  proxyStatus?: ProxyStatusReport;
 }
 export interface View {
   revision: string | number;

@@ -35,6 +35,12 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+function nonNegative(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new CliError(EXIT.usage, `${flag}: "${v}" is not a non-negative number`);
+  return n;
+}
+
 function collect(value: string, prev: string[]): string[] {
   return [...prev, value];
 }
@@ -86,8 +92,23 @@ export function buildProgram(): Command {
     .option('--xds-listen <host:port>', 'xDS (ADS) address; plaintext, so loopback by default', '127.0.0.1:15010')
     .option('--api-listen <host:port>', 'agent API address (registration, status, bootstrap)', '127.0.0.1:15011')
     .option('--data-dir <dir>', 'registrations and the last view from the hub')
+    .option('--import-namespace <ns>', 'import only these namespaces from other clusters (repeatable; default all)', collect, [])
+    .option('--push-debounce-ms <ms>', 'coalesce xDS changes arriving within this window', '0')
+    .option('--push-max-delay-ms <ms>', 'never hold a coalesced xDS push longer than this', '100')
     .action(
-      async (o: { cluster: string; hub: string; network?: string; region?: string; zone: string[]; xdsListen: string; apiListen: string; dataDir?: string }) => {
+      async (o: {
+        cluster: string;
+        hub: string;
+        network?: string;
+        region?: string;
+        zone: string[];
+        xdsListen: string;
+        apiListen: string;
+        dataDir?: string;
+        importNamespace: string[];
+        pushDebounceMs: string;
+        pushMaxDelayMs: string;
+      }) => {
         const { Agent } = await import('../agent/agent.js');
         parseHostPort(o.hub, '--hub');
         const opts: import('../agent/agent.js').AgentOptions = {
@@ -97,6 +118,9 @@ export function buildProgram(): Command {
           api: parseHostPort(o.apiListen, '--api-listen'),
           dataDir: o.dataDir ?? join(homedir(), '.meshfed', 'agent', o.cluster),
           zones: o.zone.flatMap((z) => z.split(',')).filter(Boolean),
+          importNamespaces: o.importNamespace.flatMap((z) => z.split(',')).filter(Boolean),
+          pushDebounceMs: nonNegative(o.pushDebounceMs, '--push-debounce-ms'),
+          pushMaxDelayMs: nonNegative(o.pushMaxDelayMs, '--push-max-delay-ms'),
         };
         if (o.network) opts.network = o.network;
         if (o.region) opts.region = o.region;
@@ -263,18 +287,24 @@ export function buildProgram(): Command {
     .requiredOption('--name <name>', 'workload name (becomes the node id)')
     .option('--zone <zone>', 'zone of the workload')
     .option('--server', 'for an xDS-enabled gRPC server (adds the server listener template)')
+    .option('--envoy', 'an Envoy v3 bootstrap instead (ADS to this cluster\'s agent)')
+    .option('--delta', 'with --envoy: incremental (delta) xDS')
     .option('--out <file>', 'write to a file instead of stdout')
     .addOption(agentOption())
-    .action(async (o: { namespace: string; name: string; zone?: string; server?: boolean; out?: string; agent: string }) => {
+    .action(async (o: { namespace: string; name: string; zone?: string; server?: boolean; envoy?: boolean; delta?: boolean; out?: string; agent: string }) => {
+      if (o.delta && !o.envoy) throw new CliError(EXIT.usage, '--delta goes with --envoy (gRPC clients use state of the world)');
+      if (o.server && o.envoy) throw new CliError(EXIT.usage, '--server is for gRPC servers; an Envoy bootstrap serves both directions');
       const qs = new URLSearchParams({ namespace: o.namespace, name: o.name });
       if (o.zone) qs.set('zone', o.zone);
       if (o.server) qs.set('server', '1');
+      if (o.envoy) qs.set('envoy', '1');
+      if (o.delta) qs.set('delta', '1');
       const b = await request<unknown>(o.agent, 'agent', 'GET', `v1/bootstrap?${qs}`);
       const text = JSON.stringify(b, null, 2) + '\n';
       if (o.out) {
         const { writeFileDurable } = await import('../util/files.js');
         await writeFileDurable(o.out, text, 0o644);
-        process.stderr.write(`wrote ${o.out}; run the workload with GRPC_XDS_BOOTSTRAP=${o.out}\n`);
+        process.stderr.write(o.envoy ? `wrote ${o.out}; run envoy -c ${o.out}\n` : `wrote ${o.out}; run the workload with GRPC_XDS_BOOTSTRAP=${o.out}\n`);
       } else process.stdout.write(text);
     });
 
@@ -287,8 +317,9 @@ export function buildProgram(): Command {
 
   program
     .command('proxy-status')
-    .description('xDS clients connected to agents and their sync state')
-    .addOption(new Option('--agent <url>', 'agent API URL (repeatable; env MESHFED_AGENT)').argParser(collect).default([DEFAULT_AGENT]))
+    .description('every proxy connected to every agent, and its per-type sync state')
+    .addOption(hubOption())
+    .option('--agent <url>', 'ask these agents directly instead of the hub (repeatable)', collect, [])
     .addOption(outputOption())
     .action(printProxyStatus);
 

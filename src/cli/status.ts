@@ -1,6 +1,6 @@
 // `meshfed status` and `meshfed proxy-status`: what an agent serves and who is in sync.
 import type { AgentStatus } from '../agent/agent.js';
-import type { ProxyStatus } from '../xds/ads-server.js';
+import type { ProxySummary } from '../agent/proxy-status.js';
 import { request } from './http.js';
 import { age, parseFormat, print, table } from './output.js';
 
@@ -14,6 +14,7 @@ export async function printAgentStatus(o: { agent: string; output: string }): Pr
       `hub:         ${s.hub.address} ${s.hub.connected ? `connected ${age(s.hub.since)}` : `DISCONNECTED${s.hub.lastError ? `: ${s.hub.lastError}` : ''}`}`,
       `view:        revision ${s.viewRevision} (from ${s.viewSource})`,
       `xds:         ${s.xds} (${s.resources.listeners} listeners, ${s.resources.routes} routes, ${s.resources.clusters} clusters, ${s.resources.endpoints} endpoint sets)`,
+      `push:        debounce ${s.push.debounceMs} ms, max delay ${s.push.maxDelayMs} ms; last recompute ${s.recompute.lastServices} service(s) in ${s.recompute.lastMs} ms`,
       `services:    ${s.federation.services} global`,
     ];
     for (const c of s.federation.conflicts) lines.push(`conflict:    ${c}`);
@@ -21,28 +22,51 @@ export async function printAgentStatus(o: { agent: string; output: string }): Pr
   });
 }
 
-export async function printProxyStatus(o: { agent: string[]; output: string }): Promise<void> {
-  const format = parseFormat(o.output);
-  const all: (ProxyStatus & { agentCluster: string })[] = [];
-  for (const a of o.agent) {
-    const r = await request<{ cluster: string; items: ProxyStatus[] }>(a, 'agent', 'GET', 'v1/proxies');
-    for (const p of r.items) all.push({ ...p, agentCluster: r.cluster });
-  }
-  print({ items: all }, format, () =>
-    table(
-      ['CLUSTER', 'PROXY', 'CONNECTED', 'TYPES'],
-      all.map((p) => [p.agentCluster, p.nodeId, age(p.connectedSince), summarizeTypes(p)]),
-    ),
-  );
+interface ClusterProxies {
+  cluster: string;
+  viewRevision: number;
+  at?: string;
+  items: ProxySummary[];
 }
 
-function summarizeTypes(p: ProxyStatus): string {
-  return Object.entries(p.types)
-    .map(([url, t]) => {
-      const short = url.split('.').pop() ?? url;
-      const nacked = t.lastNack !== undefined && (!t.lastAckAt || t.lastNack.at >= t.lastAckAt);
-      const state = nacked ? 'NACKED' : t.ackedVersion === t.lastSentVersion ? 'SYNCED' : 'STALE';
-      return `${short}:${state}`;
-    })
-    .join(' ');
+/** From the hub (every cluster) by default, or straight from agents with --agent. */
+export async function printProxyStatus(o: { agent: string[]; hub: string; output: string }): Promise<void> {
+  const format = parseFormat(o.output);
+  let hubRevision: number | undefined;
+  const clusters: ClusterProxies[] = [];
+  if (o.agent.length > 0) {
+    for (const a of o.agent) clusters.push(await request<ClusterProxies>(a, 'agent', 'GET', 'v1/proxies'));
+  } else {
+    const r = await request<{ revision: number; clusters: ClusterProxies[] }>(o.hub, 'hub', 'GET', 'api/v1alpha1/proxies');
+    hubRevision = r.revision;
+    clusters.push(...r.clusters);
+  }
+  const rows = clusters.flatMap((c) =>
+    c.items.map((p) => ({
+      agentCluster: c.cluster,
+      ...p,
+      // How far the agent's view (and so what this proxy was sent) lags the hub's latest state.
+      behindRevisions: hubRevision === undefined ? undefined : Math.max(0, hubRevision - c.viewRevision),
+    })),
+  );
+  rows.sort((a, b) => a.agentCluster.localeCompare(b.agentCluster) || a.nodeId.localeCompare(b.nodeId));
+  print({ ...(hubRevision !== undefined ? { hubRevision } : {}), items: rows }, format, () => {
+    const types = ['LDS', 'RDS', 'CDS', 'EDS'];
+    const out = table(
+      ['CLUSTER', 'PROXY', ...types, 'LAST-ACK', ...(hubRevision !== undefined ? ['BEHIND'] : []), 'CONNECTED'],
+      rows.map((p) => {
+        const ackAges = Object.values(p.types).map((t) => t.sinceAckMs).filter((x): x is number => x !== undefined);
+        return [
+          p.agentCluster,
+          p.nodeId,
+          ...types.map((t) => (p.types[t] ? `${p.types[t]!.state}${p.types[t]!.ackedVersion ? ` (${p.types[t]!.ackedVersion})` : ''}` : '-')),
+          ackAges.length ? `${(Math.min(...ackAges) / 1000).toFixed(1)}s ago` : '-',
+          ...(hubRevision !== undefined ? [p.behindRevisions ? `${p.behindRevisions} rev` : '0'] : []),
+          age(p.connectedSince),
+        ];
+      }),
+    );
+    const nacks = rows.flatMap((p) => Object.entries(p.types).filter(([, t]) => t.nack).map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}`));
+    return out + (nacks.length ? `\nNACKs:\n${nacks.join('\n')}\n` : '');
+  });
 }

@@ -94,7 +94,7 @@ export class LocalFleet {
     return body;
   }
 
-  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean } = {}): Promise<AgentHandle> {
+  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[] } = {}): Promise<AgentHandle> {
     const prev = this.agents.get(c.name);
     const xdsPort = prev?.xdsPort ?? (await freePort());
     const apiPort = prev ? Number(new URL(prev.apiUrl).port) : await freePort();
@@ -103,6 +103,7 @@ export class LocalFleet {
       meshfedBin(), 'agent', '--cluster', c.name, '--hub', this.hubAgentAddr,
       '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
       '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+      ...(opts.extraArgs ?? []),
     ];
     const child = this.procs.start(`agent-${c.name}`, args, this.env());
     const h: AgentHandle = { cluster: c, child, xdsPort, apiUrl: `http://127.0.0.1:${apiPort}`, dataDir };

@@ -20,85 +20,117 @@ export function federate(input: FederationInput): FederatedView {
   const members = memberClusters(input.clusters, input.mesh);
   const topo = new Map(members.map((c) => [c.name, c]));
 
-  const endpointsByService = new Map<string, Endpoint[]>();
+  const workloadsByPart = new Map<string, Workload[]>();
   for (const w of input.workloads) {
-    const cluster = w.metadata.cluster;
-    const t = cluster ? topo.get(cluster) : undefined;
-    if (!t || !w.metadata.namespace) continue;
-    const key = partKey(cluster!, w.metadata.namespace, w.spec.service);
-    const list = endpointsByService.get(key) ?? [];
-    list.push({
-      workload: w.metadata.name,
-      cluster: t.name,
-      network: t.network,
-      region: t.region,
-      zone: w.spec.zone ?? t.zones[0] ?? '',
-      address: w.spec.address,
-      ports: w.spec.ports,
-      health: w.spec.health,
-      labels: w.metadata.labels ?? {},
-      serviceAccount: w.spec.serviceAccount,
-    });
-    endpointsByService.set(key, list);
+    if (!w.metadata.cluster || !w.metadata.namespace) continue;
+    const key = partKey(w.metadata.cluster, w.metadata.namespace, w.spec.service);
+    const list = workloadsByPart.get(key);
+    if (list) list.push(w);
+    else workloadsByPart.set(key, [w]);
+  }
+  const servicesByGlobal = new Map<string, Service[]>();
+  for (const s of input.services) {
+    if (!s.metadata.namespace) continue;
+    const gk = globalKey(s.metadata.namespace, s.metadata.name);
+    const list = servicesByGlobal.get(gk);
+    if (list) list.push(s);
+    else servicesByGlobal.set(gk, [s]);
   }
 
-  const partsByGlobal = new Map<string, ServicePart[]>();
-  for (const s of input.services) {
+  const services: GlobalService[] = [];
+  for (const [gk, defs] of servicesByGlobal) {
+    const [namespace, name] = gk.split('/') as [string, string];
+    const g = federateService(namespace, name, defs, (cluster) => workloadsByPart.get(partKey(cluster, namespace, name)) ?? [], topo);
+    if (g) services.push(g);
+  }
+  services.sort(byNamespaceName);
+  return { clusters: members, services };
+}
+
+/**
+ * One global service from its per-cluster definitions and their workloads. The
+ * whole-view federate() and the agent's incremental index both use it, so they
+ * cannot disagree. Returns undefined when no definition is in a member cluster.
+ */
+export function federateService(
+  namespace: string,
+  name: string,
+  definitions: Iterable<Service>,
+  workloadsOf: (cluster: string) => Iterable<Workload>,
+  topo: ReadonlyMap<string, ClusterTopology>,
+): GlobalService | undefined {
+  const parts: ServicePart[] = [];
+  for (const s of definitions) {
     const cluster = s.metadata.cluster;
-    const ns = s.metadata.namespace;
-    if (!cluster || !ns || !topo.has(cluster)) continue;
-    const endpoints = (endpointsByService.get(partKey(cluster, ns, s.metadata.name)) ?? []).sort(byWorkload);
-    const part: ServicePart = {
-      cluster,
-      hostname: clusterHostname(s.metadata.name, ns, cluster),
+    const t = cluster ? topo.get(cluster) : undefined;
+    if (!t) continue;
+    const endpoints: Endpoint[] = [];
+    for (const w of workloadsOf(t.name)) endpoints.push(endpointOf(w, t));
+    endpoints.sort(byWorkload);
+    parts.push({
+      cluster: t.name,
+      hostname: clusterHostname(name, namespace, t.name),
       ports: s.spec.ports,
       exported: s.spec.exported,
       inGlobal: false,
       since: s.metadata.creationTimestamp ?? '',
       endpoints,
-    };
-    const gk = `${ns}/${s.metadata.name}`;
-    const list = partsByGlobal.get(gk) ?? [];
-    list.push(part);
-    partsByGlobal.set(gk, list);
-  }
-
-  const services: GlobalService[] = [];
-  for (const [gk, parts] of partsByGlobal) {
-    const [namespace, name] = gk.split('/') as [string, string];
-    parts.sort((a, b) => a.cluster.localeCompare(b.cluster));
-    const exported = parts.filter((p) => p.exported);
-    const reference = [...(exported.length > 0 ? exported : parts)].sort(
-      (a, b) => a.since.localeCompare(b.since) || a.cluster.localeCompare(b.cluster),
-    )[0]!;
-    const conflicts: FederationConflict[] = [];
-    for (const p of exported) {
-      const diff = portsDiffer(reference.ports, p.ports);
-      if (diff === undefined) {
-        p.inGlobal = true;
-      } else {
-        conflicts.push({
-          cluster: p.cluster,
-          field: 'spec.ports',
-          message:
-            `${p.cluster} defines ports ${formatPorts(p.ports)} but the global service ${name}.${namespace} uses ` +
-            `${reference.cluster}'s ${formatPorts(reference.ports)} (oldest export wins): ${diff}; ` +
-            `${p.cluster}'s endpoints stay reachable as ${p.hostname} only`,
-        });
-      }
-    }
-    services.push({
-      name,
-      namespace,
-      hostnames: [globalHostname(name, namespace), clustersetHostname(name, namespace)],
-      ports: reference.ports,
-      referenceCluster: reference.cluster,
-      parts,
-      conflicts,
     });
   }
-  services.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-  return { clusters: members, services };
+  if (parts.length === 0) return undefined;
+  parts.sort((a, b) => a.cluster.localeCompare(b.cluster));
+  const exported = parts.filter((p) => p.exported);
+  const reference = [...(exported.length > 0 ? exported : parts)].sort(
+    (a, b) => a.since.localeCompare(b.since) || a.cluster.localeCompare(b.cluster),
+  )[0]!;
+  const conflicts: FederationConflict[] = [];
+  for (const p of exported) {
+    const diff = portsDiffer(reference.ports, p.ports);
+    if (diff === undefined) {
+      p.inGlobal = true;
+    } else {
+      conflicts.push({
+        cluster: p.cluster,
+        field: 'spec.ports',
+        message:
+          `${p.cluster} defines ports ${formatPorts(p.ports)} but the global service ${name}.${namespace} uses ` +
+          `${reference.cluster}'s ${formatPorts(reference.ports)} (oldest export wins): ${diff}; ` +
+          `${p.cluster}'s endpoints stay reachable as ${p.hostname} only`,
+      });
+    }
+  }
+  return {
+    name,
+    namespace,
+    hostnames: [globalHostname(name, namespace), clustersetHostname(name, namespace)],
+    ports: reference.ports,
+    referenceCluster: reference.cluster,
+    parts,
+    conflicts,
+  };
+}
+
+function endpointOf(w: Workload, t: ClusterTopology): Endpoint {
+  return {
+    workload: w.metadata.name,
+    cluster: t.name,
+    network: t.network,
+    region: t.region,
+    zone: w.spec.zone ?? t.zones[0] ?? '',
+    address: w.spec.address,
+    ports: w.spec.ports,
+    health: w.spec.health,
+    labels: w.metadata.labels ?? {},
+    serviceAccount: w.spec.serviceAccount,
+  };
+}
+
+export function globalKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export function byNamespaceName(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
+  return a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
 }
 
 /** Clusters that federate: every Cluster, or those the Mesh lists. */
@@ -110,7 +142,7 @@ export function memberClusters(clusters: Cluster[], mesh?: Mesh): ClusterTopolog
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function partKey(cluster: string, ns: string, name: string): string {
+export function partKey(cluster: string, ns: string, name: string): string {
   return `${cluster}/${ns}/${name}`;
 }
 

@@ -3,11 +3,11 @@
 // and streams the view: a full copy first (or only changes, when the agent
 // already holds a revision the hub still has history for), then changes.
 import type * as grpc from '@grpc/grpc-js';
-import { keyOf, refOf, validateObject, type ApiObject, type Cluster } from '../api/index.js';
-import { REPORT_KINDS, VIEW_KINDS, type AgentStream, type Hello, type HubMessage } from '../channel/protocol.js';
+import { keyOf, parseKey, refOf, validateObject, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
+import { REPORT_KINDS, VIEW_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
 import { RevisionCompactedError, type Store, type WatchEvent } from '../store/store.js';
 import { logger } from '../util/log.js';
-import { replaceClusterReport } from './objects.js';
+import { applyClusterDelta, replaceClusterReport } from './objects.js';
 
 const log = logger('hub.agents');
 export const HUB_VERSION = '0.1.0';
@@ -19,6 +19,7 @@ export interface SessionInfo {
   viewRevision: number;
   ackedRevision: number;
   reportGeneration: number;
+  importNamespaces: string[];
 }
 
 export class AgentSessions {
@@ -35,6 +36,11 @@ export class AgentSessions {
 
   list(): SessionInfo[] {
     return [...this.sessions.values()].map((s) => s.info());
+  }
+
+  /** The proxies each connected agent last reported, by cluster. */
+  proxies(): { cluster: string; at: string; viewRevision: number; items: unknown[] }[] {
+    return [...this.sessions.values()].flatMap((s) => (s.proxies ? [{ cluster: s.cluster, ...s.proxies }] : []));
   }
 
   /** Ends the session of a cluster (its Cluster object was deleted). */
@@ -90,6 +96,8 @@ class AgentSession {
   private lastRevisionSent = 0;
   private acked = 0;
   private generation = 0;
+  private fullReceived = false;
+  proxies: { at: string; viewRevision: number; items: unknown[] } | undefined;
   private lastRevisionSentCandidate = 0;
   private ended = false;
   // Writes of one session are serialized so status and reports never interleave.
@@ -118,6 +126,7 @@ class AgentSession {
       viewRevision: this.lastRevisionSent,
       ackedRevision: this.acked,
       reportGeneration: this.generation,
+      importNamespaces: this.hello.importNamespaces ?? [],
     };
   }
 
@@ -137,9 +146,13 @@ class AgentSession {
     }
     log.info('agent connected', { cluster: this.cluster, peer: this.stream.getPeer() });
     send(this.stream, { welcome: { hubVersion: HUB_VERSION } });
-    this.stream.on('data', (m: { report?: { generation: string; objectsJson: string }; viewAck?: { revision: string } }) => {
-      if (m.report) this.serialize(() => this.onReport(Number(m.report!.generation), m.report!.objectsJson));
+    this.stream.on('data', (m: AgentMessage) => {
+      if (m.report) {
+        const r = m.report;
+        this.serialize(() => this.onReport(r));
+      }
       if (m.viewAck) this.acked = Math.max(this.acked, Number(m.viewAck.revision));
+      if (m.proxyStatus) this.onProxyStatus(m.proxyStatus.proxiesJson, Number(m.proxyStatus.viewRevision));
     });
     this.stream.on('end', () => this.end());
     this.stream.on('close', () => this.end());
@@ -189,25 +202,57 @@ class AgentSession {
     await this.store.commit([{ type: 'put', object: { ...c, status: { ...(c.status ?? {}), agent } } }]);
   }
 
-  private async onReport(generation: number, json: string): Promise<void> {
+  private async onReport(r: Report): Promise<void> {
+    const generation = Number(r.generation);
+    // objects_json set means a full report (older agents do not set `full`).
+    const full = r.full || !!r.objectsJson;
     let objects: ApiObject[];
+    let deletes: ObjectRef[] = [];
     try {
-      objects = this.checkReport(json);
+      objects = this.checkObjects(full ? (r.objectsJson ?? '[]') : (r.upsertsJson ?? '[]'));
+      if (!full) deletes = this.checkDeletes(r.deletesJson ?? '[]');
     } catch (err) {
       this.reject('InvalidReport', err instanceof Error ? err.message : String(err));
       return;
     }
-    const cluster = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
+    const cluster = await this.store.get({ kind: 'Cluster', name: this.cluster });
     if (!cluster) return this.reject('ClusterDeleted', `cluster "${this.cluster}" was deleted at the hub`);
+    if (!full && !this.fullReceived) {
+      return this.reject('ProtocolError', 'the first report of a connection must be full');
+    }
     this.generation = generation;
     // The generation is kept in the session (GET /agents), not in the Cluster's
     // status: writing it there would push the Cluster to every agent per report.
-    const revision = await replaceClusterReport(this.store, cluster, objects);
+    const revision = full ? await replaceClusterReport(this.store, this.cluster, objects) : await applyClusterDelta(this.store, objects, deletes);
+    if (full) this.fullReceived = true;
     send(this.stream, { reportAck: { generation, revision } });
   }
 
+  private onProxyStatus(json: string, viewRevision: number): void {
+    try {
+      const proxies = JSON.parse(json) as unknown;
+      if (!Array.isArray(proxies)) throw new Error('not an array');
+      this.proxies = { at: new Date().toISOString(), viewRevision, items: proxies };
+    } catch (err) {
+      log.warn('bad proxy status from agent', { cluster: this.cluster, error: String(err) });
+    }
+  }
+
+  /** Deleted keys must name this cluster's reportable objects. */
+  private checkDeletes(json: string): ObjectRef[] {
+    const raw: unknown = JSON.parse(json);
+    if (!Array.isArray(raw)) throw new Error('deletes must be a JSON array of object keys');
+    return raw.map((k, i) => {
+      const ref = typeof k === 'string' ? parseKey(k) : undefined;
+      if (!ref || !REPORT_KINDS.has(ref.kind) || ref.cluster !== this.cluster) {
+        throw new Error(`report delete ${i}: ${JSON.stringify(k)} is not a Service or Workload of cluster "${this.cluster}"`);
+      }
+      return ref;
+    });
+  }
+
   /** Every reported object must be valid, of a reportable kind, and of this cluster. */
-  private checkReport(json: string): ApiObject[] {
+  private checkObjects(json: string): ApiObject[] {
     const raw: unknown = JSON.parse(json);
     if (!Array.isArray(raw)) throw new Error('report must be a JSON array of objects');
     const seen = new Set<string>();
@@ -248,13 +293,25 @@ class AgentSession {
   private async sendFull(): Promise<void> {
     const revision = this.store.revision();
     const objects: ApiObject[] = [];
-    for (const kind of VIEW_KINDS) objects.push(...(await this.store.list({ kind })));
+    for (const kind of VIEW_KINDS) objects.push(...(await this.store.list({ kind })).filter((o) => this.wants(o)));
     this.lastRevisionSent = revision;
     send(this.stream, { view: { revision, full: true, upsertsJson: JSON.stringify(objects), deletesJson: '[]' } });
   }
 
+  /** Whether the agent receives this object: view kinds, scoped to the namespaces it imports. */
+  private wants(o: ApiObject): boolean {
+    if (!VIEW_KINDS.has(o.kind)) return false;
+    const ns = this.hello.importNamespaces;
+    return !ns?.length || o.metadata.namespace === undefined || ns.includes(o.metadata.namespace);
+  }
+
   private queue(e: WatchEvent): void {
-    if (!VIEW_KINDS.has(e.object.kind)) return;
+    if (!this.wants(e.object)) {
+      // Still advance the agent's revision, so "how far behind the hub" reads 0 when it is current.
+      this.lastRevisionSentCandidate = Math.max(this.lastRevisionSentCandidate, e.revision);
+      this.flushSoon(this.debounceMs);
+      return;
+    }
     // Later events for a key supersede earlier ones: the agent needs the result, not the history.
     this.pending.set(keyOf(refOf(e.object)), e);
     this.lastRevisionSentCandidate = Math.max(this.lastRevisionSentCandidate, e.revision);

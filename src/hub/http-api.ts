@@ -67,6 +67,9 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     return sendJson(res, 200, { items: view.services, clusters: view.clusters, revision: store.revision() });
   }
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
+  if (resource === 'proxies' && req.method === 'GET') {
+    return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
+  }
 
   const def = findKind(resource);
   if (!def) throw new ApiError(404, 'UnknownKind', `unknown resource "${resource}"`);
@@ -90,12 +93,13 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     const filter: { kind: string; namespace?: string; cluster?: string } = { kind: def.kind };
     if (q.get('namespace')) filter.namespace = q.get('namespace')!;
     if (q.get('cluster')) filter.cluster = q.get('cluster')!;
-    return sendJson(res, 200, { items: await store.list(filter), revision: store.revision() });
+    const items = await store.list(filter);
+    return sendJson(res, 200, { items: def.kind === 'Cluster' ? await withCounts(store, items) : items, revision: store.revision() });
   }
   if (req.method === 'GET' && name) {
     const obj = await store.get(ref(name));
     if (!obj) throw new ApiError(404, 'NotFound', `${def.kind} "${name}" not found`);
-    return sendJson(res, 200, obj);
+    return sendJson(res, 200, def.kind === 'Cluster' ? (await withCounts(store, [obj]))[0] : obj);
   }
   if (req.method === 'DELETE' && name) {
     const r = ref(name);
@@ -149,4 +153,23 @@ function sendError(res: ServerResponse, err: unknown): void {
   if (err instanceof ApiError) return sendJson(res, err.status, { error: err.message, reason: err.reason, details: err.details });
   log.error('request failed', { error: err instanceof Error ? err.stack : String(err) });
   sendJson(res, 500, { error: `internal error: ${err instanceof Error ? err.message : String(err)}`, reason: 'Internal' });
+}
+
+/**
+ * Clusters with how many services and workloads their agents reported. Counted
+ * at read time: storing counts would rewrite the Cluster (and push it to every
+ * agent) on every report.
+ */
+async function withCounts(store: Store, clusters: ApiObject[]): Promise<ApiObject[]> {
+  const count = async (kind: string) => {
+    const m = new Map<string, number>();
+    for (const o of await store.list({ kind })) m.set(o.metadata.cluster ?? '', (m.get(o.metadata.cluster ?? '') ?? 0) + 1);
+    return m;
+  };
+  const services = await count('Service');
+  const workloads = await count('Workload');
+  return clusters.map((c) => ({
+    ...c,
+    status: { ...((c.status as object | undefined) ?? {}), services: services.get(c.metadata.name) ?? 0, workloads: workloads.get(c.metadata.name) ?? 0 },
+  }));
 }

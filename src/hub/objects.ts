@@ -7,7 +7,6 @@ import {
   keyOf,
   refOf,
   type ApiObject,
-  type Cluster,
   type ObjectRef,
 } from '../api/index.js';
 import type { OpOutcome, Store, StoreOp } from '../store/store.js';
@@ -88,11 +87,10 @@ export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<Ap
 }
 
 /**
- * Replaces everything a cluster reported with its new report (level-triggered:
+ * Replaces everything a cluster reported with its new full report (level-triggered:
  * the report is the whole truth for that cluster). Returns the store revision.
  */
-export async function replaceClusterReport(store: Store, cluster: Cluster, reported: ApiObject[]): Promise<number> {
-  const name = cluster.metadata.name;
+export async function replaceClusterReport(store: Store, cluster: string, reported: ApiObject[]): Promise<number> {
   const ops: StoreOp[] = [];
   const keep = new Set<string>();
   for (const o of reported) {
@@ -100,15 +98,16 @@ export async function replaceClusterReport(store: Store, cluster: Cluster, repor
     ops.push({ type: 'put', object: o });
   }
   for (const kind of ['Service', 'Workload']) {
-    for (const o of await store.list({ kind, cluster: name })) {
+    for (const o of await store.list({ kind, cluster })) {
       if (!keep.has(keyOf(refOf(o)))) ops.push({ type: 'delete', ref: refOf(o) });
     }
   }
-  const counts = {
-    services: reported.filter((o) => o.kind === 'Service').length,
-    workloads: reported.filter((o) => o.kind === 'Workload').length,
-  };
-  const status = { ...((cluster.status as Record<string, unknown> | undefined) ?? {}), ...counts };
-  ops.push({ type: 'put', object: { ...cluster, status } as ApiObject });
+  return (await store.commit(ops)).revision;
+}
+
+/** Applies a delta report: cost follows the change, not the cluster's size. */
+export async function applyClusterDelta(store: Store, upserts: ApiObject[], deletes: ObjectRef[]): Promise<number> {
+  const ops: StoreOp[] = [...upserts.map((object) => ({ type: 'put' as const, object })), ...deletes.map((ref) => ({ type: 'delete' as const, ref }))];
+  if (ops.length === 0) return store.revision();
   return (await store.commit(ops)).revision;
 }

@@ -91,6 +91,104 @@ export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<strin
   return type.toObject(type.decode(bytes), { json: true, enums: String, longs: Number, bytes: String });
 }
 
+/** Envoy bootstrap protos: loaded into the same root on first use (proxyless-only agents never need them). */
+const BOOTSTRAP_FILES = ['envoy/config/bootstrap/v3/bootstrap.proto', 'envoy/extensions/upstreams/http/v3/http_protocol_options.proto'];
+let bootstrapLoaded = false;
+
+export function loadBootstrapProtos(): protobuf.Root {
+  const r = protoRoot();
+  if (!bootstrapLoaded) {
+    r.loadSync(BOOTSTRAP_FILES, { keepCase: true });
+    r.resolveAll();
+    bootstrapLoaded = true;
+  }
+  return r;
+}
+
+/**
+ * Strictly encodes a message written in proto3 JSON form, the form Envoy reads a
+ * bootstrap file in (durations as "1s", Struct as a plain object, wrappers as
+ * bare values, Any as { '@type', ...fields }): converts those well-known types to
+ * protobufjs' object form, then checks every field like encodeResource does.
+ * Field names must be the proto (snake_case) names.
+ */
+export function encodeJsonMessage(typeName: string, json: unknown, what = typeName): Uint8Array {
+  const type = protoRoot().lookupType(typeName);
+  const obj = fromProto3Json(type, json, '', what);
+  checkMessage(type, obj, '', what);
+  return type.encode(type.fromObject(obj as Record<string, unknown>)).finish();
+}
+
+const WRAPPERS = new Set(['Double', 'Float', 'Int64', 'UInt64', 'Int32', 'UInt32', 'Bool', 'String', 'Bytes'].map((t) => `.google.protobuf.${t}Value`));
+/** Well-known types whose proto3 JSON form is not an object of their fields: inside an Any they sit in "value". */
+const SPECIAL_JSON = new Set(['.google.protobuf.Duration', '.google.protobuf.Struct', '.google.protobuf.Value', '.google.protobuf.ListValue', ...WRAPPERS]);
+
+function fromProto3Json(type: protobuf.Type, v: unknown, at: string, what: string): unknown {
+  const name = type.fullName;
+  if (name === '.google.protobuf.Duration') {
+    const m = typeof v === 'string' ? /^(-?)(\d+)(?:\.(\d{1,9}))?s$/.exec(v) : null;
+    if (!m) fail(what, at, `expected a duration like "1.5s", got ${describe(v)}`);
+    const sign = m[1] ? -1 : 1;
+    const nanos = m[3] ? Number(m[3].padEnd(9, '0')) : 0;
+    return nanos ? { seconds: sign * Number(m[2]), nanos: sign * nanos } : { seconds: sign * Number(m[2]) };
+  }
+  if (WRAPPERS.has(name)) return { value: v };
+  if (name === '.google.protobuf.Struct') {
+    if (!isPlainObject(v)) fail(what, at, `expected an object (Struct), got ${describe(v)}`);
+    return { fields: Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x)])) };
+  }
+  if (name === '.google.protobuf.Value') return jsonValue(v);
+  if (name === '.google.protobuf.ListValue') {
+    if (!Array.isArray(v)) fail(what, at, `expected an array (ListValue), got ${describe(v)}`);
+    return { values: v.map(jsonValue) };
+  }
+  if (!isPlainObject(v)) return v; // checkMessage reports it
+  if (name === '.google.protobuf.Any') {
+    const url = v['@type'];
+    if (typeof url !== 'string') return v;
+    let inner: protobuf.Type;
+    try {
+      inner = typeForUrl(url);
+    } catch {
+      return v; // checkMessage names the unknown type
+    }
+    const { ['@type']: _u, ...fields } = v;
+    if (SPECIAL_JSON.has(inner.fullName)) return { '@type': url, ...(fromProto3Json(inner, fields.value, `${at}.value`, what) as object) };
+    return { '@type': url, ...(fromProto3Json(inner, fields, at, what) as object) };
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, x] of Object.entries(v)) {
+    const field = type.fields[key];
+    const fpath = at ? `${at}.${key}` : key;
+    const rt = field?.resolvedType;
+    if (!field || !(rt instanceof protobuf.Type) || x === null || x === undefined) {
+      out[key] = x; // scalars, enums and unknown fields as they are: checkMessage judges them
+    } else if (field.map && isPlainObject(x)) {
+      out[key] = Object.fromEntries(Object.entries(x).map(([k, mv]) => [k, fromProto3Json(rt, mv, `${fpath}[${JSON.stringify(k)}]`, what)]));
+    } else if (field.repeated && Array.isArray(x)) {
+      out[key] = x.map((item, i) => fromProto3Json(rt, item, `${fpath}[${i}]`, what));
+    } else {
+      out[key] = fromProto3Json(rt, x, fpath, what);
+    }
+  }
+  return out;
+}
+
+/** google.protobuf.Value in object form. Field names as the loaded type spells them (protobufjs' bundled copy is camelCase). */
+function jsonValue(v: unknown): Record<string, unknown> {
+  const f = (snake: string): string => {
+    const fields = protoRoot().lookupType('google.protobuf.Value').fields;
+    return snake in fields ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+  };
+  if (v === null) return { [f('null_value')]: 'NULL_VALUE' };
+  if (typeof v === 'number') return { [f('number_value')]: v };
+  if (typeof v === 'string') return { [f('string_value')]: v };
+  if (typeof v === 'boolean') return { [f('bool_value')]: v };
+  if (Array.isArray(v)) return { [f('list_value')]: { values: v.map(jsonValue) } };
+  if (isPlainObject(v)) return { [f('struct_value')]: { fields: Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x)])) } };
+  throw new Error(`not a JSON value: ${describe(v)}`);
+}
+
 /** Checks a plain object against a message type without encoding it; throws like encodeResource. */
 export function checkMessage(type: protobuf.Type, value: unknown, at: string, what: string): void {
   if (!isPlainObject(value)) fail(what, at, `expected an object (message ${bare(type)}), got ${describe(value)}`);

@@ -179,11 +179,33 @@ test('bootstrap prints a gRPC xDS bootstrap for this cluster; proxy-status lists
   assert.deepEqual(b.node.locality, { region: 'us-east1', zone: 'us-east1-a', sub_zone: 'cluster1' });
   assert.equal(b.server_listener_resource_name_template, 'grpc/server?xds.resource.listening_address=%s');
 
+  // Envoy: no Envoy binary can run here; the bootstrap is checked against Envoy's own protos.
+  const envoy = await meshfed(['bootstrap', '-n', 'sample', '--name', 'gw', '--envoy', '--delta']);
+  assert.equal(envoy.code, 0, envoy.stderr);
+  const eb = JSON.parse(envoy.stdout) as { dynamic_resources: { ads_config: { api_type: string } }; node: { id: string } };
+  assert.equal(eb.dynamic_resources.ads_config.api_type, 'DELTA_GRPC');
+  assert.equal(eb.node.id, 'cluster1~sample~gw');
+  const { encodeEnvoyBootstrap } = await import('../../src/xds/bootstrap.js');
+  assert.ok(encodeEnvoyBootstrap(eb).length > 0);
+  assert.equal((await meshfed(['bootstrap', '-n', 'sample', '--name', 'gw', '--delta'])).code, 2);
+
   await fleet.startServer('cluster1', { name: 'ps-server', version: 'v1' });
-  const ps = await meshfed(['proxy-status']);
-  assert.equal(ps.code, 0, ps.stderr);
-  assert.match(ps.stdout, /CLUSTER\s+PROXY\s+CONNECTED\s+TYPES/);
-  assert.match(ps.stdout, /cluster1\s+cluster1~sample~ps-server\s+\S+\s+Listener:SYNCED/);
+  const direct = await meshfed(['proxy-status', '--agent', fleet.agent('cluster1').apiUrl]);
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.match(direct.stdout, /CLUSTER\s+PROXY\s+LDS\s+RDS\s+CDS\s+EDS\s+LAST-ACK\s+CONNECTED/);
+  assert.match(direct.stdout, /cluster1\s+cluster1~sample~ps-server\s+SYNCED \(\d+\)\s+-\s+-\s+-\s+\d+\.\ds ago/);
+  // Through the hub: every cluster's proxies, and how far each agent lags the hub.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await meshfed(['proxy-status', '-o', 'json']);
+    const items = (JSON.parse(r.stdout) as { items: { nodeId: string; behindRevisions: number; types: Record<string, { state: string }> }[] }).items;
+    const p = items.find((i) => i.nodeId === 'cluster1~sample~ps-server');
+    if (p && p.types.LDS?.state === 'SYNCED' && p.behindRevisions === 0) break;
+    assert.ok(Date.now() < deadline, `the hub never listed the proxy as synced: ${r.stdout}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  const viaHub = await meshfed(['proxy-status']);
+  assert.match(viaHub.stdout, /CLUSTER\s+PROXY\s+LDS\s+RDS\s+CDS\s+EDS\s+LAST-ACK\s+BEHIND\s+CONNECTED/);
 });
 
 test('a port already in use stops the hub or agent at start with the address named', async () => {

@@ -142,7 +142,7 @@ describe('xDS end to end with grpc-js-xds processes', () => {
 
   it('reaches one cluster by its per-cluster name, and the rest by the alias', async () => {
     const perCluster = spawnClient('client-cluster2', 'cluster1', ['--target', 'xds:///helloworld.sample.cluster2:8080', '--count', '20', '--rate', '50', '--deadline-ms', '3000']);
-    const alias = spawnClient('client-alias', 'cluster1', ['--target', 'xds:///helloworld.sample.svc.clusterset.local', '--count', '30', '--rate', '50', '--deadline-ms', '3000']);
+    const alias = spawnClient('client-alias', 'cluster1', ['--target', 'xds:///helloworld.sample.svc.clusterset.local', '--count', '150', '--rate', '100', '--deadline-ms', '3000']);
     const [a, b] = await Promise.all([perCluster.waitFor((l) => l.event === 'done', 15_000, 'done'), alias.waitFor((l) => l.event === 'done', 15_000, 'done')]);
     assert.deepEqual(a.byBackend, { 'cluster2/v2': 20 });
     assert.equal(a.failed, 0);

@@ -22,14 +22,10 @@ export interface RawResponse {
 
 type Duplex = grpc.ClientDuplexStream<RawRequest, RawResponse>;
 
-export class RawAdsClient {
-  private readonly client: grpc.Client;
-  private readonly call: Duplex;
-  private readonly queue: RawResponse[] = [];
-  private waiters: (() => void)[] = [];
-  ended = false;
-
-  constructor(address: string, node: RawRequest['node'] = { id: 'test~ns~raw', cluster: 'test', locality: { region: 'r', zone: 'z' } }) {
+let adsCtor: grpc.ServiceClientConstructor | undefined;
+/** The ADS client class, loaded once (loading ads.proto per client would dominate tests with many streams). */
+export function adsClientConstructor(): grpc.ServiceClientConstructor {
+  if (!adsCtor) {
     const pkg = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
       keepCase: true,
       longs: String,
@@ -39,15 +35,48 @@ export class RawAdsClient {
       includeDirs: xdsIncludeDirs(),
     });
     // makeGenericClientConstructor wants grpc-js's ServiceDefinition; proto-loader's is the same shape.
-    const Ctor = grpc.makeGenericClientConstructor(
+    adsCtor = grpc.makeGenericClientConstructor(
       pkg['envoy.service.discovery.v3.AggregatedDiscoveryService'] as unknown as grpc.ServiceDefinition,
       'AggregatedDiscoveryService',
     );
-    this.client = new Ctor(address, grpc.credentials.createInsecure());
+  }
+  return adsCtor;
+}
+
+export interface RawAdsClientOptions {
+  /** ACK every response at once with the names last requested for its type (load tests). */
+  autoAck?: boolean;
+}
+
+export class RawAdsClient {
+  private readonly client: grpc.Client;
+  private readonly call: Duplex;
+  private readonly queue: RawResponse[] = [];
+  private waiters: (() => void)[] = [];
+  ended = false;
+
+  /** Names last requested per type (what an auto-ACK repeats). */
+  private readonly names = new Map<string, string[]>();
+  /** Responses received so far. */
+  received = 0;
+
+  constructor(
+    address: string,
+    node: RawRequest['node'] = { id: 'test~ns~raw', cluster: 'test', locality: { region: 'r', zone: 'z' } },
+    private readonly opts: RawAdsClientOptions = {},
+  ) {
+    const Ctor = adsClientConstructor();
+    // Like Envoy (unlimited by default), not grpc-js (4 MB): wildcard responses of a big fleet are larger.
+    this.client = new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
     // The generated method is untyped on the generic constructor.
     const method = (this.client as unknown as Record<string, () => Duplex>)['StreamAggregatedResources']!;
     this.call = method.call(this.client);
     this.call.on('data', (r: RawResponse) => {
+      this.received++;
+      if (this.opts.autoAck) {
+        this.ack(r, this.names.get(r.type_url) ?? []);
+        return;
+      }
       this.queue.push(r);
       for (const w of this.waiters.splice(0)) w();
     });
@@ -66,6 +95,7 @@ export class RawAdsClient {
 
   send(req: RawRequest): void {
     const msg: RawRequest = { resource_names: [], ...req };
+    this.names.set(msg.type_url, msg.resource_names ?? []);
     if (this.node) {
       msg.node = this.node;
       this.node = undefined; // only on the first request, as clients do

@@ -98,3 +98,46 @@ test('hostnames resolve in every documented form', () => {
   assert.deepEqual(resolveHostname(view, 'helloworld.sample:1'), { error: 'helloworld.sample has no port 1; ports: grpc:50051/GRPC' });
   assert.deepEqual(resolveHostname(view, 'nope.sample'), { error: 'no service is named nope.sample' });
 });
+
+test('the incremental index always agrees with federate() and recomputes only what a change touches', async () => {
+  const { FederationIndex } = await import('../../src/federation/incremental.js');
+  const idx = new FederationIndex();
+  let services: Service[] = [svc('cluster1'), svc('cluster2', 9000, '2026-05-01T00:00:00Z'), svc('cluster3', 50051, undefined, true, 'other')];
+  let workloads: Workload[] = [wl('cluster1', 'a', '10.0.0.1'), wl('cluster2', 'b', '10.0.0.2'), { ...wl('cluster3', 'c', '10.0.0.3'), spec: { ...wl('cluster3', 'c', '10.0.0.3').spec, service: 'other' } }];
+  idx.setClusters(clusters);
+  services.forEach((s) => idx.upsertService(s));
+  workloads.forEach((w) => idx.upsertWorkload(w));
+  let r = idx.flush();
+  assert.deepEqual([...r.changed.keys()].sort(), ['sample/helloworld', 'sample/other']);
+  assert.deepEqual(idx.view(), federate({ clusters, services, workloads }));
+
+  // One workload moves from helloworld to other: both services change, nothing else.
+  const moved = { ...workloads[0]!, spec: { ...workloads[0]!.spec, service: 'other' } };
+  idx.upsertWorkload(moved);
+  workloads = [moved, ...workloads.slice(1)];
+  r = idx.flush();
+  assert.deepEqual([...r.changed.keys()].sort(), ['sample/helloworld', 'sample/other']);
+  assert.deepEqual(idx.view(), federate({ clusters, services, workloads }));
+
+  // A workload of an untouched service changes: only that service is recomputed.
+  const b2 = { ...workloads[1]!, spec: { ...workloads[1]!.spec, health: 'UNHEALTHY' as const } };
+  idx.upsertWorkload(b2);
+  workloads = [workloads[0]!, b2, workloads[2]!];
+  assert.deepEqual([...idx.flush().changed.keys()], ['sample/helloworld']);
+  assert.deepEqual(idx.view(), federate({ clusters, services, workloads }));
+
+  // Status-only cluster changes touch nothing; a topology change touches everything.
+  idx.setClusters(clusters.map((c) => ({ ...c, status: { services: 3 } })));
+  assert.equal(idx.pending, 0);
+  const moved3 = clusters.map((c) => (c.metadata.name === 'cluster3' ? { ...c, spec: { ...c.spec, region: 'eu-west1' } } : c));
+  idx.setClusters(moved3);
+  assert.equal(idx.flush().changed.size, 2);
+  assert.deepEqual(idx.view(), federate({ clusters: moved3, services, workloads }));
+
+  // Removing the last definition removes the global service.
+  idx.removeService({ kind: 'Service', name: 'other', namespace: 'sample', cluster: 'cluster3' });
+  services = services.slice(0, 2);
+  r = idx.flush();
+  assert.deepEqual([...r.removed], ['sample/other']);
+  assert.deepEqual(idx.view(), federate({ clusters: moved3, services, workloads }));
+});

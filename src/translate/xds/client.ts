@@ -19,7 +19,34 @@ import { emptyResources, mapFor, type ClientContext, type XdsResource, type XdsR
 export function translateClient(view: FederatedView, ctx: ClientContext): XdsResources {
   const out = emptyResources();
   const warnings = new Set<string>();
-  const sink: Sink = {
+  const sink = mapSink(out, warnings);
+  for (const service of view.services) addService(ctx, service, sink);
+
+  const sorted = emptyResources();
+  for (const key of ['listeners', 'routes', 'clusters', 'endpoints'] as const) {
+    for (const name of [...out[key].keys()].sort()) sorted[key].set(name, out[key].get(name)!);
+  }
+  if (warnings.size > 0) sorted.warnings = [...warnings].sort();
+  return sorted;
+}
+
+/**
+ * The resources of one global service, as an agent serving ctx.cluster sees it.
+ * Resource names embed the service's hostnames, so the resources of different
+ * services never share a name: an agent can retranslate only the services that
+ * changed and replace exactly their resources.
+ */
+export function translateService(service: GlobalService, ctx: ClientContext): { resources: XdsResource[]; warnings: string[] } {
+  const out = emptyResources();
+  const warnings = new Set<string>();
+  addService(ctx, service, mapSink(out, warnings));
+  const resources: XdsResource[] = [];
+  for (const key of ['listeners', 'routes', 'clusters', 'endpoints'] as const) resources.push(...out[key].values());
+  return { resources, warnings: [...warnings] };
+}
+
+function mapSink(out: XdsResources, warnings: Set<string>): Sink {
+  return {
     warnings,
     add(r) {
       const map = mapFor(out, r.typeUrl);
@@ -29,23 +56,16 @@ export function translateClient(view: FederatedView, ctx: ClientContext): XdsRes
       else map.set(r.name, r);
     },
   };
+}
 
-  for (const service of view.services) {
-    const global = globalBackendParts(service, ctx);
-    if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global }, sink);
-    for (const part of service.parts) {
-      // A part that is not exported is visible only in its own cluster.
-      if (!part.exported && part.cluster !== ctx.cluster) continue;
-      addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part }, sink);
-    }
+function addService(ctx: ClientContext, service: GlobalService, sink: Sink): void {
+  const global = globalBackendParts(service, ctx);
+  if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global }, sink);
+  for (const part of service.parts) {
+    // A part that is not exported is visible only in its own cluster.
+    if (!part.exported && part.cluster !== ctx.cluster) continue;
+    addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part }, sink);
   }
-
-  const sorted = emptyResources();
-  for (const key of ['listeners', 'routes', 'clusters', 'endpoints'] as const) {
-    for (const name of [...out[key].keys()].sort()) sorted[key].set(name, out[key].get(name)!);
-  }
-  if (warnings.size > 0) sorted.warnings = [...warnings].sort();
-  return sorted;
 }
 
 /**

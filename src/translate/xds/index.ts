@@ -1,7 +1,7 @@
 // Pure xDS translation: federated view in, Envoy v3 resources (plain objects) out.
 export * from './types.js';
 export type { Backend } from './backend.js';
-export { translateClient } from './client.js';
+export { translateClient, translateService } from './client.js';
 export { translateServerListener, parseServerListenerName, serverListenerResource, clientListener, routerFilter } from './listener.js';
 export type { ServerListenerOptions } from './listener.js';
 export { routeConfiguration } from './route.js';

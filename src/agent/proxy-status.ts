@@ -1,0 +1,60 @@
+// Per-proxy sync state as people read it: per xDS type SYNCED (the last response
+// was ACKed), STALE (sent, not yet ACKed), NACKED (the proxy rejected the last
+// response; it keeps its last good version), and the NACK message.
+import type { ProxyStatus } from '../xds/ads-server.js';
+
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'WAITING';
+
+export interface ProxyTypeSummary {
+  state: SyncState;
+  subscribed: number;
+  sentVersion?: string;
+  ackedVersion?: string;
+  /** ms since the proxy last ACKed this type */
+  sinceAckMs?: number;
+  /** ms since a response went unanswered (STALE) */
+  pendingMs?: number;
+  nack?: string;
+}
+
+export interface ProxySummary {
+  nodeId: string;
+  cluster: string;
+  protocol: string;
+  connectedSince: string;
+  types: Record<string, ProxyTypeSummary>;
+}
+
+const SHORT: Record<string, string> = {
+  'type.googleapis.com/envoy.config.listener.v3.Listener': 'LDS',
+  'type.googleapis.com/envoy.config.route.v3.RouteConfiguration': 'RDS',
+  'type.googleapis.com/envoy.config.cluster.v3.Cluster': 'CDS',
+  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment': 'EDS',
+};
+
+export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): ProxySummary[] {
+  return proxies
+    .map((p) => {
+      const types: Record<string, ProxyTypeSummary> = {};
+      for (const [url, t] of Object.entries(p.types)) {
+        const nacked = t.lastNack !== undefined && (!t.lastAckAt || t.lastNack.at >= t.lastAckAt);
+        const state: SyncState =
+          t.lastSentVersion === undefined ? 'WAITING' : nacked ? 'NACKED' : t.ackedVersion === t.lastSentVersion ? 'SYNCED' : 'STALE';
+        const s: ProxyTypeSummary = { state, subscribed: t.subscribed };
+        if (t.lastSentVersion !== undefined) s.sentVersion = t.lastSentVersion;
+        if (t.ackedVersion !== undefined) s.ackedVersion = t.ackedVersion;
+        if (t.lastAckAt) s.sinceAckMs = now - Date.parse(t.lastAckAt);
+        if (state === 'STALE' && t.lastSentAt) s.pendingMs = now - Date.parse(t.lastSentAt);
+        if (nacked) s.nack = t.lastNack!.message;
+        types[SHORT[url] ?? url] = s;
+      }
+      return {
+        nodeId: p.nodeId,
+        cluster: p.nodeCluster,
+        protocol: (p as { protocol?: string }).protocol ?? 'sotw',
+        connectedSince: p.connectedSince,
+        types,
+      };
+    })
+    .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+}

@@ -1,0 +1,127 @@
+// The agent's incremental federation. It indexes the discovered objects of every
+// cluster and recomputes only the global services a change touched, with the very
+// function the whole-view federate() uses — so cost follows the change, not the
+// fleet, and the result is always what federate() would say for the same state.
+import { keyOf, refOf, type Cluster, type Mesh, type ObjectRef, type Service, type Workload } from '../api/index.js';
+import { byNamespaceName, federateService, globalKey, memberClusters, partKey } from './federate.js';
+import type { ClusterTopology, FederatedView, GlobalService } from './types.js';
+
+export interface FederationChanges {
+  /** Global services recomputed (new or changed), keyed namespace/name. */
+  changed: Map<string, GlobalService>;
+  /** Global services that no longer exist. */
+  removed: Set<string>;
+}
+
+export class FederationIndex {
+  private clusters: ClusterTopology[] = [];
+  private topo = new Map<string, ClusterTopology>();
+  private topoFingerprint = '';
+  /** namespace/name -> cluster -> Service */
+  private services = new Map<string, Map<string, Service>>();
+  /** cluster/namespace/service -> workload key -> Workload */
+  private workloads = new Map<string, Map<string, Workload>>();
+  /** workload key -> the part key it is filed under (a workload may move to another service) */
+  private workloadPart = new Map<string, string>();
+  private result = new Map<string, GlobalService>();
+  private dirty = new Set<string>();
+
+  /** Sets the member clusters. A topology change touches every service; a status-only change touches none. */
+  setClusters(clusters: Cluster[], mesh?: Mesh): void {
+    const members = memberClusters(clusters, mesh);
+    const fingerprint = JSON.stringify(members);
+    if (fingerprint === this.topoFingerprint) return;
+    this.topoFingerprint = fingerprint;
+    this.clusters = members;
+    this.topo = new Map(members.map((c) => [c.name, c]));
+    for (const k of this.services.keys()) this.dirty.add(k);
+    for (const k of this.result.keys()) this.dirty.add(k);
+  }
+
+  upsertService(s: Service): void {
+    if (!s.metadata.namespace || !s.metadata.cluster) return;
+    const gk = globalKey(s.metadata.namespace, s.metadata.name);
+    let byCluster = this.services.get(gk);
+    if (!byCluster) this.services.set(gk, (byCluster = new Map()));
+    byCluster.set(s.metadata.cluster, s);
+    this.dirty.add(gk);
+  }
+
+  removeService(ref: ObjectRef): void {
+    if (!ref.namespace || !ref.cluster) return;
+    const gk = globalKey(ref.namespace, ref.name);
+    const byCluster = this.services.get(gk);
+    if (!byCluster?.delete(ref.cluster)) return;
+    if (byCluster.size === 0) this.services.delete(gk);
+    this.dirty.add(gk);
+  }
+
+  upsertWorkload(w: Workload): void {
+    if (!w.metadata.namespace || !w.metadata.cluster) return;
+    const wk = keyOf(refOf(w));
+    this.detachWorkload(wk);
+    const pk = partKey(w.metadata.cluster, w.metadata.namespace, w.spec.service);
+    let list = this.workloads.get(pk);
+    if (!list) this.workloads.set(pk, (list = new Map()));
+    list.set(wk, w);
+    this.workloadPart.set(wk, pk);
+    this.dirty.add(globalKey(w.metadata.namespace, w.spec.service));
+  }
+
+  removeWorkload(ref: ObjectRef): void {
+    this.detachWorkload(keyOf(ref));
+  }
+
+  private detachWorkload(wk: string): void {
+    const pk = this.workloadPart.get(wk);
+    if (pk === undefined) return;
+    this.workloadPart.delete(wk);
+    const list = this.workloads.get(pk);
+    list?.delete(wk);
+    if (list && list.size === 0) this.workloads.delete(pk);
+    const [, ns, svc] = pk.split('/') as [string, string, string];
+    this.dirty.add(globalKey(ns, svc));
+  }
+
+  /** Removes everything (before a full resync); the next flush reports what disappeared. */
+  clear(): void {
+    for (const k of this.result.keys()) this.dirty.add(k);
+    this.services.clear();
+    this.workloads.clear();
+    this.workloadPart.clear();
+  }
+
+  /** Recomputes the touched global services. */
+  flush(): FederationChanges {
+    const changed = new Map<string, GlobalService>();
+    const removed = new Set<string>();
+    for (const gk of this.dirty) {
+      const defs = this.services.get(gk);
+      const [namespace, name] = gk.split('/') as [string, string];
+      const g = defs
+        ? federateService(namespace, name, defs.values(), (cluster) => this.workloads.get(partKey(cluster, namespace, name))?.values() ?? [], this.topo)
+        : undefined;
+      if (g) {
+        this.result.set(gk, g);
+        changed.set(gk, g);
+      } else if (this.result.delete(gk)) {
+        removed.add(gk);
+      }
+    }
+    this.dirty.clear();
+    return { changed, removed };
+  }
+
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  /** The whole current view, sorted (O(services): for API reads, not for the change path). */
+  view(): FederatedView {
+    return { clusters: this.clusters, services: [...this.result.values()].sort(byNamespaceName) };
+  }
+
+  get(namespace: string, name: string): GlobalService | undefined {
+    return this.result.get(globalKey(namespace, name));
+  }
+}
