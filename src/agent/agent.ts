@@ -13,6 +13,9 @@ import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type S
 import { RegistrationSource } from '../discovery/registration.js';
 import { mergeStates, type DiscoverySource } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
+import { globalKey } from '../federation/federate.js';
+import { selectedNames, type PolicyObject } from '../policies/common.js';
+import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
 import type { FederatedView } from '../federation/types.js';
 import { translateServerListener, translateService, type XdsResource } from '../translate/xds/index.js';
 import { AdsServer } from '../xds/ads-server.js';
@@ -78,6 +81,9 @@ export class Agent {
   private viewSource: AgentStatus['viewSource'] = 'none';
   private journal: ViewJournal | undefined;
   private readonly fed = new FederationIndex();
+  /** TrafficPolicy and FailoverPolicy objects of the view, by key; the set is rebuilt when one changes. */
+  private policies = new Map<string, PolicyObject>();
+  private policyCache: PolicySet | undefined;
   /** global service key -> names (typeUrl, name) of the resources it produced */
   private produced = new Map<string, { typeUrl: string; name: string }[]>();
   private resourceCounts = { listeners: 0, routes: 0, clusters: 0, endpoints: 0 };
@@ -248,6 +254,8 @@ export class Agent {
     if (v.full) {
       this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), o]));
       this.fed.clear();
+      this.policies.clear();
+      this.policyCache = undefined;
       for (const o of this.view.values()) this.indexRemote(o);
       for (const o of this.local.values()) this.indexLocal(o);
       this.topologyDirty = true;
@@ -260,7 +268,8 @@ export class Agent {
       for (const k of v.deletes) {
         const ref = parseKey(k);
         this.view.delete(k);
-        if (ref.kind === 'Cluster' || ref.kind === 'Mesh') this.topologyDirty = true;
+        if (POLICY_KINDS.has(ref.kind)) this.setPolicy(k, undefined);
+        else if (ref.kind === 'Cluster' || ref.kind === 'Mesh') this.topologyDirty = true;
         else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
       }
       if (v.upserts.length > 0 || v.deletes.length > 0) {
@@ -274,6 +283,10 @@ export class Agent {
 
   /** Feeds an object of the hub's view into the index; this cluster's own objects come from local discovery. */
   private indexRemote(o: ApiObject): void {
+    if (POLICY_KINDS.has(o.kind)) {
+      this.setPolicy(keyOf(refOf(o)), o as unknown as PolicyObject);
+      return;
+    }
     if (o.kind === 'Cluster' || o.kind === 'Mesh') {
       this.topologyDirty = true;
       return;
@@ -287,6 +300,28 @@ export class Agent {
     }
     if (o.kind === 'Service') this.fed.upsertService(o as Service);
     else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+  }
+
+  /**
+   * A policy changed: the services it selected before and selects now are
+   * recomputed (only those; a policy without service names touches its namespace).
+   */
+  private setPolicy(key: string, next: PolicyObject | undefined): void {
+    const prev = this.policies.get(key);
+    if (next) this.policies.set(key, next);
+    else if (!this.policies.delete(key)) return;
+    this.policyCache = undefined;
+    for (const p of [prev, next]) {
+      if (!p?.metadata.namespace) continue;
+      const names = selectedNames(p);
+      if (names) for (const n of names) this.fed.touch(globalKey(p.metadata.namespace, n));
+      else this.fed.touchNamespace(p.metadata.namespace);
+    }
+  }
+
+  /** The policies of the view, oldest first (what translation resolves per service). */
+  policySet(): PolicySet {
+    return (this.policyCache ??= policySet(this.policies.values()));
   }
 
   private indexLocal(o: ApiObject): void {
@@ -326,7 +361,8 @@ export class Agent {
       this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
     }
     const changes = this.fed.flush();
-    const ctx = { cluster: this.opts.cluster };
+    const me = this.clusterObject()!;
+    const ctx = { cluster: this.opts.cluster, locality: { region: me.spec.region, zones: me.spec.zones }, policies: this.policySet() };
     const upserts: XdsResource[] = [];
     const removals: { typeUrl: string; name: string }[] = [];
     const touched = [...changes.changed.keys(), ...changes.removed];

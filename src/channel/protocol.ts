@@ -87,7 +87,7 @@ export function agentChannelClient(address: string): AgentChannelClient {
   }) as unknown as AgentChannelClient;
 }
 
-/** Kinds the hub sends to agents. Policies join this list as they arrive. */
-export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload']);
+/** Kinds the hub sends to agents. */
+export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy']);
 /** Kinds an agent may report for its own cluster. */
 export const REPORT_KINDS = new Set(['Service', 'Workload']);

@@ -151,6 +151,28 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('plan')
+    .description('dry run: what applying these files would change in every cluster (xDS diff, affected services, traffic split before/after); writes nothing')
+    .requiredOption('-f, --filename <file>', "file to plan, '-' for stdin (repeatable)", collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { filename: string[]; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const objects = await readObjects(o.filename);
+      const r = await request<import('../policies/plan.js').PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
+        text: JSON.stringify(objects),
+        contentType: 'application/json',
+      });
+      if (format === 'json' || format === 'yaml') {
+        const { print } = await import('./output.js');
+        print(r, format, () => '');
+      } else {
+        const { formatPlan } = await import('../policies/plan.js');
+        process.stdout.write(formatPlan(r));
+      }
+    });
+
+  program
     .command('get')
     .description('list or show objects: clusters, meshes, services, workloads, globalservices')
     .argument('<kind>', 'kind, plural or short name')

@@ -4,7 +4,9 @@
 // (one per cluster, real gRPC xDS servers) + a client in cluster1 calling
 // xds:///helloworld.sample. It shows the live distribution per cluster/version,
 // drains cluster1 (deregisters its endpoints: traffic moves with no failed
-// call), brings it back, and runs until Ctrl-C or --duration.
+// call), brings it back, shifts traffic with a TrafficPolicy (75/25), shows
+// affinity local with a FailoverPolicy failing over to the same region and
+// back, and runs until Ctrl-C or --duration.
 import { API_VERSION } from '../api/index.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
 
@@ -99,6 +101,42 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
           const s = servers[0]!;
           await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
           phase = 'all three clusters';
+        },
+      },
+      {
+        afterMs: 5000,
+        run: async () => {
+          step('traffic shift: TrafficPolicy helloworld-shift sends 75% to cluster2 (v2) and 25% to cluster3 (v3)');
+          await fleet.apply([
+            { apiVersion: API_VERSION, kind: 'TrafficPolicy', metadata: { name: 'helloworld-shift', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], routes: [{ split: [{ cluster: 'cluster2', weight: 75 }, { cluster: 'cluster3', weight: 25 }] }] } },
+          ]);
+          phase = 'shift 75/25';
+        },
+      },
+      {
+        afterMs: 6000,
+        run: async () => {
+          step('failover: delete the shift; FailoverPolicy affinity local keeps cluster1\'s calls in cluster1');
+          await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-shift?namespace=sample`, { method: 'DELETE' });
+          await fleet.apply([{ apiVersion: API_VERSION, kind: 'FailoverPolicy', metadata: { name: 'helloworld-local', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], affinity: 'local' } }]);
+          phase = 'affinity local';
+        },
+      },
+      {
+        afterMs: 5000,
+        run: async () => {
+          step('losing cluster1\'s endpoint: fails over to cluster2 (same region) before cluster3');
+          await fleet.deregister('cluster1', { namespace: 'sample', name: 'helloworld-v1' });
+          phase = 'cluster1 lost';
+        },
+      },
+      {
+        afterMs: 5000,
+        run: async () => {
+          step('cluster1 back: traffic returns to the local cluster');
+          const s = servers[0]!;
+          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+          phase = 'affinity local';
         },
       },
     ];

@@ -159,29 +159,33 @@ export class LocalFleet {
   }
 
   /** Starts a helloworld xDS server in a cluster and registers it once it serves. */
-  async startServer(cluster: string, o: { name: string; version: string; namespace?: string; register?: boolean }): Promise<ServerHandle> {
+  async startServer(cluster: string, o: { name: string; version: string; namespace?: string; register?: boolean; failRate?: number; zone?: string }): Promise<ServerHandle> {
     const ns = o.namespace ?? 'sample';
     const port = await freePort();
     const bootstrap = await this.bootstrap(cluster, ns, o.name, true);
     const child = this.procs.start(
       `server-${o.name}`,
-      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name],
+      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : [])],
       { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
     );
     await child.waitEvent((e) => e.event === 'serving');
     const address = `127.0.0.1:${port}`;
     if (o.register !== false) {
-      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: 'helloworld' });
+      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: 'helloworld', ...(o.zone ? { zone: o.zone } : {}) });
       if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
     }
     return { child, cluster, name: o.name, address };
   }
 
   /** Starts a helloworld client in a cluster; it prints a JSON tick per second. */
-  startClient(cluster: string, bootstrap: string, o: { target: string; rate: number; name?: string; deadlineMs?: number }): Child {
+  startClient(cluster: string, bootstrap: string, o: { target: string; rate: number; name?: string; deadlineMs?: number; headers?: Record<string, string>; tickMs?: number }): Child {
     return this.procs.start(
       `client-${o.name ?? cluster}`,
-      [sampleProgram('client'), '--target', o.target, '--rate', String(o.rate), '--deadline-ms', String(o.deadlineMs ?? 2000)],
+      [
+        sampleProgram('client'), '--target', o.target, '--rate', String(o.rate), '--deadline-ms', String(o.deadlineMs ?? 2000),
+        ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['--header', `${k}=${v}`]),
+        ...(o.tickMs ? ['--tick-ms', String(o.tickMs)] : []),
+      ],
       { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
     );
   }

@@ -67,7 +67,7 @@ export function federateService(
     const endpoints: Endpoint[] = [];
     for (const w of workloadsOf(t.name)) endpoints.push(endpointOf(w, t));
     endpoints.sort(byWorkload);
-    parts.push({
+    const part: ServicePart = {
       cluster: t.name,
       hostname: clusterHostname(name, namespace, t.name),
       ports: s.spec.ports,
@@ -75,7 +75,9 @@ export function federateService(
       inGlobal: false,
       since: s.metadata.creationTimestamp ?? '',
       endpoints,
-    });
+    };
+    if (s.metadata.labels && Object.keys(s.metadata.labels).length > 0) part.labels = s.metadata.labels;
+    parts.push(part);
   }
   if (parts.length === 0) return undefined;
   parts.sort((a, b) => a.cluster.localeCompare(b.cluster));

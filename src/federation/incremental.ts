@@ -83,6 +83,18 @@ export class FederationIndex {
     this.dirty.add(globalKey(ns, svc));
   }
 
+  /** Marks one global service (namespace/name) for recompute, e.g. because a policy selecting it changed. */
+  touch(gk: string): void {
+    this.dirty.add(gk);
+  }
+
+  /** Marks every known global service of a namespace (a policy that selects by labels or cluster). */
+  touchNamespace(namespace: string): void {
+    const prefix = `${namespace}/`;
+    for (const k of this.services.keys()) if (k.startsWith(prefix)) this.dirty.add(k);
+    for (const k of this.result.keys()) if (k.startsWith(prefix)) this.dirty.add(k);
+  }
+
   /** Removes everything (before a full resync); the next flush reports what disappeared. */
   clear(): void {
     for (const k of this.result.keys()) this.dirty.add(k);

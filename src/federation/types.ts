@@ -34,6 +34,8 @@ export interface ServicePart {
   inGlobal: boolean;
   /** When the part's definition is first seen by the hub (oldest export wins a conflict). */
   since: string;
+  /** The Service's labels in this cluster (policies select services by them); unset when none. */
+  labels?: Record<string, string>;
   endpoints: Endpoint[];
 }
 

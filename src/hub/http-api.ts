@@ -7,6 +7,7 @@
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
+//   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   findKind,
@@ -20,6 +21,8 @@ import {
   type Workload,
 } from '../api/index.js';
 import { federate } from '../federation/federate.js';
+import { computePlan } from '../policies/plan.js';
+import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
@@ -66,6 +69,23 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     });
     return sendJson(res, 200, { items: view.services, clusters: view.clusters, revision: store.revision() });
   }
+  if (resource === 'plan' && req.method === 'POST') {
+    const body = await readBody(req);
+    let objects: ApiObject[];
+    try {
+      objects = parseAndValidate(body, q.get('source') ?? 'request');
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
+      throw err;
+    }
+    if (objects.length === 0) throw new ApiError(400, 'Invalid', 'no objects in the request');
+    for (const o of objects) {
+      if (findKind(o.kind)?.discovered) throw new ApiError(400, 'ReadOnlyKind', `${o.kind} objects are reported by agents; plan applies user objects only`);
+    }
+    const current: ApiObject[] = [];
+    for (const kind of ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS]) current.push(...(await store.list({ kind })));
+    return sendJson(res, 200, { ...computePlan(current, objects), revision: store.revision() });
+  }
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
   if (resource === 'proxies' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
@@ -94,12 +114,12 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     if (q.get('namespace')) filter.namespace = q.get('namespace')!;
     if (q.get('cluster')) filter.cluster = q.get('cluster')!;
     const items = await store.list(filter);
-    return sendJson(res, 200, { items: def.kind === 'Cluster' ? await withCounts(store, items) : items, revision: store.revision() });
+    return sendJson(res, 200, { items: await withStatus(store, def.kind, items), revision: store.revision() });
   }
   if (req.method === 'GET' && name) {
     const obj = await store.get(ref(name));
     if (!obj) throw new ApiError(404, 'NotFound', `${def.kind} "${name}" not found`);
-    return sendJson(res, 200, def.kind === 'Cluster' ? (await withCounts(store, [obj]))[0] : obj);
+    return sendJson(res, 200, (await withStatus(store, def.kind, [obj]))[0]);
   }
   if (req.method === 'DELETE' && name) {
     const r = ref(name);
@@ -153,6 +173,25 @@ function sendError(res: ServerResponse, err: unknown): void {
   if (err instanceof ApiError) return sendJson(res, err.status, { error: err.message, reason: err.reason, details: err.details });
   log.error('request failed', { error: err instanceof Error ? err.stack : String(err) });
   sendJson(res, 500, { error: `internal error: ${err instanceof Error ? err.message : String(err)}`, reason: 'Internal' });
+}
+
+/** Status computed at read time: Cluster counts, policy status (selection, conflicts, problems). */
+async function withStatus(store: Store, kind: string, items: ApiObject[]): Promise<ApiObject[]> {
+  if (kind === 'Cluster') return withCounts(store, items);
+  if (!POLICY_KINDS.has(kind) || items.length === 0) return items;
+  const view = federate({
+    clusters: (await store.list({ kind: 'Cluster' })) as Cluster[],
+    mesh: (await store.list({ kind: 'Mesh' }))[0] as Mesh | undefined,
+    services: (await store.list({ kind: 'Service' })) as Service[],
+    workloads: (await store.list({ kind: 'Workload' })) as Workload[],
+  });
+  const all: ApiObject[] = [];
+  for (const k of POLICY_KINDS) all.push(...(await store.list({ kind: k })));
+  const statuses = policyStatuses(view, policySet(all));
+  return items.map((o) => {
+    const st = statuses.get(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`);
+    return st ? { ...o, status: st } : o;
+  });
 }
 
 /**

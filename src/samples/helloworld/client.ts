@@ -3,7 +3,7 @@
 // reports, once a second, who answered and what failed.
 //
 //   node dist/src/samples/helloworld/client.js --target xds:///helloworld.sample \
-//     --rate 20 [--duration 10] [--count 100] [--deadline-ms 1000]
+//     --rate 20 [--duration 10] [--count 100] [--deadline-ms 1000] [--header k=v]... [--tick-ms 1000]
 //
 // stdout: {"event":"tick","ok":n,"failed":n,"byBackend":{"cluster1/v1":n},"errors":{"UNAVAILABLE: ...":n}}
 // each second (counts of calls that finished in that second), then {"event":"done",...totals}.
@@ -21,6 +21,10 @@ export interface GreeterClientOptions {
   deadlineMs: number;
   /** Called once a second with that second's counts. */
   onTick?: (tick: CallStats) => void;
+  /** Metadata (headers) sent with every call, e.g. for header-matched routes. */
+  headers?: Record<string, string>;
+  /** Tick interval (ms); default 1000. */
+  tickMs?: number;
   /** Stops starting calls when aborted; in-flight calls still finish. */
   signal?: AbortSignal;
 }
@@ -71,7 +75,9 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
   const call = (): void => {
     started++;
     inflight++;
-    client.SayHello({ name: 'meshfed' }, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(opts.headers ?? {})) md.set(k, v);
+    client.SayHello({ name: 'meshfed' }, md, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
       inflight--;
       if (err) record(`${grpc.status[err.code] ?? err.code}: ${err.details}`, false);
       else record(`${reply?.cluster}/${reply?.version}`, true);
@@ -90,7 +96,7 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
     const ticker = setInterval(() => {
       opts.onTick?.(tick);
       tick = emptyStats();
-    }, 1000);
+    }, opts.tickMs ?? 1000);
     let stopping = false;
     const stopStarting = (): void => {
       if (stopping) return;
@@ -117,6 +123,8 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       count: { type: 'string' },
       'deadline-ms': { type: 'string', default: '1000' },
+      header: { type: 'string', multiple: true, default: [] },
+      'tick-ms': { type: 'string', default: '1000' },
     },
   });
   const num = (v: string | undefined, name: string): number | undefined => {
@@ -135,6 +143,8 @@ async function main(): Promise<void> {
     deadlineMs: num(values['deadline-ms'], 'deadline-ms')!,
     signal: ac.signal,
     onTick: (t) => emit({ event: 'tick', ...t }),
+    tickMs: num(values['tick-ms'], 'tick-ms')!,
+    headers: Object.fromEntries((values.header ?? []).map((h) => [h.slice(0, h.indexOf('=')), h.slice(h.indexOf('=') + 1)])),
   };
   const duration = num(values.duration, 'duration');
   const count = num(values.count, 'count');

@@ -34,6 +34,12 @@ export interface GreeterClient extends grpc.Client {
     options: grpc.CallOptions,
     callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
   ): grpc.ClientUnaryCall;
+  SayHello(
+    req: HelloRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
+  ): grpc.ClientUnaryCall;
 }
 
 let loaded: { service: grpc.ServiceDefinition; Client: new (target: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => GreeterClient } | undefined;

@@ -16,6 +16,8 @@ export interface GreeterServerOptions {
   cluster: string;
   version: string;
   name: string;
+  /** Fraction of calls (0-1) answered with UNAVAILABLE, to exercise retries and outlier detection. */
+  failRate?: number;
   /** How long connections drain when the listener changes (the library default is 10 minutes). */
   drainGraceTimeMs?: number;
 }
@@ -32,6 +34,10 @@ export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterSe
   const server = new XdsServer({ drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000 });
   server.addService(greeter().service, {
     SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
+      if (opts.failRate && Math.random() < opts.failRate) {
+        cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
+        return;
+      }
       cb(null, {
         message: `Hello ${call.request.name || 'world'} from ${opts.name}`,
         cluster: opts.cluster,
@@ -59,11 +65,12 @@ async function main(): Promise<void> {
       cluster: { type: 'string', default: 'cluster1' },
       version: { type: 'string', default: 'v1' },
       name: { type: 'string', default: 'helloworld' },
+      'fail-rate': { type: 'string', default: '0' },
     },
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port must be a port number (the xDS server cannot bind port 0)');
-  const opts = { address: values.address, port, cluster: values.cluster, version: values.version, name: values.name };
+  const opts = { address: values.address, port, cluster: values.cluster, version: values.version, name: values.name, failRate: Number(values['fail-rate']) };
   const running = startGreeterServer(opts);
   const stop = (signal: string): void => {
     running.stop();

@@ -9,7 +9,10 @@
 import type { ServicePort } from '../../api/index.js';
 import type { FederatedView, GlobalService, ServicePart } from '../../federation/types.js';
 import { xdsClusterName } from '../../federation/names.js';
+import { resolveServicePolicy, type ServicePolicy } from '../../policies/resolve.js';
+import { splitTargets } from '../../policies/traffic/xds.js';
 import type { Backend } from './backend.js';
+import { subsetClusterName } from './naming.js';
 import { edsCluster } from './cluster.js';
 import { loadAssignment } from './endpoints.js';
 import { clientListener } from './listener.js';
@@ -17,6 +20,10 @@ import { routeConfiguration } from './route.js';
 import { emptyResources, mapFor, type ClientContext, type XdsResource, type XdsResources } from './types.js';
 
 export function translateClient(view: FederatedView, ctx: ClientContext): XdsResources {
+  if (!ctx.locality) {
+    const me = view.clusters.find((c) => c.name === ctx.cluster);
+    if (me) ctx = { ...ctx, locality: { region: me.region, zones: me.zones } };
+  }
   const out = emptyResources();
   const warnings = new Set<string>();
   const sink = mapSink(out, warnings);
@@ -59,12 +66,14 @@ function mapSink(out: XdsResources, warnings: Set<string>): Sink {
 }
 
 function addService(ctx: ClientContext, service: GlobalService, sink: Sink): void {
+  // Policies are resolved once per service; builders read them from the Backend.
+  const policy = ctx.policies ? resolveServicePolicy(service, ctx.policies, ctx.cluster).policy : undefined;
   const global = globalBackendParts(service, ctx);
-  if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global }, sink);
+  if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global, policy, global: true }, sink);
   for (const part of service.parts) {
     // A part that is not exported is visible only in its own cluster.
     if (!part.exported && part.cluster !== ctx.cluster) continue;
-    addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part }, sink);
+    addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part, policy }, sink);
   }
 }
 
@@ -93,9 +102,11 @@ interface HostSet {
   parts: ServicePart[];
   /** Set for a per-cluster hostname. */
   part?: ServicePart;
+  policy?: ServicePolicy | undefined;
+  global?: boolean;
 }
 
-function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports, parts, part }: HostSet, sink: Sink): void {
+function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports, parts, part, policy, global }: HostSet, sink: Sink): void {
   const canonical = hostnames[0]!;
   ports.forEach((port, i) => {
     // Proxyless gRPC speaks HTTP/2 only; TCP ports will get Envoy TCP listeners
@@ -104,6 +115,8 @@ function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports,
     if (port.protocol === 'TCP') return;
     const backend: Backend = { clusterName: xdsClusterName(canonical, port.port), host: canonical, service, port, parts };
     if (part) backend.part = part;
+    if (policy) backend.policy = policy;
+    if (global) backend.global = true;
     const names = hostnames.flatMap((h) => (i === 0 ? [h, `${h}:${port.port}`] : [`${h}:${port.port}`]));
     for (const name of names) {
       sink.add(clientListener(ctx, name));
@@ -111,5 +124,13 @@ function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports,
     }
     sink.add(edsCluster(ctx, backend));
     sink.add(loadAssignment(ctx, backend, sink.warnings));
+    // Split targets of a TrafficPolicy: one xDS cluster (and EDS) per target.
+    if (global) {
+      for (const subset of splitTargets(policy)) {
+        const sb: Backend = { ...backend, clusterName: subsetClusterName(canonical, port.port, subset.name), subset };
+        sink.add(edsCluster(ctx, sb));
+        sink.add(loadAssignment(ctx, sb, sink.warnings));
+      }
+    }
   });
 }

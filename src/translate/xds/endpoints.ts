@@ -1,16 +1,21 @@
-// ClusterLoadAssignment builder: one locality per (cluster, zone).
+// ClusterLoadAssignment builder: one locality per (cluster, zone); a split
+// target keeps only its endpoints; a FailoverPolicy sets the priorities.
 import type { Endpoint } from '../../federation/types.js';
+import { priorities } from '../../policies/failover/xds.js';
 import type { Backend } from './backend.js';
 import { ENDPOINT_TYPE, wrap, type ClientContext, type XdsResource } from './types.js';
 
-export function loadAssignment(_ctx: ClientContext, backend: Backend, warnings: Set<string>): XdsResource {
+export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: Set<string>): XdsResource {
   const name = backend.clusterName;
   const groups = new Map<string, { cluster: string; region: string; zone: string; endpoints: { ep: Endpoint; port: number }[] }>();
   // Each address:port at most once: grpc-js-xds rejects the whole assignment on a
   // duplicate (overlapping pod ranges on different networks could produce one).
   const seen = new Map<string, string>();
+  const sub = backend.subset;
   for (const part of backend.parts) {
+    if (sub?.cluster !== undefined && part.cluster !== sub.cluster) continue;
     for (const ep of part.endpoints) {
+      if (sub?.subset && !Object.entries(sub.subset).every(([k, v]) => ep.labels[k] === v)) continue;
       const port = ep.ports[backend.port.name];
       if (port === undefined) {
         warnings.add(`${name}: workload ${ep.cluster}/${ep.workload} has no port named "${backend.port.name}"; left out`);
@@ -29,9 +34,10 @@ export function loadAssignment(_ctx: ClientContext, backend: Backend, warnings: 
       g.endpoints.push({ ep, port });
     }
   }
-  const localities = [...groups.values()]
-    .sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone))
-    .map((g) => {
+  const sorted = [...groups.values()].sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone));
+  // Failover applies to what the global names reach; a per-cluster name is pinned to its cluster.
+  const prio = priorities(ctx, backend.global ? backend.policy : undefined, sorted);
+  const localities = sorted.map((g, i) => {
       const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
       return {
         locality: { region: g.region, zone: g.zone, sub_zone: g.cluster },
@@ -42,8 +48,8 @@ export function loadAssignment(_ctx: ClientContext, backend: Backend, warnings: 
         // and Envoy scales a locality's weight by its healthy share, so it gets no
         // traffic either way. (A locality with no weight would be dropped silently.)
         load_balancing_weight: wrap(Math.max(healthy, 1)),
-        // Failover policies will assign priorities; they must stay contiguous from 0.
-        priority: 0,
+        // Contiguous from 0 (gRPC rejects gaps): see policies/failover.
+        priority: prio[i]!,
         lb_endpoints: g.endpoints
           .sort((a, b) => cmp(a.ep.workload, b.ep.workload) || cmp(a.ep.address, b.ep.address))
           .map(({ ep, port }) => ({

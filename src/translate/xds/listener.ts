@@ -5,11 +5,12 @@
 // node:net's isIP is a pure function (no sockets); the Workload kind validates with it too.
 import { isIP } from 'node:net';
 import { SERVER_LISTENER_PREFIX } from '../../federation/names.js';
+import { faultFilter } from '../../policies/traffic/xds.js';
 import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, type ClientContext, type XdsResource } from './types.js';
 
-/** HTTP filters of a client listener. Fault injection will go before the router; the router must stay last. */
+/** HTTP filters of a client listener: fault injection (off unless a route enables it), then the router, which must stay last. */
 export function clientHttpFilters(_ctx: ClientContext): Record<string, unknown>[] {
-  return [routerFilter()];
+  return [faultFilter(), routerFilter()];
 }
 
 export function routerFilter(): Record<string, unknown> {

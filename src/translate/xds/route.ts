@@ -1,11 +1,17 @@
 // RouteConfiguration builder. One virtual host matching every authority: the
 // listener name already selected the service, so the route only picks the xDS
-// cluster. Weighted splits, retries and fault overrides will be added to the
-// route action / typed_per_filter_config here.
+// cluster. On the global hostnames a TrafficPolicy's routes (matches, weighted
+// splits to subset clusters, retries, timeouts, faults) replace the default route.
+import { policyRoutes } from '../../policies/traffic/xds.js';
 import type { Backend } from './backend.js';
+import { subsetClusterName } from './naming.js';
 import { ROUTE_TYPE, type ClientContext, type XdsResource } from './types.js';
 
-export function routeConfiguration(_ctx: ClientContext, name: string, backend: Backend): XdsResource {
+export function routeConfiguration(ctx: ClientContext, name: string, backend: Backend): XdsResource {
+  const routes = backend.global ? backend.policy?.routes?.value : undefined;
+  const hashHeader = backend.policy?.loadBalancing?.value.hashHeader;
+  const defaultAction: Record<string, unknown> = { cluster: backend.clusterName };
+  if (hashHeader) defaultAction.hash_policy = [{ header: { header_name: hashHeader } }];
   return {
     typeUrl: ROUTE_TYPE,
     name,
@@ -15,7 +21,9 @@ export function routeConfiguration(_ctx: ClientContext, name: string, backend: B
         {
           name: backend.host,
           domains: ['*'],
-          routes: [{ name: 'default', match: { prefix: '' }, route: { cluster: backend.clusterName } }],
+          routes: routes
+            ? policyRoutes(ctx, routes, (subset) => (subset === '' ? backend.clusterName : subsetClusterName(backend.host, backend.port.port, subset)), hashHeader)
+            : [{ name: 'default', match: { prefix: '' }, route: defaultAction }],
         },
       ],
     },

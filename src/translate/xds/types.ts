@@ -2,6 +2,8 @@
 // `fromObject` form with snake_case field names (as Envoy's docs and config dumps
 // spell them); an Any is written `{ '@type': TYPE_URL, ...fields }`. Encoding and
 // strict field checking live in src/xds/proto.ts, so this folder stays pure.
+import type { PolicySet } from '../../policies/resolve.js';
+
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 export const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -32,13 +34,17 @@ export interface XdsResources {
 }
 
 /**
- * What a translation for one agent knows besides the view. Policies (splits,
- * retries, faults, outlier detection, failover) and mTLS settings will be added
- * here as optional fields, so builders read them without new parameters.
+ * What a translation for one agent knows besides the view. Builders read
+ * policies through the Backend (`backend.policy`, resolved once per service
+ * from `policies` for clients in `cluster`); mTLS settings will be added here.
  */
 export interface ClientContext {
   /** The cluster whose agent serves these resources. */
   cluster: string;
+  /** Region and zones of that cluster: where failover tiers (same zone, same region) are measured from. */
+  locality?: { region: string; zones: string[] };
+  /** Every TrafficPolicy and FailoverPolicy of the view, oldest first. Unset: no policy. */
+  policies?: PolicySet;
 }
 
 export function emptyResources(): XdsResources {

@@ -1,0 +1,267 @@
+// End to end: TrafficPolicy and FailoverPolicy with real hub/agent processes and
+// real @grpc/grpc-js-xds clients and servers across three clusters. Measured
+// numbers are printed as TAP comments (# ...).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { API_VERSION, type ApiObject } from '../../src/api/index.js';
+import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
+import type { Child } from '../../src/demo/processes.js';
+
+interface Tick {
+  ok: number;
+  failed: number;
+  byBackend: Record<string, number>;
+  errors: Record<string, number>;
+}
+
+class TickLog {
+  readonly ticks: (Tick & { at: number })[] = [];
+  constructor(readonly child: Child) {
+    child.onEvent((e) => {
+      if (e.event === 'tick') this.ticks.push({ ...(e as unknown as Tick), at: Date.now() });
+    });
+  }
+  mark(): number {
+    return this.ticks.length;
+  }
+  since(mark: number): Tick {
+    const sum: Tick = { ok: 0, failed: 0, byBackend: {}, errors: {} };
+    for (const t of this.ticks.slice(mark)) {
+      sum.ok += t.ok;
+      sum.failed += t.failed;
+      for (const [k, v] of Object.entries(t.byBackend)) sum.byBackend[k] = (sum.byBackend[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(t.errors)) sum.errors[k] = (sum.errors[k] ?? 0) + v;
+    }
+    return sum;
+  }
+  /** Waits until n consecutive ticks after mark satisfy pred; returns ms from `from` to the first of them. */
+  async waitFor(mark: number, n: number, pred: (t: Tick) => boolean, timeoutMs = 15_000, from = Date.now()): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      const recent = this.ticks.slice(mark);
+      for (let i = 0; i + n <= recent.length; i++) {
+        if (recent.slice(i, i + n).every(pred)) return recent[i]!.at - from;
+      }
+      if (Date.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms; ticks: ${JSON.stringify(recent.slice(-5))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  /** Sums ticks after mark until at least `calls` calls finished. */
+  async calls(mark: number, calls: number, timeoutMs = 30_000): Promise<Tick> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.since(mark);
+      if (s.ok + s.failed >= calls) return s;
+      if (Date.now() > deadline) throw new Error(`only ${s.ok + s.failed} calls in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+let fleet: LocalFleet;
+const servers = new Map<string, ServerHandle>();
+const NS = 'sample';
+
+before(async () => {
+  fleet = await LocalFleet.create();
+  await fleet.startHub();
+  await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: {} }, ...DEMO_CLUSTERS.map(clusterObject)]);
+  for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);
+  for (const [cluster, name, version] of [
+    ['cluster1', 'hw-c1-v1', 'v1'],
+    ['cluster1', 'hw-c1-v2', 'v2'],
+    ['cluster2', 'hw-c2-v3', 'v3'],
+    ['cluster3', 'hw-c3-v3', 'v3'],
+  ] as const) {
+    servers.set(name, await fleet.startServer(cluster, { name, version }));
+  }
+});
+
+after(async () => {
+  await fleet?.close();
+});
+
+function policy(kind: 'TrafficPolicy' | 'FailoverPolicy', name: string, spec: Record<string, unknown>): ApiObject {
+  return { apiVersion: API_VERSION, kind, metadata: { name, namespace: NS }, spec };
+}
+
+async function remove(plural: string, name: string): Promise<void> {
+  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/${plural}/${name}?namespace=${NS}`, { method: 'DELETE' });
+  assert.ok(r.status === 200 || r.status === 404, await r.text());
+}
+
+async function client(cluster: string, name: string, o: { rate?: number; headers?: Record<string, string>; tickMs?: number } = {}): Promise<TickLog> {
+  const bootstrap = await fleet.bootstrap(cluster, NS, name, false);
+  return new TickLog(fleet.startClient(cluster, bootstrap, { target: 'xds:///helloworld.sample', rate: o.rate ?? 100, name, ...(o.headers ? { headers: o.headers } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }));
+}
+
+async function register(name: string): Promise<void> {
+  const s = servers.get(name)!;
+  const r = await fleet.register(s.cluster, { name: s.name, namespace: NS, service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: name.split('-')[2]! } });
+  assert.ok(r.status < 300, JSON.stringify(r.body));
+}
+
+const only = (prefixes: string[]) => (t: Tick) => t.ok > 0 && Object.keys(t.byBackend).every((k) => prefixes.some((p) => k.startsWith(p)));
+const pct = (n: number, total: number) => Math.round((1000 * n) / total) / 10;
+
+test('weighted split across clusters and subsets: 75% v3 in cluster2, 15% v1 and 10% v2 in cluster1', async () => {
+  const log = await client('cluster3', 'split-client', { rate: 300 });
+  await log.waitFor(0, 1, (t) => (t.byBackend['cluster3/v3'] ?? 0) > 0);
+  await fleet.apply([
+    policy('TrafficPolicy', 'helloworld-split', {
+      destinations: [{ name: 'helloworld' }],
+      routes: [{ split: [{ cluster: 'cluster2', subset: { version: 'v3' }, weight: 75 }, { cluster: 'cluster1', subset: { version: 'v1' }, weight: 15 }, { cluster: 'cluster1', subset: { version: 'v2' }, weight: 10 }] }],
+    }),
+  ]);
+  await log.waitFor(log.mark(), 2, only(['cluster1/', 'cluster2/']));
+  const sum = await log.calls(log.mark(), 2000);
+  assert.equal(sum.failed, 0, JSON.stringify(sum.errors));
+  const total = sum.ok;
+  const want = { 'cluster2/v3': 75, 'cluster1/v1': 15, 'cluster1/v2': 10 };
+  for (const [k, w] of Object.entries(want)) {
+    const got = pct(sum.byBackend[k] ?? 0, total);
+    assert.ok(Math.abs(got - w) <= 3, `${k}: ${got}% of ${total} calls, want ${w}% +-3`);
+  }
+  process.stdout.write(`# split over ${total} calls: ${Object.keys(want).map((k) => `${k} ${pct(sum.byBackend[k] ?? 0, total)}%`).join(', ')} (want 75/15/10)\n`);
+
+  // Status lists what the policy applies to.
+  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-split?namespace=${NS}`)).json()) as { status: { services: string[]; clusters: string[]; problems: unknown[] } };
+  assert.deepEqual(st.status.services, ['helloworld.sample']);
+  assert.deepEqual(st.status.clusters, ['cluster1', 'cluster2', 'cluster3']);
+  assert.deepEqual(st.status.problems, []);
+  await fleet.procs.stop(log.child);
+});
+
+test('a header-matched route sends only matching calls to its target', async () => {
+  await fleet.apply([
+    policy('TrafficPolicy', 'helloworld-split', {
+      destinations: [{ name: 'helloworld' }],
+      routes: [
+        { name: 'canary', match: { headers: [{ name: 'x-canary', exact: 'yes' }] }, split: [{ cluster: 'cluster3', weight: 100 }] },
+        { name: 'rest', split: [{ cluster: 'cluster1', weight: 100 }] },
+      ],
+    }),
+  ]);
+  const canary = await client('cluster2', 'canary-client', { headers: { 'x-canary': 'yes' } });
+  const plain = await client('cluster2', 'plain-client');
+  await canary.waitFor(0, 1, (t) => t.ok > 0);
+  await plain.waitFor(0, 1, (t) => t.ok > 0);
+  const [a, b] = await Promise.all([canary.calls(canary.mark(), 200), plain.calls(plain.mark(), 200)]);
+  assert.deepEqual(Object.keys(a.byBackend), ['cluster3/v3']);
+  assert.deepEqual(Object.keys(b.byBackend).sort(), ['cluster1/v1', 'cluster1/v2']);
+  assert.equal(a.failed + b.failed, 0);
+  process.stdout.write(`# header route: x-canary=yes -> ${JSON.stringify(a.byBackend)}; no header -> ${JSON.stringify(b.byBackend)}\n`);
+  await fleet.procs.stop(canary.child);
+  await fleet.procs.stop(plain.child);
+});
+
+test('fault injection: an injected abort rate is observed', async () => {
+  await fleet.apply([policy('TrafficPolicy', 'helloworld-split', { destinations: [{ name: 'helloworld' }], routes: [{ fault: { abort: { grpcStatus: 'UNAVAILABLE', percent: 20 } } }] })]);
+  const log = await client('cluster1', 'fault-client', { rate: 300 });
+  await log.waitFor(0, 1, (t) => t.failed > 0);
+  const sum = await log.calls(log.mark(), 2000);
+  const rate = pct(sum.failed, sum.ok + sum.failed);
+  assert.ok(Math.abs(rate - 20) <= 3, `abort rate ${rate}% of ${sum.ok + sum.failed}, want 20 +-3: ${JSON.stringify(sum.errors)}`);
+  process.stdout.write(`# fault abort 20%: observed ${rate}% of ${sum.ok + sum.failed} calls failed\n`);
+  await fleet.procs.stop(log.child);
+});
+
+test('retries hide a failing endpoint', async () => {
+  await remove('trafficpolicies', 'helloworld-split');
+  const bad = await fleet.startServer('cluster2', { name: 'hw-c2-bad', version: 'bad', failRate: 1 });
+  const log = await client('cluster2', 'retry-client', { rate: 200 });
+  try {
+  await log.waitFor(0, 2, (t) => t.failed > 0);
+  const without = await log.calls(log.mark(), 400);
+  assert.ok(without.failed > 0);
+  await fleet.apply([policy('TrafficPolicy', 'helloworld-retries', { destinations: [{ name: 'helloworld' }], routes: [{ retries: { attempts: 5, on: ['unavailable'], backoff: { baseInterval: '5ms' } } }] })]);
+  await log.waitFor(log.mark(), 2, (t) => t.ok > 0 && t.failed === 0);
+  const withRetries = await log.calls(log.mark(), 2000);
+  // Round robin interleaves concurrent calls, so a retry can land on the bad endpoint again: (1/5)^5 per call.
+  const failedWith = pct(withRetries.failed, withRetries.ok + withRetries.failed);
+  assert.ok(failedWith <= 0.5, `${failedWith}% failed with retries: ${JSON.stringify(withRetries.errors)}`);
+  process.stdout.write(`# failing endpoint (1 of 5): without retries ${pct(without.failed, without.ok + without.failed)}% failed; with 5 attempts ${withRetries.failed} of ${withRetries.ok + withRetries.failed} failed\n`);
+  } finally {
+    await fleet.procs.stop(log.child);
+    await fleet.deregister('cluster2', { namespace: NS, name: 'hw-c2-bad' });
+    await fleet.procs.stop(bad.child);
+    await remove('trafficpolicies', 'helloworld-retries');
+  }
+});
+
+test('affinity local keeps traffic local; fails over zone/region first, then other regions, and back', async () => {
+  await fleet.apply([policy('FailoverPolicy', 'helloworld-failover', { destinations: [{ name: 'helloworld' }], affinity: 'local' })]);
+  const log = await client('cluster1', 'local-client', { rate: 200, tickMs: 100 });
+  await log.waitFor(0, 10, only(['cluster1/']));
+  const steady = await log.calls(log.mark(), 1000);
+  assert.deepEqual(Object.keys(steady.byBackend).sort(), ['cluster1/v1', 'cluster1/v2']);
+
+  // Every local endpoint deregistered: same region (cluster2) before the other region (cluster3).
+  let m = log.mark();
+  let t0 = Date.now();
+  await fleet.deregister('cluster1', { namespace: NS, name: 'hw-c1-v1' });
+  await fleet.deregister('cluster1', { namespace: NS, name: 'hw-c1-v2' });
+  const outDereg = await log.waitFor(m, 3, only(['cluster2/']), 15_000, t0);
+  m = log.mark();
+  t0 = Date.now();
+  await register('hw-c1-v1');
+  await register('hw-c1-v2');
+  const backDereg = await log.waitFor(m, 3, only(['cluster1/']), 15_000, t0);
+
+  // Every local endpoint killed (processes stopped, still registered).
+  m = log.mark();
+  t0 = Date.now();
+  await fleet.procs.stop(servers.get('hw-c1-v1')!.child);
+  await fleet.procs.stop(servers.get('hw-c1-v2')!.child);
+  const outKill = await log.waitFor(m, 3, only(['cluster2/']), 15_000, t0);
+  const killed = log.since(m);
+  // Restarted on new ports and registered again.
+  await fleet.deregister('cluster1', { namespace: NS, name: 'hw-c1-v1' });
+  await fleet.deregister('cluster1', { namespace: NS, name: 'hw-c1-v2' });
+  m = log.mark();
+  t0 = Date.now();
+  servers.set('hw-c1-v1', await fleet.startServer('cluster1', { name: 'hw-c1-v1', version: 'v1' }));
+  servers.set('hw-c1-v2', await fleet.startServer('cluster1', { name: 'hw-c1-v2', version: 'v2' }));
+  const backKill = await log.waitFor(m, 3, only(['cluster1/']), 15_000, t0);
+
+  // Local and same-region gone: the other region.
+  m = log.mark();
+  for (const [c, n] of [['cluster1', 'hw-c1-v1'], ['cluster1', 'hw-c1-v2'], ['cluster2', 'hw-c2-v3']] as const) await fleet.deregister(c, { namespace: NS, name: n });
+  const outRegion = await log.waitFor(m, 3, only(['cluster3/']));
+  for (const n of ['hw-c1-v1', 'hw-c1-v2', 'hw-c2-v3']) await register(n);
+  await log.waitFor(log.mark(), 3, only(['cluster1/']));
+  process.stdout.write(
+    `# affinity local (100 ms ticks): deregistered -> cluster2 in ${outDereg} ms, back in ${backDereg} ms; ` +
+      `killed -> cluster2 in ${outKill} ms (${killed.failed} failed calls of ${killed.ok + killed.failed}), back after restart+register in ${backKill} ms; ` +
+      `cluster1+cluster2 gone -> cluster3 in ${outRegion} ms\n`,
+  );
+  await fleet.procs.stop(log.child);
+});
+
+test('affinity remote drains the local cluster for its clients', async () => {
+  await fleet.apply([policy('FailoverPolicy', 'helloworld-failover', { destinations: [{ name: 'helloworld' }], affinity: 'remote' })]);
+  const log = await client('cluster1', 'remote-client', { rate: 200 });
+  await log.waitFor(0, 2, only(['cluster2/', 'cluster3/']));
+  const sum = await log.calls(log.mark(), 600);
+  assert.equal(sum.byBackend['cluster1/v1'] ?? 0, 0);
+  assert.equal(sum.byBackend['cluster1/v2'] ?? 0, 0);
+  assert.equal(sum.failed, 0);
+  process.stdout.write(`# affinity remote from cluster1: ${JSON.stringify(sum.byBackend)}\n`);
+  await fleet.procs.stop(log.child);
+  await remove('failoverpolicies', 'helloworld-failover');
+});
+
+test('meshfed plan (POST /plan) shows per-cluster diffs and the expected split, and writes nothing', async () => {
+  const before = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };
+  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/plan`, {
+    method: 'POST',
+    body: JSON.stringify([policy('TrafficPolicy', 'canary', { destinations: [{ name: 'helloworld' }], routes: [{ split: [{ cluster: 'cluster2', weight: 99 }, { cluster: 'cluster3', weight: 1 }] }] })]),
+  });
+  assert.equal(r.status, 200);
+  const p = (await r.json()) as { clusters: { cluster: string; changes: { name: string }[] }[]; services: { split: Record<string, { after: { shares: Record<string, number> }[] }> }[] };
+  assert.deepEqual(p.clusters.map((c) => c.cluster), ['cluster1', 'cluster2', 'cluster3']);
+  assert.ok(p.clusters[0]!.changes.some((c) => c.name === 'outbound|50051|cluster=cluster3|helloworld.sample'));
+  assert.deepEqual(p.services[0]!.split.cluster1!.after[0]!.shares, { 'cluster2/v3': 99, 'cluster3/v3': 1 });
+  const after = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };
+  assert.equal(after.revision, before.revision);
+});
