@@ -1,0 +1,4 @@
+export * from './spiffe.js';
+export * from './issue.js';
+export * from './cert-files.js';
+export { generateKeyPair, importKeyPair, splitPem, type KeyPair } from './x509.js';
