@@ -24,15 +24,7 @@ export const SourceSelector = Type.Object(
 );
 export type SourceSelector = Static<typeof SourceSelector>;
 
-export const DURATION = '^[0-9]+(\\.[0-9]+)?(ms|s|m)$';
-export const Duration = Type.String({ pattern: DURATION, description: 'e.g. 250ms, 2s, 1m' });
-
-export function durationMs(d: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$/.exec(d);
-  if (!m) throw new Error(`bad duration "${d}"`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000);
-}
+export { Duration, DURATION, durationMs } from '../api/duration.js';
 
 /** The fields every policy object has (TrafficPolicy and FailoverPolicy objects are structurally this). */
 export interface PolicyObject {

@@ -1,6 +1,39 @@
-// Mesh: mesh-wide settings. Trust and mTLS settings attach here (see issue on federated trust).
+// Mesh: mesh-wide settings: which clusters federate, the trust domain, the CA's
+// certificate lifetimes and the mTLS mode.
 import { Type, type Static } from '@sinclair/typebox';
+import { Duration, durationMs } from '../duration.js';
 import { defineKind } from '../kind.js';
+
+export const MtlsMode = Type.Union([Type.Literal('STRICT'), Type.Literal('PERMISSIVE'), Type.Literal('DISABLE')], {
+  description: 'STRICT: mTLS only; PERMISSIVE: plaintext accepted too (migration); DISABLE: plaintext',
+});
+export type MtlsMode = Static<typeof MtlsMode>;
+
+export const MeshCa = Type.Object(
+  {
+    workloadCertTtl: Type.Optional({ ...Duration, default: '24h', description: 'lifetime of workload certificates (renewed at half-life)' }),
+    intermediateCertTtl: Type.Optional({ ...Duration, default: '720h', description: "lifetime of each cluster's intermediate CA (renewed at half-life)" }),
+  },
+  { additionalProperties: false },
+);
+export type MeshCa = Static<typeof MeshCa>;
+
+export const MeshMtls = Type.Object(
+  {
+    mode: Type.Optional({ ...MtlsMode, default: 'STRICT' }),
+    services: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { namespace: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }), mode: MtlsMode },
+          { additionalProperties: false },
+        ),
+        { description: 'per-service overrides of the mesh-wide mode' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type MeshMtls = Static<typeof MeshMtls>;
 
 export const MeshSpec = Type.Object(
   {
@@ -8,10 +41,14 @@ export const MeshSpec = Type.Object(
     clusters: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: 'clusters that federate; empty or unset means every Cluster' }),
     ),
+    ca: Type.Optional(MeshCa),
+    mtls: Type.Optional(MeshMtls),
   },
   { additionalProperties: false },
 );
 export type MeshSpec = Static<typeof MeshSpec>;
+
+const MIN_TTL_MS = 2_000;
 
 export const MeshKind = defineKind({
   kind: 'Mesh',
@@ -22,8 +59,38 @@ export const MeshKind = defineKind({
   status: Type.Object({ clusters: Type.Optional(Type.Array(Type.String())) }),
   columns: [
     { header: 'TRUST-DOMAIN', value: (o) => o.spec.trustDomain },
+    { header: 'MTLS', value: (o) => o.spec.mtls?.mode ?? 'STRICT' },
     { header: 'CLUSTERS', value: (o) => (o.spec.clusters?.length ? o.spec.clusters.join(',') : '*') },
   ],
-  validateObject: (o) => (o.metadata.namespace ? [{ path: '/metadata/namespace', message: 'Mesh is not namespaced' }] : []),
+  validateObject: (o) => {
+    const errs: { path: string; message: string }[] = [];
+    if (o.metadata.namespace) errs.push({ path: '/metadata/namespace', message: 'Mesh is not namespaced' });
+    const ca = o.spec.ca;
+    for (const f of ['workloadCertTtl', 'intermediateCertTtl'] as const) {
+      const v = ca?.[f];
+      if (v && durationMs(v) < MIN_TTL_MS) errs.push({ path: `/spec/ca/${f}`, message: `${v} is shorter than the 2s minimum` });
+    }
+    if (ca?.workloadCertTtl && ca.intermediateCertTtl && durationMs(ca.workloadCertTtl) > durationMs(ca.intermediateCertTtl)) {
+      errs.push({ path: '/spec/ca/workloadCertTtl', message: `workload certificates (${ca.workloadCertTtl}) cannot outlive the intermediates that sign them (${ca.intermediateCertTtl})` });
+    }
+    const seen = new Set<string>();
+    (o.spec.mtls?.services ?? []).forEach((s, i) => {
+      const k = `${s.namespace}/${s.name}`;
+      if (seen.has(k)) errs.push({ path: `/spec/mtls/services/${i}`, message: `${k} is listed twice` });
+      seen.add(k);
+    });
+    return errs;
+  },
 });
 export type Mesh = typeof MeshKind.$object;
+
+/** The effective CA lifetimes and mTLS mode (defaults applied), for hub and agents. */
+export function meshSettings(m: Mesh | undefined): { trustDomain: string; workloadCertTtlMs: number; intermediateCertTtlMs: number; mtlsMode: MtlsMode; serviceModes: Map<string, MtlsMode> } {
+  return {
+    trustDomain: m?.spec.trustDomain ?? 'meshfed.local',
+    workloadCertTtlMs: durationMs(m?.spec.ca?.workloadCertTtl ?? '24h'),
+    intermediateCertTtlMs: durationMs(m?.spec.ca?.intermediateCertTtl ?? '720h'),
+    mtlsMode: m?.spec.mtls?.mode ?? 'STRICT',
+    serviceModes: new Map((m?.spec.mtls?.services ?? []).map((s) => [`${s.namespace}/${s.name}`, s.mode])),
+  };
+}
