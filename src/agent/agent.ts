@@ -9,7 +9,7 @@
 // fleet's size. The hub's view is journaled on disk, so a restarted agent serves
 // even while the hub is away.
 import type { Server } from 'node:http';
-import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
+import { keyOf, meshSettings, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type MtlsMode, type Service, type Workload } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
 import { mergeStates, type DiscoverySource } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
@@ -17,7 +17,7 @@ import { globalKey } from '../federation/federate.js';
 import { selectedNames, type PolicyObject } from '../policies/common.js';
 import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
 import type { FederatedView } from '../federation/types.js';
-import { translateServerListener, translateService, type XdsResource } from '../translate/xds/index.js';
+import { serviceMode, translateServerListener, translateService, type SecuritySettings, type XdsResource } from '../translate/xds/index.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { logger } from '../util/log.js';
@@ -25,6 +25,7 @@ import { HubConnection, type ViewUpdate } from './hub-connection.js';
 import { createAgentHttpServer } from './http-api.js';
 import { summarizeProxies, type ProxySummary } from './proxy-status.js';
 import { ViewJournal } from './view-journal.js';
+import { WorkloadIdentity, type IntermediateSource } from './workload-identity.js';
 
 const log = logger('agent');
 export const AGENT_VERSION = '0.1.0';
@@ -94,6 +95,12 @@ export class Agent {
   private recomputeStats = { count: 0, lastServices: 0, lastMs: 0 };
   private proxyTimer: NodeJS.Timeout | undefined;
   private lastProxyReport = '';
+  /** mTLS settings from the Mesh; a change re-translates every service and server listener. */
+  private security: SecuritySettings | undefined;
+  private securityFingerprint = '';
+  /** This cluster's intermediate CA (signed by the hub). */
+  private trustSource: IntermediateSource = { current: () => undefined, onChange: () => undefined };
+  identity: WorkloadIdentity | undefined;
   readonly ads: AdsServer;
   private hub: HubConnection;
   private http: Server | undefined;
@@ -106,7 +113,7 @@ export class Agent {
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
     this.ads = new AdsServer({
-      serverListener: (name) => translateServerListener(name),
+      serverListener: (name) => translateServerListener(name, (address, port) => this.serverMode(address, port)),
       log: (m) => log.debug(m),
       debounceMs: opts.pushDebounceMs ?? 0,
       maxDelayMs: opts.pushMaxDelayMs ?? 100,
@@ -148,6 +155,7 @@ export class Agent {
       this.viewSource = 'disk';
       for (const o of this.view.values()) this.indexRemote(o);
     }
+    this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trustSource, () => meshSettings(this.meshObject()).workloadCertTtlMs);
     for (const s of this.sources) await s.start(() => this.onLocalChange());
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
@@ -188,6 +196,36 @@ export class Agent {
   /** This cluster's Cluster object as the hub knows it. */
   clusterObject(): Cluster | undefined {
     return this.view.get(keyOf({ kind: 'Cluster', name: this.opts.cluster })) as Cluster | undefined;
+  }
+
+  meshObject(): Mesh | undefined {
+    for (const o of this.view.values()) if (o.kind === 'Mesh') return o as Mesh;
+    return undefined;
+  }
+
+  /**
+   * mTLS mode of a server listening at address:port: the mode of the service
+   * whose local workload listens there; the mesh's mode for an unknown address.
+   */
+  private serverMode(address: string, port: number): MtlsMode {
+    for (const o of this.local.values()) {
+      if (o.kind !== 'Workload') continue;
+      const w = o as Workload;
+      if (w.spec.address === address && Object.values(w.spec.ports ?? {}).includes(port)) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
+    }
+    return this.security?.mode ?? 'DISABLE';
+  }
+
+  /** Security settings from the Mesh; when they change every service and server listener is re-translated. */
+  private refreshSecurity(): void {
+    const m = meshSettings(this.meshObject());
+    const next: SecuritySettings = { trustDomain: m.trustDomain, mode: m.mtlsMode, serviceModes: m.serviceModes };
+    const fp = JSON.stringify([next.trustDomain, next.mode, [...next.serviceModes].sort()]);
+    if (fp === this.securityFingerprint) return;
+    this.securityFingerprint = fp;
+    this.security = next;
+    this.fed.touchAll();
+    this.ads.refreshServerListeners();
   }
 
   zones(): string[] {
@@ -247,6 +285,8 @@ export class Agent {
     for (const o of upserts) this.indexLocal(o);
     for (const k of deletes) this.unindex(parseKey(k));
     this.hub.reportChanges(upserts, deletes);
+    // Per-service mTLS modes: which service listens at an address may have changed.
+    if (this.security?.serviceModes.size) this.ads.refreshServerListeners();
     this.scheduleRecompute();
   }
 
@@ -359,10 +399,11 @@ export class Agent {
       this.topologyDirty = false;
       const objects = [...this.view.values()];
       this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
+      this.refreshSecurity();
     }
     const changes = this.fed.flush();
     const me = this.clusterObject()!;
-    const ctx = { cluster: this.opts.cluster, locality: { region: me.spec.region, zones: me.spec.zones }, policies: this.policySet() };
+    const ctx = { cluster: this.opts.cluster, locality: { region: me.spec.region, zones: me.spec.zones }, policies: this.policySet(), ...(this.security ? { security: this.security } : {}) };
     const upserts: XdsResource[] = [];
     const removals: { typeUrl: string; name: string }[] = [];
     const touched = [...changes.changed.keys(), ...changes.removed];

@@ -8,11 +8,19 @@
 //   GET    /v1/proxies/raw               the xDS server's full per-stream state
 //   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   gRPC xDS bootstrap JSON for a workload
 //   GET    /v1/bootstrap?namespace=&name=&envoy=1[&delta=1] Envoy v3 bootstrap
+//   (&certDir=DIR adds the file_watcher certificate provider for mTLS)
+//   POST   /v1/identity/tokens           {namespace, serviceAccount, ttlSeconds?} -> a workload identity token (once)
+//   GET    /v1/identity/tokens           tokens (ids, no secrets)
+//   GET    /v1/identity/whoami           (Bearer token) the SPIFFE ID the token is bound to
+//   POST   /v1/identity/certificates     (Bearer token) {csr} -> certificate chain and CA bundle
+//   GET    /v1/identity/certificates     certificates issued (SPIFFE ID, serial, expiry)
+//   GET    /v1/identity/bundle           (Bearer token) CA bundle and the current issuer
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RegistrationError, type Registration } from '../discovery/registration.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort } from '../util/address.js';
 import type { Agent } from './agent.js';
+import { IdentityError, type WorkloadIdentity } from './workload-identity.js';
 
 class HttpError extends Error {
   constructor(
@@ -26,7 +34,7 @@ class HttpError extends Error {
 export function createAgentHttpServer(agent: Agent): Server {
   return createServer((req, res) => {
     handle(agent, req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError || err instanceof RegistrationError ? err.status : 500;
+      const status = err instanceof HttpError || err instanceof RegistrationError || err instanceof IdentityError ? err.status : 500;
       json(res, status, { error: err instanceof Error ? err.message : String(err) });
     });
   });
@@ -100,11 +108,38 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
           cluster: agent.opts.cluster,
           locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
           server: q.get('server') === '1' || q.get('server') === 'true',
+          ...(q.get('certDir') ? { certDir: q.get('certDir')! } : {}),
         }),
       );
     }
+    case 'POST /v1/identity/tokens':
+      return json(res, 201, await identity(agent).createToken(await jsonBody(req)));
+    case 'GET /v1/identity/tokens':
+      return json(res, 200, { items: identity(agent).tokenList() });
+    case 'GET /v1/identity/whoami':
+      return json(res, 200, identity(agent).whoami(req.headers.authorization));
+    case 'POST /v1/identity/certificates':
+      return json(res, 200, await identity(agent).sign(req.headers.authorization, (await jsonBody<{ csr?: unknown }>(req)).csr));
+    case 'GET /v1/identity/certificates':
+      return json(res, 200, { cluster: agent.opts.cluster, items: identity(agent).issuedCertificates() });
+    case 'GET /v1/identity/bundle':
+      identity(agent).whoami(req.headers.authorization);
+      return json(res, 200, identity(agent).bundle());
     default:
       throw new HttpError(404, `no route for ${route}`);
+  }
+}
+
+function identity(agent: Agent): WorkloadIdentity {
+  if (!agent.identity) throw new HttpError(503, 'the agent is starting');
+  return agent.identity;
+}
+
+async function jsonBody<T = Record<string, unknown>>(req: IncomingMessage): Promise<T> {
+  try {
+    return JSON.parse(await readBody(req)) as T;
+  } catch (err) {
+    throw new HttpError(400, `request body is not JSON: ${String(err)}`);
   }
 }
 

@@ -157,7 +157,9 @@ export async function signCsr(ca: CaMaterial, req: SignRequest): Promise<Issued>
   const issuerCert = new x509.X509Certificate(ca.certPem);
   const issuerKey = await importKeyPair(ca.keyPem);
   const now = req.now ?? new Date();
-  const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+  // Backdated for clock skew, but by at most a tenth of the lifetime so that
+  // half-life renewal of a seconds-long certificate stays after issuance.
+  const notBefore = new Date(now.getTime() - Math.min(CLOCK_SKEW_MS, req.ttlSeconds * 100));
   // Never outlive the issuer: a chain is only as valid as its shortest link.
   const notAfter = new Date(Math.min(now.getTime() + req.ttlSeconds * 1000, issuerCert.notAfter.getTime()));
   const td = expected.trustDomain;

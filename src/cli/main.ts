@@ -312,8 +312,9 @@ export function buildProgram(): Command {
     .option('--envoy', 'an Envoy v3 bootstrap instead (ADS to this cluster\'s agent)')
     .option('--delta', 'with --envoy: incremental (delta) xDS')
     .option('--out <file>', 'write to a file instead of stdout')
+    .option('--cert-dir <dir>', 'where `meshfed identity run` writes the certificates: adds the certificate provider mTLS needs')
     .addOption(agentOption())
-    .action(async (o: { namespace: string; name: string; zone?: string; server?: boolean; envoy?: boolean; delta?: boolean; out?: string; agent: string }) => {
+    .action(async (o: { namespace: string; name: string; zone?: string; server?: boolean; envoy?: boolean; delta?: boolean; out?: string; certDir?: string; agent: string }) => {
       if (o.delta && !o.envoy) throw new CliError(EXIT.usage, '--delta goes with --envoy (gRPC clients use state of the world)');
       if (o.server && o.envoy) throw new CliError(EXIT.usage, '--server is for gRPC servers; an Envoy bootstrap serves both directions');
       const qs = new URLSearchParams({ namespace: o.namespace, name: o.name });
@@ -321,6 +322,10 @@ export function buildProgram(): Command {
       if (o.server) qs.set('server', '1');
       if (o.envoy) qs.set('envoy', '1');
       if (o.delta) qs.set('delta', '1');
+      if (o.certDir) {
+        const { resolve } = await import('node:path');
+        qs.set('certDir', resolve(o.certDir));
+      }
       const b = await request<unknown>(o.agent, 'agent', 'GET', `v1/bootstrap?${qs}`);
       const text = JSON.stringify(b, null, 2) + '\n';
       if (o.out) {
@@ -328,6 +333,46 @@ export function buildProgram(): Command {
         await writeFileDurable(o.out, text, 0o644);
         process.stderr.write(o.envoy ? `wrote ${o.out}; run envoy -c ${o.out}\n` : `wrote ${o.out}; run the workload with GRPC_XDS_BOOTSTRAP=${o.out}\n`);
       } else process.stdout.write(text);
+    });
+
+  const identity = program.command('identity').description('workload identities: tokens, and the helper that keeps a workload\'s certificates current');
+  identity
+    .command('token')
+    .description('create an identity token for a namespace and service account (give it to `meshfed identity run`)')
+    .requiredOption('-n, --namespace <ns>', 'namespace of the workload')
+    .requiredOption('--service-account <sa>', 'service account the workload runs as')
+    .option('--ttl <seconds>', 'token lifetime (default: until the agent forgets it)')
+    .option('--out <file>', 'write the token to a file (mode 0600) instead of stdout')
+    .addOption(agentOption())
+    .action(async (o: { namespace: string; serviceAccount: string; ttl?: string; out?: string; agent: string }) => {
+      const body: Record<string, unknown> = { namespace: o.namespace, serviceAccount: o.serviceAccount };
+      if (o.ttl) body.ttlSeconds = nonNegative(o.ttl, '--ttl');
+      const r = await request<{ token: string; spiffeId: string; expires?: string }>(o.agent, 'agent', 'POST', 'v1/identity/tokens', { text: JSON.stringify(body), contentType: 'application/json' });
+      if (o.out) {
+        const { writeFileDurable } = await import('../util/files.js');
+        await writeFileDurable(o.out, r.token + '\n', 0o600);
+        process.stderr.write(`wrote a token for ${r.spiffeId} to ${o.out}${r.expires ? ` (expires ${r.expires})` : ''}\n`);
+      } else process.stdout.write(`${r.token}\n`);
+    });
+  identity
+    .command('run')
+    .description("beside a workload: generate its key, get it signed by this cluster's agent, write cert.pem/key.pem/ca.pem and renew them")
+    .requiredOption('--dir <dir>', 'directory for cert.pem, key.pem and ca.pem (point `meshfed bootstrap --cert-dir` at it)')
+    .option('--token-file <file>', 'identity token file (or env MESHFED_IDENTITY_TOKEN)')
+    .option('--once', 'exit after writing the first certificate')
+    .addOption(agentOption())
+    .action(async (o: { dir: string; tokenFile?: string; once?: boolean; agent: string }) => {
+      const token = o.tokenFile ? (await readFile(o.tokenFile, 'utf8')).trim() : process.env.MESHFED_IDENTITY_TOKEN;
+      if (!token) throw new CliError(EXIT.usage, 'pass --token-file or set MESHFED_IDENTITY_TOKEN');
+      const { runSidecar } = await import('../identity/sidecar.js');
+      const ac = new AbortController();
+      process.once('SIGTERM', () => ac.abort());
+      process.once('SIGINT', () => ac.abort());
+      try {
+        await runSidecar({ agentUrl: o.agent, token, dir: o.dir, once: o.once ?? false, signal: ac.signal });
+      } catch (err) {
+        throw new CliError(EXIT.failed, (err as Error).message);
+      }
     });
 
   program

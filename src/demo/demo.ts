@@ -43,7 +43,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
 
     step('creating the mesh and three clusters (meshfed apply)');
     const applied = await fleet.apply([
-      { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local' } },
+      { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local', mtls: { mode: 'STRICT' } } },
       ...DEMO_CLUSTERS.map(clusterObject),
     ]);
     for (const r of applied.results) out(`  ${r.object} ${r.outcome}`);
@@ -54,23 +54,30 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
       out(`  ${c.name}: region ${c.region}, zone ${c.zones.join(',')}, network ${c.network}; xDS 127.0.0.1:${a.xdsPort}, API ${a.apiUrl}`);
     }
 
-    step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3 (meshfed register)');
+    step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3, each with its identity (meshfed identity run, meshfed register)');
     const servers: ServerHandle[] = [];
     for (const [i, c] of DEMO_CLUSTERS.entries()) {
-      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}` });
+      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true });
       servers.push(s);
-      out(`  ${s.name} serving at ${s.address} in ${c.name}`);
+      out(`  ${s.name} serving mTLS at ${s.address} in ${c.name} as spiffe://meshfed.local/cluster/${c.name}/ns/sample/sa/helloworld`);
     }
 
-    step(`starting a gRPC client in cluster1: xds:///helloworld.sample at ${opts.rate} calls/s`);
-    const clientBootstrap = await fleet.bootstrap('cluster1', 'sample', 'demo-client', false);
+    step(`starting a gRPC client in cluster1 with its identity: xds:///helloworld.sample at ${opts.rate} calls/s, mTLS (STRICT)`);
+    const clientId = await fleet.startIdentity('cluster1', 'sample', 'demo-client', 'demo-client');
+    const clientBootstrap = await fleet.bootstrap('cluster1', 'sample', 'demo-client', false, clientId.dir);
     const client = fleet.startClient('cluster1', clientBootstrap, { target: 'xds:///helloworld.sample', rate: opts.rate, name: 'demo' });
 
     const totals: Tick = { ok: 0, failed: 0, byBackend: {}, errors: {} };
     let phase = 'all three clusters';
+    let shownPeer = false;
     client.onEvent((e) => {
       if (e.event !== 'tick') return;
       const t = e as unknown as Tick;
+      const peer = Object.keys((e as { peers?: Record<string, number> }).peers ?? {})[0];
+      if (peer && !shownPeer) {
+        shownPeer = true;
+        out(`  the servers see the client as ${peer} (mTLS)`);
+      }
       totals.ok += t.ok;
       totals.failed += t.failed;
       for (const [k, v] of Object.entries(t.byBackend)) totals.byBackend[k] = (totals.byBackend[k] ?? 0) + v;

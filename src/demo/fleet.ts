@@ -1,5 +1,6 @@
 // A local fleet of real processes: a hub, one agent per cluster, sample gRPC
 // xDS servers and clients. The demo runs one; the end-to-end tests run many.
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,18 +152,58 @@ export class LocalFleet {
     return r.status;
   }
 
-  async bootstrap(cluster: string, namespace: string, name: string, server: boolean): Promise<string> {
-    const qs = new URLSearchParams({ namespace, name, ...(server ? { server: '1' } : {}) });
+  async bootstrap(cluster: string, namespace: string, name: string, server: boolean, certDir?: string): Promise<string> {
+    const qs = new URLSearchParams({ namespace, name, ...(server ? { server: '1' } : {}), ...(certDir ? { certDir } : {}) });
     const r = await fetch(`${this.agent(cluster).apiUrl}/v1/bootstrap?${qs}`);
     if (!r.ok) throw new Error(`bootstrap for ${cluster}/${namespace}/${name}: ${await r.text()}`);
     return await r.text();
   }
 
+  /**
+   * Gives a workload an identity: an identity token for namespace/serviceAccount
+   * from the cluster's agent, and `meshfed identity run` beside it writing
+   * cert.pem/key.pem/ca.pem. Resolves with the directory once the first
+   * certificate is there.
+   */
+  async startIdentity(cluster: string, namespace: string, serviceAccount: string, name: string): Promise<{ dir: string; child: Child }> {
+    const agent = this.agent(cluster);
+    const r = await fetch(`${agent.apiUrl}/v1/identity/tokens`, { method: 'POST', body: JSON.stringify({ namespace, serviceAccount }) });
+    if (!r.ok) throw new Error(`identity token for ${cluster}/${namespace}/${serviceAccount}: ${await r.text()}`);
+    const { token } = (await r.json()) as { token: string };
+    const dir = join(this.dir, 'identities', `${cluster}-${name}`);
+    const child = this.procs.start(`identity-${name}`, [meshfedBin(), 'identity', 'run', '--agent', agent.apiUrl, '--dir', dir], { MESHFED_IDENTITY_TOKEN: token });
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(join(dir, 'cert.pem'))) {
+      if (Date.now() > deadline) throw new Error(`identity for ${name}: no certificate in ${dir} after 20 s`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    return { dir, child };
+  }
+
   /** Starts a helloworld xDS server in a cluster and registers it once it serves. */
-  async startServer(cluster: string, o: { name: string; version: string; namespace?: string; register?: boolean; failRate?: number; zone?: string }): Promise<ServerHandle> {
+  async startServer(
+    cluster: string,
+    o: {
+      name: string;
+      version: string;
+      namespace?: string;
+      register?: boolean;
+      failRate?: number;
+      zone?: string;
+      /** Certificates from `meshfed identity run` (mTLS); certDir uses an existing directory instead. */
+      identity?: boolean;
+      certDir?: string;
+      /** Service account the certificate names (default helloworld). */
+      serviceAccount?: string;
+      /** Service account the registration claims (default: serviceAccount). */
+      registeredServiceAccount?: string;
+    },
+  ): Promise<ServerHandle> {
     const ns = o.namespace ?? 'sample';
     const port = await freePort();
-    const bootstrap = await this.bootstrap(cluster, ns, o.name, true);
+    const sa = o.serviceAccount ?? 'helloworld';
+    const certDir = o.certDir ?? (o.identity ? (await this.startIdentity(cluster, ns, sa, o.name)).dir : undefined);
+    const bootstrap = await this.bootstrap(cluster, ns, o.name, true, certDir);
     const child = this.procs.start(
       `server-${o.name}`,
       [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : [])],
@@ -171,7 +212,7 @@ export class LocalFleet {
     await child.waitEvent((e) => e.event === 'serving');
     const address = `127.0.0.1:${port}`;
     if (o.register !== false) {
-      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: 'helloworld', ...(o.zone ? { zone: o.zone } : {}) });
+      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: o.registeredServiceAccount ?? sa, ...(o.zone ? { zone: o.zone } : {}) });
       if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
     }
     return { child, cluster, name: o.name, address };

@@ -95,6 +95,12 @@ export class FederationIndex {
     for (const k of this.result.keys()) if (k.startsWith(prefix)) this.dirty.add(k);
   }
 
+  /** Marks every global service (a mesh-wide setting such as the mTLS mode changed). */
+  touchAll(): void {
+    for (const k of this.services.keys()) this.dirty.add(k);
+    for (const k of this.result.keys()) this.dirty.add(k);
+  }
+
   /** Removes everything (before a full resync); the next flush reports what disappeared. */
   clear(): void {
     for (const k of this.result.keys()) this.dirty.add(k);

@@ -19,7 +19,15 @@ export interface GrpcBootstrapOptions {
   /** An xDS server (XdsServer) needs the listener name template. */
   server?: boolean;
   metadata?: Record<string, string>;
+  /**
+   * Directory where `meshfed identity` keeps cert.pem, key.pem and ca.pem: adds
+   * the file_watcher certificate provider the mTLS resources refer to.
+   */
+  certDir?: string;
 }
+
+/** Name of the certificate provider instance in bootstraps; the xDS TLS contexts refer to it (translate/xds/security.ts). */
+export const CERT_PROVIDER_INSTANCE = 'meshfed';
 
 export function nodeIdFor(cluster: string, namespace: string, workload: string): string {
   return `${cluster}~${namespace}~${workload}`;
@@ -55,6 +63,21 @@ export function grpcBootstrap(opts: GrpcBootstrapOptions): object {
     },
   };
   if (opts.server) bootstrap.server_listener_resource_name_template = `${SERVER_LISTENER_PREFIX}%s`;
+  if (opts.certDir) {
+    const dir = opts.certDir.replace(/\/+$/, '');
+    bootstrap.certificate_providers = {
+      [CERT_PROVIDER_INSTANCE]: {
+        plugin_name: 'file_watcher',
+        config: {
+          certificate_file: `${dir}/cert.pem`,
+          private_key_file: `${dir}/key.pem`,
+          ca_certificate_file: `${dir}/ca.pem`,
+          // Rotation reaches new handshakes within this interval.
+          refresh_interval: '1s',
+        },
+      },
+    };
+  }
   return bootstrap;
 }
 

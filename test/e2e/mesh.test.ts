@@ -4,59 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
-import type { Child } from '../../src/demo/processes.js';
-
-interface Tick {
-  ok: number;
-  failed: number;
-  byBackend: Record<string, number>;
-  errors: Record<string, number>;
-}
-
-/** Collects a client's per-second ticks; lets a test wait for a condition on the newest ones. */
-class TickLog {
-  readonly ticks: (Tick & { at: number })[] = [];
-  constructor(readonly child: Child) {
-    child.onEvent((e) => {
-      if (e.event === 'tick') this.ticks.push({ ...(e as unknown as Tick), at: Date.now() });
-    });
-  }
-  mark(): number {
-    return this.ticks.length;
-  }
-  since(mark: number): Tick {
-    const sum: Tick = { ok: 0, failed: 0, byBackend: {}, errors: {} };
-    for (const t of this.ticks.slice(mark)) {
-      sum.ok += t.ok;
-      sum.failed += t.failed;
-      for (const [k, v] of Object.entries(t.byBackend)) sum.byBackend[k] = (sum.byBackend[k] ?? 0) + v;
-      for (const [k, v] of Object.entries(t.errors)) sum.errors[k] = (sum.errors[k] ?? 0) + v;
-    }
-    return sum;
-  }
-  /** Waits until `n` consecutive ticks after `mark` satisfy pred; returns ms from the call until the first of them. */
-  async waitFor(mark: number, n: number, pred: (t: Tick) => boolean, timeoutMs = 15_000): Promise<number> {
-    const start = Date.now();
-    for (;;) {
-      const recent = this.ticks.slice(mark);
-      for (let i = 0; i + n <= recent.length; i++) {
-        if (recent.slice(i, i + n).every(pred)) return recent[i]!.at - start;
-      }
-      if (Date.now() - start > timeoutMs) {
-        throw new Error(`condition not met within ${timeoutMs} ms; ticks: ${JSON.stringify(recent.slice(-5))}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  async ticksAfter(mark: number, n: number, timeoutMs = 15_000): Promise<Tick> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.ticks.length < mark + n) {
-      if (Date.now() > deadline) throw new Error(`only ${this.ticks.length - mark} ticks in ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return this.since(mark);
-  }
-}
+import { TickLog, type Tick } from '../helpers/tick-log.js';
 
 let fleet: LocalFleet;
 const servers: ServerHandle[] = [];
@@ -65,7 +13,7 @@ before(async () => {
   fleet = await LocalFleet.create();
   await fleet.startHub();
   await fleet.apply([
-    { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: {} },
+    { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests (mtls.test.ts) */,
     ...DEMO_CLUSTERS.map(clusterObject),
   ]);
   for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);

@@ -34,12 +34,14 @@ export interface CallStats {
   failed: number;
   /** "cluster/version" -> successful calls */
   byBackend: Record<string, number>;
+  /** How servers saw this client: its SPIFFE ID over mTLS, "plaintext" otherwise -> successful calls */
+  peers: Record<string, number>;
   /** "CODE: details" -> failed calls */
   errors: Record<string, number>;
 }
 
 function emptyStats(): CallStats {
-  return { ok: 0, failed: 0, byBackend: {}, errors: {} };
+  return { ok: 0, failed: 0, byBackend: {}, errors: {}, peers: {} };
 }
 
 function bump(rec: Record<string, number>, key: string): void {
@@ -60,11 +62,12 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
   const endAt = opts.durationS !== undefined ? t0 + opts.durationS * 1000 : Infinity;
   const maxCalls = opts.count ?? Infinity;
 
-  const record = (key: string, ok: boolean): void => {
+  const record = (key: string, ok: boolean, peer?: string): void => {
     for (const s of [tick, totals]) {
       if (ok) {
         s.ok++;
         bump(s.byBackend, key);
+        if (peer) bump(s.peers, peer);
       } else {
         s.failed++;
         bump(s.errors, key);
@@ -80,7 +83,7 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
     client.SayHello({ name: 'meshfed' }, md, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
       inflight--;
       if (err) record(`${grpc.status[err.code] ?? err.code}: ${err.details}`, false);
-      else record(`${reply?.cluster}/${reply?.version}`, true);
+      else record(`${reply?.cluster}/${reply?.version}`, true, reply?.peer || undefined);
     });
   };
 

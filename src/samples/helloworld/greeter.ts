@@ -14,6 +14,8 @@ export interface HelloReply {
   cluster: string;
   version: string;
   workload: string;
+  /** The caller as the server saw it: its SPIFFE ID over mTLS, "plaintext" otherwise. */
+  peer?: string;
 }
 
 /** proto/helloworld.proto, found by walking up from this file (works from src/ and dist/src/). */

@@ -29,6 +29,14 @@ export interface RunningGreeterServer {
   stop(): void;
 }
 
+/** The caller's URI SAN (its SPIFFE ID) when the call came over mTLS. */
+function callerIdentity(call: grpc.ServerUnaryCall<HelloRequest, HelloReply>): string {
+  const auth = call.getAuthContext();
+  if (!auth.transportSecurityType) return 'plaintext';
+  const san = auth.sslPeerCertificate?.subjectaltname ?? '';
+  return san.split(', ').find((s) => s.startsWith('URI:'))?.slice(4) ?? 'tls-without-client-certificate';
+}
+
 export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterServer {
   register();
   const server = new XdsServer({ drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000 });
@@ -43,6 +51,7 @@ export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterSe
         cluster: opts.cluster,
         version: opts.version,
         workload: opts.name,
+        peer: callerIdentity(call),
       });
     },
   });

@@ -1,6 +1,7 @@
 // Cluster builder: EDS over ADS, round robin, and always an outlier_detection block.
 import type { Backend } from './backend.js';
 import { lbFields, outlierFields } from '../../policies/traffic/xds.js';
+import { serviceIdentities, serviceMode, upstreamTransportSocket } from './security.js';
 import { CLUSTER_TYPE, type ClientContext, type XdsResource } from './types.js';
 
 export function edsCluster(ctx: ClientContext, backend: Backend): XdsResource {
@@ -14,8 +15,17 @@ export function edsCluster(ctx: ClientContext, backend: Backend): XdsResource {
       eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
       ...lbFields(backend.policy),
       outlier_detection: outlierDetection(ctx, backend),
+      ...tlsFields(ctx, backend),
     },
   };
+}
+
+/** mTLS to the backend's workloads when the destination service is STRICT. */
+function tlsFields(ctx: ClientContext, backend: Backend): Record<string, unknown> {
+  const svc = backend.service;
+  if (!ctx.security || serviceMode(ctx.security, svc.namespace, svc.name) !== 'STRICT') return {};
+  const clusters = new Set(backend.parts.map((p) => p.cluster));
+  return { transport_socket: upstreamTransportSocket(serviceIdentities(ctx.security, svc, clusters)) };
 }
 
 /**

@@ -7,3 +7,4 @@ export type { ServerListenerOptions } from './listener.js';
 export { routeConfiguration } from './route.js';
 export { edsCluster, outlierDetection } from './cluster.js';
 export { loadAssignment } from './endpoints.js';
+export * from './security.js';

@@ -6,6 +6,8 @@
 import { isIP } from 'node:net';
 import { SERVER_LISTENER_PREFIX } from '../../federation/names.js';
 import { faultFilter } from '../../policies/traffic/xds.js';
+import type { MtlsMode } from '../../api/index.js';
+import { downstreamTransportSocket } from './security.js';
 import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, type ClientContext, type XdsResource } from './types.js';
 
 /** HTTP filters of a client listener: fault injection (off unless a route enables it), then the router, which must stay last. */
@@ -47,16 +49,14 @@ export function parseServerListenerName(name: string): { address: string; port: 
 }
 
 /**
- * Settings of one server listener. mTLS (transport_socket) and RBAC (HTTP filters
- * before the router) will be added here per workload. When mTLS comes: make the
- * connection manager differ by security mode too (e.g. stat_prefix
- * 'inbound-mtls'): grpc-js-xds compares server filter chains with an inverted
- * transport_socket check, so plaintext -> TLS with identical filters is ignored
- * and TLS -> plaintext throws (test/unit/xds-library-pitfalls.test.ts).
+ * Settings of one server listener: where it listens and whether it requires
+ * mTLS. RBAC (HTTP filters before the router) will be added here per workload.
  */
 export interface ServerListenerOptions {
   address: string;
   port: number;
+  /** STRICT: client certificates required. Otherwise plaintext (see security.ts). */
+  mode?: MtlsMode;
 }
 
 /**
@@ -66,6 +66,7 @@ export interface ServerListenerOptions {
  * crashes the server, so we never use it.
  */
 export function serverListenerResource(name: string, opts: ServerListenerOptions): XdsResource {
+  const mtls = opts.mode === 'STRICT';
   return {
     typeUrl: LISTENER_TYPE,
     name,
@@ -74,12 +75,17 @@ export function serverListenerResource(name: string, opts: ServerListenerOptions
       address: { socket_address: { address: opts.address, port_value: opts.port } },
       filter_chains: [
         {
-          name: 'inbound',
+          name: mtls ? 'inbound-mtls' : 'inbound',
+          ...(mtls ? { transport_socket: downstreamTransportSocket() } : {}),
           filters: [
             {
               name: 'envoy.filters.network.http_connection_manager',
               typed_config: anyOf(HCM_TYPE, {
-                stat_prefix: 'inbound',
+                // Differs by mode on purpose: grpc-js-xds compares server filter
+                // chains with an inverted transport_socket check, so plaintext ->
+                // TLS with identical filters would be ignored and TLS -> plaintext
+                // throws (test/unit/xds-library-pitfalls.test.ts).
+                stat_prefix: mtls ? 'inbound-mtls' : 'inbound',
                 route_config: {
                   name: 'inbound',
                   virtual_hosts: [
@@ -101,8 +107,12 @@ export function serverListenerResource(name: string, opts: ServerListenerOptions
   };
 }
 
-/** Server listener for an A36 listener name; undefined when the name is not one or has no literal IP:PORT. */
-export function translateServerListener(name: string): XdsResource | undefined {
+/**
+ * Server listener for an A36 listener name; undefined when the name is not one
+ * or has no literal IP:PORT. `modeOf` gives the mTLS mode for the address (the
+ * mode of the service whose workload listens there; the mesh's mode otherwise).
+ */
+export function translateServerListener(name: string, modeOf: (address: string, port: number) => MtlsMode = () => 'DISABLE'): XdsResource | undefined {
   const addr = parseServerListenerName(name);
-  return addr ? serverListenerResource(name, addr) : undefined;
+  return addr ? serverListenerResource(name, { ...addr, mode: modeOf(addr.address, addr.port) }) : undefined;
 }

@@ -3,6 +3,7 @@
 // spell them); an Any is written `{ '@type': TYPE_URL, ...fields }`. Encoding and
 // strict field checking live in src/xds/proto.ts, so this folder stays pure.
 import type { PolicySet } from '../../policies/resolve.js';
+import type { SecuritySettings } from './security.js';
 
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
@@ -36,7 +37,7 @@ export interface XdsResources {
 /**
  * What a translation for one agent knows besides the view. Builders read
  * policies through the Backend (`backend.policy`, resolved once per service
- * from `policies` for clients in `cluster`); mTLS settings will be added here.
+ * from `policies` for clients in `cluster`) and mTLS from `security`.
  */
 export interface ClientContext {
   /** The cluster whose agent serves these resources. */
@@ -45,6 +46,8 @@ export interface ClientContext {
   locality?: { region: string; zones: string[] };
   /** Every TrafficPolicy and FailoverPolicy of the view, oldest first. Unset: no policy. */
   policies?: PolicySet;
+  /** Trust domain and mTLS modes (from the Mesh). Unset: plaintext everywhere. */
+  security?: SecuritySettings;
 }
 
 export function emptyResources(): XdsResources {
