@@ -115,6 +115,21 @@ test('fault injection: an injected abort rate is observed', async () => {
   await fleet.procs.stop(log.child);
 });
 
+test('a route timeout cuts injected delays: delayed calls end with DEADLINE_EXCEEDED', async () => {
+  await fleet.apply([policy('TrafficPolicy', 'helloworld-split', { destinations: [{ name: 'helloworld' }], routes: [{ timeout: '100ms', fault: { delay: { fixed: '400ms', percent: 30 } } }] })]);
+  const log = await client('cluster1', 'timeout-client', { rate: 200 });
+  try {
+    await log.waitFor(0, 1, (t) => t.failed > 0);
+    const sum = await log.calls(log.mark(), 1000);
+    const rate = pct(sum.failed, sum.ok + sum.failed);
+    assert.ok(Math.abs(rate - 30) <= 5, `timed out ${rate}% of ${sum.ok + sum.failed}, want 30 +-5: ${JSON.stringify(sum.errors)}`);
+    assert.ok(Object.keys(sum.errors).every((e) => e.startsWith('DEADLINE_EXCEEDED')), JSON.stringify(sum.errors));
+    process.stdout.write(`# delay 400 ms on 30% with a 100 ms route timeout: ${rate}% of ${sum.ok + sum.failed} calls ended DEADLINE_EXCEEDED\n`);
+  } finally {
+    await fleet.procs.stop(log.child);
+  }
+});
+
 test('retries hide a failing endpoint', async () => {
   await remove('trafficpolicies', 'helloworld-split');
   const bad = await fleet.startServer('cluster2', { name: 'hw-c2-bad', version: 'bad', failRate: 1 });
@@ -135,6 +150,54 @@ test('retries hide a failing endpoint', async () => {
     await fleet.deregister('cluster2', { namespace: NS, name: 'hw-c2-bad' });
     await fleet.procs.stop(bad.child);
     await remove('trafficpolicies', 'helloworld-retries');
+  }
+});
+
+test('outlier detection ejects an endpoint that fails every call', async () => {
+  const bad = await fleet.startServer('cluster2', { name: 'hw-c2-od', version: 'bad', failRate: 1 });
+  await fleet.apply([
+    policy('TrafficPolicy', 'helloworld-outliers', {
+      destinations: [{ name: 'helloworld' }],
+      outlierDetection: { interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 50, failurePercentage: { threshold: 50, minimumHosts: 2, requestVolume: 10 } },
+    }),
+  ]);
+  const log = await client('cluster2', 'od-client', { rate: 200, tickMs: 250 });
+  try {
+    await log.waitFor(0, 1, (t) => t.failed > 0);
+    const t0 = Date.now();
+    // Ejected within a few detection intervals; then no call reaches it.
+    const ms = await log.waitFor(log.mark(), 8, (t) => t.ok > 0 && t.failed === 0, 15_000, t0);
+    const after = await log.calls(log.mark(), 1000);
+    assert.equal(after.failed, 0, JSON.stringify(after.errors));
+    assert.equal(after.byBackend['cluster2/bad'] ?? 0, 0);
+    process.stdout.write(`# outlier detection: failing endpoint ejected ${ms} ms after its first failures were seen (1 s interval); then ${after.ok} calls, 0 failed\n`);
+  } finally {
+    await fleet.procs.stop(log.child);
+    await fleet.deregister('cluster2', { namespace: NS, name: 'hw-c2-od' });
+    await fleet.procs.stop(bad.child);
+    await remove('trafficpolicies', 'helloworld-outliers');
+  }
+});
+
+test('ring hash on a header keeps each user on one backend', async () => {
+  await fleet.apply([policy('TrafficPolicy', 'helloworld-sticky', { destinations: [{ name: 'helloworld' }], loadBalancing: { policy: 'RING_HASH', hashHeader: 'x-user' } })]);
+  const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
+  const logs = await Promise.all(users.map((u) => client('cluster1', `sticky-${u}`, { rate: 50, headers: { 'x-user': u } })));
+  try {
+    const chosen: string[] = [];
+    for (const [i, log] of logs.entries()) {
+      await log.waitFor(0, 2, (t) => t.ok > 0);
+      const sum = await log.calls(log.mark(), 150);
+      assert.equal(sum.failed, 0, JSON.stringify(sum.errors));
+      assert.equal(Object.keys(sum.byBackend).length, 1, `${users[i]} spread over ${JSON.stringify(sum.byBackend)}`);
+      chosen.push(Object.keys(sum.byBackend)[0]!);
+    }
+    // Different users hash to different backends (6 users over 4 backends: not all on one).
+    assert.ok(new Set(chosen).size > 1, `every user on ${chosen[0]}`);
+    process.stdout.write(`# ring hash on x-user: ${users.map((u, i) => `${u}->${chosen[i]}`).join(', ')}\n`);
+  } finally {
+    for (const log of logs) await fleet.procs.stop(log.child);
+    await remove('trafficpolicies', 'helloworld-sticky');
   }
 });
 
