@@ -42,6 +42,8 @@ const log = logger('agent.trust');
 
 /** After a refused CSR, ask again no sooner than this (or when the bundle changes). */
 const RETRY_AFTER_REFUSAL_MS = 30_000;
+/** How far signCsr backdates notBefore (src/ca/issue.ts, clock skew). */
+const ISSUER_BACKDATE_MS = 5_000;
 /** A CSR without an answer within this is asked again. */
 const PENDING_TIMEOUT_MS = 15_000;
 
@@ -339,7 +341,7 @@ export class AgentTrust {
     } catch (err) {
       throw new JoinError(`the ${what} the hub answered does not verify: ${(err as Error).message}`, true);
     }
-    return { keyPem: key.privateKeyPem, chainPem: certs.join(''), cert };
+    return { keyPem: key.privateKeyPem.endsWith('\n') ? key.privateKeyPem : key.privateKeyPem + '\n', chainPem: certs.join(''), cert };
   }
 
   // --- when to ask
@@ -374,7 +376,7 @@ export class AgentTrust {
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
     const ttl = Number(b.intermediateTtlMs);
     if (ttl && this.stored.intermediateTtlMs && ttl !== this.stored.intermediateTtlMs) return `Mesh intermediateCertTtl changed (${this.stored.intermediateTtlMs} -> ${ttl} ms)`;
-    if (now >= renewalTime(c.cert.validFrom, c.cert.validTo).getTime()) return 'half of its lifetime passed';
+    if (now >= renewAt(c.cert)) return 'half of its lifetime passed';
     return undefined;
   }
 
@@ -384,7 +386,7 @@ export class AgentTrust {
     const id = uriSans(c.cert.raw).map(parseSpiffeId).find((x) => x?.kind === 'agent');
     if (id?.trustDomain !== b.trustDomain) return `trust domain is now ${b.trustDomain}`;
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
-    if (now >= renewalTime(c.cert.validFrom, c.cert.validTo).getTime()) return 'half of its lifetime passed';
+    if (now >= renewAt(c.cert)) return 'half of its lifetime passed';
     return undefined;
   }
 
@@ -406,7 +408,7 @@ export class AgentTrust {
     const now = Date.now();
     const times: number[] = [];
     for (const c of [this.intermediate, this.opts.insecureChannel ? undefined : this.channel]) {
-      if (c) times.push(renewalTime(c.cert.validFrom, c.cert.validTo).getTime());
+      if (c) times.push(renewAt(c.cert));
     }
     for (const r of Object.values(this.refusedAt)) if (r) times.push(r + RETRY_AFTER_REFUSAL_MS);
     for (const p of Object.values(this.pending)) if (p) times.push(p.at + PENDING_TIMEOUT_MS);
@@ -493,6 +495,18 @@ export class AgentTrust {
   }
 }
 
+/**
+ * When to renew: at half of the lifetime counted from issuance. signCsr
+ * backdates notBefore by 5 s for clock skew; counting from notBefore would put
+ * the half-life of a few-seconds certificate (tests, Mesh minimum 2 s) in the
+ * past at once, and renew it in a loop.
+ */
+export function renewAt(cert: X509Certificate): number {
+  const notAfter = Date.parse(cert.validTo);
+  const issued = Math.min(Date.parse(cert.validFrom) + ISSUER_BACKDATE_MS, notAfter);
+  return renewalTime(new Date(issued), new Date(notAfter)).getTime();
+}
+
 function signedBy(cert: X509Certificate, signerPem: string): boolean {
   if (!signerPem) return true;
   const signer = new X509Certificate(signerPem);
@@ -506,7 +520,7 @@ function summary(c: Credential, bundlePem: string): CertSummary {
     serial: c.cert.serialNumber,
     notBefore: new Date(c.cert.validFrom).toISOString(),
     notAfter: new Date(c.cert.validTo).toISOString(),
-    nextRenewal: renewalTime(c.cert.validFrom, c.cert.validTo).toISOString(),
+    nextRenewal: new Date(renewAt(c.cert)).toISOString(),
   };
   if (issuer) out.issuer = fingerprint(issuer);
   return out;

@@ -690,7 +690,8 @@ export function trustStatus(i: {
     const w = expiryWarning('the hub channel certificate', hub.notBefore, hub.notAfter, i.now);
     if (w) warnings.push(w);
   }
-  const cert = (r: IssuedRecord): CertStatus => ({ ...r, nextRenewal: renewalTime(r.notBefore, r.notAfter).toISOString() });
+  // Half-life from issuance (notBefore is backdated for clock skew), as agents count it.
+  const cert = (r: IssuedRecord): CertStatus => ({ ...r, nextRenewal: renewalTime(r.issuedAt, r.notAfter).toISOString() });
   const names = [...new Set([...i.clusters])].sort();
   const clusters = names.map((name) => {
     const ct = i.state.clusters[name];
