@@ -42,8 +42,6 @@ const log = logger('agent.trust');
 
 /** After a refused CSR, ask again no sooner than this (or when the bundle changes). */
 const RETRY_AFTER_REFUSAL_MS = 30_000;
-/** How far signCsr backdates notBefore (src/ca/issue.ts, clock skew). */
-const ISSUER_BACKDATE_MS = 5_000;
 /** A CSR without an answer within this is asked again. */
 const PENDING_TIMEOUT_MS = 15_000;
 
@@ -89,6 +87,8 @@ interface Stored {
   joinedAt?: string;
   /** Mesh.spec.ca.intermediateCertTtl (ms) the current intermediate was issued under. */
   intermediateTtlMs?: number;
+  /** When the current certificates arrived (their half-life counts from then). */
+  received?: { channel?: string; intermediate?: string };
 }
 
 interface Credential {
@@ -96,6 +96,8 @@ interface Credential {
   /** Certificate followed by the CAs above it except the root. */
   chainPem: string;
   cert: X509Certificate;
+  /** When the agent received it (ms): half-life counts from here (see renewAt). */
+  receivedAt: number;
 }
 
 /** The agent's trust material. `current()`, `onChange()` and `status()` are what the data plane uses. */
@@ -142,10 +144,10 @@ export class AgentTrust {
     if (state) this.stored = JSON.parse(state) as Stored;
     this.bundlePem = (await read('bundle.pem')) ?? '';
     const inter = await read('intermediate.pem');
-    if (inter) this.intermediate = parseCredential(inter, 'intermediate.pem');
+    if (inter) this.intermediate = parseCredential(inter, 'intermediate.pem', this.stored.received?.intermediate);
     if (!this.opts.insecureChannel) {
       const ch = await read('channel.pem');
-      if (ch) this.channel = parseCredential(ch, 'channel.pem');
+      if (ch) this.channel = parseCredential(ch, 'channel.pem', this.stored.received?.channel);
     }
     if (this.intermediate) log.info('loaded the cluster intermediate CA from disk', { serial: this.intermediate.cert.serialNumber, notAfter: new Date(this.intermediate.cert.validTo).toISOString() });
   }
@@ -223,7 +225,13 @@ export class AgentTrust {
     }
     await this.saveChannel(cred);
     await this.saveBundle(res.rootsPem);
-    this.stored = { ...this.stored, trustDomain: res.trustDomain, joinedWithToken: token.id, joinedAt: new Date().toISOString() };
+    this.stored = {
+      ...this.stored,
+      trustDomain: res.trustDomain,
+      joinedWithToken: token.id,
+      joinedAt: new Date().toISOString(),
+      received: { ...this.stored.received, channel: new Date(cred.receivedAt).toISOString() },
+    };
     await this.saveState();
     this.counts.agentCerts++;
     log.info('joined the hub', { tokenId: token.id, trustDomain: res.trustDomain, certificate: cred.cert.serialNumber, notAfter: new Date(cred.cert.validTo).toISOString() });
@@ -299,7 +307,11 @@ export class AgentTrust {
     await writeFileDurable(join(this.dir, 'intermediate.pem'), cred.keyPem + cred.chainPem, 0o600);
     if (m.rootsPem && m.rootsPem !== this.bundlePem) await this.saveBundle(m.rootsPem);
     this.intermediate = cred;
-    this.stored = { ...this.stored, intermediateTtlMs: Number(this.bundleMsg?.intermediateTtlMs ?? 0) || undefined };
+    this.stored = {
+      ...this.stored,
+      intermediateTtlMs: Number(this.bundleMsg?.intermediateTtlMs ?? 0) || undefined,
+      received: { ...this.stored.received, intermediate: new Date(cred.receivedAt).toISOString() },
+    };
     await this.saveState();
     this.intermediateError = undefined;
     this.counts.intermediates++;
@@ -315,6 +327,8 @@ export class AgentTrust {
     const cred = this.checkIssued(m.certChainPem, p.key, m.rootsPem, 'agent certificate');
     await this.saveChannel(cred);
     if (m.rootsPem && m.rootsPem !== this.bundlePem) await this.saveBundle(m.rootsPem);
+    this.stored = { ...this.stored, received: { ...this.stored.received, channel: new Date(cred.receivedAt).toISOString() } };
+    await this.saveState();
     this.counts.agentCerts++;
     log.info('agent certificate renewed', { serial: cred.cert.serialNumber, notAfter: new Date(cred.cert.validTo).toISOString() });
     this.maybeRequest();
@@ -341,7 +355,7 @@ export class AgentTrust {
     } catch (err) {
       throw new JoinError(`the ${what} the hub answered does not verify: ${(err as Error).message}`, true);
     }
-    return { keyPem: key.privateKeyPem.endsWith('\n') ? key.privateKeyPem : key.privateKeyPem + '\n', chainPem: certs.join(''), cert };
+    return { keyPem: key.privateKeyPem.endsWith('\n') ? key.privateKeyPem : key.privateKeyPem + '\n', chainPem: certs.join(''), cert, receivedAt: Date.now() };
   }
 
   // --- when to ask
@@ -376,7 +390,7 @@ export class AgentTrust {
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
     const ttl = Number(b.intermediateTtlMs);
     if (ttl && this.stored.intermediateTtlMs && ttl !== this.stored.intermediateTtlMs) return `Mesh intermediateCertTtl changed (${this.stored.intermediateTtlMs} -> ${ttl} ms)`;
-    if (now >= renewAt(c.cert)) return 'half of its lifetime passed';
+    if (now >= renewAt(c)) return 'half of its lifetime passed';
     return undefined;
   }
 
@@ -386,7 +400,7 @@ export class AgentTrust {
     const id = uriSans(c.cert.raw).map(parseSpiffeId).find((x) => x?.kind === 'agent');
     if (id?.trustDomain !== b.trustDomain) return `trust domain is now ${b.trustDomain}`;
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
-    if (now >= renewAt(c.cert)) return 'half of its lifetime passed';
+    if (now >= renewAt(c)) return 'half of its lifetime passed';
     return undefined;
   }
 
@@ -408,7 +422,7 @@ export class AgentTrust {
     const now = Date.now();
     const times: number[] = [];
     for (const c of [this.intermediate, this.opts.insecureChannel ? undefined : this.channel]) {
-      if (c) times.push(renewAt(c.cert));
+      if (c) times.push(renewAt(c));
     }
     for (const r of Object.values(this.refusedAt)) if (r) times.push(r + RETRY_AFTER_REFUSAL_MS);
     for (const p of Object.values(this.pending)) if (p) times.push(p.at + PENDING_TIMEOUT_MS);
@@ -496,15 +510,15 @@ export class AgentTrust {
 }
 
 /**
- * When to renew: at half of the lifetime counted from issuance. signCsr
- * backdates notBefore by 5 s for clock skew; counting from notBefore would put
- * the half-life of a few-seconds certificate (tests, Mesh minimum 2 s) in the
- * past at once, and renew it in a loop.
+ * When to renew: at half of the lifetime counted from when the agent got the
+ * certificate. notBefore is backdated for clock skew; counting from it could
+ * put the half-life of a few-seconds certificate (tests; the Mesh minimum is
+ * 2 s) in the past at once, and renew it in a loop.
  */
-export function renewAt(cert: X509Certificate): number {
-  const notAfter = Date.parse(cert.validTo);
-  const issued = Math.min(Date.parse(cert.validFrom) + ISSUER_BACKDATE_MS, notAfter);
-  return renewalTime(new Date(issued), new Date(notAfter)).getTime();
+function renewAt(c: Credential): number {
+  const notAfter = Date.parse(c.cert.validTo);
+  const from = Math.min(Math.max(Date.parse(c.cert.validFrom), c.receivedAt), notAfter);
+  return renewalTime(new Date(from), new Date(notAfter)).getTime();
 }
 
 function signedBy(cert: X509Certificate, signerPem: string): boolean {
@@ -520,16 +534,17 @@ function summary(c: Credential, bundlePem: string): CertSummary {
     serial: c.cert.serialNumber,
     notBefore: new Date(c.cert.validFrom).toISOString(),
     notAfter: new Date(c.cert.validTo).toISOString(),
-    nextRenewal: new Date(renewAt(c.cert)).toISOString(),
+    nextRenewal: new Date(renewAt(c)).toISOString(),
   };
   if (issuer) out.issuer = fingerprint(issuer);
   return out;
 }
 
 /** A stored key + certificate chain file. */
-function parseCredential(text: string, file: string): Credential {
+function parseCredential(text: string, file: string, receivedAt: string | undefined): Credential {
   const key = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
   const certs = splitPem(text);
   if (!key || certs.length === 0) throw new Error(`${file}: expected a private key and a certificate chain`);
-  return { keyPem: key.endsWith('\n') ? key : key + '\n', chainPem: certs.join(''), cert: new X509Certificate(certs[0]!) };
+  const cert = new X509Certificate(certs[0]!);
+  return { keyPem: key.endsWith('\n') ? key : key + '\n', chainPem: certs.join(''), cert, receivedAt: receivedAt ? Date.parse(receivedAt) : Date.parse(cert.validFrom) };
 }

@@ -44,6 +44,7 @@ import { formatJoinToken, hashSecret, newJoinToken, secretMatches } from '../cha
 import type { Issued as IssuedMessage, JoinRequest, JoinResponse, TrustBundle } from '../channel/protocol.js';
 import { HUB_TLS_NAME } from '../channel/protocol.js';
 import { ReloadableServerCredentials } from '../channel/tls.js';
+import { x509 } from '../ca/x509.js';
 import type { Store } from '../store/store.js';
 import { writeFileDurable } from '../util/files.js';
 import { logger } from '../util/log.js';
@@ -186,6 +187,11 @@ export class HubTrust {
         this.external = await loadCa(this.opts.external);
       } catch (err) {
         throw new Error(`--ca-cert/--ca-key/--ca-roots: ${(err as Error).message}`);
+      }
+      // It signs the clusters' intermediate CAs: a path length of 0 would make every workload chain invalid.
+      const bc = new x509.X509Certificate(this.external.certPem).getExtension(x509.BasicConstraintsExtension);
+      if (bc?.pathLength === 0) {
+        throw new Error('--ca-cert: its basicConstraints pathLenConstraint is 0, so it cannot sign the clusters\' intermediate CAs; issue it with a path length of at least 1 (or none)');
       }
       const roots = splitPem(this.external.rootsPem);
       const next: TrustState = state ?? { version: 1, mode: 'external', roots: [], clusters: {}, tokens: [] };

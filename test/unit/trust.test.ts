@@ -22,6 +22,7 @@ import {
   verifyChain,
   type CaMaterial,
 } from '../../src/ca/index.js';
+import { importKeyPair, x509 } from '../../src/ca/x509.js';
 import { formatJoinToken, hashSecret, MalformedJoinToken, newJoinToken, parseJoinToken, secretMatches } from '../../src/channel/join-token.js';
 import { expiryWarning, HubTrust, TrustError, trustStatus, type TrustState } from '../../src/hub/trust.js';
 import { FileStore } from '../../src/store/file-store.js';
@@ -44,7 +45,10 @@ async function hub(opts: { external?: { certChainPem: string; keyPem: string; ro
   await store.commit(
     ['east', 'west'].map((name) => ({ type: 'put' as const, object: { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name }, spec: { network: 'n', region: 'r', zones: ['z'] } } })),
   );
-  const trust = await HubTrust.open({ dataDir: dir, store, channelHosts: [], agentCertTtlMs: 3_600_000, ...(opts.external ? { external: opts.external } : {}) });
+  const trust = await HubTrust.open({ dataDir: dir, store, channelHosts: [], agentCertTtlMs: 3_600_000, ...(opts.external ? { external: opts.external } : {}) }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   closers.push(async () => {
     trust.close();
     await store.close();
@@ -200,9 +204,22 @@ describe('hub trust', () => {
 
   it('signs with a user-supplied intermediate; the user root anchors the bundle; rotation is refused', async () => {
     const userRoot = await createRootCa({ trustDomain: TD, validityDays: 365 });
+    // The user's mesh CA, issued by their own tooling: a CA that may sign CAs (path length 1).
     const k = await generateKeyPair();
-    const meshCa = await signCsr(userRoot, { csrPem: await createCsr(k, { uris: [intermediateId(TD, 'meshca')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'meshca'), ttlSeconds: 86_400 });
-    const { trust, dir } = await hub({ external: { certChainPem: meshCa.certPem, keyPem: k.privateKeyPem, rootsPem: userRoot.certPem } });
+    const rootCert = new x509.X509Certificate(userRoot.certPem);
+    const meshCa = await x509.X509CertificateGenerator.create({
+      serialNumber: '01',
+      subject: 'CN=user mesh CA',
+      issuer: rootCert.subjectName,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      publicKey: k.keys.publicKey,
+      signingKey: (await importKeyPair(userRoot.keyPem)).keys.privateKey,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    });
+    const meshCaPem = meshCa.toString('pem') + '\n';
+    const { trust, dir } = await hub({ external: { certChainPem: meshCaPem, keyPem: k.privateKeyPem, rootsPem: userRoot.certPem } });
     assert.equal(trust.bundlePem(), userRoot.certPem);
     const issued = await trust.signIntermediate('east', (await csr(intermediateId(TD, 'east'), true)).csrPem);
     const chain = splitPem(issued.certChainPem);
@@ -210,6 +227,11 @@ describe('hub trust', () => {
     verifyChain(chain[0]!, chain.slice(1), [userRoot.certPem]);
     await assert.rejects(trust.rotateRoot('add'), /user-supplied/);
     assert.deepEqual((await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem')), [], 'no key of the user CA is written');
+
+    // A CA that may not sign CAs (path length 0) is refused at start.
+    const k0 = await generateKeyPair();
+    const pathLen0 = await signCsr(userRoot, { csrPem: await createCsr(k0, { uris: [intermediateId(TD, 'meshca')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'meshca'), ttlSeconds: 86_400 });
+    await assert.rejects(hub({ external: { certChainPem: pathLen0.certPem, keyPem: k0.privateKeyPem, rootsPem: userRoot.certPem } }), /pathLenConstraint is 0/);
   });
 });
 
