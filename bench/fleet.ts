@@ -348,6 +348,8 @@ async function startAgent(run: Run, name: string, c: ClusterInfo, hubAgentAddr: 
     meshfedBin(), 'agent', '--cluster', c.name, '--hub', hubAgentAddr,
     '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
     '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+    // The simulated agents dial the channel in plaintext (sim-agents.ts), so the whole benchmark fleet does.
+    '--insecure-channel',
   ];
   const child = run.critical(run.procs.start(name, args, env));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -628,7 +630,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const hubUrl = `http://127.0.0.1:${hubPorts.api}`;
   const hubAgentAddr = `127.0.0.1:${hubPorts.agents}`;
   progress('starting the hub');
-  const hubArgs = [...nodeFlags('hub'), meshfedBin(), 'hub', '--data-dir', join(run.dir, 'hub'), '--listen', `127.0.0.1:${hubPorts.api}`, '--agent-listen', hubAgentAddr];
+  const hubArgs = [...nodeFlags('hub'), meshfedBin(), 'hub', '--data-dir', join(run.dir, 'hub'), '--listen', `127.0.0.1:${hubPorts.api}`, '--agent-listen', hubAgentAddr, '--insecure-channel'];
   const hub = run.critical(run.procs.start('hub', hubArgs, env));
   await waitHttp(`${hubUrl}/healthz`, 'hub', hub);
   const hubPid = pidOf(hub);

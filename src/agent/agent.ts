@@ -25,7 +25,8 @@ import { HubConnection, type ViewUpdate } from './hub-connection.js';
 import { createAgentHttpServer } from './http-api.js';
 import { summarizeProxies, type ProxySummary } from './proxy-status.js';
 import { ViewJournal } from './view-journal.js';
-import { WorkloadIdentity, type IntermediateSource } from './workload-identity.js';
+import { WorkloadIdentity } from './workload-identity.js';
+import { AgentTrust, type AgentTrustStatus } from './trust.js';
 
 const log = logger('agent');
 export const AGENT_VERSION = '0.1.0';
@@ -47,6 +48,10 @@ export interface AgentOptions {
   pushMaxDelayMs?: number;
   /** How often proxy sync state is sent to the hub (ms). */
   proxyStatusIntervalMs?: number;
+  /** One-time join token (first start, or to rejoin); a secret, never logged. */
+  joinToken?: string;
+  /** Plaintext hub channel without a client certificate (a hub with --insecure-channel). */
+  insecureChannel?: boolean;
 }
 
 export interface AgentStatus {
@@ -62,6 +67,7 @@ export interface AgentStatus {
   resources: { listeners: number; routes: number; clusters: number; endpoints: number };
   federation: { services: number; conflicts: string[] };
   recompute: { count: number; lastServices: number; lastMs: number };
+  trust: AgentTrustStatus;
 }
 
 const TYPE_KEYS: Record<string, keyof AgentStatus['resources']> = {
@@ -98,10 +104,10 @@ export class Agent {
   /** mTLS settings from the Mesh; a change re-translates every service and server listener. */
   private security: SecuritySettings | undefined;
   private securityFingerprint = '';
-  /** This cluster's intermediate CA (signed by the hub). */
-  private trustSource: IntermediateSource = { current: () => undefined, onChange: () => undefined };
   identity: WorkloadIdentity | undefined;
   readonly ads: AdsServer;
+  /** The cluster's intermediate CA and the trust bundle (current(), onChange(), status()). */
+  readonly trust: AgentTrust;
   private hub: HubConnection;
   private http: Server | undefined;
   xdsAddress: HostPort;
@@ -118,6 +124,9 @@ export class Agent {
       debounceMs: opts.pushDebounceMs ?? 0,
       maxDelayMs: opts.pushMaxDelayMs ?? 100,
     });
+    const trustOpts: ConstructorParameters<typeof AgentTrust>[0] = { cluster: opts.cluster, dataDir: opts.dataDir, hubAddress: opts.hub, insecureChannel: opts.insecureChannel === true };
+    if (opts.joinToken) trustOpts.joinToken = opts.joinToken;
+    this.trust = new AgentTrust(trustOpts);
     const hubOpts: ConstructorParameters<typeof HubConnection>[0] = {
       hubAddress: opts.hub,
       hello: {
@@ -130,7 +139,9 @@ export class Agent {
       viewRevision: () => this.viewRevision,
       onView: (v) => this.onView(v),
       report: () => [...this.local.values()],
+      trust: this.trust,
     };
+    if (!opts.insecureChannel) hubOpts.credentials = () => this.trust.channelCredentials();
     if (opts.importNamespaces?.length) hubOpts.importNamespaces = opts.importNamespaces;
     this.hub = new HubConnection(hubOpts);
   }
@@ -147,6 +158,10 @@ export class Agent {
   }
 
   private async run(): Promise<void> {
+    await this.trust.load();
+    // Nothing listens yet: a missing token or an expired certificate without a new token stops the start here.
+    const plan = this.trust.joinPlan();
+    if (plan instanceof Error) throw plan;
     const { journal, saved } = await ViewJournal.open(this.opts.dataDir, this.opts.cluster);
     this.journal = journal;
     if (saved.revision > 0) {
@@ -155,7 +170,7 @@ export class Agent {
       this.viewSource = 'disk';
       for (const o of this.view.values()) this.indexRemote(o);
     }
-    this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trustSource, () => meshSettings(this.meshObject()).workloadCertTtlMs);
+    this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.meshObject()).workloadCertTtlMs);
     for (const s of this.sources) await s.start(() => this.onLocalChange());
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
@@ -169,7 +184,11 @@ export class Agent {
     });
     this.apiAddress = { host: this.opts.api.host, port: (this.http.address() as { port: number }).port };
     this.recompute();
-    this.hub.start();
+    if (plan === 'join') {
+      void this.trust.joinLoop().then((ok) => {
+        if (ok) this.hub.start();
+      });
+    } else this.hub.start();
     this.proxyTimer = setInterval(() => this.reportProxies(), this.opts.proxyStatusIntervalMs ?? 2000);
     this.proxyTimer.unref();
     log.info('agent started', {
@@ -183,6 +202,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.proxyTimer) clearInterval(this.proxyTimer);
+    this.trust.stop();
     this.hub.stop();
     await this.journal?.close();
     for (const s of this.sources) await s.stop();
@@ -263,7 +283,10 @@ export class Agent {
       resources: this.resourceCounts,
       federation: { services: view.services.length, conflicts: view.services.flatMap((g) => g.conflicts.map((c) => c.message)) },
       recompute: this.recomputeStats,
+      trust: this.trust.status(),
     };
+    // Until it has joined, why the agent cannot join is why it is not connected.
+    if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
     if (!this.ready) s.notReadyReason = this.notReadyReason;
     return s;
   }

@@ -1,8 +1,9 @@
 // The agent's side of the agent channel: dials out to the hub, says who it is,
 // sends its cluster's discovered state, and receives the view. Reconnects with
 // backoff forever; the agent keeps serving its last good state meanwhile.
+import type * as grpc from '@grpc/grpc-js';
 import { keyOf, refOf, type ApiObject } from '../api/index.js';
-import { agentChannelClient, type AgentChannelClient, type HubMessage, type HubStream } from '../channel/protocol.js';
+import { agentChannelClient, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream } from '../channel/protocol.js';
 import { logger } from '../util/log.js';
 
 const log = logger('agent.hub');
@@ -25,6 +26,18 @@ export interface HubConnectionOptions {
   report: () => ApiObject[];
   /** Namespaces to import (empty: all). */
   importNamespaces?: string[];
+  /**
+   * mTLS credentials, rebuilt (new version) when the agent's certificate or
+   * the bundle changes; undefined from the function: not ready, do not dial.
+   * Without this option the channel is plaintext (--insecure-channel).
+   */
+  credentials?: () => { creds: grpc.ChannelCredentials; version: number } | undefined;
+  /** Messages about trust (bundle, issued certificates, refused CSRs); `sessionStarted` on Welcome. */
+  trust?: {
+    sessionStarted(send: (m: AgentMessage) => boolean): void;
+    sessionEnded(): void;
+    onHubMessage(m: HubMessage): boolean;
+  };
 }
 
 export interface HubConnectionStatus {
@@ -38,6 +51,7 @@ export interface HubConnectionStatus {
 
 export class HubConnection {
   private client: AgentChannelClient | undefined;
+  private clientVersion = -1;
   private stream: HubStream | undefined;
   private connected = false;
   private since: string | undefined;
@@ -55,8 +69,23 @@ export class HubConnection {
   constructor(private readonly opts: HubConnectionOptions) {}
 
   start(): void {
-    this.client = agentChannelClient(this.opts.hubAddress);
     this.dial();
+  }
+
+  /** A client with the current credentials: a new one after they changed (takes effect on the next dial). */
+  private currentClient(): AgentChannelClient | undefined {
+    if (!this.opts.credentials) {
+      this.client ??= agentChannelClient(this.opts.hubAddress);
+      return this.client;
+    }
+    const c = this.opts.credentials();
+    if (!c) return undefined;
+    if (!this.client || this.clientVersion !== c.version) {
+      this.client?.close();
+      this.client = agentChannelClient(this.opts.hubAddress, c.creds);
+      this.clientVersion = c.version;
+    }
+    return this.client;
   }
 
   stop(): void {
@@ -107,8 +136,13 @@ export class HubConnection {
   }
 
   private dial(): void {
-    if (this.stopped || !this.client) return;
-    const stream = this.client.connect();
+    if (this.stopped) return;
+    const client = this.currentClient();
+    if (!client) {
+      this.retryTimer = setTimeout(() => this.dial(), 1000);
+      return;
+    }
+    const stream = client.connect();
     this.stream = stream;
     let ended = false;
     const onEnd = (why: string) => {
@@ -117,6 +151,7 @@ export class HubConnection {
       const wasConnected = this.connected;
       this.connected = false;
       if (this.stream === stream) this.stream = undefined;
+      this.opts.trust?.sessionEnded();
       if (this.stopped) return;
       if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why });
       this.retryTimer = setTimeout(() => this.dial(), this.backoffMs);
@@ -124,7 +159,7 @@ export class HubConnection {
     };
     stream.on('data', (m: HubMessage) => this.onMessage(m));
     stream.on('error', (err: Error & { details?: string }) => {
-      if (!this.lastError || this.connected) this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}`;
+      if (!this.lastError || this.connected || !this.lastError.startsWith('hub rejected')) this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}${hint(err.details ?? err.message, !!this.opts.credentials)}`;
       onEnd(err.message);
     });
     stream.on('end', () => onEnd('stream ended'));
@@ -140,7 +175,13 @@ export class HubConnection {
       this.since = new Date().toISOString();
       this.lastError = undefined;
       this.backoffMs = 250;
-      log.info('connected to the hub', { hub: this.opts.hubAddress, hubVersion: m.welcome.hubVersion });
+      log.info('connected to the hub', { hub: this.opts.hubAddress, hubVersion: m.welcome.hubVersion, channel: this.opts.credentials ? 'mTLS' : 'insecure' });
+      const stream = this.stream;
+      this.opts.trust?.sessionStarted((msg) => {
+        if (!stream || this.stream !== stream || !this.connected) return false;
+        stream.write(msg);
+        return true;
+      });
       this.sendReport();
     } else if (m.view) {
       const v = m.view;
@@ -158,6 +199,8 @@ export class HubConnection {
       }
     } else if (m.reportAck) {
       this.lastReportAcked = Number(m.reportAck.generation);
+    } else if (this.opts.trust?.onHubMessage(m)) {
+      // handled by the trust module
     } else if (m.rejected) {
       this.lastError = `hub rejected this agent (${m.rejected.code}): ${m.rejected.message}`;
       log.error(this.lastError);
@@ -189,4 +232,15 @@ export class HubConnection {
       report: { generation: String(this.generation), full: false, upsertsJson: JSON.stringify(upserts), deletesJson: JSON.stringify(deletes) },
     });
   }
+}
+
+/** What a connection failure probably means, when the message alone does not say. */
+function hint(message: string, tls: boolean): string {
+  if (tls && /handshake|wrong version|EPROTO|ECONNRESET|Connection dropped|packet length/i.test(message)) {
+    return ' (TLS to the hub failed: if the hub runs with --insecure-channel, start the agent with --insecure-channel too)';
+  }
+  if (!tls && /Protocol error|ECONNRESET|Connection dropped|Received RST_STREAM|http2|Failed to connect \(/i.test(message)) {
+    return ' (the hub may require TLS: start the agent with a join token instead of --insecure-channel)';
+  }
+  return '';
 }

@@ -2,3 +2,4 @@ export * from './spiffe.js';
 export * from './issue.js';
 export * from './cert-files.js';
 export { generateKeyPair, importKeyPair, splitPem, type KeyPair } from './x509.js';
+export * from './server-cert.js';

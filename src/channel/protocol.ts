@@ -28,11 +28,16 @@ export interface ProxyStatusReport {
 export interface ViewAck {
   revision: string | number;
 }
+export interface Csr {
+  csrPem: string;
+}
 export interface AgentMessage {
   hello?: Hello;
   report?: Report;
   viewAck?: ViewAck;
   proxyStatus?: ProxyStatusReport;
+  intermediateCsr?: Csr;
+  agentCertCsr?: Csr;
 }
 export interface View {
   revision: string | number;
@@ -40,11 +45,37 @@ export interface View {
   upsertsJson: string;
   deletesJson: string;
 }
+export interface TrustBundle {
+  rootsPem: string;
+  trustDomain: string;
+  signerPem: string;
+  intermediateTtlMs: string | number;
+  rotationPhase: string;
+}
+export interface Issued {
+  certChainPem: string;
+  rootsPem: string;
+}
 export interface HubMessage {
   welcome?: { hubVersion: string };
   view?: View;
   reportAck?: { generation: string | number; revision: string | number };
   rejected?: { code: string; message: string };
+  trustBundle?: TrustBundle;
+  intermediate?: Issued;
+  agentCert?: Issued;
+  csrRejected?: { what: string; message: string };
+}
+export interface JoinRequest {
+  tokenId: string;
+  tokenSecret: string;
+  cluster: string;
+  csrPem: string;
+}
+export interface JoinResponse {
+  certChainPem: string;
+  rootsPem: string;
+  trustDomain: string;
 }
 
 export type AgentStream = grpc.ServerDuplexStream<AgentMessage, HubMessage>;
@@ -76,16 +107,27 @@ export function agentChannelService(): grpc.ServiceDefinition {
 
 export interface AgentChannelClient extends grpc.Client {
   connect(options?: grpc.CallOptions): HubStream;
+  join(req: JoinRequest, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: JoinResponse) => void): grpc.ClientUnaryCall;
 }
 
-export function agentChannelClient(address: string): AgentChannelClient {
+/**
+ * A client of the agent channel. `credentials` defaults to plaintext (a hub
+ * with --insecure-channel). With TLS the target name is fixed: agents check
+ * the hub's SPIFFE ID, not a host name, and an IP as TLS server name is not
+ * allowed (RFC 6066).
+ */
+export function agentChannelClient(address: string, credentials?: grpc.ChannelCredentials): AgentChannelClient {
   load();
-  return new clientCtor!(address, grpc.credentials.createInsecure(), {
+  return new clientCtor!(address, credentials ?? grpc.credentials.createInsecure(), {
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
+    ...(credentials ? { 'grpc.ssl_target_name_override': HUB_TLS_NAME, 'grpc.default_authority': HUB_TLS_NAME } : {}),
   }) as unknown as AgentChannelClient;
 }
+
+/** The TLS server name agents use for the hub (its certificate carries it as a DNS SAN too). */
+export const HUB_TLS_NAME = 'hub.meshfed.internal';
 
 /** Kinds the hub sends to agents. */
 export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy']);

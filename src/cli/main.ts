@@ -41,6 +41,12 @@ function nonNegative(v: string, flag: string): number {
   return n;
 }
 
+function durationFlag(v: string, flag: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(v);
+  if (!m) throw new CliError(EXIT.usage, `${flag}: "${v}" is not a duration (e.g. 30m, 1h, 7d)`);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd']);
+}
+
 function collect(value: string, prev: string[]): string[] {
   return [...prev, value];
 }
@@ -69,13 +75,35 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
     .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
-    .action(async (o: { dataDir: string; listen: string; agentListen: string }) => {
+    .option('--channel-san <name>', "a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)", collect, [])
+    .option('--ca-cert <file>', 'use this CA certificate (an intermediate of your root, chain after it) as the mesh CA instead of a generated root')
+    .option('--ca-key <file>', 'the key of --ca-cert')
+    .option('--ca-roots <file>', 'the roots --ca-cert chains to (the trust bundle)')
+    .option('--agent-cert-ttl <duration>', "lifetime of agents' channel certificates (renewed at half-life)", '720h')
+    .option('--insecure-channel', 'plaintext agent channel without agent authentication: development and benchmarks only')
+    .action(async (o: { dataDir: string; listen: string; agentListen: string; channelSan: string[]; caCert?: string; caKey?: string; caRoots?: string; agentCertTtl: string; insecureChannel?: boolean }) => {
       const { Hub } = await import('../hub/hub.js');
-      const hub = await Hub.start({
+      const given = [o.caCert, o.caKey, o.caRoots].filter(Boolean).length;
+      if (given !== 0 && given !== 3) throw new CliError(EXIT.usage, '--ca-cert, --ca-key and --ca-roots go together');
+      const readPem = async (f: string, flag: string) => {
+        try {
+          return await readFile(f, 'utf8');
+        } catch (err) {
+          throw new CliError(EXIT.failed, `${flag} ${f}: ${(err as { code?: string }).code ?? String(err)}`);
+        }
+      };
+      const opts: import('../hub/hub.js').HubOptions = {
         dataDir: o.dataDir,
         api: parseHostPort(o.listen, '--listen'),
         agents: parseHostPort(o.agentListen, '--agent-listen'),
-      }).catch((err: unknown) => {
+        channelHosts: o.channelSan.flatMap((x) => x.split(',')).filter(Boolean),
+        agentCertTtlMs: durationFlag(o.agentCertTtl, '--agent-cert-ttl'),
+        insecureChannel: o.insecureChannel === true,
+      };
+      if (o.caCert && o.caKey && o.caRoots) {
+        opts.externalCa = { certChainPem: await readPem(o.caCert, '--ca-cert'), keyPem: await readPem(o.caKey, '--ca-key'), rootsPem: await readPem(o.caRoots, '--ca-roots') };
+      }
+      const hub = await Hub.start(opts).catch((err: unknown) => {
         throw new CliError(EXIT.failed, err instanceof Error ? err.message : String(err));
       });
       await untilSignal(() => hub.stop());
@@ -95,8 +123,14 @@ export function buildProgram(): Command {
     .option('--import-namespace <ns>', 'import only these namespaces from other clusters (repeatable; default all)', collect, [])
     .option('--push-debounce-ms <ms>', 'coalesce xDS changes arriving within this window', '0')
     .option('--push-max-delay-ms <ms>', 'never hold a coalesced xDS push longer than this', '100')
+    .option('--join-token <token>', 'one-time join token from meshfed cluster add (visible in ps: prefer --join-token-file or MESHFED_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from this file')
+    .option('--insecure-channel', 'plaintext hub channel without a client certificate (a hub with --insecure-channel)')
     .action(
       async (o: {
+        joinToken?: string;
+        joinTokenFile?: string;
+        insecureChannel?: boolean;
         cluster: string;
         hub: string;
         network?: string;
@@ -124,12 +158,94 @@ export function buildProgram(): Command {
         };
         if (o.network) opts.network = o.network;
         if (o.region) opts.region = o.region;
+        if (o.joinToken && o.joinTokenFile) throw new CliError(EXIT.usage, '--join-token and --join-token-file: give one');
+        let token = o.joinToken ?? process.env.MESHFED_JOIN_TOKEN;
+        if (o.joinTokenFile) {
+          try {
+            token = (await readFile(o.joinTokenFile, 'utf8')).trim();
+          } catch (err) {
+            throw new CliError(EXIT.failed, `--join-token-file ${o.joinTokenFile}: ${(err as { code?: string }).code ?? String(err)}`);
+          }
+        }
+        if (o.insecureChannel) opts.insecureChannel = true;
+        else if (token) opts.joinToken = token;
         const agent = await Agent.start(opts).catch((err: unknown) => {
           throw new CliError(EXIT.failed, err instanceof Error ? err.message : String(err));
         });
         await untilSignal(() => agent.stop());
       },
     );
+
+  const cluster = program.command('cluster').description('clusters of the fleet: add one and get its join token');
+  cluster
+    .command('add')
+    .description('create the Cluster (if absent) and print a one-time join token for its agent')
+    .argument('<name>', 'cluster name')
+    .option('--region <region>', "the cluster's region (required to create it)")
+    .option('--zones <zones>', "the cluster's zones, comma-separated (required to create it)")
+    .option('--network <network>', "the cluster's network", undefined)
+    .option('--token-ttl <duration>', 'how long the token may be used', '1h')
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (name: string, o: { region?: string; zones?: string; network?: string; tokenTtl: string; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      durationFlag(o.tokenTtl, '--token-ttl');
+      const spec: Record<string, unknown> = {};
+      if (o.region) spec.region = o.region;
+      if (o.zones) spec.zones = o.zones.split(',').map((z) => z.trim()).filter(Boolean);
+      if (o.network) spec.network = o.network;
+      const body: Record<string, unknown> = { ttl: o.tokenTtl };
+      if (Object.keys(spec).length) body.spec = spec;
+      const r = await request<{ cluster: string; created: boolean; token?: string; tokenId?: string; expiresAt?: string; message?: string }>(
+        o.hub,
+        'hub',
+        'POST',
+        `api/v1alpha1/clusters/${encodeURIComponent(name)}/join-token`,
+        { text: JSON.stringify(body), contentType: 'application/json' },
+      );
+      if (format === 'json' || format === 'yaml') {
+        const { print } = await import('./output.js');
+        print(r, format, () => '');
+        return;
+      }
+      process.stderr.write(`Cluster ${r.cluster} ${r.created ? 'created' : 'exists'}\n`);
+      if (!r.token) {
+        process.stderr.write(`${r.message ?? 'no token'}\n`);
+        return;
+      }
+      // The token alone on stdout, so `meshfed cluster add ... > token` works; the hints on stderr.
+      process.stdout.write(r.token + '\n');
+      process.stderr.write(
+        `join token ${r.tokenId} for cluster ${r.cluster}: single use, expires ${r.expiresAt}\n` +
+          `start the agent with: meshfed agent --cluster ${r.cluster} --hub <hub agent-channel address> --join-token-file <file with this token>\n`,
+      );
+    });
+
+  const trust = program.command('trust').description("the mesh's root of trust: status and root rotation");
+  trust
+    .command('status')
+    .description('trust domain, roots and their phase, each cluster\'s intermediate CA and agent certificate, warnings')
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { hub: string; output: string }) => {
+      const { printTrustStatus } = await import('./trust.js');
+      await printTrustStatus(o);
+    });
+  trust
+    .command('rotate-root')
+    .description('rotate the root in phases: (no flag) add a new root to the bundle; --activate: it signs and intermediates are re-issued; --retire: the old root leaves the bundle')
+    .option('--activate', 'phase 2: the new root signs; every cluster re-issues its intermediate')
+    .option('--retire', 'phase 3: the old root leaves the trust bundle')
+    .option('--force', 'with --retire: even if some clusters have not re-issued under the new root yet')
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { activate?: boolean; retire?: boolean; force?: boolean; hub: string; output: string }) => {
+      if (o.activate && o.retire) throw new CliError(EXIT.usage, '--activate and --retire are separate phases: run one, then the other');
+      if (o.force && !o.retire) throw new CliError(EXIT.usage, '--force goes with --retire');
+      const step = o.activate ? 'activate' : o.retire ? 'retire' : 'add';
+      const { printTrustStatus } = await import('./trust.js');
+      await printTrustStatus(o, { step, force: o.force === true });
+    });
 
   program
     .command('apply')

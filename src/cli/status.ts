@@ -16,6 +16,7 @@ export async function printAgentStatus(o: { agent: string; output: string }): Pr
       `xds:         ${s.xds} (${s.resources.listeners} listeners, ${s.resources.routes} routes, ${s.resources.clusters} clusters, ${s.resources.endpoints} endpoint sets)`,
       `push:        debounce ${s.push.debounceMs} ms, max delay ${s.push.maxDelayMs} ms; last recompute ${s.recompute.lastServices} service(s) in ${s.recompute.lastMs} ms`,
       `services:    ${s.federation.services} global`,
+      ...trustLines(s),
     ];
     for (const c of s.federation.conflicts) lines.push(`conflict:    ${c}`);
     return lines.join('\n') + '\n';
@@ -69,4 +70,23 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
     const nacks = rows.flatMap((p) => Object.entries(p.types).filter(([, t]) => t.nack).map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}`));
     return out + (nacks.length ? `\nNACKs:\n${nacks.join('\n')}\n` : '');
   });
+}
+
+function trustLines(s: AgentStatus): string[] {
+  const t = s.trust;
+  if (!t) return [];
+  const until = (iso: string) => {
+    const sec = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    return sec >= 0 ? `in ${sec < 7200 ? `${sec}s` : `${Math.round(sec / 3600)}h`}` : `EXPIRED ${-sec}s ago`;
+  };
+  const lines = [
+    `trust:       ${t.trustDomain ?? '(trust domain not known yet)'}; channel ${t.channel === 'mtls' ? 'mTLS' : 'INSECURE'}; bundle ${t.bundle.map((b) => b.fingerprint.slice(0, 16)).join(', ') || 'none'}${t.rotationPhase && t.rotationPhase !== 'none' ? ` (root rotation: ${t.rotationPhase})` : ''}`,
+  ];
+  if (t.agentCert) lines.push(`agent cert:  ${t.agentCert.spiffeId} serial ${t.agentCert.serial.slice(0, 16)}, expires ${until(t.agentCert.notAfter)}, renews ${until(t.agentCert.nextRenewal)}`);
+  if (t.intermediate) {
+    lines.push(`intermediate: ${t.intermediate.spiffeId} serial ${t.intermediate.serial.slice(0, 16)}, expires ${until(t.intermediate.notAfter)}, renews ${until(t.intermediate.nextRenewal)}, issuer ${t.intermediate.issuer?.slice(0, 16) ?? '?'}`);
+  } else lines.push('intermediate: none yet');
+  if (t.intermediateError) lines.push(`intermediate error: ${t.intermediateError}`);
+  if (t.lastError) lines.push(`trust error: ${t.lastError}`);
+  return lines;
 }

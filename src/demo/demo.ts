@@ -8,7 +8,7 @@
 // affinity local with a FailoverPolicy failing over to the same region and
 // back, and runs until Ctrl-C or --duration.
 import { API_VERSION } from '../api/index.js';
-import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
+import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, type ServerHandle } from './fleet.js';
 
 interface Tick {
   ok: number;
@@ -41,17 +41,21 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     await fleet.startHub();
     out(`  hub API ${fleet.hubUrl}, agent channel ${fleet.hubAgentAddr}`);
 
-    step('creating the mesh and three clusters (meshfed apply)');
-    const applied = await fleet.apply([
-      { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local', mtls: { mode: 'STRICT' } } },
-      ...DEMO_CLUSTERS.map(clusterObject),
-    ]);
+    step('creating the mesh (meshfed apply) and three clusters, each with a one-time join token (meshfed cluster add)');
+    const applied = await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local', mtls: { mode: 'STRICT' } } }]);
     for (const r of applied.results) out(`  ${r.object} ${r.outcome}`);
+    for (const c of DEMO_CLUSTERS) {
+      const t = await fleet.addCluster(c);
+      out(`  Cluster ${c.name} ${t.created ? 'created' : 'exists'}; join token ${t.tokenId ?? '-'} (single use, expires ${t.expiresAt ?? '-'})`);
+    }
 
-    step('starting one agent per cluster');
+    step('starting one agent per cluster: each joins with its token (mTLS from then on) and gets its intermediate CA');
     for (const c of DEMO_CLUSTERS) {
       const a = await fleet.startAgent(c);
       out(`  ${c.name}: region ${c.region}, zone ${c.zones.join(',')}, network ${c.network}; xDS 127.0.0.1:${a.xdsPort}, API ${a.apiUrl}`);
+      await fleet.waitAgent(c.name, (s) => s.trust.intermediate !== undefined);
+      const t = (await fleet.agentStatus(c.name)).trust;
+      out(`    agent certificate ${t.agentCert?.spiffeId ?? '-'}; intermediate CA ${t.intermediate!.spiffeId} (expires ${t.intermediate!.notAfter})`);
     }
 
     step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3, each with its identity (meshfed identity run, meshfed register)');

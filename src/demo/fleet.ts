@@ -44,22 +44,37 @@ export interface ServerHandle {
   address: string;
 }
 
+export interface FleetOptions {
+  echoStderr?: boolean;
+  /** Hub and agents with --insecure-channel (no join tokens, plaintext channel). Default: mTLS with join tokens. */
+  insecureChannel?: boolean;
+}
+
 export class LocalFleet {
   readonly procs: ProcessGroup;
   hub: Child | undefined;
   hubUrl = '';
   hubAgentAddr = '';
   readonly agents = new Map<string, AgentHandle>();
+  /** Join tokens made for clusters (by addCluster or startAgent), used by the next startAgent. */
+  readonly tokens = new Map<string, string>();
+  readonly insecureChannel: boolean;
   private hubPorts: { api: number; agents: number } | undefined;
 
   private constructor(
     readonly dir: string,
-    opts: { echoStderr?: boolean },
+    opts: FleetOptions,
   ) {
-    this.procs = new ProcessGroup({ echoStderr: opts.echoStderr ?? false, prefixStderr: true });
+    this.insecureChannel = opts.insecureChannel === true;
+    this.procs = new ProcessGroup({ echoStderr: opts.echoStderr ?? false, prefixStderr: true, logDir: join(dir, 'logs') });
   }
 
-  static async create(opts: { echoStderr?: boolean } = {}): Promise<LocalFleet> {
+  /** Where every process's stderr is kept (<name>.log). */
+  get logDir(): string {
+    return join(this.dir, 'logs');
+  }
+
+  static async create(opts: FleetOptions = {}): Promise<LocalFleet> {
     const dir = await mkdtemp(join(tmpdir(), 'meshfed-'));
     const fleet = new LocalFleet(dir, opts);
     // Whatever happens, never leave processes behind.
@@ -71,13 +86,16 @@ export class LocalFleet {
     return { MESHFED_LOG_LEVEL: process.env.MESHFED_LOG_LEVEL ?? 'info' };
   }
 
-  async startHub(): Promise<void> {
+  async startHub(extraArgs: string[] = []): Promise<void> {
     this.hubPorts ??= { api: await freePort(), agents: await freePort() };
     this.hubUrl = `http://127.0.0.1:${this.hubPorts.api}`;
     this.hubAgentAddr = `127.0.0.1:${this.hubPorts.agents}`;
     this.hub = this.procs.start(
       'hub',
-      [meshfedBin(), 'hub', '--data-dir', join(this.dir, 'hub'), '--listen', `127.0.0.1:${this.hubPorts.api}`, '--agent-listen', this.hubAgentAddr],
+      [
+        meshfedBin(), 'hub', '--data-dir', join(this.dir, 'hub'), '--listen', `127.0.0.1:${this.hubPorts.api}`, '--agent-listen', this.hubAgentAddr,
+        ...(this.insecureChannel ? ['--insecure-channel'] : []), ...extraArgs,
+      ],
       this.env(),
     );
     await waitHttp(`${this.hubUrl}/healthz`, 'hub', this.hub);
@@ -95,18 +113,55 @@ export class LocalFleet {
     return body;
   }
 
-  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[] } = {}): Promise<AgentHandle> {
+  /**
+   * `meshfed cluster add`: creates the Cluster if absent and returns a
+   * one-time join token for it (kept for the cluster's next startAgent).
+   */
+  async addCluster(c: ClusterSpec, opts: { ttl?: string } = {}): Promise<{ token?: string; tokenId?: string; created: boolean; expiresAt?: string }> {
+    const r = await fetch(`${this.hubUrl}/api/v1alpha1/clusters/${c.name}/join-token`, {
+      method: 'POST',
+      body: JSON.stringify({ ttl: opts.ttl ?? '1h', spec: { network: c.network, region: c.region, zones: c.zones } }),
+    });
+    const body = (await r.json()) as { error?: string; token?: string; tokenId?: string; created: boolean; expiresAt?: string };
+    if (!r.ok) throw new Error(`cluster add ${c.name}: ${body.error}`);
+    if (body.token) this.tokens.set(c.name, body.token);
+    return body;
+  }
+
+  /** A join token for an existing Cluster. */
+  async joinToken(cluster: string, ttl = '1h'): Promise<string> {
+    const r = await fetch(`${this.hubUrl}/api/v1alpha1/clusters/${cluster}/join-token`, { method: 'POST', body: JSON.stringify({ ttl }) });
+    const body = (await r.json()) as { error?: string; token?: string };
+    if (!r.ok || !body.token) throw new Error(`join token for ${cluster}: ${body.error ?? 'no token (insecure hub?)'}`);
+    this.tokens.set(cluster, body.token);
+    return body.token;
+  }
+
+  /**
+   * Starts a cluster's agent. With mTLS (the default) an agent that has not
+   * joined yet gets a join token: the one addCluster made, or a new one for
+   * its existing Cluster (`joinToken` overrides; `joinToken: false` starts it
+   * without one). The token goes in the environment, never on the command line.
+   */
+  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[]; joinToken?: string | false } = {}): Promise<AgentHandle> {
     const prev = this.agents.get(c.name);
     const xdsPort = prev?.xdsPort ?? (await freePort());
     const apiPort = prev ? Number(new URL(prev.apiUrl).port) : await freePort();
     const dataDir = join(this.dir, 'agents', c.name);
+    const env = this.env();
+    if (!this.insecureChannel && opts.joinToken !== false) {
+      let token = opts.joinToken ?? this.tokens.get(c.name);
+      if (!token && !existsSync(join(dataDir, 'trust', 'channel.pem'))) token = await this.joinToken(c.name);
+      if (token) env.MESHFED_JOIN_TOKEN = token;
+    }
     const args = [
       meshfedBin(), 'agent', '--cluster', c.name, '--hub', this.hubAgentAddr,
       '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
       '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+      ...(this.insecureChannel ? ['--insecure-channel'] : []),
       ...(opts.extraArgs ?? []),
     ];
-    const child = this.procs.start(`agent-${c.name}`, args, this.env());
+    const child = this.procs.start(`agent-${c.name}`, args, env);
     const h: AgentHandle = { cluster: c, child, xdsPort, apiUrl: `http://127.0.0.1:${apiPort}`, dataDir };
     this.agents.set(c.name, h);
     await waitHttp(`${h.apiUrl}/healthz`, `agent ${c.name}`, child);

@@ -2,6 +2,7 @@
 // sample programs as real processes, read their JSON-line events, and make sure
 // none is left behind.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ export interface Child {
 export class ProcessGroup {
   private readonly children: Child[] = [];
 
-  constructor(private readonly opts: { echoStderr?: boolean; prefixStderr?: boolean } = {}) {}
+  constructor(private readonly opts: { echoStderr?: boolean; prefixStderr?: boolean; /** every child's stderr, appended to <logDir>/<name>.log */ logDir?: string } = {}) {}
 
   start(name: string, args: string[], env: Record<string, string> = {}): Child {
     const proc = spawn(process.execPath, args, {
@@ -51,6 +52,11 @@ export class ProcessGroup {
     });
     const listeners: ((e: Record<string, unknown>) => void)[] = [];
     const stderrTail: string[] = [];
+    let logFile: WriteStream | undefined;
+    if (this.opts.logDir) {
+      mkdirSync(this.opts.logDir, { recursive: true });
+      logFile = createWriteStream(join(this.opts.logDir, `${name}.log`), { flags: 'a' });
+    }
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
       let e: Record<string, unknown>;
@@ -61,9 +67,12 @@ export class ProcessGroup {
       }
       for (const l of listeners) l(e);
     });
-    createInterface({ input: proc.stderr! }).on('line', (line) => {
+    const stderrLines = createInterface({ input: proc.stderr! });
+    stderrLines.once('close', () => logFile?.end());
+    stderrLines.on('line', (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 30) stderrTail.shift();
+      logFile?.write(line + '\n');
       if (this.opts.echoStderr) process.stderr.write(this.opts.prefixStderr ? `[${name}] ${line}\n` : `${line}\n`);
     });
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));

@@ -4,10 +4,12 @@
 // already holds a revision the hub still has history for), then changes.
 import type * as grpc from '@grpc/grpc-js';
 import { keyOf, parseKey, refOf, validateObject, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
+import { CsrRejected } from '../ca/index.js';
 import { REPORT_KINDS, VIEW_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
 import { RevisionCompactedError, type Store, type WatchEvent } from '../store/store.js';
 import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
+import type { HubTrust } from './trust.js';
 
 const log = logger('hub.agents');
 export const HUB_VERSION = '0.1.0';
@@ -27,8 +29,18 @@ export class AgentSessions {
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { viewDebounceMs: number },
-  ) {}
+    private readonly opts: {
+      viewDebounceMs: number;
+      trust: HubTrust;
+      /** mTLS: every session must present an agent certificate of its cluster. False with --insecure-channel. */
+      secure: boolean;
+    },
+  ) {
+    // Root rotation and Mesh CA changes reach every connected agent at once.
+    opts.trust.onChange(() => {
+      for (const s of this.sessions.values()) s.sendTrustBundle();
+    });
+  }
 
   handler(): grpc.UntypedServiceImplementation {
     return { Connect: (stream: AgentStream) => this.accept(stream) };
@@ -52,6 +64,23 @@ export class AgentSessions {
     for (const s of this.sessions.values()) s.end();
   }
 
+  /**
+   * Who the peer is (mTLS only): TLS verified the certificate against the
+   * bundle if there is one; the trust module checks whose it is.
+   */
+  private authenticate(stream: AgentStream, hello: Hello): { code: string; message: string } | undefined {
+    if (!this.opts.secure) return undefined;
+    const cert = stream.getAuthContext().sslPeerCertificate;
+    if (!cert?.raw) {
+      return {
+        code: 'Unauthenticated',
+        message:
+          "no valid client certificate: the agent channel needs the certificate an agent gets by joining with a token (meshfed cluster add, then meshfed agent --join-token-file ...); a certificate that does not chain to the hub's trust bundle counts as none",
+      };
+    }
+    return this.opts.trust.checkAgentCertificate(cert.raw, hello.cluster);
+  }
+
   private accept(stream: AgentStream): void {
     let session: AgentSession | undefined;
     stream.once('data', (first: { hello?: Hello }) => {
@@ -60,11 +89,20 @@ export class AgentSessions {
         stream.end();
         return;
       }
+      const refused = this.authenticate(stream, first.hello);
+      if (refused) {
+        log.warn('agent refused', { cluster: first.hello.cluster, peer: stream.getPeer(), ...refused });
+        send(stream, { rejected: refused });
+        stream.end();
+        return;
+      }
       session = new AgentSession(
         this.store,
         stream,
         first.hello,
         this.opts.viewDebounceMs,
+        this.opts.trust,
+        this.opts.secure,
         (s) => {
           if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
         },
@@ -108,6 +146,8 @@ class AgentSession {
     private readonly stream: AgentStream,
     private readonly hello: Hello,
     private readonly debounceMs: number,
+    private readonly trust: HubTrust,
+    private readonly secure: boolean,
     private readonly onEnd: (s: AgentSession) => void,
     private readonly isCurrent: (s: AgentSession) => boolean,
   ) {
@@ -135,7 +175,7 @@ class AgentSession {
     if (!cluster) {
       this.reject(
         'UnknownCluster',
-        `cluster "${this.cluster}" is not registered at the hub: create it first (meshfed apply -f with a Cluster named "${this.cluster}")`,
+        `cluster "${this.cluster}" is not registered at the hub: create it first (meshfed cluster add ${this.cluster} ..., or meshfed apply -f with a Cluster named "${this.cluster}")`,
       );
       return false;
     }
@@ -146,6 +186,7 @@ class AgentSession {
     }
     log.info('agent connected', { cluster: this.cluster, peer: this.stream.getPeer() });
     send(this.stream, { welcome: { hubVersion: HUB_VERSION } });
+    this.sendTrustBundle();
     this.stream.on('data', (m: AgentMessage) => {
       if (m.report) {
         const r = m.report;
@@ -153,12 +194,31 @@ class AgentSession {
       }
       if (m.viewAck) this.acked = Math.max(this.acked, Number(m.viewAck.revision));
       if (m.proxyStatus) this.onProxyStatus(m.proxyStatus.proxiesJson, Number(m.proxyStatus.viewRevision));
+      if (m.intermediateCsr) void this.onCsr('intermediate', m.intermediateCsr.csrPem);
+      if (m.agentCertCsr) void this.onCsr('agent', m.agentCertCsr.csrPem);
     });
     this.stream.on('end', () => this.end());
     this.stream.on('close', () => this.end());
     this.serialize(() => this.setAgentStatus(true));
     this.startView(Number(this.hello.viewRevision) || 0);
     return true;
+  }
+
+  sendTrustBundle(): void {
+    if (!this.ended) send(this.stream, { trustBundle: this.trust.bundleMessage() });
+  }
+
+  /** A CSR for the cluster's intermediate CA or the agent's channel certificate, always for the session's cluster. */
+  private async onCsr(what: 'intermediate' | 'agent', csrPem: string): Promise<void> {
+    try {
+      if (what === 'agent' && !this.secure) throw new CsrRejected('agent certificates are for mTLS sessions; this hub runs with --insecure-channel');
+      const issued = what === 'intermediate' ? await this.trust.signIntermediate(this.cluster, csrPem) : await this.trust.signAgentCert(this.cluster, csrPem);
+      send(this.stream, what === 'intermediate' ? { intermediate: issued } : { agentCert: issued });
+    } catch (err) {
+      const message = err instanceof CsrRejected ? `${what === 'intermediate' ? 'intermediate CA' : 'agent certificate'} CSR refused: ${err.message}` : `cannot issue the ${what} certificate: ${String(err)}`;
+      log.warn('CSR refused', { cluster: this.cluster, what, message });
+      send(this.stream, { csrRejected: { what, message } });
+    }
   }
 
   reject(code: string, message: string): void {

@@ -8,11 +8,16 @@
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
+//   POST   /api/v1alpha1/clusters/{name}/join-token   body {ttl?, spec?}: creates the Cluster if absent (with spec), answers a one-time join token
+//   GET    /api/v1alpha1/trust            roots, rotation phase, what each cluster was issued, warnings
+//   POST   /api/v1alpha1/trust/rotate-root   body {step: add|activate|retire, force?}
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  API_VERSION,
   findKind,
   InvalidInputError,
   parseAndValidate,
+  validateObject,
   type ApiObject,
   type Cluster,
   type Mesh,
@@ -20,6 +25,7 @@ import {
   type Service,
   type Workload,
 } from '../api/index.js';
+import { DURATION, durationMs } from '../api/duration.js';
 import { federate } from '../federation/federate.js';
 import { computePlan } from '../policies/plan.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
@@ -27,17 +33,18 @@ import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
+import { TrustError, type HubTrust } from './trust.js';
 
 const log = logger('hub.api');
 const MAX_BODY = 8 * 1024 * 1024;
 
-export function createHubHttpServer(store: Store, sessions: AgentSessions): Server {
+export function createHubHttpServer(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean): Server {
   return createServer((req, res) => {
-    handle(store, sessions, req, res).catch((err: unknown) => sendError(res, err));
+    handle(store, sessions, trust, secure, req, res).catch((err: unknown) => sendError(res, err));
   });
 }
 
-async function handle(store: Store, sessions: AgentSessions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://hub');
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true, revision: store.revision() });
@@ -87,6 +94,26 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     return sendJson(res, 200, { ...computePlan(current, objects), revision: store.revision() });
   }
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
+  if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
+    return sendJson(res, 200, await joinToken(store, trust, secure, name, await readBody(req)));
+  }
+  if (resource === 'trust' && !name && req.method === 'GET') {
+    return sendJson(res, 200, trustStatus(store, sessions, trust, secure, await store.list({ kind: 'Cluster' })));
+  }
+  if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') {
+    const body = parseJsonBody(await readBody(req)) as { step?: unknown; force?: unknown };
+    const step = body.step ?? 'add';
+    if (step !== 'add' && step !== 'activate' && step !== 'retire') throw new ApiError(400, 'Invalid', `step: "${String(step)}" is not add, activate or retire`);
+    const clusters = (await store.list({ kind: 'Cluster' })).map((c) => c.metadata.name);
+    try {
+      await trust.rotateRoot(step, { force: body.force === true, clusters });
+    } catch (err) {
+      if (err instanceof TrustError) throw new ApiError(err.httpStatus, err.reason, err.message);
+      throw err;
+    }
+    log.info('trust rotate-root', { step });
+    return sendJson(res, 200, trustStatus(store, sessions, trust, secure, await store.list({ kind: 'Cluster' })));
+  }
   if (resource === 'proxies' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
   }
@@ -125,11 +152,69 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     const r = ref(name);
     const results = await deleteObjects(store, [r]);
     if (results[0]?.outcome === 'not-found') throw new ApiError(404, 'NotFound', `${def.kind} "${name}" not found`);
-    if (def.kind === 'Cluster') sessions.disconnect(name, `cluster "${name}" was deleted at the hub`);
+    if (def.kind === 'Cluster' && results[0]?.outcome === 'deleted') {
+      // Revoked (persisted) before the answer: a reconnect with the old certificate is refused.
+      await trust.revokeCluster(name, `cluster "${name}" was deleted at the hub`);
+      sessions.disconnect(name, `cluster "${name}" was deleted at the hub`);
+    }
     log.info('delete', { results: results.map((x) => `${x.object} ${x.outcome}`) });
     return sendJson(res, 200, { results, revision: store.revision() });
   }
   throw new ApiError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`);
+}
+
+function parseJsonBody(text: string): Record<string, unknown> {
+  if (!text.trim()) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new ApiError(400, 'Invalid', `request body is not JSON: ${(err as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ApiError(400, 'Invalid', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function trustStatus(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean, clusters: ApiObject[]): unknown {
+  return {
+    ...trust.status({ clusters: clusters.map((c) => c.metadata.name), connected: new Set(sessions.list().map((s) => s.cluster)), channel: secure ? 'mtls' : 'insecure' }),
+    revision: store.revision(),
+  };
+}
+
+/**
+ * `meshfed cluster add`: the Cluster (created when absent, from `spec`) and a
+ * one-time join token. An existing Cluster is never changed here: a spec that
+ * differs is a conflict, so a typo cannot move a cluster to another region.
+ */
+async function joinToken(store: Store, trust: HubTrust, secure: boolean, name: string, bodyText: string): Promise<unknown> {
+  const body = parseJsonBody(bodyText) as { ttl?: unknown; spec?: unknown };
+  const ttl = body.ttl ?? '1h';
+  if (typeof ttl !== 'string' || !new RegExp(DURATION).test(ttl)) throw new ApiError(400, 'Invalid', `ttl: "${String(ttl)}" is not a duration (e.g. 30m, 1h, 2d)`);
+  const ttlMs = durationMs(ttl);
+  if (ttlMs < 1000) throw new ApiError(400, 'Invalid', `ttl: ${ttl} is shorter than 1s`);
+  const existing = (await store.get({ kind: 'Cluster', name })) as Cluster | undefined;
+  let created = false;
+  if (!existing) {
+    if (!body.spec) throw new ApiError(404, 'NotFound', `Cluster "${name}" does not exist: give its region and zones to create it (meshfed cluster add ${name} --region R --zones a,b)`);
+    const r = validateObject({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name }, spec: body.spec });
+    if (!r.ok) throw new ApiError(400, 'Invalid', `Cluster ${name}: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, r.errors);
+    await applyObjects(store, [r.value]);
+    created = true;
+  } else if (body.spec && typeof body.spec === 'object') {
+    const want = body.spec as Partial<Cluster['spec']>;
+    const diffs: string[] = [];
+    if (want.network !== undefined && want.network !== existing.spec.network) diffs.push(`network is "${existing.spec.network}", not "${want.network}"`);
+    if (want.region !== undefined && want.region !== existing.spec.region) diffs.push(`region is "${existing.spec.region}", not "${want.region}"`);
+    if (want.zones !== undefined && JSON.stringify(want.zones) !== JSON.stringify(existing.spec.zones)) diffs.push(`zones are ${existing.spec.zones.join(',')}, not ${want.zones.join(',')}`);
+    if (diffs.length) throw new ApiError(409, 'Conflict', `Cluster "${name}" exists and ${diffs.join('; ')}: change it with meshfed apply, or leave those flags out to only get a token`);
+  }
+  if (!secure) {
+    return { cluster: name, created, channel: 'insecure', message: 'the hub runs with --insecure-channel: agents connect without a token (start them with --insecure-channel)' };
+  }
+  const t = await trust.createJoinToken(name, ttlMs);
+  log.info('cluster add', { cluster: name, created, token: t.id, expiresAt: t.expiresAt });
+  return { cluster: name, created, channel: 'mtls', token: t.token, tokenId: t.id, expiresAt: t.expiresAt, caFingerprints: t.pins, trustDomain: trust.trustDomain() };
 }
 
 function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {

@@ -2,13 +2,14 @@
 // the traffic path: data planes talk only to their cluster's agent.
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
-import { agentChannelService } from '../channel/protocol.js';
+import { agentChannelService, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { logger } from '../util/log.js';
 import { AgentSessions } from './agent-sessions.js';
 import { createHubHttpServer } from './http-api.js';
+import { HubTrust, TrustError, type ExternalCa } from './trust.js';
 
 const log = logger('hub');
 
@@ -18,6 +19,14 @@ export interface HubOptions {
   agents: HostPort;
   /** Coalescing window for view changes sent to agents. */
   viewDebounceMs?: number;
+  /** Plaintext agent channel, no agent authentication: development and benchmarks only. */
+  insecureChannel?: boolean;
+  /** A user-supplied mesh CA (an intermediate of the user's root) instead of a generated root. */
+  externalCa?: ExternalCa;
+  /** Extra DNS names / IPs for the channel certificate (what agents dial). */
+  channelHosts?: string[];
+  /** Lifetime of agents' channel certificates (default 720h). */
+  agentCertTtlMs?: number;
 }
 
 export class Hub {
@@ -26,17 +35,37 @@ export class Hub {
     private readonly http: Server,
     private readonly grpcServer: grpc.Server,
     readonly sessions: AgentSessions,
+    readonly trust: HubTrust,
     readonly apiAddress: HostPort,
     readonly agentAddress: HostPort,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
     const store = await FileStore.open(opts.dataDir);
+    let trust: HubTrust | undefined;
+    try {
+      trust = await HubTrust.open({
+        dataDir: opts.dataDir,
+        store,
+        ...(opts.externalCa ? { external: opts.externalCa } : {}),
+        channelHosts: [opts.agents.host, ...(opts.channelHosts ?? [])].filter((h) => h !== '0.0.0.0' && h !== '::'),
+        agentCertTtlMs: opts.agentCertTtlMs ?? 720 * 3_600_000,
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    const secure = !opts.insecureChannel;
     await markAgentsDisconnected(store);
-    const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20 });
-    const http = createHubHttpServer(store, sessions);
+    const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
+    const http = createHubHttpServer(store, sessions, trust, secure);
     const grpcServer = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-    grpcServer.addService(agentChannelService(), sessions.handler());
+    grpcServer.addService(agentChannelService(), { ...sessions.handler(), Join: joinHandler(trust, secure) });
+    if (!secure) {
+      log.warn(
+        'THE AGENT CHANNEL IS INSECURE (--insecure-channel): plaintext, and agents are not authenticated: anything that reaches it can pose as any cluster and get that cluster\'s intermediate CA. Development and benchmarks only.',
+      );
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
@@ -49,14 +78,16 @@ export class Hub {
       });
       const apiPort = (http.address() as { port: number }).port;
       const agentPort = await new Promise<number>((resolve, reject) => {
-        grpcServer.bindAsync(formatHostPort(opts.agents), grpc.ServerCredentials.createInsecure(), (err, port) =>
+        grpcServer.bindAsync(formatHostPort(opts.agents), secure ? trust.serverCredentials() : grpc.ServerCredentials.createInsecure(), (err, port) =>
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, grpcServer, sessions, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort });
+      const hub = new Hub(store, http, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort });
       log.info('hub started', {
         api: `http://${formatHostPort(hub.apiAddress)}`,
         agents: formatHostPort(hub.agentAddress),
+        channel: secure ? 'mTLS' : 'INSECURE',
+        trustDomain: trust.trustDomain(),
         dataDir: opts.dataDir,
         revision: store.revision(),
       });
@@ -64,12 +95,14 @@ export class Hub {
     } catch (err) {
       http.close();
       grpcServer.forceShutdown();
+      trust.close();
       await store.close();
       throw err;
     }
   }
 
   async stop(): Promise<void> {
+    this.trust.close();
     this.sessions.closeAll();
     this.grpcServer.forceShutdown();
     this.http.closeAllConnections();
@@ -77,6 +110,25 @@ export class Hub {
     await this.store.close();
     log.info('hub stopped');
   }
+}
+
+/** Join: a token and a CSR in, the agent's channel certificate out; refusals name what is wrong. */
+function joinHandler(trust: HubTrust, secure: boolean): grpc.handleUnaryCall<JoinRequest, JoinResponse> {
+  return (call, callback) => {
+    if (!secure) {
+      callback({ code: grpc.status.FAILED_PRECONDITION, details: 'this hub runs with --insecure-channel: agents connect without a join token (start the agent with --insecure-channel)' });
+      return;
+    }
+    trust.redeemJoinToken(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const refusal = err instanceof TrustError ? err : undefined;
+        // The token id is not secret (the secret is never logged); it lets an operator find the token.
+        log.warn('join refused', { cluster: call.request.cluster, token: call.request.tokenId, reason: refusal?.reason ?? 'Internal', message: err instanceof Error ? err.message : String(err) });
+        callback({ code: refusal?.grpcCode ?? grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) });
+      },
+    );
+  };
 }
 
 /** After a restart no agent is connected yet, whatever the stored status says. */

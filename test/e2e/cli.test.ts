@@ -151,8 +151,12 @@ test('usage errors exit 2', async () => {
 });
 
 test('an agent for an unknown cluster, or with the wrong topology, is refused with the reason', async () => {
-  const nope = await fleet.startAgent({ name: 'nope', network: 'net1', region: 'r', zones: ['z'] }, { waitReady: false });
-  await fleet.waitAgent('nope', (s) => /cluster "nope" is not registered at the hub/.test(s.hub.lastError ?? ''));
+  // A token made for a Cluster deleted since: the join is refused, naming why.
+  const nopeSpec = { name: 'nope', network: 'net1', region: 'r', zones: ['z'] };
+  await fleet.addCluster(nopeSpec);
+  assert.equal((await meshfed(['delete', 'cluster', 'nope'])).code, 0);
+  const nope = await fleet.startAgent(nopeSpec, { waitReady: false });
+  await fleet.waitAgent('nope', (s) => /join refused by the hub: join token [0-9a-f]+ was revoked at .*: cluster "nope" was deleted at the hub/.test(s.hub.lastError ?? ''));
   assert.equal((await fleet.agentStatus('nope')).ready, false);
   await fleet.procs.stop(nope.child);
 
@@ -214,7 +218,7 @@ test('a port already in use stops the hub or agent at start with the address nam
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`hub API: 127\\.0\\.0\\.1:${busy} is already in use`));
   const xds = fleet.agent('cluster1').xdsPort;
-  r = await meshfed(['agent', '--cluster', 'cluster1', '--hub', fleet.hubAgentAddr, '--xds-listen', `127.0.0.1:${xds}`, '--api-listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(fleet.dir, 'agent-busy')]);
+  r = await meshfed(['agent', '--cluster', 'cluster1', '--hub', fleet.hubAgentAddr, '--xds-listen', `127.0.0.1:${xds}`, '--api-listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(fleet.dir, 'agent-busy'), '--insecure-channel']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`agent xDS server: 127\\.0\\.0\\.1:${xds} is already in use`));
 });
