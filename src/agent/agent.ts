@@ -462,10 +462,11 @@ export class Agent {
     }
     // Ages change every tick; compare what matters (state and versions) to decide whether to send.
     const proxies = this.proxies();
-    const fingerprint = JSON.stringify(proxies.map((p) => [p.nodeId, Object.entries(p.types).map(([t, s]) => [t, s.state, s.sentVersion, s.ackedVersion, s.nack])]));
+    const identities = this.identity?.issuedCertificates() ?? [];
+    const fingerprint = JSON.stringify([proxies.map((p) => [p.nodeId, Object.entries(p.types).map(([t, s]) => [t, s.state, s.sentVersion, s.ackedVersion, s.nack])]), identities.map((i) => i.serialNumber)]);
     if (fingerprint === this.lastProxyReport) return;
     this.lastProxyReport = fingerprint;
-    this.hub.sendProxyStatus(proxies, this.viewRevision);
+    this.hub.sendProxyStatus(proxies, this.viewRevision, identities);
   }
 }
 

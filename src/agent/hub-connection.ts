@@ -126,9 +126,9 @@ export class HubConnection {
   }
 
   /** Sends the proxies' sync state (live state for the hub's proxy-status). */
-  sendProxyStatus(proxies: unknown[], viewRevision: number): void {
+  sendProxyStatus(proxies: unknown[], viewRevision: number, identities: unknown[] = []): void {
     if (!this.stream || !this.connected) return;
-    this.stream.write({ proxyStatus: { proxiesJson: JSON.stringify(proxies), viewRevision: String(viewRevision) } });
+    this.stream.write({ proxyStatus: { proxiesJson: JSON.stringify(proxies), viewRevision: String(viewRevision), identitiesJson: JSON.stringify(identities) } });
   }
 
   get isConnected(): boolean {

@@ -24,6 +24,7 @@ export interface Report {
 export interface ProxyStatusReport {
   proxiesJson: string;
   viewRevision: string | number;
+  identitiesJson?: string;
 }
 export interface ViewAck {
   revision: string | number;

@@ -43,6 +43,17 @@ export function formatTrustStatus(s: TrustStatus): string {
       ]),
     ).trimEnd(),
   );
+  const workloads = s.workloads as { cluster: string; spiffeId: string; serialNumber: string; notAfter: string; issued: string }[];
+  out.push('');
+  if (workloads.length === 0) out.push('workload certificates: none issued yet (meshfed identity run)');
+  else {
+    out.push(
+      table(
+        ['WORKLOAD IDENTITY', 'SERIAL', 'ISSUED', 'EXPIRES'],
+        workloads.map((w) => [w.spiffeId, w.serialNumber.slice(0, 16), until(w.issued), `${w.notAfter} (${until(w.notAfter)})`]),
+      ).trimEnd(),
+    );
+  }
   const pending = s.tokens.filter((t) => t.state === 'pending');
   if (pending.length) {
     out.push('');

@@ -11,6 +11,15 @@ import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
 import type { HubTrust } from './trust.js';
 
+/** What an agent reports of a workload certificate it issued (see IssuedRecord on the agent). */
+export interface WorkloadCertReport {
+  spiffeId: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  issued: string;
+}
+
 const log = logger('hub.agents');
 export const HUB_VERSION = '0.1.0';
 
@@ -51,6 +60,11 @@ export class AgentSessions {
   }
 
   /** The proxies each connected agent last reported, by cluster. */
+  /** Workload certificates issued by every connected agent. */
+  workloadCertificates(): (WorkloadCertReport & { cluster: string })[] {
+    return [...this.sessions.values()].flatMap((s) => s.identities.map((i) => ({ ...i, cluster: s.cluster })));
+  }
+
   proxies(): { cluster: string; at: string; viewRevision: number; items: unknown[] }[] {
     return [...this.sessions.values()].flatMap((s) => (s.proxies ? [{ cluster: s.cluster, ...s.proxies }] : []));
   }
@@ -136,6 +150,8 @@ class AgentSession {
   private generation = 0;
   private fullReceived = false;
   proxies: { at: string; viewRevision: number; items: unknown[] } | undefined;
+  /** Workload certificates the agent issued (from its proxy status reports). */
+  identities: WorkloadCertReport[] = [];
   private lastRevisionSentCandidate = 0;
   private ended = false;
   // Writes of one session are serialized so status and reports never interleave.
@@ -193,7 +209,7 @@ class AgentSession {
         this.serialize(() => this.onReport(r));
       }
       if (m.viewAck) this.acked = Math.max(this.acked, Number(m.viewAck.revision));
-      if (m.proxyStatus) this.onProxyStatus(m.proxyStatus.proxiesJson, Number(m.proxyStatus.viewRevision));
+      if (m.proxyStatus) this.onProxyStatus(m.proxyStatus.proxiesJson, Number(m.proxyStatus.viewRevision), m.proxyStatus.identitiesJson);
       if (m.intermediateCsr) void this.onCsr('intermediate', m.intermediateCsr.csrPem);
       if (m.agentCertCsr) void this.onCsr('agent', m.agentCertCsr.csrPem);
     });
@@ -288,11 +304,14 @@ class AgentSession {
     send(this.stream, { reportAck: { generation, revision } });
   }
 
-  private onProxyStatus(json: string, viewRevision: number): void {
+  private onProxyStatus(json: string, viewRevision: number, identitiesJson: string | undefined): void {
     try {
       const proxies = JSON.parse(json) as unknown;
       if (!Array.isArray(proxies)) throw new Error('not an array');
       this.proxies = { at: new Date().toISOString(), viewRevision, items: proxies };
+      const ids = identitiesJson ? (JSON.parse(identitiesJson) as unknown) : [];
+      if (!Array.isArray(ids)) throw new Error('identities: not an array');
+      this.identities = ids as WorkloadCertReport[];
     } catch (err) {
       log.warn('bad proxy status from agent', { cluster: this.cluster, error: String(err) });
     }

@@ -33,7 +33,7 @@ import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
-import { TrustError, type HubTrust } from './trust.js';
+import { expiryWarning, TrustError, type HubTrust } from './trust.js';
 
 const log = logger('hub.api');
 const MAX_BODY = 8 * 1024 * 1024;
@@ -176,10 +176,15 @@ function parseJsonBody(text: string): Record<string, unknown> {
 }
 
 function trustStatus(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean, clusters: ApiObject[]): unknown {
-  return {
-    ...trust.status({ clusters: clusters.map((c) => c.metadata.name), connected: new Set(sessions.list().map((s) => s.cluster)), channel: secure ? 'mtls' : 'insecure' }),
-    revision: store.revision(),
-  };
+  const st = trust.status({ clusters: clusters.map((c) => c.metadata.name), connected: new Set(sessions.list().map((s) => s.cluster)), channel: secure ? 'mtls' : 'insecure' });
+  const now = new Date();
+  // Workload certificates as the connected agents last reported them; a
+  // workload whose helper stopped renewing shows up here before it expires.
+  const workloads = sessions
+    .workloadCertificates()
+    .map((w) => ({ ...w, warning: expiryWarning(`workload certificate ${w.spiffeId}`, w.notBefore, w.notAfter, now) }))
+    .sort((a, b) => (a.spiffeId < b.spiffeId ? -1 : 1));
+  return { ...st, workloads, warnings: [...st.warnings, ...workloads.flatMap((w) => (w.warning ? [w.warning] : []))], revision: store.revision() };
 }
 
 /**

@@ -5,12 +5,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { createCsr, createRootCa, generateKeyPair, intermediateId, signCsr, splitPem, verifyChain, workloadId, writeCredentials } from '../../src/ca/index.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
+import { meshfedBin } from '../../src/demo/processes.js';
 import { greeter, type HelloReply } from '../../src/samples/helloworld/greeter.js';
 import { TickLog } from '../helpers/tick-log.js';
 
@@ -41,6 +43,11 @@ async function meshClient(cluster: string, name: string, sa: string, target = 'x
   return new TickLog(fleet.startClient(cluster, bootstrap, { target, rate: 50, name, tickMs: 250 }));
 }
 
+/** Every regular file under dir (symlinks not followed: they point inside it). */
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : []));
+}
+
 /** A plain gRPC call (no xDS, no certificate) straight to a server's address. */
 async function plaintextCall(address: string): Promise<HelloReply> {
   const c = new (greeter().Client)(address, grpc.credentials.createInsecure());
@@ -62,6 +69,26 @@ test('a cross-cluster call is mutually authenticated: the server sees the caller
   assert.ok((sum.byBackend['cluster2/v2'] ?? 0) > 0 && (sum.byBackend['cluster3/v3'] ?? 0) > 0, JSON.stringify(sum.byBackend));
   process.stdout.write(`# mTLS from cluster1: ${sum.ok} calls, servers saw ${Object.keys(sum.peers)[0]}; backends ${JSON.stringify(sum.byBackend)}\n`);
   await fleet.procs.stop(log.child);
+
+  // meshfed trust status lists the workload certificates the agents issued, with their expiry.
+  const want = [workloadId(TD, 'cluster1', 'sample', 'x-wing'), workloadId(TD, 'cluster2', 'sample', 'helloworld'), workloadId(TD, 'cluster3', 'sample', 'helloworld')];
+  const t0 = Date.now();
+  let listed: { spiffeId: string; cluster: string; notAfter: string }[] = [];
+  while (!want.every((w) => listed.some((l) => l.spiffeId === w)) && Date.now() - t0 < 10_000) {
+    listed = ((await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trust`)).json()) as { workloads: typeof listed }).workloads;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const w of want) assert.ok(listed.some((l) => l.spiffeId === w && Date.parse(l.notAfter) > Date.now()), `${w} in trust status: ${JSON.stringify(listed)}`);
+  const cli = spawnSync(process.execPath, [meshfedBin(), 'trust', 'status', '--hub', fleet.hubUrl], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /WORKLOAD IDENTITY[\s\S]*spiffe:\/\/meshfed\.local\/cluster\/cluster1\/ns\/sample\/sa\/x-wing/);
+
+  // The workload's key was generated beside it: no agent or hub file, log or API answer holds it.
+  // Base64 characters 48..88 of a P-256 PKCS#8 key encode bytes 36..66: the private scalar only (before: the fixed ASN.1 header).
+  const key = readFileSync(join(fleet.dir, 'identities', 'cluster1-x-wing', 'key.pem'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('').slice(48, 88);
+  const leaks = walk(fleet.dir).filter((f) => !f.includes(`${join('identities', 'cluster1-x-wing')}`) && readFileSync(f).toString('latin1').replace(/\s/g, '').includes(key));
+  assert.deepEqual(leaks, [], 'the workload key appears outside its own directory');
+  for (const path of ['/v1/identity/certificates', '/v1/status']) assert.ok(!(await (await fetch(`${fleet.agent('cluster1').apiUrl}${path}`)).text()).includes(key));
 });
 
 test('STRICT refuses plaintext; a client with a certificate from a foreign root is refused', async () => {
