@@ -200,15 +200,14 @@ async function withStatus(store: Store, kind: string, items: ApiObject[]): Promi
  * agent) on every report.
  */
 async function withCounts(store: Store, clusters: ApiObject[]): Promise<ApiObject[]> {
-  const count = async (kind: string) => {
-    const m = new Map<string, number>();
-    for (const o of await store.list({ kind })) m.set(o.metadata.cluster ?? '', (m.get(o.metadata.cluster ?? '') ?? 0) + 1);
-    return m;
-  };
-  const services = await count('Service');
-  const workloads = await count('Workload');
-  return clusters.map((c) => ({
-    ...c,
-    status: { ...((c.status as object | undefined) ?? {}), services: services.get(c.metadata.name) ?? 0, workloads: workloads.get(c.metadata.name) ?? 0 },
-  }));
+  return Promise.all(
+    clusters.map(async (c) => ({
+      ...c,
+      status: {
+        ...((c.status as object | undefined) ?? {}),
+        services: await store.count({ kind: 'Service', cluster: c.metadata.name }),
+        workloads: await store.count({ kind: 'Workload', cluster: c.metadata.name }),
+      },
+    })),
+  );
 }
