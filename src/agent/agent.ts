@@ -11,7 +11,7 @@
 import type { Server } from 'node:http';
 import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
-import { mergeStates, type DiscoverySource } from '../discovery/source.js';
+import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
 import { selectedNames, type PolicyObject } from '../policies/common.js';
@@ -77,6 +77,9 @@ export class Agent {
   private local = new Map<string, ApiObject>();
   /** The hub's view, by key. */
   private view = new Map<string, ApiObject>();
+  /** The view's Clusters and Mesh (the topology), kept apart so a topology change does not walk the view. */
+  private clusters = new Map<string, Cluster>();
+  private meshes = new Map<string, Mesh>();
   private viewRevision = 0;
   private viewSource: AgentStatus['viewSource'] = 'none';
   private journal: ViewJournal | undefined;
@@ -148,7 +151,7 @@ export class Agent {
       this.viewSource = 'disk';
       for (const o of this.view.values()) this.indexRemote(o);
     }
-    for (const s of this.sources) await s.start(() => this.onLocalChange());
+    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
@@ -212,7 +215,6 @@ export class Agent {
   }
 
   status(): AgentStatus {
-    const view = this.fed.view();
     const s: AgentStatus = {
       cluster: this.opts.cluster,
       ready: this.ready,
@@ -223,27 +225,44 @@ export class Agent {
       api: formatHostPort(this.apiAddress),
       push: { debounceMs: this.opts.pushDebounceMs ?? 0, maxDelayMs: this.opts.pushMaxDelayMs ?? 100 },
       resources: this.resourceCounts,
-      federation: { services: view.services.length, conflicts: view.services.flatMap((g) => g.conflicts.map((c) => c.message)) },
+      federation: { services: this.fed.size, conflicts: this.fed.conflicts() },
       recompute: this.recomputeStats,
     };
     if (!this.ready) s.notReadyReason = this.notReadyReason;
     return s;
   }
 
-  /** Local discovery changed: diff against what we had, index and report only the difference. */
-  private onLocalChange(): void {
-    const next = new Map<string, ApiObject>();
-    const state = mergeStates(this.sources.map((s) => s.current()));
-    for (const o of [...state.services, ...state.workloads]) next.set(keyOf(refOf(o)), o);
+  /**
+   * Local discovery changed. With the source's delta (what exactly changed) the
+   * cost follows the change; without one, the whole state is diffed against
+   * what we had (objects a source did not replace are skipped by identity).
+   * Either way only the difference is indexed and reported.
+   */
+  private onLocalChange(delta?: DiscoveryDelta): void {
     const upserts: ApiObject[] = [];
     const deletes: string[] = [];
-    for (const [k, o] of next) {
-      const prev = this.local.get(k);
-      if (!prev || JSON.stringify(prev) !== JSON.stringify(o)) upserts.push(o);
+    if (delta) {
+      for (const o of delta.upserts) {
+        const k = keyOf(refOf(o));
+        if (this.local.get(k) === o) continue;
+        this.local.set(k, o);
+        upserts.push(o);
+      }
+      for (const k of delta.deletes) if (this.local.delete(k)) deletes.push(k);
+    } else {
+      const next = new Map<string, ApiObject>();
+      const state = mergeStates(this.sources.map((s) => s.current()));
+      for (const o of [...state.services, ...state.workloads]) next.set(keyOf(refOf(o)), o);
+      for (const [k, o] of next) {
+        const prev = this.local.get(k);
+        if (prev === o) continue;
+        if (!prev || JSON.stringify(prev) !== JSON.stringify(o)) upserts.push(o);
+      }
+      for (const k of this.local.keys()) if (!next.has(k)) deletes.push(k);
+      if (upserts.length === 0 && deletes.length === 0) return;
+      this.local = next;
     }
-    for (const k of this.local.keys()) if (!next.has(k)) deletes.push(k);
     if (upserts.length === 0 && deletes.length === 0) return;
-    this.local = next;
     for (const o of upserts) this.indexLocal(o);
     for (const k of deletes) this.unindex(parseKey(k));
     this.hub.reportChanges(upserts, deletes);
@@ -256,10 +275,12 @@ export class Agent {
       this.fed.clear();
       this.policies.clear();
       this.policyCache = undefined;
+      this.clusters.clear();
+      this.meshes.clear();
       for (const o of this.view.values()) this.indexRemote(o);
       for (const o of this.local.values()) this.indexLocal(o);
       this.topologyDirty = true;
-      void this.journal?.replace(v.revision, this.view);
+      void this.journal?.replace(v.revision, this.view, v.upsertsJson);
     } else {
       for (const o of v.upserts) {
         this.view.set(keyOf(refOf(o)), o);
@@ -269,8 +290,11 @@ export class Agent {
         const ref = parseKey(k);
         this.view.delete(k);
         if (POLICY_KINDS.has(ref.kind)) this.setPolicy(k, undefined);
-        else if (ref.kind === 'Cluster' || ref.kind === 'Mesh') this.topologyDirty = true;
-        else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
+        else if (ref.kind === 'Cluster' || ref.kind === 'Mesh') {
+          if (ref.kind === 'Cluster') this.clusters.delete(k);
+          else this.meshes.delete(k);
+          this.topologyDirty = true;
+        } else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
       }
       if (v.upserts.length > 0 || v.deletes.length > 0) {
         void this.journal?.append(v.revision, v.upserts.map((o) => [keyOf(refOf(o)), o]), v.deletes, () => this.view);
@@ -288,6 +312,8 @@ export class Agent {
       return;
     }
     if (o.kind === 'Cluster' || o.kind === 'Mesh') {
+      if (o.kind === 'Cluster') this.clusters.set(keyOf(refOf(o)), o as Cluster);
+      else this.meshes.set(keyOf(refOf(o)), o as Mesh);
       this.topologyDirty = true;
       return;
     }
@@ -357,8 +383,7 @@ export class Agent {
     const t0 = performance.now();
     if (this.topologyDirty) {
       this.topologyDirty = false;
-      const objects = [...this.view.values()];
-      this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
+      this.fed.setClusters([...this.clusters.values()], this.meshes.values().next().value);
     }
     const changes = this.fed.flush();
     const me = this.clusterObject()!;

@@ -24,6 +24,8 @@ export class FederationIndex {
   /** workload key -> the part key it is filed under (a workload may move to another service) */
   private workloadPart = new Map<string, string>();
   private result = new Map<string, GlobalService>();
+  /** Global services with conflicts (a subset of result), for status without walking every service. */
+  private conflicted = new Map<string, GlobalService>();
   private dirty = new Set<string>();
 
   /** Sets the member clusters. A topology change touches every service; a status-only change touches none. */
@@ -116,7 +118,10 @@ export class FederationIndex {
       if (g) {
         this.result.set(gk, g);
         changed.set(gk, g);
+        if (g.conflicts.length > 0) this.conflicted.set(gk, g);
+        else this.conflicted.delete(gk);
       } else if (this.result.delete(gk)) {
+        this.conflicted.delete(gk);
         removed.add(gk);
       }
     }
@@ -126,6 +131,16 @@ export class FederationIndex {
 
   get pending(): number {
     return this.dirty.size;
+  }
+
+  /** Global services in the current result. */
+  get size(): number {
+    return this.result.size;
+  }
+
+  /** Every conflict message of the current result (services in namespace/name order). */
+  conflicts(): string[] {
+    return [...this.conflicted.values()].sort(byNamespaceName).flatMap((g) => g.conflicts.map((c) => c.message));
   }
 
   /** The whole current view, sorted (O(services): for API reads, not for the change path). */

@@ -2,7 +2,7 @@
 // the traffic path: data planes talk only to their cluster's agent.
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
-import { agentChannelService } from '../channel/protocol.js';
+import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES } from '../channel/protocol.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -16,7 +16,10 @@ export interface HubOptions {
   dataDir: string;
   api: HostPort;
   agents: HostPort;
-  /** Coalescing window for view changes sent to agents. */
+  /**
+   * Coalescing window for view changes sent to agents: the first change after a
+   * quiet period goes out at once, later ones at most once per window.
+   */
   viewDebounceMs?: number;
 }
 
@@ -35,8 +38,13 @@ export class Hub {
     await markAgentsDisconnected(store);
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20 });
     const http = createHubHttpServer(store, sessions);
-    const grpcServer = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-    grpcServer.addService(agentChannelService(), sessions.handler());
+    const grpcServer = new grpc.Server({
+      'grpc.keepalive_permit_without_calls': 1,
+      // A full report is one message (a whole cluster); views go out in chunks of well under 1 MiB.
+      'grpc.max_receive_message_length': MAX_AGENT_MESSAGE_BYTES,
+      'grpc.max_send_message_length': -1,
+    });
+    grpcServer.addService(agentChannelServerService(), sessions.handler());
     try {
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);
