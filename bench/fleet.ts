@@ -663,8 +663,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
     // joining a loaded hub. The hub keeps B's objects while it is away.
     await run.stopChild(b0.child);
     await mkdir(join(run.dir, 'agent-b'), { recursive: true });
-    if (existsSync(join(run.dir, 'agent-b0', 'registrations.json'))) {
-      await copyFile(join(run.dir, 'agent-b0', 'registrations.json'), join(run.dir, 'agent-b', 'registrations.json'));
+    // Registrations: registrations.json plus the journal of the changes since.
+    for (const f of ['registrations.json', 'registrations.jsonl']) {
+      if (existsSync(join(run.dir, 'agent-b0', f))) await copyFile(join(run.dir, 'agent-b0', f), join(run.dir, 'agent-b', f));
     }
   }
 
