@@ -89,6 +89,9 @@ interface Result {
     kbPerProxy?: number;
     bytesPerEndpointAgent?: number;
     bytesPerEndpointHub?: number;
+    /** process.memoryUsage() (MB) as the process reports it at the same moments: what the RSS is made of. */
+    hubProcess?: Record<string, number>;
+    agentProcess?: Record<string, number>;
   };
   convergence?: Pct & { failed: number; samplesMs: number[]; httpMs: Pct; hubMs: Pct; firstMs: Pct; responsesPerClient: number };
   floor?: Pct & { failed: number; samplesMs: number[]; firstMs: Pct };
@@ -700,6 +703,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   if (r.setup.hubWorkloads !== scale.endpoints) r.notes.push(`the hub holds ${r.setup.hubWorkloads} workloads, expected ${scale.endpoints}`);
   r.memory.hubLoadedMB = mb(await settledRss(hubPid));
   r.memory.bytesPerEndpointHub = round(((r.memory.hubLoadedMB - r.memory.hubEmptyMB) * 2 ** 20) / scale.endpoints, 0);
+  r.memory.hubProcess = await getJson<{ memory?: Record<string, number> }>(`${hubUrl}/api/v1alpha1/hub`)
+    .then((h) => h.memory)
+    .catch(() => undefined);
 
   // --- agent B: cold start (process start -> ready and caught up with the hub's
   // revision), or with --agent-b-start before, catch-up after the hub's last report.
@@ -745,6 +751,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   progress(`  every light client has its first full set after ${r.cold.proxiesS} s`);
   const rssAfter = await settledRss(bPid);
   r.memory.agentWithProxiesMB = mb(rssAfter);
+  r.memory.agentProcess = await getJson<{ memory?: Record<string, number> }>(`${b.apiUrl}/v1/status`)
+    .then((st) => st.memory)
+    .catch(() => undefined);
   r.memory.kbPerProxy = round((rssAfter - rssBefore) / 1024 / scale.proxies, 1);
 
   // --- a few real grpc-js-xds clients on the hot services
@@ -930,6 +939,12 @@ function table(results: Result[], m: Machine, cpuPairs: [Result, Result][]): str
   add('cold: agent B s', (r) => fmt(r.cold.agentS, 2));
   add('cold: proxies first set s', (r) => fmt(r.cold.proxiesS, 2));
   add('RSS hub / B MB', (r) => `${fmt(r.memory.hubLoadedMB)} / ${fmt(r.memory.agentWithProxiesMB ?? r.memory.agentLoadedMB)}`);
+  add('  of which V8 heap used / Buffers MB', (r) => {
+    const h = r.memory.hubProcess;
+    const a = r.memory.agentProcess;
+    const part = (m: Record<string, number> | undefined) => (m ? `${fmt(m.heapUsed)}+${fmt(m.arrayBuffers)}` : '-');
+    return `${part(h)} / ${part(a)}`;
+  });
   add('changes ok / failed', (r) => (r.convergence ? `${r.convergence.n} / ${r.convergence.failed}` : '-'));
   add('convergence p50/p90/p99 ms', (r) => (r.convergence ? `${fmt(r.convergence.p50)} / ${fmt(r.convergence.p90)} / ${fmt(r.convergence.p99)}` : '-'));
   add('convergence p99 ms', (r) => (r.convergence ? fmt(r.convergence.p99) + verdict(r.convergence.p99 <= TARGETS.p99Ms) : '-'), `<= ${TARGETS.p99Ms}`);

@@ -18,15 +18,20 @@ import { selectedNames, type PolicyObject } from '../policies/common.js';
 import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
 import type { FederatedView } from '../federation/types.js';
 import { translateServerListener, translateService, type XdsResource } from '../translate/xds/index.js';
+import { RESOURCE_TYPES } from '../translate/xds/types.js';
+import type { GlobalService } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { logger } from '../util/log.js';
+import { memoryMB } from '../util/memory.js';
 import { HubConnection, type ViewUpdate } from './hub-connection.js';
 import { createAgentHttpServer } from './http-api.js';
 import { summarizeProxies, type ProxySummary } from './proxy-status.js';
 import { ViewJournal } from './view-journal.js';
 
 const log = logger('agent');
+/** Longest stretch of translation work per event-loop turn (ms). */
+const SLICE_MS = 50;
 export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
@@ -61,6 +66,8 @@ export interface AgentStatus {
   resources: { listeners: number; routes: number; clusters: number; endpoints: number };
   federation: { services: number; conflicts: string[] };
   recompute: { count: number; lastServices: number; lastMs: number };
+  /** process.memoryUsage(), MB. */
+  memory: Record<string, number>;
 }
 
 const TYPE_KEYS: Record<string, keyof AgentStatus['resources']> = {
@@ -87,8 +94,11 @@ export class Agent {
   /** TrafficPolicy and FailoverPolicy objects of the view, by key; the set is rebuilt when one changes. */
   private policies = new Map<string, PolicyObject>();
   private policyCache: PolicySet | undefined;
-  /** global service key -> names (typeUrl, name) of the resources it produced */
-  private produced = new Map<string, { typeUrl: string; name: string }[]>();
+  /** global service key -> the resources it produced: type (index in RESOURCE_TYPES) and name of each */
+  private produced = new Map<string, { types: Uint8Array; names: string[] }>();
+  /** Global services federated but not translated yet (undefined: removed), in order; worked off in slices. */
+  private work = new Map<string, GlobalService | undefined>();
+  private workScheduled = false;
   private resourceCounts = { listeners: 0, routes: 0, clusters: 0, endpoints: 0 };
   private topologyDirty = true;
   private ready = false;
@@ -149,7 +159,7 @@ export class Agent {
       this.view = saved.objects;
       this.viewRevision = saved.revision;
       this.viewSource = 'disk';
-      for (const o of this.view.values()) this.indexRemote(o);
+      for (const [k, o] of this.view) this.indexRemote(trimForView(o), k);
     }
     for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
     this.onLocalChange();
@@ -227,6 +237,7 @@ export class Agent {
       resources: this.resourceCounts,
       federation: { services: this.fed.size, conflicts: this.fed.conflicts() },
       recompute: this.recomputeStats,
+      memory: memoryMB(),
     };
     if (!this.ready) s.notReadyReason = this.notReadyReason;
     return s;
@@ -271,20 +282,21 @@ export class Agent {
 
   private onView(v: ViewUpdate): void {
     if (v.full) {
-      this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), o]));
+      this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), trimForView(o)]));
       this.fed.clear();
       this.policies.clear();
       this.policyCache = undefined;
       this.clusters.clear();
       this.meshes.clear();
-      for (const o of this.view.values()) this.indexRemote(o);
-      for (const o of this.local.values()) this.indexLocal(o);
+      for (const [k, o] of this.view) this.indexRemote(o, k);
+      for (const [k, o] of this.local) this.indexLocal(o, k);
       this.topologyDirty = true;
       void this.journal?.replace(v.revision, this.view, v.upsertsJson);
     } else {
       for (const o of v.upserts) {
-        this.view.set(keyOf(refOf(o)), o);
-        this.indexRemote(o);
+        const k = keyOf(refOf(o));
+        this.view.set(k, trimForView(o));
+        this.indexRemote(o, k);
       }
       for (const k of v.deletes) {
         const ref = parseKey(k);
@@ -306,7 +318,7 @@ export class Agent {
   }
 
   /** Feeds an object of the hub's view into the index; this cluster's own objects come from local discovery. */
-  private indexRemote(o: ApiObject): void {
+  private indexRemote(o: ApiObject, key?: string): void {
     if (POLICY_KINDS.has(o.kind)) {
       this.setPolicy(keyOf(refOf(o)), o as unknown as PolicyObject);
       return;
@@ -325,7 +337,7 @@ export class Agent {
       return;
     }
     if (o.kind === 'Service') this.fed.upsertService(o as Service);
-    else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+    else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload, key);
   }
 
   /**
@@ -350,12 +362,12 @@ export class Agent {
     return (this.policyCache ??= policySet(this.policies.values()));
   }
 
-  private indexLocal(o: ApiObject): void {
+  private indexLocal(o: ApiObject, key?: string): void {
     if (o.kind === 'Service') {
       const atHub = this.view.get(keyOf(refOf(o)))?.metadata.creationTimestamp;
       // Not at the hub yet: it is the newest export, so it cannot displace an older one.
       this.fed.upsertService(withSince(o as Service, atHub ?? new Date().toISOString()));
-    } else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+    } else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload, key);
   }
 
   private unindex(ref: ReturnType<typeof parseKey>): void {
@@ -380,35 +392,79 @@ export class Agent {
       this.notReadyReason = `the hub's view has no Cluster "${this.opts.cluster}"`;
       return;
     }
-    const t0 = performance.now();
     if (this.topologyDirty) {
       this.topologyDirty = false;
       this.fed.setClusters([...this.clusters.values()], this.meshes.values().next().value);
     }
     const changes = this.fed.flush();
+    for (const [gk, g] of changes.changed) {
+      this.work.delete(gk); // a newer result goes to the back of the queue
+      this.work.set(gk, g);
+    }
+    for (const gk of changes.removed) {
+      this.work.delete(gk);
+      this.work.set(gk, undefined);
+    }
+    this.translateSome();
+  }
+
+  /**
+   * Translates queued services for at most SLICE_MS, then yields to the event
+   * loop and goes on: a full view of a large fleet (tens of thousands of
+   * services) must not freeze the agent, whose streams (the hub channel's
+   * keepalive, proxies' ACKs) need answers meanwhile. A service's resources
+   * always go to the xDS server together. The server becomes ready (answers
+   * proxies) only once the queue is empty: nothing before the state is complete.
+   */
+  private translateSome(): void {
+    if (this.work.size === 0) return this.afterTranslate(0, 0);
+    const t0 = performance.now();
     const me = this.clusterObject()!;
     const ctx = { cluster: this.opts.cluster, locality: { region: me.spec.region, zones: me.spec.zones }, policies: this.policySet() };
     const upserts: XdsResource[] = [];
     const removals: { typeUrl: string; name: string }[] = [];
-    const touched = [...changes.changed.keys(), ...changes.removed];
-    for (const gk of touched) {
-      const g = changes.changed.get(gk);
+    let done = 0;
+    for (const [gk, g] of this.work) {
+      this.work.delete(gk);
+      done++;
       const next = g ? translateService(g, ctx).resources : [];
+      const old = this.produced.get(gk);
       const names = new Set(next.map((r) => `${r.typeUrl}\u0000${r.name}`));
-      for (const old of this.produced.get(gk) ?? []) {
-        if (!names.has(`${old.typeUrl}\u0000${old.name}`)) {
-          removals.push(old);
-          this.resourceCounts[TYPE_KEYS[old.typeUrl]!]--;
+      const before = new Set<string>();
+      if (old) {
+        for (let i = 0; i < old.names.length; i++) {
+          const typeUrl = RESOURCE_TYPES[old.types[i]!]!;
+          const name = old.names[i]!;
+          before.add(`${typeUrl}\u0000${name}`);
+          if (!names.has(`${typeUrl}\u0000${name}`)) {
+            removals.push({ typeUrl, name });
+            this.resourceCounts[TYPE_KEYS[typeUrl]!]--;
+          }
         }
       }
-      const before = new Set((this.produced.get(gk) ?? []).map((r) => `${r.typeUrl}\u0000${r.name}`));
       for (const r of next) if (!before.has(`${r.typeUrl}\u0000${r.name}`)) this.resourceCounts[TYPE_KEYS[r.typeUrl]!]++;
-      upserts.push(...next);
-      if (next.length > 0) this.produced.set(gk, next.map((r) => ({ typeUrl: r.typeUrl, name: r.name })));
-      else this.produced.delete(gk);
+      for (const r of next) upserts.push(r);
+      if (next.length > 0) {
+        this.produced.set(gk, { types: Uint8Array.from(next, (r) => RESOURCE_TYPES.indexOf(r.typeUrl as (typeof RESOURCE_TYPES)[number])), names: next.map((r) => r.name) });
+      } else this.produced.delete(gk);
+      if (performance.now() - t0 > SLICE_MS) break;
     }
     if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
-    this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: touched.length, lastMs: Math.round((performance.now() - t0) * 100) / 100 };
+    this.afterTranslate(done, performance.now() - t0);
+  }
+
+  private afterTranslate(services: number, ms: number): void {
+    if (services > 0) this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: services, lastMs: Math.round(ms * 100) / 100 };
+    if (this.work.size > 0) {
+      if (!this.workScheduled) {
+        this.workScheduled = true;
+        setImmediate(() => {
+          this.workScheduled = false;
+          this.translateSome();
+        });
+      }
+      return;
+    }
     if (!this.ready) {
       this.ads.markReady();
       this.ready = true;
@@ -428,6 +484,20 @@ export class Agent {
     this.lastProxyReport = fingerprint;
     this.hub.sendProxyStatus(proxies, this.viewRevision);
   }
+}
+
+/**
+ * What the agent keeps of a view object. A Workload's store metadata (uid,
+ * resourceVersion, generation, creationTimestamp) is never read here and costs
+ * about 150 bytes per endpoint; Services keep theirs (the oldest-export rule
+ * reads creationTimestamp). Modifies and returns the object (fresh from parsing).
+ */
+function trimForView(o: ApiObject): ApiObject {
+  if (o.kind === 'Workload') {
+    const { uid: _u, resourceVersion: _r, generation: _g, creationTimestamp: _c, ...rest } = o.metadata;
+    o.metadata = rest; // a new object: deleting properties would leave the old one's size (or make it slower)
+  }
+  return o;
 }
 
 function withSince(s: Service, since: string | undefined): Service {

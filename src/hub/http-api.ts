@@ -7,6 +7,7 @@
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
+//   GET    /api/v1alpha1/hub              the hub process: revision, memory, view fan-out (scopes, cached full views, logs)
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
@@ -25,6 +26,7 @@ import { computePlan } from '../policies/plan.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
+import { memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
 
@@ -87,6 +89,9 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
     return sendJson(res, 200, { ...computePlan(current, objects), revision: store.revision() });
   }
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
+  if (resource === 'hub' && req.method === 'GET') {
+    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
+  }
   if (resource === 'proxies' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
   }
