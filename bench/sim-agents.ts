@@ -1,7 +1,8 @@
 // Simulated agents: every cluster of the fleet except the two real agents, in a
 // child process of the benchmark (its own event loop). Each dials the hub's agent
 // channel like an agent (own connection), says Hello, sends one full report of
-// its cluster's Services and Workloads, keeps the stream open and ACKs every view.
+// its cluster's Services and Workloads, keeps the stream open and ACKs views as
+// the agent does (the latest revision, at most once a second).
 //
 // Views are not parsed: a custom deserializer reads only the revision (and
 // whether more messages of the same view follow) from the protobuf bytes and
@@ -9,7 +10,7 @@
 // process little (a real agent would parse them).
 import * as grpc from '@grpc/grpc-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, HEALTHY_AFTER_MS, jittered } from '../src/agent/hub-connection.js';
+import { ACK_INTERVAL_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, HEALTHY_AFTER_MS, jittered } from '../src/agent/hub-connection.js';
 import { agentChannelService, MAX_HUB_MESSAGE_BYTES, type AgentMessage } from '../src/channel/protocol.js';
 import { now, type FromSim, type LoopStats, type ToSim } from './ipc.js';
 import { clusterInfo, clusterObjects, type ClusterInfo } from './model.js';
@@ -98,6 +99,8 @@ class SimAgent {
   reconnects = 0;
   private backoffMs = BACKOFF_MIN_MS;
   private healthyTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
   private stopping = false;
 
   constructor(
@@ -180,7 +183,7 @@ class SimAgent {
         // A view in several messages counts (and is ACKed) once its last message is in, as the agent does.
         if (m.more) break;
         this.viewRevision = Math.max(this.viewRevision, m.revision);
-        this.call!.write({ viewAck: { revision: String(m.revision) } });
+        this.ack();
         onView();
         break;
       case 'rejected':
@@ -189,8 +192,22 @@ class SimAgent {
     }
   }
 
+  /** ACKs the latest revision like the agent: at most once per ACK_INTERVAL_MS, the last one always. */
+  private ack(): void {
+    if (this.ackTimer) return;
+    const send = () => {
+      this.ackTimer = undefined;
+      this.lastAckAt = performance.now();
+      if (this.connected) this.call?.write({ viewAck: { revision: String(this.viewRevision) } });
+    };
+    const wait = this.lastAckAt + ACK_INTERVAL_MS - performance.now();
+    if (wait <= 0) send();
+    else this.ackTimer = setTimeout(send, wait);
+  }
+
   stop(): void {
     this.stopping = true;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
     this.call?.cancel();
     this.client?.close();
   }

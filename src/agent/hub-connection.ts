@@ -17,6 +17,13 @@ export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 5000;
 /** A connection that lasted this long was healthy: the next loss starts the backoff over. */
 export const HEALTHY_AFTER_MS = 10_000;
+/**
+ * ViewAcks are status (the hub shows how far each agent is): the first after a
+ * quiet second goes at once, later ones at most once per interval, the last
+ * revision always. A busy fleet then costs the hub one ACK per agent per second,
+ * not one per change.
+ */
+export const ACK_INTERVAL_MS = 1000;
 
 export interface ViewUpdate {
   revision: number;
@@ -73,7 +80,11 @@ export class HubConnection {
   /** A view arriving in several messages: what came so far. */
   private group: { revision: number; full: boolean; upserts: ApiObject[]; deletes: string[]; json: string[] } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
+  private ackRevision = 0;
   private reportTimer: NodeJS.Timeout | undefined;
+  private lastDeltaAt = -Infinity;
   private generation = 0;
   private lastReportAcked: number | undefined;
   private reportsSent = 0;
@@ -93,6 +104,7 @@ export class HubConnection {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.reportTimer) clearTimeout(this.reportTimer);
     if (this.healthyTimer) clearTimeout(this.healthyTimer);
+    if (this.ackTimer) clearTimeout(this.ackTimer);
     this.stream?.cancel();
     this.client?.close();
   }
@@ -107,8 +119,10 @@ export class HubConnection {
   }
 
   /**
-   * Queues changed and deleted objects for the next delta report; several changes
-   * within the window become one report, and a later change of a key wins.
+   * Queues changed and deleted objects for the next delta report; a later change
+   * of a key wins. The first change after a quiet window goes out in this turn
+   * of the event loop; later ones wait until `delayMs` after the previous report
+   * (a burst becomes few reports, an isolated change is not held back).
    */
   reportChanges(upserts: ApiObject[], deletes: string[], delayMs = 5): void {
     for (const o of upserts) {
@@ -121,10 +135,12 @@ export class HubConnection {
       this.pendingDeletes.add(k);
     }
     if (!this.connected || this.reportTimer) return;
+    const wait = Math.max(0, this.lastDeltaAt + delayMs - performance.now());
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
+      this.lastDeltaAt = performance.now();
       this.sendDelta();
-    }, delayMs);
+    }, wait);
   }
 
   /** Sends the proxies' sync state (live state for the hub's proxy-status). */
@@ -148,6 +164,8 @@ export class HubConnection {
       const wasConnected = this.connected;
       this.connected = false;
       this.group = undefined;
+      if (this.ackTimer) clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
       if (this.healthyTimer) clearTimeout(this.healthyTimer);
       this.healthyTimer = undefined;
       if (this.stream === stream) this.stream = undefined;
@@ -220,7 +238,20 @@ export class HubConnection {
     if (v.more) return;
     this.group = undefined;
     this.opts.onView({ revision: g.revision, full: g.full, upserts: g.upserts, deletes: g.deletes, upsertsJson: g.json });
-    this.stream?.write({ viewAck: { revision: String(g.revision) } });
+    this.ack(g.revision);
+  }
+
+  private ack(revision: number): void {
+    this.ackRevision = revision;
+    if (this.ackTimer) return;
+    const send = () => {
+      this.ackTimer = undefined;
+      this.lastAckAt = performance.now();
+      if (this.connected) this.stream?.write({ viewAck: { revision: String(this.ackRevision) } });
+    };
+    const wait = this.lastAckAt + ACK_INTERVAL_MS - performance.now();
+    if (wait <= 0) send();
+    else this.ackTimer = setTimeout(send, wait);
   }
 
   /** A full report: the whole state, which supersedes anything pending. */

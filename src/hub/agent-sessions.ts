@@ -27,8 +27,12 @@ export interface SessionInfo {
   queuedBytes: number;
 }
 
-/** Bytes written to one agent that its stream has not taken yet; more wait in its queue. */
-const WRITE_WINDOW = 1024 * 1024;
+/**
+ * Bytes written to one agent that its stream has not taken yet; more wait in
+ * its queue (as references to shared bytes). gRPC copies what is written, so
+ * this bounds those copies to WRITE_WINDOW per agent, whatever the view's size.
+ */
+const WRITE_WINDOW = 256 * 1024;
 /** A session whose queue grows past this (or a few full views) is stuck: its backlog is dropped for a fresh full view. */
 const MAX_QUEUED = 64 * 1024 * 1024;
 
