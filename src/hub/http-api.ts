@@ -8,6 +8,7 @@
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
 //   GET    /api/v1alpha1/hub              the hub process: revision, memory, view fan-out (scopes, cached full views, logs)
+//   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
@@ -26,7 +27,7 @@ import { computePlan } from '../policies/plan.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
-import { memoryMB } from '../util/memory.js';
+import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
 
@@ -91,6 +92,10 @@ async function handle(store: Store, sessions: AgentSessions, req: IncomingMessag
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
   if (resource === 'hub' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
+  }
+  if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
+    // Only with node --expose-gc (benchmarks); a no-op otherwise.
+    return sendJson(res, 200, { collected: collectGarbage(), memory: memoryMB() });
   }
   if (resource === 'proxies' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });

@@ -30,15 +30,18 @@ export interface StoreLogger {
 }
 
 export interface FileStoreOptions {
-  /** Snapshot and cut the log after this many logged transactions (default 1000)... */
-  compactEvery?: number;
   /**
-   * ...and once the log since the last snapshot is at least this many times the
-   * snapshot's size (default 1; 0: transactions alone decide). A snapshot rewrites
-   * every object, so tying it to the log's growth keeps its cost per commit
-   * proportional to the commit, not to the size of the store.
+   * Snapshot and cut the log once the log since the last snapshot is at least
+   * `compactLogRatio` times the snapshot's size (default 1) and at least
+   * `compactMinLogBytes` (default 4 MiB). A snapshot rewrites every object, so
+   * tying it to the log's growth keeps its cost per commit proportional to the
+   * commit, not to the size of the store; recovery replays at most about one
+   * snapshot's worth of log.
    */
   compactLogRatio?: number;
+  compactMinLogBytes?: number;
+  /** Also require this many logged transactions since the last snapshot (default 1). Setting it sets compactMinLogBytes' default to 0. */
+  compactEvery?: number;
   /** Watch events kept in memory for watchers resuming from an older revision (default 10000). */
   historyLimit?: number;
   /** Where recovery notices, compaction failures and throwing watch listeners are reported (default console). */
@@ -61,6 +64,12 @@ const consoleLogger: StoreLogger = {
 const openDirs = new Set<string>();
 
 type NormOp = { type: 'put'; object: ApiObject } | { type: 'delete'; key: string; kind: string };
+
+interface Compaction {
+  compactEvery: number;
+  compactLogRatio: number;
+  compactMinLogBytes: number;
+}
 
 interface Change {
   kind: string;
@@ -138,8 +147,7 @@ export class FileStore implements Store {
     readonly dataDir: string,
     private readonly canonicalDir: string,
     private wal: FileHandle,
-    private readonly compactEvery: number,
-    private readonly compactLogRatio: number,
+    private readonly compaction: Compaction,
     private readonly historyLimit: number,
     private readonly logger: StoreLogger,
   ) {}
@@ -149,8 +157,10 @@ export class FileStore implements Store {
   }
 
   static async open(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
-    const compactEvery = opts.compactEvery ?? 1000;
+    const compactEvery = opts.compactEvery ?? 1;
     const compactLogRatio = opts.compactLogRatio ?? 1;
+    const compactMinLogBytes = opts.compactMinLogBytes ?? (opts.compactEvery !== undefined ? 0 : 4 * 1024 * 1024);
+    if (!(compactMinLogBytes >= 0)) throw new RangeError(`compactMinLogBytes must be a non-negative number, got ${compactMinLogBytes}`);
     const historyLimit = opts.historyLimit ?? 10000;
     if (!Number.isInteger(compactEvery) || compactEvery < 1) throw new RangeError(`compactEvery must be a positive integer, got ${compactEvery}`);
     if (!(compactLogRatio >= 0)) throw new RangeError(`compactLogRatio must be a non-negative number, got ${compactLogRatio}`);
@@ -169,7 +179,7 @@ export class FileStore implements Store {
     try {
       await acquireLock(dataDir);
       locked = true;
-      return await FileStore.recover(dataDir, canonical, compactEvery, compactLogRatio, historyLimit, logger);
+      return await FileStore.recover(dataDir, canonical, { compactEvery, compactLogRatio, compactMinLogBytes }, historyLimit, logger);
     } catch (err) {
       if (locked) await rm(join(dataDir, LOCK), { force: true }).catch(() => undefined);
       openDirs.delete(canonical);
@@ -180,8 +190,7 @@ export class FileStore implements Store {
   private static async recover(
     dataDir: string,
     canonical: string,
-    compactEvery: number,
-    compactLogRatio: number,
+    compaction: Compaction,
     historyLimit: number,
     logger: StoreLogger,
   ): Promise<FileStore> {
@@ -234,7 +243,7 @@ export class FileStore implements Store {
       );
     }
 
-    const store = new FileStore(dataDir, canonical, undefined as unknown as FileHandle, compactEvery, compactLogRatio, historyLimit, logger);
+    const store = new FileStore(dataDir, canonical, undefined as unknown as FileHandle, compaction, historyLimit, logger);
     store.snapshotBytes = snapText?.length ?? 0;
     for (const o of objects) store.applyChange(keyOf(refOf(o)), { kind: o.kind, obj: o });
     let txCount = 0;
@@ -454,9 +463,9 @@ export class FileStore implements Store {
     if (events.length > 0) this.publish(events);
     for (const s of staged) s.pending.resolve({ revision: s.rev, results: s.results });
 
-    if (this.txSinceRotate >= this.compactEvery && this.walSize >= this.compactLogRatio * this.snapshotBytes && !this.compacting && !this.failure) {
-      await this.startCompaction();
-    }
+    const c = this.compaction;
+    const due = this.txSinceRotate >= c.compactEvery && this.walSize >= Math.max(c.compactMinLogBytes, c.compactLogRatio * this.snapshotBytes);
+    if (due && !this.compacting && !this.failure) await this.startCompaction();
   }
 
   /** Computes one commit's outcomes against memory + earlier commits of the group, without touching either. */
@@ -574,7 +583,7 @@ export class FileStore implements Store {
       try {
         await rename(this.walPath, oldPath);
       } catch (err) {
-        this.txSinceRotate = 0; // nothing changed; try again after another compactEvery commits
+        this.txSinceRotate = 0; // nothing changed; try again later
         this.logger.error(`meshfed store: compaction could not move ${this.walPath} aside`, err);
         return;
       }
