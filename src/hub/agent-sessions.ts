@@ -55,9 +55,19 @@ export class AgentSessions {
     return [...this.sessions.values()].map((s) => s.info());
   }
 
-  /** The proxies each connected agent last reported, by cluster. */
+  /** The proxies each connected agent last reported, by cluster (parsed now: the hub keeps what agents sent as it came). */
   proxies(): { cluster: string; at: string; viewRevision: number; items: unknown[] }[] {
-    return [...this.sessions.values()].flatMap((s) => (s.proxies ? [{ cluster: s.cluster, ...s.proxies }] : []));
+    return [...this.sessions.values()].flatMap((s) => {
+      const p = s.proxies;
+      if (!p) return [];
+      let items: unknown;
+      try {
+        items = JSON.parse(p.json);
+      } catch {
+        return [];
+      }
+      return Array.isArray(items) ? [{ cluster: s.cluster, at: p.at, viewRevision: p.viewRevision, items }] : [];
+    });
   }
 
   /** Ends the session of a cluster (its Cluster object was deleted). */
@@ -117,7 +127,12 @@ class AgentSession implements ViewSubscriber {
   private acked = 0;
   private generation = 0;
   private fullReceived = false;
-  proxies: { at: string; viewRevision: number; items: unknown[] } | undefined;
+  /**
+   * The agent's last proxy status, as the JSON it sent: parsed only when read
+   * (GET /proxies). Kept parsed, a thousand proxies' state would be thousands of
+   * objects replaced every few seconds, all for the garbage collector to trace.
+   */
+  proxies: { at: string; viewRevision: number; json: string } | undefined;
   private ended = false;
   // Writes of one session are serialized so status and reports never interleave.
   private chain: Promise<unknown> = Promise.resolve();
@@ -265,13 +280,11 @@ class AgentSession implements ViewSubscriber {
   }
 
   private onProxyStatus(json: string, viewRevision: number): void {
-    try {
-      const proxies = JSON.parse(json) as unknown;
-      if (!Array.isArray(proxies)) throw new Error('not an array');
-      this.proxies = { at: new Date().toISOString(), viewRevision, items: proxies };
-    } catch (err) {
-      log.warn('bad proxy status from agent', { cluster: this.cluster, error: String(err) });
+    if (!/^\s*\[/.test(json)) {
+      log.warn('bad proxy status from agent', { cluster: this.cluster, error: 'not a JSON array' });
+      return;
     }
+    this.proxies = { at: new Date().toISOString(), viewRevision, json };
   }
 
   /** Deleted keys must name this cluster's reportable objects. */
