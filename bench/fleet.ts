@@ -33,7 +33,7 @@ import {
   type Scale,
   type ServiceInfo,
 } from './model.js';
-import { cpuMs, machine, settledRss, type Machine } from './proc.js';
+import { cpuMs, machine, settledRss, stableRss, type Machine } from './proc.js';
 import { formatProfile, monotonicUs, summarizeProfile, type ProfileSummary } from './profile.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -89,6 +89,11 @@ interface Result {
     kbPerProxy?: number;
     bytesPerEndpointAgent?: number;
     bytesPerEndpointHub?: number;
+    /** process.memoryUsage() (MB) as the process reports it at the same moments: what the RSS is made of. */
+    hubProcess?: Record<string, number>;
+    /** The hub's view fan-out state at that moment (scopes, logs, cached full views). */
+    hubViews?: unknown;
+    agentProcess?: Record<string, number>;
   };
   convergence?: Pct & { failed: number; samplesMs: number[]; httpMs: Pct; hubMs: Pct; firstMs: Pct; responsesPerClient: number };
   floor?: Pct & { failed: number; samplesMs: number[]; firstMs: Pct };
@@ -334,6 +339,11 @@ interface AgentStatusLike {
   notReadyReason?: string;
   hub?: { connected?: boolean; lastError?: string };
   resources?: Record<string, number>;
+}
+
+/** Asks a process started with --expose-gc for a full GC (see nodeFlags); a process without the endpoint is left alone. */
+async function collect(url: string): Promise<void> {
+  await http(url, { method: 'POST' }, 60_000).catch(() => undefined);
 }
 
 function pidOf(c: Child): number {
@@ -622,8 +632,13 @@ async function runPoint(label: string, scale: Scale, o: Options, deadline: Deadl
 
 async function phases(run: Run, label: string, scale: Scale, o: Options, deadline: Deadline, r: Result, profDir: string | undefined): Promise<void> {
   const env = { MESHFED_LOG_LEVEL: process.env.MESHFED_LOG_LEVEL ?? 'info' };
-  const nodeFlags = (role: string) =>
-    profDir && o.cpuProf.includes(role) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${fileLabel(label)}-${role}.cpuprofile`] : [];
+  // --expose-gc: before reading memory the bench asks the process for a full GC
+  // (POST /api/v1alpha1/hub/gc, /v1/gc), so it measures what is retained, not
+  // garbage that has yet to be collected.
+  const nodeFlags = (role: string) => [
+    '--expose-gc',
+    ...(profDir && o.cpuProf.includes(role) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${fileLabel(label)}-${role}.cpuprofile`] : []),
+  ];
 
   // --- hub, empty
   const hubPorts = { api: await freePort(), agents: await freePort() };
@@ -634,6 +649,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const hub = run.critical(run.procs.start('hub', hubArgs, env));
   await waitHttp(`${hubUrl}/healthz`, 'hub', hub);
   const hubPid = pidOf(hub);
+  await collect(`${hubUrl}/api/v1alpha1/hub/gc`);
   r.memory.hubEmptyMB = mb(await settledRss(hubPid));
 
   const clusters = range(scale.clusters).map(clusterInfo);
@@ -648,8 +664,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const a = await startAgent(run, 'agent-a', clusterInfo(AGENT_A), hubAgentAddr, join(run.dir, 'agent-a'), env, nodeFlags('agent-a'));
   const b0 = early
     ? await startAgent(run, 'agent-b', clusterInfo(AGENT_B), hubAgentAddr, join(run.dir, 'agent-b'), env, nodeFlags('agent-b'))
-    : await startAgent(run, 'agent-b-empty', clusterInfo(AGENT_B), hubAgentAddr, join(run.dir, 'agent-b0'), env, []);
+    : await startAgent(run, 'agent-b-empty', clusterInfo(AGENT_B), hubAgentAddr, join(run.dir, 'agent-b0'), env, ['--expose-gc']);
   await Promise.all([waitReady(a, deadline.bound(60_000)), waitReady(b0, deadline.bound(60_000))]);
+  await collect(`${b0.apiUrl}/v1/gc`);
   r.memory.agentEmptyMB = mb(await settledRss(pidOf(b0.child)));
 
   progress('registering the shares of clusters A and B through their agents (setup)');
@@ -665,8 +682,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
     // joining a loaded hub. The hub keeps B's objects while it is away.
     await run.stopChild(b0.child);
     await mkdir(join(run.dir, 'agent-b'), { recursive: true });
-    if (existsSync(join(run.dir, 'agent-b0', 'registrations.json'))) {
-      await copyFile(join(run.dir, 'agent-b0', 'registrations.json'), join(run.dir, 'agent-b', 'registrations.json'));
+    // Registrations: registrations.json plus the journal of the changes since.
+    for (const f of ['registrations.json', 'registrations.jsonl']) {
+      if (existsSync(join(run.dir, 'agent-b0', f))) await copyFile(join(run.dir, 'agent-b0', f), join(run.dir, 'agent-b', f));
     }
   }
 
@@ -699,8 +717,12 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const counts = await getJson<{ items: { status?: { workloads?: number } }[] }>(`${hubUrl}/api/v1alpha1/clusters`, 120_000);
   r.setup.hubWorkloads = counts.items.reduce((s, c) => s + (c.status?.workloads ?? 0), 0);
   if (r.setup.hubWorkloads !== scale.endpoints) r.notes.push(`the hub holds ${r.setup.hubWorkloads} workloads, expected ${scale.endpoints}`);
-  r.memory.hubLoadedMB = mb(await settledRss(hubPid));
+  await collect(`${hubUrl}/api/v1alpha1/hub/gc`);
+  r.memory.hubLoadedMB = mb(await stableRss(hubPid));
   r.memory.bytesPerEndpointHub = round(((r.memory.hubLoadedMB - r.memory.hubEmptyMB) * 2 ** 20) / scale.endpoints, 0);
+  const hubSelf = await getJson<{ memory?: Record<string, number>; views?: unknown }>(`${hubUrl}/api/v1alpha1/hub`).catch(() => undefined);
+  if (hubSelf?.memory) r.memory.hubProcess = hubSelf.memory;
+  if (hubSelf?.views) r.memory.hubViews = hubSelf.views;
 
   // --- agent B: cold start (process start -> ready and caught up with the hub's
   // revision), or with --agent-b-start before, catch-up after the hub's last report.
@@ -722,7 +744,8 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const bPid = pidOf(b.child);
   progress(`  agent B ready and caught up in ${r.cold.agentS} s${bStatus.resources ? `: ${JSON.stringify(bStatus.resources)}` : ''}`);
   if (bStatus.resources) r.agentResources = bStatus.resources;
-  r.memory.agentLoadedMB = mb(await settledRss(bPid));
+  await collect(`${b.apiUrl}/v1/gc`);
+  r.memory.agentLoadedMB = mb(await stableRss(bPid));
   r.memory.bytesPerEndpointAgent = round(((r.memory.agentLoadedMB - r.memory.agentEmptyMB!) * 2 ** 20) / scale.endpoints, 0);
 
   // --- light clients (proxies) on B
@@ -737,15 +760,20 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
       return p;
     }),
   );
-  const rssBefore = await settledRss(bPid);
+  await collect(`${b.apiUrl}/v1/gc`);
+  const rssBefore = await stableRss(bPid);
   const tP = now();
   const synced = workers.map((w) => w.wait('synced', undefined, deadline.bound(600_000), 'first full set'));
   for (const w of workers) w.send({ type: 'connect', target: `127.0.0.1:${b.xdsPort}`, mode: 'meshfed' });
   const syncs = await run.guard(Promise.all(synced));
   r.cold.proxiesS = round((Math.max(...syncs.map((s) => s.at)) - tP) / 1000, 2);
   progress(`  every light client has its first full set after ${r.cold.proxiesS} s`);
-  const rssAfter = await settledRss(bPid);
+  await collect(`${b.apiUrl}/v1/gc`);
+  const rssAfter = await stableRss(bPid);
   r.memory.agentWithProxiesMB = mb(rssAfter);
+  r.memory.agentProcess = await getJson<{ memory?: Record<string, number> }>(`${b.apiUrl}/v1/status`)
+    .then((st) => st.memory)
+    .catch(() => undefined);
   r.memory.kbPerProxy = round((rssAfter - rssBefore) / 1024 / scale.proxies, 1);
 
   // --- a few real grpc-js-xds clients on the hot services
@@ -801,7 +829,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const cpu1 = { hub: cpuMs(hubPid), b: cpuMs(bPid), a: cpuMs(pidOf(a.child)) };
   r.seriesWindow = { from, to: monotonicUs() };
   if (mtime(join(run.dir, 'hub', 'snapshot.json')) !== snapshotBefore) {
-    // The store rewrites the whole fleet every 1000 commits: CPU/change of the hub includes one such compaction.
+    // The store snapshots every object once its log has grown as large as the last snapshot: CPU/change of the hub includes one such compaction.
     r.notes.push("the hub's store compacted (wrote a snapshot of every object) during the measured series: its CPU per change includes that");
   }
   r.harness.lightConvergence = await Promise.all(
@@ -931,6 +959,12 @@ function table(results: Result[], m: Machine, cpuPairs: [Result, Result][]): str
   add('cold: agent B s', (r) => fmt(r.cold.agentS, 2));
   add('cold: proxies first set s', (r) => fmt(r.cold.proxiesS, 2));
   add('RSS hub / B MB', (r) => `${fmt(r.memory.hubLoadedMB)} / ${fmt(r.memory.agentWithProxiesMB ?? r.memory.agentLoadedMB)}`);
+  add('  of which V8 heap used / Buffers MB', (r) => {
+    const h = r.memory.hubProcess;
+    const a = r.memory.agentProcess;
+    const part = (m: Record<string, number> | undefined) => (m ? `${fmt(m.heapUsed)}+${fmt(m.arrayBuffers)}` : '-');
+    return `${part(h)} / ${part(a)}`;
+  });
   add('changes ok / failed', (r) => (r.convergence ? `${r.convergence.n} / ${r.convergence.failed}` : '-'));
   add('convergence p50/p90/p99 ms', (r) => (r.convergence ? `${fmt(r.convergence.p50)} / ${fmt(r.convergence.p90)} / ${fmt(r.convergence.p99)}` : '-'));
   add('convergence p99 ms', (r) => (r.convergence ? fmt(r.convergence.p99) + verdict(r.convergence.p99 <= TARGETS.p99Ms) : '-'), `<= ${TARGETS.p99Ms}`);

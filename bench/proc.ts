@@ -80,3 +80,20 @@ export function machine(): Machine {
   }
   return { cpu, cores: cpus().length, memoryGB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, os };
 }
+
+/**
+ * settledRss, repeated until two consecutive readings agree (within 2% or 4 MB)
+ * or `maxMs` passed. After a large one-off load (a full view, thousands of
+ * first responses) a process keeps returning memory for seconds (V8 shrinks its
+ * heap once allocation slows down): reading at once measures the load, not
+ * the state.
+ */
+export async function stableRss(pid: number, maxMs = 30_000): Promise<number> {
+  const t0 = Date.now();
+  let prev = await settledRss(pid);
+  for (;;) {
+    const cur = await settledRss(pid);
+    if (!Number.isFinite(cur) || Math.abs(cur - prev) <= Math.max(4 * 2 ** 20, 0.02 * prev) || Date.now() - t0 > maxMs) return cur;
+    prev = cur;
+  }
+}

@@ -1,14 +1,17 @@
 // Simulated agents: every cluster of the fleet except the two real agents, in a
 // child process of the benchmark (its own event loop). Each dials the hub's agent
 // channel like an agent (own connection), says Hello, sends one full report of
-// its cluster's Services and Workloads, keeps the stream open and ACKs every view.
+// its cluster's Services and Workloads, keeps the stream open and ACKs views as
+// the agent does (the latest revision, at most once a second).
 //
-// Views are not parsed: a custom deserializer reads only the revision from the
-// protobuf bytes and skips the JSON payloads, so 98 agents receiving the whole
-// fleet cost this process almost nothing (a real agent would parse them).
+// Views are not parsed: a custom deserializer reads only the revision (and
+// whether more messages of the same view follow) from the protobuf bytes and
+// skips the JSON payloads, so 98 agents receiving the whole fleet cost this
+// process little (a real agent would parse them).
 import * as grpc from '@grpc/grpc-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { agentChannelService, type AgentMessage } from '../src/channel/protocol.js';
+import { ACK_INTERVAL_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, HEALTHY_AFTER_MS, jittered } from '../src/agent/hub-connection.js';
+import { agentChannelService, MAX_HUB_MESSAGE_BYTES, type AgentMessage } from '../src/channel/protocol.js';
 import { now, type FromSim, type LoopStats, type ToSim } from './ipc.js';
 import { clusterInfo, clusterObjects, type ClusterInfo } from './model.js';
 
@@ -20,7 +23,7 @@ function send(m: FromSim): void {
 
 type HubMsg =
   | { kind: 'welcome' }
-  | { kind: 'view'; revision: number }
+  | { kind: 'view'; revision: number; more: boolean }
   | { kind: 'ack'; generation: number; revision: number }
   | { kind: 'rejected'; code: string; message: string }
   | { kind: 'other' };
@@ -76,7 +79,7 @@ function parseHub(b: Buffer): HubMsg {
   };
   if (top.has(1)) return { kind: 'welcome' };
   const view = sub(2);
-  if (view) return { kind: 'view', revision: num(view, 1) };
+  if (view) return { kind: 'view', revision: num(view, 1), more: num(view, 5) === 1 };
   const ack = sub(3);
   if (ack) return { kind: 'ack', generation: num(ack, 1), revision: num(ack, 2) };
   const rej = sub(4);
@@ -94,7 +97,10 @@ class SimAgent {
   connected = false;
   viewRevision = 0;
   reconnects = 0;
-  private backoffMs = 250;
+  private backoffMs = BACKOFF_MIN_MS;
+  private healthyTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
   private stopping = false;
 
   constructor(
@@ -107,7 +113,7 @@ class SimAgent {
     // keepalive settings are the real agent's (src/channel/protocol.ts).
     this.client = new grpc.Client(hub, grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
-      'grpc.max_receive_message_length': -1,
+      'grpc.max_receive_message_length': MAX_HUB_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
@@ -121,24 +127,35 @@ class SimAgent {
     const call = this.client.makeBidiStreamRequest(CONNECT_METHOD, serialize, parseHub);
     this.call = call;
     let ended = false;
-    // Like the real agent: a lost stream is redialed with backoff (0.25 s doubling to 5 s)
-    // and the full report is sent again on the new connection.
+    // Like the real agent (src/agent/hub-connection.ts): a lost stream is redialed with
+    // jittered backoff (0.25 s doubling to 5 s, reset only after a connection stayed up
+    // for a while) and the full report is sent again on the new connection.
     const onEnd = (why: string) => {
       if (ended || this.stopping) return;
       ended = true;
       this.connected = false;
       this.acked = false;
       this.reconnects++;
+      if (this.healthyTimer) clearTimeout(this.healthyTimer);
       lastDrop = `${this.cluster.name}: ${why}`;
-      setTimeout(() => this.dial(), this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+      setTimeout(() => this.dial(), jittered(this.backoffMs));
+      this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
     };
     call.on('data', (m: HubMsg) => this.onMessage(m));
     call.on('error', (err: Error) => onEnd(err.message));
     call.on('end', () => onEnd('stream ended'));
     const c = this.cluster;
     call.write({
-      hello: { cluster: c.name, network: c.network, region: c.region, zones: c.zones, agentVersion: 'bench', viewRevision: String(this.viewRevision), importNamespaces: [] },
+      hello: {
+        cluster: c.name,
+        network: c.network,
+        region: c.region,
+        zones: c.zones,
+        agentVersion: 'bench',
+        viewRevision: String(this.viewRevision),
+        importNamespaces: [],
+        viewChunks: true,
+      },
     });
   }
 
@@ -146,7 +163,11 @@ class SimAgent {
     switch (m.kind) {
       case 'welcome': {
         this.connected = true;
-        this.backoffMs = 250;
+        if (this.healthyTimer) clearTimeout(this.healthyTimer);
+        this.healthyTimer = setTimeout(() => {
+          if (this.connected) this.backoffMs = BACKOFF_MIN_MS;
+        }, HEALTHY_AFTER_MS);
+        this.healthyTimer.unref();
         if (!this.reportAt) this.reportAt = now();
         // A variable, not a literal: the same shape fits both versions of the Report type.
         const report = { generation: String(this.reconnects + 1), full: true, objectsJson: this.objectsJson };
@@ -159,8 +180,10 @@ class SimAgent {
         onAck();
         break;
       case 'view':
+        // A view in several messages counts (and is ACKed) once its last message is in, as the agent does.
+        if (m.more) break;
         this.viewRevision = Math.max(this.viewRevision, m.revision);
-        this.call!.write({ viewAck: { revision: String(m.revision) } });
+        this.ack();
         onView();
         break;
       case 'rejected':
@@ -169,8 +192,22 @@ class SimAgent {
     }
   }
 
+  /** ACKs the latest revision like the agent: at most once per ACK_INTERVAL_MS, the last one always. */
+  private ack(): void {
+    if (this.ackTimer) return;
+    const send = () => {
+      this.ackTimer = undefined;
+      this.lastAckAt = performance.now();
+      if (this.connected) this.call?.write({ viewAck: { revision: String(this.viewRevision) } });
+    };
+    const wait = this.lastAckAt + ACK_INTERVAL_MS - performance.now();
+    if (wait <= 0) send();
+    else this.ackTimer = setTimeout(send, wait);
+  }
+
   stop(): void {
     this.stopping = true;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
     this.call?.cancel();
     this.client?.close();
   }

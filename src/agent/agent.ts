@@ -11,16 +11,19 @@
 import type { Server } from 'node:http';
 import { keyOf, meshSettings, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type MtlsMode, type Service, type Workload } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
-import { mergeStates, type DiscoverySource } from '../discovery/source.js';
+import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
 import { selectedNames, type PolicyObject } from '../policies/common.js';
 import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
 import type { FederatedView } from '../federation/types.js';
 import { serviceMode, translateServerListener, translateService, type SecuritySettings, type XdsResource } from '../translate/xds/index.js';
+import { RESOURCE_TYPES } from '../translate/xds/types.js';
+import type { GlobalService } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { logger } from '../util/log.js';
+import { memoryMB } from '../util/memory.js';
 import { HubConnection, type ViewUpdate } from './hub-connection.js';
 import { createAgentHttpServer } from './http-api.js';
 import { summarizeProxies, type ProxySummary } from './proxy-status.js';
@@ -29,6 +32,8 @@ import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
 
 const log = logger('agent');
+/** Longest stretch of translation work per event-loop turn (ms). */
+const SLICE_MS = 50;
 export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
@@ -68,6 +73,8 @@ export interface AgentStatus {
   federation: { services: number; conflicts: string[] };
   recompute: { count: number; lastServices: number; lastMs: number };
   trust: AgentTrustStatus;
+  /** process.memoryUsage(), MB. */
+  memory: Record<string, number>;
 }
 
 const TYPE_KEYS: Record<string, keyof AgentStatus['resources']> = {
@@ -84,6 +91,9 @@ export class Agent {
   private local = new Map<string, ApiObject>();
   /** The hub's view, by key. */
   private view = new Map<string, ApiObject>();
+  /** The view's Clusters and Mesh (the topology), kept apart so a topology change does not walk the view. */
+  private clusters = new Map<string, Cluster>();
+  private meshes = new Map<string, Mesh>();
   private viewRevision = 0;
   private viewSource: AgentStatus['viewSource'] = 'none';
   private journal: ViewJournal | undefined;
@@ -91,8 +101,11 @@ export class Agent {
   /** TrafficPolicy and FailoverPolicy objects of the view, by key; the set is rebuilt when one changes. */
   private policies = new Map<string, PolicyObject>();
   private policyCache: PolicySet | undefined;
-  /** global service key -> names (typeUrl, name) of the resources it produced */
-  private produced = new Map<string, { typeUrl: string; name: string }[]>();
+  /** global service key -> the resources it produced: type (index in RESOURCE_TYPES) and name of each */
+  private produced = new Map<string, { types: Uint8Array; names: string[] }>();
+  /** Global services federated but not translated yet (undefined: removed), in order; worked off in slices. */
+  private work = new Map<string, GlobalService | undefined>();
+  private workScheduled = false;
   private resourceCounts = { listeners: 0, routes: 0, clusters: 0, endpoints: 0 };
   private topologyDirty = true;
   private ready = false;
@@ -168,10 +181,10 @@ export class Agent {
       this.view = saved.objects;
       this.viewRevision = saved.revision;
       this.viewSource = 'disk';
-      for (const o of this.view.values()) this.indexRemote(o);
+      for (const [k, o] of this.view) this.indexRemote(trimForView(o), k);
     }
     this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.meshObject()).workloadCertTtlMs);
-    for (const s of this.sources) await s.start(() => this.onLocalChange());
+    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
@@ -219,8 +232,7 @@ export class Agent {
   }
 
   meshObject(): Mesh | undefined {
-    for (const o of this.view.values()) if (o.kind === 'Mesh') return o as Mesh;
-    return undefined;
+    return this.meshes.values().next().value;
   }
 
   /**
@@ -270,7 +282,6 @@ export class Agent {
   }
 
   status(): AgentStatus {
-    const view = this.fed.view();
     const s: AgentStatus = {
       cluster: this.opts.cluster,
       ready: this.ready,
@@ -281,9 +292,10 @@ export class Agent {
       api: formatHostPort(this.apiAddress),
       push: { debounceMs: this.opts.pushDebounceMs ?? 0, maxDelayMs: this.opts.pushMaxDelayMs ?? 100 },
       resources: this.resourceCounts,
-      federation: { services: view.services.length, conflicts: view.services.flatMap((g) => g.conflicts.map((c) => c.message)) },
+      federation: { services: this.fed.size, conflicts: this.fed.conflicts() },
       recompute: this.recomputeStats,
       trust: this.trust.status(),
+      memory: memoryMB(),
     };
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
@@ -291,20 +303,37 @@ export class Agent {
     return s;
   }
 
-  /** Local discovery changed: diff against what we had, index and report only the difference. */
-  private onLocalChange(): void {
-    const next = new Map<string, ApiObject>();
-    const state = mergeStates(this.sources.map((s) => s.current()));
-    for (const o of [...state.services, ...state.workloads]) next.set(keyOf(refOf(o)), o);
+  /**
+   * Local discovery changed. With the source's delta (what exactly changed) the
+   * cost follows the change; without one, the whole state is diffed against
+   * what we had (objects a source did not replace are skipped by identity).
+   * Either way only the difference is indexed and reported.
+   */
+  private onLocalChange(delta?: DiscoveryDelta): void {
     const upserts: ApiObject[] = [];
     const deletes: string[] = [];
-    for (const [k, o] of next) {
-      const prev = this.local.get(k);
-      if (!prev || JSON.stringify(prev) !== JSON.stringify(o)) upserts.push(o);
+    if (delta) {
+      for (const o of delta.upserts) {
+        const k = keyOf(refOf(o));
+        if (this.local.get(k) === o) continue;
+        this.local.set(k, o);
+        upserts.push(o);
+      }
+      for (const k of delta.deletes) if (this.local.delete(k)) deletes.push(k);
+    } else {
+      const next = new Map<string, ApiObject>();
+      const state = mergeStates(this.sources.map((s) => s.current()));
+      for (const o of [...state.services, ...state.workloads]) next.set(keyOf(refOf(o)), o);
+      for (const [k, o] of next) {
+        const prev = this.local.get(k);
+        if (prev === o) continue;
+        if (!prev || JSON.stringify(prev) !== JSON.stringify(o)) upserts.push(o);
+      }
+      for (const k of this.local.keys()) if (!next.has(k)) deletes.push(k);
+      if (upserts.length === 0 && deletes.length === 0) return;
+      this.local = next;
     }
-    for (const k of this.local.keys()) if (!next.has(k)) deletes.push(k);
     if (upserts.length === 0 && deletes.length === 0) return;
-    this.local = next;
     for (const o of upserts) this.indexLocal(o);
     for (const k of deletes) this.unindex(parseKey(k));
     this.hub.reportChanges(upserts, deletes);
@@ -315,25 +344,31 @@ export class Agent {
 
   private onView(v: ViewUpdate): void {
     if (v.full) {
-      this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), o]));
+      this.view = new Map(v.upserts.map((o) => [keyOf(refOf(o)), trimForView(o)]));
       this.fed.clear();
       this.policies.clear();
       this.policyCache = undefined;
-      for (const o of this.view.values()) this.indexRemote(o);
-      for (const o of this.local.values()) this.indexLocal(o);
+      this.clusters.clear();
+      this.meshes.clear();
+      for (const [k, o] of this.view) this.indexRemote(o, k);
+      for (const [k, o] of this.local) this.indexLocal(o, k);
       this.topologyDirty = true;
-      void this.journal?.replace(v.revision, this.view);
+      void this.journal?.replace(v.revision, this.view, v.upsertsJson);
     } else {
       for (const o of v.upserts) {
-        this.view.set(keyOf(refOf(o)), o);
-        this.indexRemote(o);
+        const k = keyOf(refOf(o));
+        this.view.set(k, trimForView(o));
+        this.indexRemote(o, k);
       }
       for (const k of v.deletes) {
         const ref = parseKey(k);
         this.view.delete(k);
         if (POLICY_KINDS.has(ref.kind)) this.setPolicy(k, undefined);
-        else if (ref.kind === 'Cluster' || ref.kind === 'Mesh') this.topologyDirty = true;
-        else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
+        else if (ref.kind === 'Cluster' || ref.kind === 'Mesh') {
+          if (ref.kind === 'Cluster') this.clusters.delete(k);
+          else this.meshes.delete(k);
+          this.topologyDirty = true;
+        } else if (ref.cluster !== this.opts.cluster) this.unindex(ref);
       }
       if (v.upserts.length > 0 || v.deletes.length > 0) {
         void this.journal?.append(v.revision, v.upserts.map((o) => [keyOf(refOf(o)), o]), v.deletes, () => this.view);
@@ -345,12 +380,14 @@ export class Agent {
   }
 
   /** Feeds an object of the hub's view into the index; this cluster's own objects come from local discovery. */
-  private indexRemote(o: ApiObject): void {
+  private indexRemote(o: ApiObject, key?: string): void {
     if (POLICY_KINDS.has(o.kind)) {
       this.setPolicy(keyOf(refOf(o)), o as unknown as PolicyObject);
       return;
     }
     if (o.kind === 'Cluster' || o.kind === 'Mesh') {
+      if (o.kind === 'Cluster') this.clusters.set(keyOf(refOf(o)), o as Cluster);
+      else this.meshes.set(keyOf(refOf(o)), o as Mesh);
       this.topologyDirty = true;
       return;
     }
@@ -362,7 +399,7 @@ export class Agent {
       return;
     }
     if (o.kind === 'Service') this.fed.upsertService(o as Service);
-    else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+    else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload, key);
   }
 
   /**
@@ -387,12 +424,12 @@ export class Agent {
     return (this.policyCache ??= policySet(this.policies.values()));
   }
 
-  private indexLocal(o: ApiObject): void {
+  private indexLocal(o: ApiObject, key?: string): void {
     if (o.kind === 'Service') {
       const atHub = this.view.get(keyOf(refOf(o)))?.metadata.creationTimestamp;
       // Not at the hub yet: it is the newest export, so it cannot displace an older one.
       this.fed.upsertService(withSince(o as Service, atHub ?? new Date().toISOString()));
-    } else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload);
+    } else if (o.kind === 'Workload') this.fed.upsertWorkload(o as Workload, key);
   }
 
   private unindex(ref: ReturnType<typeof parseKey>): void {
@@ -417,37 +454,80 @@ export class Agent {
       this.notReadyReason = `the hub's view has no Cluster "${this.opts.cluster}"`;
       return;
     }
-    const t0 = performance.now();
     if (this.topologyDirty) {
       this.topologyDirty = false;
-      const objects = [...this.view.values()];
-      this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
+      this.fed.setClusters([...this.clusters.values()], this.meshes.values().next().value);
       this.refreshSecurity();
     }
     const changes = this.fed.flush();
+    for (const [gk, g] of changes.changed) {
+      this.work.delete(gk); // a newer result goes to the back of the queue
+      this.work.set(gk, g);
+    }
+    for (const gk of changes.removed) {
+      this.work.delete(gk);
+      this.work.set(gk, undefined);
+    }
+    this.translateSome();
+  }
+
+  /**
+   * Translates queued services for at most SLICE_MS, then yields to the event
+   * loop and goes on: a full view of a large fleet (tens of thousands of
+   * services) must not freeze the agent, whose streams (the hub channel's
+   * keepalive, proxies' ACKs) need answers meanwhile. A service's resources
+   * always go to the xDS server together. The server becomes ready (answers
+   * proxies) only once the queue is empty: nothing before the state is complete.
+   */
+  private translateSome(): void {
+    if (this.work.size === 0) return this.afterTranslate(0, 0);
+    const t0 = performance.now();
     const me = this.clusterObject()!;
     const ctx = { cluster: this.opts.cluster, locality: { region: me.spec.region, zones: me.spec.zones }, policies: this.policySet(), ...(this.security ? { security: this.security } : {}) };
     const upserts: XdsResource[] = [];
     const removals: { typeUrl: string; name: string }[] = [];
-    const touched = [...changes.changed.keys(), ...changes.removed];
-    for (const gk of touched) {
-      const g = changes.changed.get(gk);
+    let done = 0;
+    for (const [gk, g] of this.work) {
+      this.work.delete(gk);
+      done++;
       const next = g ? translateService(g, ctx).resources : [];
+      const old = this.produced.get(gk);
       const names = new Set(next.map((r) => `${r.typeUrl}\u0000${r.name}`));
-      for (const old of this.produced.get(gk) ?? []) {
-        if (!names.has(`${old.typeUrl}\u0000${old.name}`)) {
-          removals.push(old);
-          this.resourceCounts[TYPE_KEYS[old.typeUrl]!]--;
+      const before = new Set<string>();
+      if (old) {
+        for (let i = 0; i < old.names.length; i++) {
+          const typeUrl = RESOURCE_TYPES[old.types[i]!]!;
+          const name = old.names[i]!;
+          before.add(`${typeUrl}\u0000${name}`);
+          if (!names.has(`${typeUrl}\u0000${name}`)) {
+            removals.push({ typeUrl, name });
+            this.resourceCounts[TYPE_KEYS[typeUrl]!]--;
+          }
         }
       }
-      const before = new Set((this.produced.get(gk) ?? []).map((r) => `${r.typeUrl}\u0000${r.name}`));
       for (const r of next) if (!before.has(`${r.typeUrl}\u0000${r.name}`)) this.resourceCounts[TYPE_KEYS[r.typeUrl]!]++;
-      upserts.push(...next);
-      if (next.length > 0) this.produced.set(gk, next.map((r) => ({ typeUrl: r.typeUrl, name: r.name })));
-      else this.produced.delete(gk);
+      for (const r of next) upserts.push(r);
+      if (next.length > 0) {
+        this.produced.set(gk, { types: Uint8Array.from(next, (r) => RESOURCE_TYPES.indexOf(r.typeUrl as (typeof RESOURCE_TYPES)[number])), names: next.map((r) => r.name) });
+      } else this.produced.delete(gk);
+      if (performance.now() - t0 > SLICE_MS) break;
     }
     if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
-    this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: touched.length, lastMs: Math.round((performance.now() - t0) * 100) / 100 };
+    this.afterTranslate(done, performance.now() - t0);
+  }
+
+  private afterTranslate(services: number, ms: number): void {
+    if (services > 0) this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: services, lastMs: Math.round(ms * 100) / 100 };
+    if (this.work.size > 0) {
+      if (!this.workScheduled) {
+        this.workScheduled = true;
+        setImmediate(() => {
+          this.workScheduled = false;
+          this.translateSome();
+        });
+      }
+      return;
+    }
     if (!this.ready) {
       this.ads.markReady();
       this.ready = true;
@@ -468,6 +548,20 @@ export class Agent {
     this.lastProxyReport = fingerprint;
     this.hub.sendProxyStatus(proxies, this.viewRevision, identities);
   }
+}
+
+/**
+ * What the agent keeps of a view object. A Workload's store metadata (uid,
+ * resourceVersion, generation, creationTimestamp) is never read here and costs
+ * about 150 bytes per endpoint; Services keep theirs (the oldest-export rule
+ * reads creationTimestamp). Modifies and returns the object (fresh from parsing).
+ */
+function trimForView(o: ApiObject): ApiObject {
+  if (o.kind === 'Workload') {
+    const { uid: _u, resourceVersion: _r, generation: _g, creationTimestamp: _c, ...rest } = o.metadata;
+    o.metadata = rest; // a new object: deleting properties would leave the old one's size (or make it slower)
+  }
+  return o;
 }
 
 function withSince(s: Service, since: string | undefined): Service {

@@ -6,6 +6,7 @@
 //   GET    /v1/services                  the federated view this agent serves
 //   GET    /v1/proxies                   connected xDS clients and their sync state (per type SYNCED/STALE/NACKED)
 //   GET    /v1/proxies/raw               the xDS server's full per-stream state
+//   POST   /v1/gc                        full GC when started with node --expose-gc (benchmarks), else nothing
 //   GET    /v1/bootstrap?namespace=&name=&zone=&server=1   gRPC xDS bootstrap JSON for a workload
 //   GET    /v1/bootstrap?namespace=&name=&envoy=1[&delta=1] Envoy v3 bootstrap
 //   (&certDir=DIR adds the file_watcher certificate provider for mTLS)
@@ -19,6 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { RegistrationError, type Registration } from '../discovery/registration.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort } from '../util/address.js';
+import { collectGarbage } from '../util/memory.js';
 import type { Agent } from './agent.js';
 import { IdentityError, type WorkloadIdentity } from './workload-identity.js';
 
@@ -75,6 +77,9 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
       return json(res, 200, agent.federatedView());
     case 'GET /v1/proxies':
       return json(res, 200, { cluster: agent.opts.cluster, viewRevision: agent.currentViewRevision, items: agent.proxies() });
+    case 'POST /v1/gc':
+      // Only with node --expose-gc (benchmarks); a no-op otherwise.
+      return json(res, 200, { collected: collectGarbage(), memory: agent.status().memory });
     case 'GET /v1/proxies/raw':
       return json(res, 200, { cluster: agent.opts.cluster, items: agent.ads.proxies() });
     case 'GET /v1/bootstrap': {

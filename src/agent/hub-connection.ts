@@ -1,12 +1,30 @@
 // The agent's side of the agent channel: dials out to the hub, says who it is,
 // sends its cluster's discovered state, and receives the view. Reconnects with
 // backoff forever; the agent keeps serving its last good state meanwhile.
+//
+// Backoff: 0.25 s doubling to 5 s, with jitter (agents that lost the hub together
+// do not return together). It starts over only once a connection has stayed up
+// for HEALTHY_AFTER_MS: a hub that accepts the agent and drops it again (e.g.
+// while overloaded) is not redialed, with a full report each time, in a loop.
 import type * as grpc from '@grpc/grpc-js';
 import { keyOf, refOf, type ApiObject } from '../api/index.js';
-import { agentChannelClient, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream } from '../channel/protocol.js';
+import { agentChannelClient, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream, type View } from '../channel/protocol.js';
+import { internObject } from '../util/intern.js';
 import { logger } from '../util/log.js';
 
 const log = logger('agent.hub');
+
+export const BACKOFF_MIN_MS = 250;
+export const BACKOFF_MAX_MS = 5000;
+/** A connection that lasted this long was healthy: the next loss starts the backoff over. */
+export const HEALTHY_AFTER_MS = 10_000;
+/**
+ * ViewAcks are status (the hub shows how far each agent is): the first after a
+ * quiet second goes at once, later ones at most once per interval, the last
+ * revision always. A busy fleet then costs the hub one ACK per agent per second,
+ * not one per change.
+ */
+export const ACK_INTERVAL_MS = 1000;
 
 export interface ViewUpdate {
   revision: number;
@@ -14,6 +32,13 @@ export interface ViewUpdate {
   upserts: ApiObject[];
   /** object keys */
   deletes: string[];
+  /** The upserts as the hub sent them (JSON arrays, one per message): a full view is journaled from these as they are. */
+  upsertsJson: string[];
+}
+
+/** The next delay: the current backoff with jitter (between half and all of it). */
+export function jittered(backoffMs: number, random: () => number = Math.random): number {
+  return Math.round(backoffMs * (0.5 + random() / 2));
 }
 
 export interface HubConnectionOptions {
@@ -38,6 +63,8 @@ export interface HubConnectionOptions {
     sessionEnded(): void;
     onHubMessage(m: HubMessage): boolean;
   };
+  /** Override the time after which a connection counts as healthy (tests). */
+  healthyAfterMs?: number;
 }
 
 export interface HubConnectionStatus {
@@ -47,6 +74,10 @@ export interface HubConnectionStatus {
   lastError?: string;
   lastReportAcked?: number;
   reportsSent: number;
+  /** Connections made (Welcome received) and lost since start. */
+  connects: number;
+  /** Delay before the next dial while disconnected (ms). */
+  nextDialMs?: number;
 }
 
 export class HubConnection {
@@ -56,9 +87,18 @@ export class HubConnection {
   private connected = false;
   private since: string | undefined;
   private lastError: string | undefined;
-  private backoffMs = 250;
+  private backoffMs = BACKOFF_MIN_MS;
+  private nextDialMs: number | undefined;
+  private connects = 0;
+  private healthyTimer: NodeJS.Timeout | undefined;
+  /** A view arriving in several messages: what came so far. */
+  private group: { revision: number; full: boolean; upserts: ApiObject[]; deletes: string[]; json: string[] } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
+  private ackRevision = 0;
   private reportTimer: NodeJS.Timeout | undefined;
+  private lastDeltaAt = -Infinity;
   private generation = 0;
   private lastReportAcked: number | undefined;
   private reportsSent = 0;
@@ -92,12 +132,15 @@ export class HubConnection {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.reportTimer) clearTimeout(this.reportTimer);
+    if (this.healthyTimer) clearTimeout(this.healthyTimer);
+    if (this.ackTimer) clearTimeout(this.ackTimer);
     this.stream?.cancel();
     this.client?.close();
   }
 
   status(): HubConnectionStatus {
-    const s: HubConnectionStatus = { address: this.opts.hubAddress, connected: this.connected, reportsSent: this.reportsSent };
+    const s: HubConnectionStatus = { address: this.opts.hubAddress, connected: this.connected, reportsSent: this.reportsSent, connects: this.connects };
+    if (!this.connected && this.nextDialMs !== undefined) s.nextDialMs = this.nextDialMs;
     if (this.since) s.since = this.since;
     if (this.lastError) s.lastError = this.lastError;
     if (this.lastReportAcked !== undefined) s.lastReportAcked = this.lastReportAcked;
@@ -105,8 +148,10 @@ export class HubConnection {
   }
 
   /**
-   * Queues changed and deleted objects for the next delta report; several changes
-   * within the window become one report, and a later change of a key wins.
+   * Queues changed and deleted objects for the next delta report; a later change
+   * of a key wins. The first change after a quiet window goes out in this turn
+   * of the event loop; later ones wait until `delayMs` after the previous report
+   * (a burst becomes few reports, an isolated change is not held back).
    */
   reportChanges(upserts: ApiObject[], deletes: string[], delayMs = 5): void {
     for (const o of upserts) {
@@ -119,10 +164,12 @@ export class HubConnection {
       this.pendingDeletes.add(k);
     }
     if (!this.connected || this.reportTimer) return;
+    const wait = Math.max(0, this.lastDeltaAt + delayMs - performance.now());
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
+      this.lastDeltaAt = performance.now();
       this.sendDelta();
-    }, delayMs);
+    }, wait);
   }
 
   /** Sends the proxies' sync state (live state for the hub's proxy-status). */
@@ -150,12 +197,19 @@ export class HubConnection {
       ended = true;
       const wasConnected = this.connected;
       this.connected = false;
+      this.group = undefined;
+      if (this.ackTimer) clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+      if (this.healthyTimer) clearTimeout(this.healthyTimer);
+      this.healthyTimer = undefined;
       if (this.stream === stream) this.stream = undefined;
       this.opts.trust?.sessionEnded();
       if (this.stopped) return;
-      if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why });
-      this.retryTimer = setTimeout(() => this.dial(), this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+      const delay = jittered(this.backoffMs);
+      if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why, redialInMs: delay });
+      this.nextDialMs = delay;
+      this.retryTimer = setTimeout(() => this.dial(), delay);
+      this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
     };
     stream.on('data', (m: HubMessage) => this.onMessage(m));
     stream.on('error', (err: Error & { details?: string }) => {
@@ -165,16 +219,24 @@ export class HubConnection {
     stream.on('end', () => onEnd('stream ended'));
     stream.on('close', () => onEnd('stream closed'));
     stream.write({
-      hello: { ...this.opts.hello, viewRevision: String(this.opts.viewRevision()), importNamespaces: this.opts.importNamespaces ?? [] },
+      hello: { ...this.opts.hello, viewRevision: String(this.opts.viewRevision()), importNamespaces: this.opts.importNamespaces ?? [], viewChunks: true },
     });
   }
 
   private onMessage(m: HubMessage): void {
     if (m.welcome) {
       this.connected = true;
+      this.connects++;
       this.since = new Date().toISOString();
       this.lastError = undefined;
-      this.backoffMs = 250;
+      this.nextDialMs = undefined;
+      // Not reset yet: only a connection that stays up counts (see the header).
+      if (this.healthyTimer) clearTimeout(this.healthyTimer);
+      this.healthyTimer = setTimeout(() => {
+        this.healthyTimer = undefined;
+        if (this.connected) this.backoffMs = BACKOFF_MIN_MS;
+      }, this.opts.healthyAfterMs ?? HEALTHY_AFTER_MS);
+      this.healthyTimer.unref();
       log.info('connected to the hub', { hub: this.opts.hubAddress, hubVersion: m.welcome.hubVersion, channel: this.opts.credentials ? 'mTLS' : 'insecure' });
       const stream = this.stream;
       this.opts.trust?.sessionStarted((msg) => {
@@ -184,17 +246,10 @@ export class HubConnection {
       });
       this.sendReport();
     } else if (m.view) {
-      const v = m.view;
       try {
-        const update: ViewUpdate = {
-          revision: Number(v.revision),
-          full: v.full,
-          upserts: JSON.parse(v.upsertsJson || '[]') as ApiObject[],
-          deletes: JSON.parse(v.deletesJson || '[]') as string[],
-        };
-        this.opts.onView(update);
-        this.stream?.write({ viewAck: { revision: String(update.revision) } });
+        this.onViewMessage(m.view);
       } catch (err) {
+        this.group = undefined;
         log.error('bad view from the hub', { error: String(err) });
       }
     } else if (m.reportAck) {
@@ -205,8 +260,41 @@ export class HubConnection {
       this.lastError = `hub rejected this agent (${m.rejected.code}): ${m.rejected.message}`;
       log.error(this.lastError);
       // A rejection is about configuration: retry slowly until someone fixes it.
-      this.backoffMs = 5000;
+      this.backoffMs = BACKOFF_MAX_MS;
     }
+  }
+
+  /**
+   * A view may come in several messages (View.more): parse each as it arrives
+   * (no fleet-sized string at once), apply and ACK the whole once the last is in.
+   * full=true starts a new group, discarding an unfinished one.
+   */
+  private onViewMessage(v: View): void {
+    const revision = Number(v.revision);
+    if (v.full || !this.group) this.group = { revision, full: v.full, upserts: [], deletes: [], json: [] };
+    const g = this.group;
+    if (g.revision !== revision) throw new Error(`view message of revision ${revision} inside a view of revision ${g.revision}`);
+    const upserts = JSON.parse(v.upsertsJson || '[]') as ApiObject[];
+    for (const o of upserts) g.upserts.push(internObject(o));
+    for (const k of JSON.parse(v.deletesJson || '[]') as string[]) g.deletes.push(k);
+    if (g.full && v.upsertsJson) g.json.push(v.upsertsJson);
+    if (v.more) return;
+    this.group = undefined;
+    this.opts.onView({ revision: g.revision, full: g.full, upserts: g.upserts, deletes: g.deletes, upsertsJson: g.json });
+    this.ack(g.revision);
+  }
+
+  private ack(revision: number): void {
+    this.ackRevision = revision;
+    if (this.ackTimer) return;
+    const send = () => {
+      this.ackTimer = undefined;
+      this.lastAckAt = performance.now();
+      if (this.connected) this.stream?.write({ viewAck: { revision: String(this.ackRevision) } });
+    };
+    const wait = this.lastAckAt + ACK_INTERVAL_MS - performance.now();
+    if (wait <= 0) send();
+    else this.ackTimer = setTimeout(send, wait);
   }
 
   /** A full report: the whole state, which supersedes anything pending. */

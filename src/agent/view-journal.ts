@@ -3,10 +3,16 @@
 // the whole view is rewritten only when the journal has grown past the size of
 // the last full copy (amortized: each byte of view is rewritten a bounded number
 // of times). It is a cache of the hub's state: a torn last line is dropped.
+//
+// view.json: a header line {"cluster","revision","format":2}, then one JSON array
+// of objects per line. A full view from the hub is written as the arrays it came
+// in (no re-serialization of the fleet). The older one-object format
+// {"cluster","revision","objects":[[key, object], ...]} is still read.
 import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ApiObject } from '../api/index.js';
+import { keyOf, refOf, type ApiObject } from '../api/index.js';
 import { writeFileDurable } from '../util/files.js';
+import { internObject } from '../util/intern.js';
 
 export interface SavedView {
   revision: number;
@@ -47,12 +53,23 @@ export class ViewJournal {
     try {
       const text = await readFile(j.snapshotFile, 'utf8');
       j.snapshotBytes = text.length;
-      const snap = JSON.parse(text) as { cluster: string; revision: number; objects: [string, ApiObject][] };
-      if (snap.cluster !== cluster) {
-        throw new Error(`${j.snapshotFile} belongs to cluster "${snap.cluster}", not "${cluster}": use another --data-dir`);
+      const nl = text.indexOf('\n');
+      const head = JSON.parse(nl === -1 ? text : text.slice(0, nl)) as { cluster: string; revision: number; format?: number; objects?: [string, ApiObject][] };
+      if (head.cluster !== cluster) {
+        throw new Error(`${j.snapshotFile} belongs to cluster "${head.cluster}", not "${cluster}": use another --data-dir`);
       }
-      saved.revision = snap.revision;
-      saved.objects = new Map(snap.objects);
+      saved.revision = head.revision;
+      if (head.format === 2) {
+        let pos = nl + 1;
+        while (nl !== -1 && pos < text.length) {
+          let end = text.indexOf('\n', pos);
+          if (end === -1) end = text.length;
+          if (end > pos) for (const o of JSON.parse(text.slice(pos, end)) as ApiObject[]) saved.objects.set(keyOf(refOf(o)), internObject(o));
+          pos = end + 1;
+        }
+      } else {
+        for (const [k, o] of head.objects ?? []) saved.objects.set(k, internObject(o));
+      }
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
@@ -68,7 +85,7 @@ export class ViewJournal {
           break; // torn tail: everything after is unreliable
         }
         if (e.revision <= saved.revision) continue;
-        for (const [k, o] of e.upserts) saved.objects.set(k, o);
+        for (const [k, o] of e.upserts) saved.objects.set(k, internObject(o));
         for (const k of e.deletes) saved.objects.delete(k);
         saved.revision = e.revision;
       }
@@ -91,16 +108,39 @@ export class ViewJournal {
     return this.chain;
   }
 
-  /** Replaces everything (a full view from the hub). */
-  replace(revision: number, all: Map<string, ApiObject>): Promise<void> {
-    this.chain = this.chain.then(() => this.compact(revision, all));
+  /**
+   * Replaces everything (a full view from the hub). `arrays`: the view as JSON
+   * arrays of objects, as received; written as they are.
+   */
+  replace(revision: number, all: Map<string, ApiObject>, arrays?: string[]): Promise<void> {
+    this.chain = this.chain.then(() => this.compact(revision, all, arrays));
     return this.chain;
   }
 
-  private async compact(revision: number, all: Map<string, ApiObject>): Promise<void> {
-    const text = JSON.stringify({ cluster: this.cluster, revision, objects: [...all] });
-    await writeFileDurable(this.snapshotFile, text);
-    this.snapshotBytes = text.length;
+  private async compact(revision: number, all: Map<string, ApiObject>, arrays?: string[]): Promise<void> {
+    const lines = [JSON.stringify({ cluster: this.cluster, revision, format: 2 })];
+    if (arrays) {
+      for (const a of arrays) lines.push(a);
+    } else {
+      let part: string[] = [];
+      let size = 0;
+      for (const o of all.values()) {
+        const j = JSON.stringify(o);
+        part.push(j);
+        size += j.length;
+        if (size > 1 << 20) {
+          lines.push(`[${part.join(',')}]`);
+          part = [];
+          size = 0;
+        }
+      }
+      if (part.length > 0) lines.push(`[${part.join(',')}]`);
+    }
+    // Buffers, not one joined string: a fleet's view is tens of MB.
+    const bufs = lines.map((l) => Buffer.from(l + '\n', 'utf8'));
+    lines.length = 0;
+    await writeFileDurable(this.snapshotFile, bufs);
+    this.snapshotBytes = bufs.reduce((n, b) => n + b.length, 0);
     // The snapshot covers every journal line: start a new, empty journal.
     await this.journal?.close();
     await rm(this.journalFile, { force: true });

@@ -1,6 +1,7 @@
 // Object metadata shared by every kind. Discovered kinds (Service, Workload) are
 // owned by one cluster, so `cluster` is part of their identity.
 import { Type, type Static } from '@sinclair/typebox';
+import { flat } from '../util/intern.js';
 
 export const API_GROUP = 'meshfed.io';
 export const API_VERSION = 'meshfed.io/v1alpha1';
@@ -57,7 +58,8 @@ export function refOf(o: { kind: string; metadata: { name: string; namespace?: s
 
 /** Stable key: kind/cluster/namespace/name with empty segments for unset parts. */
 export function keyOf(ref: ObjectRef): string {
-  return `${ref.kind}/${ref.cluster ?? ''}/${ref.namespace ?? ''}/${ref.name}`;
+  // Flat: keys are held by the hundred thousand (store, agent view, indexes).
+  return flat(`${ref.kind}/${ref.cluster ?? ''}/${ref.namespace ?? ''}/${ref.name}`);
 }
 
 export function parseKey(key: string): ObjectRef {

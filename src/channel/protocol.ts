@@ -13,6 +13,8 @@ export interface Hello {
   agentVersion: string;
   viewRevision: string | number;
   importNamespaces?: string[];
+  /** The agent reassembles views sent in several messages (View.more). */
+  viewChunks?: boolean;
 }
 export interface Report {
   generation: string | number;
@@ -45,6 +47,8 @@ export interface View {
   full: boolean;
   upsertsJson: string;
   deletesJson: string;
+  /** More messages of the same view follow (see agent_channel.proto). */
+  more?: boolean;
 }
 export interface TrustBundle {
   rootsPem: string;
@@ -79,10 +83,12 @@ export interface JoinResponse {
   trustDomain: string;
 }
 
-export type AgentStream = grpc.ServerDuplexStream<AgentMessage, HubMessage>;
+/** The hub writes views pre-encoded (one encoding shared by every agent that gets them) and the rest as objects. */
+export type AgentStream = grpc.ServerDuplexStream<AgentMessage, HubMessage | Buffer>;
 export type HubStream = grpc.ClientDuplexStream<AgentMessage, HubMessage>;
 
 let cached: grpc.ServiceDefinition | undefined;
+let serverDef: grpc.ServiceDefinition | undefined;
 let clientCtor: grpc.ServiceClientConstructor | undefined;
 
 function load(): void {
@@ -101,10 +107,34 @@ function load(): void {
   cached = clientCtor.service;
 }
 
+/** The service definition as generated from the proto (what clients use). */
 export function agentChannelService(): grpc.ServiceDefinition {
   load();
   return cached!;
 }
+
+/** The hub's service definition: like agentChannelService, but a response that is already a Buffer is written as it is. */
+export function agentChannelServerService(): grpc.ServiceDefinition {
+  if (serverDef) return serverDef;
+  const def = agentChannelService();
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def)) {
+    const serialize = m.responseSerialize as (v: unknown) => Buffer;
+    out[name] = { ...m, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) };
+  }
+  serverDef = out as grpc.ServiceDefinition;
+  return serverDef;
+}
+
+/** Encodes one HubMessage (done once per view message, whatever the number of agents receiving it). */
+export function encodeHubMessage(m: HubMessage): Buffer {
+  return agentChannelService()['Connect']!.responseSerialize(m) as Buffer;
+}
+
+/** Largest message the agent accepts from the hub. Views come in chunks far below it; this is headroom, not a target. */
+export const MAX_HUB_MESSAGE_BYTES = 512 * 1024 * 1024;
+/** Largest message the hub accepts from an agent (a full report is one message: a whole cluster's Services and Workloads). */
+export const MAX_AGENT_MESSAGE_BYTES = 512 * 1024 * 1024;
 
 export interface AgentChannelClient extends grpc.Client {
   connect(options?: grpc.CallOptions): HubStream;
@@ -124,6 +154,10 @@ export function agentChannelClient(address: string, credentials?: grpc.ChannelCr
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
     ...(credentials ? { 'grpc.ssl_target_name_override': HUB_TLS_NAME, 'grpc.default_authority': HUB_TLS_NAME } : {}),
+    // gRPC's default is 4 MiB; the hub chunks views (about 1 MiB per message), but a
+    // single large object or an older hub must not cut the agent off for good.
+    'grpc.max_receive_message_length': MAX_HUB_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_AGENT_MESSAGE_BYTES,
   }) as unknown as AgentChannelClient;
 }
 

@@ -2,12 +2,19 @@
 // agent's API (VMs, processes, the demo). Registrations are persisted in the
 // agent's data directory before they are acknowledged, so an agent restart
 // keeps them.
-import { readFile } from 'node:fs/promises';
+//
+// The cost of one registration follows the registration, not how many the agent
+// holds: lookups go through indexes (by address, by service), the change is
+// appended to a journal (registrations.jsonl, fsynced) rather than rewriting
+// every registration, and the agent is told exactly which objects changed.
+// registrations.json (all of them) is rewritten only when the journal has grown
+// past it, so each registration is rewritten a bounded number of times.
+import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { API_VERSION, WorkloadKind, type Service, type ServicePort, type Workload } from '../api/index.js';
+import { API_VERSION, keyOf, refOf, WorkloadKind, type Service, type ServicePort, type Workload } from '../api/index.js';
 import { writeFileDurable } from '../util/files.js';
-import type { DiscoveredState, DiscoverySource } from './source.js';
+import type { DiscoveredState, DiscoveryDelta, DiscoverySource } from './source.js';
 
 export interface Registration {
   /** Workload name; default <service>-<ip with dashes>-<port>. */
@@ -52,8 +59,17 @@ export interface RegistrationTopology {
 export class RegistrationSource implements DiscoverySource {
   readonly name = 'registration';
   private entries = new Map<string, Stored>(); // key: namespace/name
-  private onChange: ((s: DiscoveredState) => void) | undefined;
+  /** namespace/service -> its registrations (key -> entry). */
+  private byService = new Map<string, Map<string, Stored>>();
+  /** address:port -> registration key. */
+  private byAddress = new Map<string, string>();
+  /** namespace/service -> the Service object derived from its registrations (replaced, never mutated). */
+  private services = new Map<string, Service>();
+  private onChange: ((s: DiscoveredState, delta?: DiscoveryDelta) => void) | undefined;
   private chain: Promise<unknown> = Promise.resolve();
+  private journal: FileHandle | undefined;
+  private journalBytes = 0;
+  private snapshotBytes = 0;
 
   constructor(
     private readonly dataDir: string,
@@ -63,20 +79,44 @@ export class RegistrationSource implements DiscoverySource {
   private get file(): string {
     return join(this.dataDir, 'registrations.json');
   }
+  private get journalFile(): string {
+    return join(this.dataDir, 'registrations.jsonl');
+  }
 
-  async start(onChange: (s: DiscoveredState) => void): Promise<void> {
+  async start(onChange: (s: DiscoveredState, delta?: DiscoveryDelta) => void): Promise<void> {
     this.onChange = onChange;
     try {
-      const stored = JSON.parse(await readFile(this.file, 'utf8')) as Stored[];
-      for (const s of stored) this.entries.set(`${s.workload.metadata.namespace}/${s.workload.metadata.name}`, s);
+      const text = await readFile(this.file, 'utf8');
+      this.snapshotBytes = text.length;
+      for (const s of JSON.parse(text) as Stored[]) this.put(key(s.workload), s);
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`cannot read ${this.file}: ${String(err)}`);
     }
+    try {
+      const text = await readFile(this.journalFile, 'utf8');
+      this.journalBytes = text.length;
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        let op: JournalOp;
+        try {
+          op = JSON.parse(line) as JournalOp;
+        } catch {
+          break; // a torn last line: that write was never acknowledged
+        }
+        if ('put' in op) this.put(key(op.put.workload), op.put);
+        else this.remove(op.delete);
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`cannot read ${this.journalFile}: ${String(err)}`);
+    }
+    for (const k of this.byService.keys()) this.deriveService(k);
     onChange(this.current());
   }
 
   async stop(): Promise<void> {
     await this.chain;
+    await this.journal?.close();
+    this.journal = undefined;
     this.onChange = undefined;
   }
 
@@ -85,22 +125,7 @@ export class RegistrationSource implements DiscoverySource {
   }
 
   current(): DiscoveredState {
-    const workloads = this.list();
-    const services = new Map<string, Service>();
-    for (const e of this.entries.values()) {
-      const w = e.workload;
-      const k = `${w.metadata.namespace}/${w.spec.service}`;
-      const svc = services.get(k) ?? {
-        apiVersion: API_VERSION,
-        kind: 'Service' as const,
-        metadata: { name: w.spec.service, namespace: w.metadata.namespace!, cluster: this.topo.cluster },
-        spec: { ports: [], exported: true },
-      };
-      if (!svc.spec.ports.some((p) => p.name === e.servicePort.name)) svc.spec.ports.push(e.servicePort);
-      services.set(k, svc);
-    }
-    for (const s of services.values()) s.spec.ports.sort((a, b) => a.port - b.port);
-    return { services: [...services.values()].sort((a, b) => key(a).localeCompare(key(b))), workloads };
+    return { services: [...this.services.values()].sort((a, b) => key(a).localeCompare(key(b))), workloads: this.list() };
   }
 
   /** Registers a workload; resolves once it is persisted. */
@@ -117,11 +142,17 @@ export class RegistrationSource implements DiscoverySource {
         );
       }
       this.checkConflicts(stored, k);
-      const next = new Map(this.entries);
-      next.set(k, stored);
-      await this.persist(next);
-      this.entries = next;
-      this.onChange?.(this.current());
+      await this.persist([{ put: stored }]);
+      const touched = new Set<string>([svcKey(stored.workload)]);
+      if (existing) {
+        touched.add(svcKey(existing.workload));
+        this.remove(k);
+      }
+      this.put(k, stored);
+      const delta: DiscoveryDelta = { upserts: [stored.workload], deletes: [] };
+      if (existing && keyOf(refOf(existing.workload)) !== keyOf(refOf(stored.workload))) delta.deletes.push(keyOf(refOf(existing.workload)));
+      this.rederive(touched, delta);
+      this.notify(delta);
       return { outcome: existing ? ('configured' as const) : ('created' as const), workload: stored.workload };
     });
   }
@@ -129,26 +160,117 @@ export class RegistrationSource implements DiscoverySource {
   /** Deregisters by namespace/name, or every workload at an IP:PORT. */
   deregister(sel: { namespace?: string; name?: string; address?: string }): Promise<Workload[]> {
     return this.serialize(async () => {
-      const removed: Workload[] = [];
-      const next = new Map(this.entries);
-      for (const [k, e] of this.entries) {
-        const w = e.workload;
-        const byName = sel.name !== undefined && w.metadata.name === sel.name && (sel.namespace ?? w.metadata.namespace) === w.metadata.namespace;
-        const byAddr = sel.address !== undefined && Object.values(w.spec.ports).some((p) => `${w.spec.address}:${p}` === sel.address);
-        if (byName || byAddr) {
-          next.delete(k);
-          removed.push(w);
+      const keys = new Set<string>();
+      if (sel.name !== undefined) {
+        if (sel.namespace !== undefined) {
+          if (this.entries.has(`${sel.namespace}/${sel.name}`)) keys.add(`${sel.namespace}/${sel.name}`);
+        } else {
+          for (const [k, e] of this.entries) if (e.workload.metadata.name === sel.name) keys.add(k);
         }
       }
-      if (removed.length === 0) {
+      if (sel.address !== undefined) {
+        const k = this.byAddress.get(sel.address);
+        if (k !== undefined) keys.add(k);
+      }
+      if (keys.size === 0) {
         const what = sel.name ? `${sel.namespace ?? '*'}/${sel.name}` : sel.address;
         throw new RegistrationError(404, `no registered workload matches ${what}`);
       }
-      await this.persist(next);
-      this.entries = next;
-      this.onChange?.(this.current());
+      await this.persist([...keys].map((k) => ({ delete: k })));
+      const removed: Workload[] = [];
+      const touched = new Set<string>();
+      const delta: DiscoveryDelta = { upserts: [], deletes: [] };
+      for (const k of keys) {
+        const w = this.entries.get(k)!.workload;
+        removed.push(w);
+        touched.add(svcKey(w));
+        delta.deletes.push(keyOf(refOf(w)));
+        this.remove(k);
+      }
+      this.rederive(touched, delta);
+      this.notify(delta);
       return removed;
     });
+  }
+
+  private notify(delta: DiscoveryDelta): void {
+    if (!this.onChange) return;
+    // The whole state only if the listener reads it.
+    const self = this;
+    let state: DiscoveredState | undefined;
+    this.onChange(
+      {
+        get services() {
+          return (state ??= self.current()).services;
+        },
+        get workloads() {
+          return (state ??= self.current()).workloads;
+        },
+      },
+      delta,
+    );
+  }
+
+  private put(k: string, s: Stored): void {
+    this.remove(k);
+    this.entries.set(k, s);
+    const sk = svcKey(s.workload);
+    let m = this.byService.get(sk);
+    if (!m) this.byService.set(sk, (m = new Map()));
+    m.set(k, s);
+    for (const p of Object.values(s.workload.spec.ports)) this.byAddress.set(`${s.workload.spec.address}:${p}`, k);
+  }
+
+  private remove(k: string): void {
+    const s = this.entries.get(k);
+    if (!s) return;
+    this.entries.delete(k);
+    const sk = svcKey(s.workload);
+    const m = this.byService.get(sk);
+    m?.delete(k);
+    if (m && m.size === 0) this.byService.delete(sk);
+    for (const p of Object.values(s.workload.spec.ports)) {
+      const a = `${s.workload.spec.address}:${p}`;
+      if (this.byAddress.get(a) === k) this.byAddress.delete(a);
+    }
+  }
+
+  /** Re-derives the Services of these namespace/service keys; what changed goes into the delta. */
+  private rederive(serviceKeys: Iterable<string>, delta: DiscoveryDelta): void {
+    for (const sk of serviceKeys) {
+      const before = this.services.get(sk);
+      const after = this.deriveService(sk);
+      if (!after) {
+        if (before) delta.deletes.push(keyOf(refOf(before)));
+      } else if (before && JSON.stringify(before.spec) === JSON.stringify(after.spec)) {
+        this.services.set(sk, before); // unchanged: keep the object the agent already holds
+      } else {
+        delta.upserts.unshift(after);
+      }
+    }
+  }
+
+  /** The Service of one namespace/service: the union of its registrations' service ports. */
+  private deriveService(sk: string): Service | undefined {
+    const m = this.byService.get(sk);
+    if (!m || m.size === 0) {
+      this.services.delete(sk);
+      return undefined;
+    }
+    let svc: Service | undefined;
+    for (const e of m.values()) {
+      const w = e.workload;
+      svc ??= {
+        apiVersion: API_VERSION,
+        kind: 'Service' as const,
+        metadata: { name: w.spec.service, namespace: w.metadata.namespace!, cluster: this.topo.cluster },
+        spec: { ports: [], exported: true },
+      };
+      if (!svc.spec.ports.some((p) => p.name === e.servicePort.name)) svc.spec.ports.push(e.servicePort);
+    }
+    svc!.spec.ports.sort((a, b) => a.port - b.port);
+    this.services.set(sk, svc!);
+    return svc;
   }
 
   private build(r: Registration): Stored {
@@ -181,9 +303,7 @@ export class RegistrationSource implements DiscoverySource {
     if (!checked.ok) throw new RegistrationError(400, checked.errors.map((e) => `${fieldName(e.path)}: ${e.message}`).join('; '));
     // Like a Kubernetes Service port: fixed per service, while each workload's port may differ.
     // Default: the port this service already has in this cluster, else the workload's port.
-    const known = [...this.entries.values()].find(
-      (e) => e.workload.metadata.namespace === r.namespace && e.workload.spec.service === r.service && e.servicePort.name === portName,
-    )?.servicePort;
+    const known = this.servicePort(`${r.namespace}/${r.service}`, portName)?.port;
     const servicePort = { name: portName, port: r.servicePort ?? known?.port ?? port, protocol: r.protocol ?? known?.protocol ?? 'GRPC' } as ServicePort;
     if (!Number.isInteger(servicePort.port) || servicePort.port < 1 || servicePort.port > 65535) {
       throw new RegistrationError(400, `servicePort: ${r.servicePort} is not a port number`);
@@ -191,31 +311,60 @@ export class RegistrationSource implements DiscoverySource {
     return { workload: checked.value, servicePort };
   }
 
+  /** The service port of that name a registration of the service already has (every one agrees: checked on registration). */
+  private servicePort(sk: string, portName: string, except?: string): { port: ServicePort; owner: string } | undefined {
+    for (const [k, e] of this.byService.get(sk) ?? []) {
+      if (k !== except && e.servicePort.name === portName) return { port: e.servicePort, owner: k };
+    }
+    return undefined;
+  }
+
   private checkConflicts(s: Stored, k: string): void {
     const w = s.workload;
-    for (const [ok, e] of this.entries) {
-      if (ok === k) continue;
-      const o = e.workload;
-      for (const p of Object.values(w.spec.ports)) {
-        if (o.spec.address === w.spec.address && Object.values(o.spec.ports).includes(p)) {
-          throw new RegistrationError(409, `address ${w.spec.address}:${p} is already registered as workload ${ok}`);
-        }
-      }
-      if (o.metadata.namespace === w.metadata.namespace && o.spec.service === w.spec.service) {
-        const mine = s.servicePort;
-        const theirs = e.servicePort;
-        if (mine.name === theirs.name && (mine.port !== theirs.port || mine.protocol !== theirs.protocol)) {
-          throw new RegistrationError(
-            409,
-            `service ${w.spec.service}.${w.metadata.namespace} port "${mine.name}" is ${theirs.port}/${theirs.protocol} (from workload ${ok}), not ${mine.port}/${mine.protocol}`,
-          );
-        }
+    for (const p of Object.values(w.spec.ports)) {
+      const other = this.byAddress.get(`${w.spec.address}:${p}`);
+      if (other !== undefined && other !== k) throw new RegistrationError(409, `address ${w.spec.address}:${p} is already registered as workload ${other}`);
+    }
+    const theirs = this.servicePort(svcKey(w), s.servicePort.name, k);
+    if (theirs) {
+      const mine = s.servicePort;
+      if (mine.port !== theirs.port.port || mine.protocol !== theirs.port.protocol) {
+        throw new RegistrationError(
+          409,
+          `service ${w.spec.service}.${w.metadata.namespace} port "${mine.name}" is ${theirs.port.port}/${theirs.port.protocol} (from workload ${theirs.owner}), not ${mine.port}/${mine.protocol}`,
+        );
       }
     }
   }
 
-  private async persist(entries: Map<string, Stored>): Promise<void> {
-    await writeFileDurable(this.file, JSON.stringify([...entries.values()], null, 1));
+  /**
+   * Appends the change to the journal and fsyncs it (the registration is
+   * acknowledged after this); compacts into registrations.json once the
+   * journal is larger than it.
+   */
+  private async persist(ops: JournalOp[]): Promise<void> {
+    if (!this.journal) this.journal = await open(this.journalFile, 'a', 0o600);
+    const text = ops.map((op) => JSON.stringify(op) + '\n').join('');
+    await this.journal.write(text);
+    await this.journal.datasync();
+    this.journalBytes += text.length;
+    if (this.journalBytes > Math.max(this.snapshotBytes, MIN_COMPACT_BYTES)) await this.compact(ops);
+  }
+
+  /** Writes every registration (as of after `ops`) to registrations.json, then starts an empty journal. */
+  private async compact(ops: JournalOp[]): Promise<void> {
+    const all = new Map(this.entries);
+    for (const op of ops) {
+      if ('put' in op) all.set(key(op.put.workload), op.put);
+      else all.delete(op.delete);
+    }
+    const text = JSON.stringify([...all.values()], null, 1);
+    await writeFileDurable(this.file, text);
+    this.snapshotBytes = text.length;
+    await this.journal?.close();
+    await rm(this.journalFile, { force: true });
+    this.journal = await open(this.journalFile, 'a', 0o600);
+    this.journalBytes = 0;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -223,6 +372,15 @@ export class RegistrationSource implements DiscoverySource {
     this.chain = run.catch(() => undefined);
     return run;
   }
+}
+
+type JournalOp = { put: Stored } | { delete: string };
+
+/** The journal is compacted once it is larger than registrations.json and than this. */
+const MIN_COMPACT_BYTES = 256 * 1024;
+
+function svcKey(w: Workload): string {
+  return `${w.metadata.namespace}/${w.spec.service}`;
 }
 
 function key(o: { metadata: { namespace?: string; name: string } }): string {

@@ -5,6 +5,11 @@
 // never from deltas alone. The Kubernetes source (list+watch of Services,
 // EndpointSlices, Pods, ServiceAccounts and node topology labels) implements the
 // same interface; the registration source below serves VMs and the demo.
+//
+// A source that knows exactly what changed may say so (DiscoveryDelta) next to
+// the state: the agent then applies the delta, at a cost that follows the
+// change, instead of diffing the whole state. The state stays the truth: a
+// source may compute it lazily, on access.
 import type { Service, Workload } from '../api/index.js';
 
 export interface DiscoveredState {
@@ -12,10 +17,16 @@ export interface DiscoveredState {
   workloads: Workload[];
 }
 
+/** What one change did: objects added or changed, and keys (keyOf) of objects gone. */
+export interface DiscoveryDelta {
+  upserts: (Service | Workload)[];
+  deletes: string[];
+}
+
 export interface DiscoverySource {
   readonly name: string;
   /** Starts discovery; resolves once the first complete state is known (the source is synced). */
-  start(onChange: (state: DiscoveredState) => void): Promise<void>;
+  start(onChange: (state: DiscoveredState, delta?: DiscoveryDelta) => void): Promise<void>;
   /** The current complete state. */
   current(): DiscoveredState;
   stop(): Promise<void>;

@@ -6,6 +6,7 @@
 // disagrees stays reachable by its per-cluster name but is left out of the global
 // service, and the conflict is reported on the global service.
 import type { Cluster, Mesh, Service, ServicePort, Workload } from '../api/index.js';
+import { flat } from '../util/intern.js';
 import { clusterHostname, clustersetHostname, globalHostname } from './names.js';
 import type { ClusterTopology, Endpoint, FederatedView, FederationConflict, GlobalService, ServicePart } from './types.js';
 
@@ -112,6 +113,9 @@ export function federateService(
   };
 }
 
+/** Shared by every endpoint without labels (read-only). */
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 function endpointOf(w: Workload, t: ClusterTopology): Endpoint {
   return {
     workload: w.metadata.name,
@@ -122,13 +126,13 @@ function endpointOf(w: Workload, t: ClusterTopology): Endpoint {
     address: w.spec.address,
     ports: w.spec.ports,
     health: w.spec.health,
-    labels: w.metadata.labels ?? {},
+    labels: w.metadata.labels ?? NO_LABELS,
     serviceAccount: w.spec.serviceAccount,
   };
 }
 
 export function globalKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
+  return flat(`${namespace}/${name}`);
 }
 
 export function byNamespaceName(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
@@ -145,7 +149,7 @@ export function memberClusters(clusters: Cluster[], mesh?: Mesh): ClusterTopolog
 }
 
 export function partKey(cluster: string, ns: string, name: string): string {
-  return `${cluster}/${ns}/${name}`;
+  return flat(`${cluster}/${ns}/${name}`);
 }
 
 function byWorkload(a: Endpoint, b: Endpoint): number {

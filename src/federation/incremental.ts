@@ -13,17 +13,27 @@ export interface FederationChanges {
   removed: Set<string>;
 }
 
+/** One cluster's workloads of one service. */
+interface Part {
+  key: string;
+  /** The global service (namespace/name) it belongs to. */
+  gk: string;
+  list: Map<string, Workload>;
+}
+
 export class FederationIndex {
   private clusters: ClusterTopology[] = [];
   private topo = new Map<string, ClusterTopology>();
   private topoFingerprint = '';
   /** namespace/name -> cluster -> Service */
   private services = new Map<string, Map<string, Service>>();
-  /** cluster/namespace/service -> workload key -> Workload */
-  private workloads = new Map<string, Map<string, Workload>>();
-  /** workload key -> the part key it is filed under (a workload may move to another service) */
-  private workloadPart = new Map<string, string>();
+  /** cluster/namespace/service -> its workloads */
+  private workloads = new Map<string, Part>();
+  /** workload key -> the part it is filed under (a workload may move to another service) */
+  private workloadPart = new Map<string, Part>();
   private result = new Map<string, GlobalService>();
+  /** Global services with conflicts (a subset of result), for status without walking every service. */
+  private conflicted = new Map<string, GlobalService>();
   private dirty = new Set<string>();
 
   /** Sets the member clusters. A topology change touches every service; a status-only change touches none. */
@@ -56,16 +66,17 @@ export class FederationIndex {
     this.dirty.add(gk);
   }
 
-  upsertWorkload(w: Workload): void {
+  /** `key`: the workload's keyOf, when the caller has it (shared instead of built again). */
+  upsertWorkload(w: Workload, key?: string): void {
     if (!w.metadata.namespace || !w.metadata.cluster) return;
-    const wk = keyOf(refOf(w));
+    const wk = key ?? keyOf(refOf(w));
     this.detachWorkload(wk);
     const pk = partKey(w.metadata.cluster, w.metadata.namespace, w.spec.service);
-    let list = this.workloads.get(pk);
-    if (!list) this.workloads.set(pk, (list = new Map()));
-    list.set(wk, w);
-    this.workloadPart.set(wk, pk);
-    this.dirty.add(globalKey(w.metadata.namespace, w.spec.service));
+    let part = this.workloads.get(pk);
+    if (!part) this.workloads.set(pk, (part = { key: pk, gk: globalKey(w.metadata.namespace, w.spec.service), list: new Map() }));
+    part.list.set(wk, w);
+    this.workloadPart.set(wk, part);
+    this.dirty.add(part.gk);
   }
 
   removeWorkload(ref: ObjectRef): void {
@@ -73,14 +84,12 @@ export class FederationIndex {
   }
 
   private detachWorkload(wk: string): void {
-    const pk = this.workloadPart.get(wk);
-    if (pk === undefined) return;
+    const part = this.workloadPart.get(wk);
+    if (part === undefined) return;
     this.workloadPart.delete(wk);
-    const list = this.workloads.get(pk);
-    list?.delete(wk);
-    if (list && list.size === 0) this.workloads.delete(pk);
-    const [, ns, svc] = pk.split('/') as [string, string, string];
-    this.dirty.add(globalKey(ns, svc));
+    part.list.delete(wk);
+    if (part.list.size === 0 && this.workloads.get(part.key) === part) this.workloads.delete(part.key);
+    this.dirty.add(part.gk);
   }
 
   /** Marks one global service (namespace/name) for recompute, e.g. because a policy selecting it changed. */
@@ -117,12 +126,15 @@ export class FederationIndex {
       const defs = this.services.get(gk);
       const [namespace, name] = gk.split('/') as [string, string];
       const g = defs
-        ? federateService(namespace, name, defs.values(), (cluster) => this.workloads.get(partKey(cluster, namespace, name))?.values() ?? [], this.topo)
+        ? federateService(namespace, name, defs.values(), (cluster) => this.workloads.get(partKey(cluster, namespace, name))?.list.values() ?? [], this.topo)
         : undefined;
       if (g) {
         this.result.set(gk, g);
         changed.set(gk, g);
+        if (g.conflicts.length > 0) this.conflicted.set(gk, g);
+        else this.conflicted.delete(gk);
       } else if (this.result.delete(gk)) {
+        this.conflicted.delete(gk);
         removed.add(gk);
       }
     }
@@ -132,6 +144,16 @@ export class FederationIndex {
 
   get pending(): number {
     return this.dirty.size;
+  }
+
+  /** Global services in the current result. */
+  get size(): number {
+    return this.result.size;
+  }
+
+  /** Every conflict message of the current result (services in namespace/name order). */
+  conflicts(): string[] {
+    return [...this.conflicted.values()].sort(byNamespaceName).flatMap((g) => g.conflicts.map((c) => c.message));
   }
 
   /** The whole current view, sorted (O(services): for API reads, not for the change path). */

@@ -5,23 +5,26 @@
 //   helloworld.sample.cluster2                 only cluster2's part
 //   any of the above with :PORT                a specific service port (default: the first port)
 
+// Names are flat strings (see flat()): every resource name is held several times over.
+import { flat } from '../util/intern.js';
+
 export const CLUSTERSET_SUFFIX = 'svc.clusterset.local';
 
 export function globalHostname(name: string, namespace: string): string {
-  return `${name}.${namespace}`;
+  return flat(`${name}.${namespace}`);
 }
 
 export function clustersetHostname(name: string, namespace: string): string {
-  return `${name}.${namespace}.${CLUSTERSET_SUFFIX}`;
+  return flat(`${name}.${namespace}.${CLUSTERSET_SUFFIX}`);
 }
 
 export function clusterHostname(name: string, namespace: string, cluster: string): string {
-  return `${name}.${namespace}.${cluster}`;
+  return flat(`${name}.${namespace}.${cluster}`);
 }
 
 /** xDS cluster name for one port of one host (Istio-like, so it reads in proxy dumps). */
 export function xdsClusterName(host: string, port: number): string {
-  return `outbound|${port}||${host}`;
+  return flat(`outbound|${port}||${host}`);
 }
 
 /** Server-side listener name that an xDS-enabled gRPC server requests (gRFC A36). */

@@ -2,14 +2,17 @@
 // who the agent is, takes its reports (the whole truth for its cluster),
 // and streams the view: a full copy first (or only changes, when the agent
 // already holds a revision the hub still has history for), then changes.
+// The view itself is built and encoded once for all agents (view-feed.ts); a
+// session only queues shared bytes and writes them as its stream drains.
 import type * as grpc from '@grpc/grpc-js';
 import { keyOf, parseKey, refOf, validateObject, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
 import { CsrRejected } from '../ca/index.js';
-import { REPORT_KINDS, VIEW_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
-import { RevisionCompactedError, type Store, type WatchEvent } from '../store/store.js';
+import { REPORT_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
+import type { Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
 import type { HubTrust } from './trust.js';
+import { ViewFeed, type ViewFeedStats, type ViewGroup, type ViewSubscriber } from './view-feed.js';
 
 /** What an agent reports of a workload certificate it issued (see IssuedRecord on the agent). */
 export interface WorkloadCertReport {
@@ -31,10 +34,22 @@ export interface SessionInfo {
   ackedRevision: number;
   reportGeneration: number;
   importNamespaces: string[];
+  /** View bytes waiting to be written to this agent. */
+  queuedBytes: number;
 }
+
+/**
+ * Bytes written to one agent that its stream has not taken yet; more wait in
+ * its queue (as references to shared bytes). gRPC copies what is written, so
+ * this bounds those copies to WRITE_WINDOW per agent, whatever the view's size.
+ */
+const WRITE_WINDOW = 256 * 1024;
+/** A session whose queue grows past this (or a few full views) is stuck: its backlog is dropped for a fresh full view. */
+const MAX_QUEUED = 64 * 1024 * 1024;
 
 export class AgentSessions {
   private readonly sessions = new Map<string, AgentSession>();
+  readonly feed: ViewFeed;
 
   constructor(
     private readonly store: Store,
@@ -45,6 +60,7 @@ export class AgentSessions {
       secure: boolean;
     },
   ) {
+    this.feed = new ViewFeed(store, { minIntervalMs: opts.viewDebounceMs });
     // Root rotation and Mesh CA changes reach every connected agent at once.
     opts.trust.onChange(() => {
       for (const s of this.sessions.values()) s.sendTrustBundle();
@@ -59,14 +75,24 @@ export class AgentSessions {
     return [...this.sessions.values()].map((s) => s.info());
   }
 
-  /** The proxies each connected agent last reported, by cluster. */
   /** Workload certificates issued by every connected agent. */
   workloadCertificates(): (WorkloadCertReport & { cluster: string })[] {
     return [...this.sessions.values()].flatMap((s) => s.identities.map((i) => ({ ...i, cluster: s.cluster })));
   }
 
+  /** The proxies each connected agent last reported, by cluster (parsed now: the hub keeps what agents sent as it came). */
   proxies(): { cluster: string; at: string; viewRevision: number; items: unknown[] }[] {
-    return [...this.sessions.values()].flatMap((s) => (s.proxies ? [{ cluster: s.cluster, ...s.proxies }] : []));
+    return [...this.sessions.values()].flatMap((s) => {
+      const p = s.proxies;
+      if (!p) return [];
+      let items: unknown;
+      try {
+        items = JSON.parse(p.json);
+      } catch {
+        return [];
+      }
+      return Array.isArray(items) ? [{ cluster: s.cluster, at: p.at, viewRevision: p.viewRevision, items }] : [];
+    });
   }
 
   /** Ends the session of a cluster (its Cluster object was deleted). */
@@ -76,6 +102,11 @@ export class AgentSessions {
 
   closeAll(): void {
     for (const s of this.sessions.values()) s.end();
+    this.feed.close();
+  }
+
+  viewStats(): ViewFeedStats {
+    return this.feed.stats();
   }
 
   /**
@@ -112,9 +143,9 @@ export class AgentSessions {
       }
       session = new AgentSession(
         this.store,
+        this.feed,
         stream,
         first.hello,
-        this.opts.viewDebounceMs,
         this.opts.trust,
         this.opts.secure,
         (s) => {
@@ -139,29 +170,37 @@ function send(stream: AgentStream, msg: HubMessage): void {
   if (!stream.destroyed && stream.writable) stream.write(msg);
 }
 
-class AgentSession {
+class AgentSession implements ViewSubscriber {
   readonly cluster: string;
   private readonly since = new Date().toISOString();
-  private unwatch: (() => void) | undefined;
-  private pending = new Map<string, WatchEvent>();
-  private pendingTimer: NodeJS.Timeout | undefined;
+  private attached = false;
   private lastRevisionSent = 0;
   private acked = 0;
   private generation = 0;
   private fullReceived = false;
-  proxies: { at: string; viewRevision: number; items: unknown[] } | undefined;
+  /**
+   * The agent's last proxy status, as the JSON it sent: parsed only when read
+   * (GET /proxies). Kept parsed, a thousand proxies' state would be thousands of
+   * objects replaced every few seconds, all for the garbage collector to trace.
+   */
+  proxies: { at: string; viewRevision: number; json: string } | undefined;
   /** Workload certificates the agent issued (from its proxy status reports). */
   identities: WorkloadCertReport[] = [];
-  private lastRevisionSentCandidate = 0;
   private ended = false;
   // Writes of one session are serialized so status and reports never interleave.
   private chain: Promise<unknown> = Promise.resolve();
+  /** View messages (shared Buffers) not written yet, and bytes handed to the stream but not taken. */
+  private queue: Buffer[] = [];
+  private queueHead = 0;
+  private queued = 0;
+  private inflight = 0;
+  private resyncing = false;
 
   constructor(
     private readonly store: Store,
+    private readonly feed: ViewFeed,
     private readonly stream: AgentStream,
     private readonly hello: Hello,
-    private readonly debounceMs: number,
     private readonly trust: HubTrust,
     private readonly secure: boolean,
     private readonly onEnd: (s: AgentSession) => void,
@@ -183,6 +222,7 @@ class AgentSession {
       ackedRevision: this.acked,
       reportGeneration: this.generation,
       importNamespaces: this.hello.importNamespaces ?? [],
+      queuedBytes: this.queued,
     };
   }
 
@@ -198,6 +238,13 @@ class AgentSession {
     const mismatch = topologyMismatch(cluster, this.hello);
     if (mismatch) {
       this.reject('TopologyMismatch', mismatch);
+      return false;
+    }
+    if (!this.hello.viewChunks) {
+      this.reject(
+        'UnsupportedAgent',
+        `agent ${this.hello.agentVersion || '(unknown version)'} of cluster "${this.cluster}" does not take views in several messages (Hello.view_chunks); upgrade the agent`,
+      );
       return false;
     }
     log.info('agent connected', { cluster: this.cluster, peer: this.stream.getPeer() });
@@ -216,7 +263,8 @@ class AgentSession {
     this.stream.on('end', () => this.end());
     this.stream.on('close', () => this.end());
     this.serialize(() => this.setAgentStatus(true));
-    this.startView(Number(this.hello.viewRevision) || 0);
+    this.attached = true;
+    this.feed.attach(this, this.hello.importNamespaces, Number(this.hello.viewRevision) || 0);
     return true;
   }
 
@@ -247,8 +295,10 @@ class AgentSession {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.unwatch?.();
-    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    if (this.attached) this.feed.detach(this, this.hello.importNamespaces);
+    this.queue = [];
+    this.queueHead = 0;
+    this.queued = 0;
     if (!this.stream.destroyed) this.stream.end();
     const wasCurrent = this.isCurrent(this);
     this.onEnd(this);
@@ -305,16 +355,20 @@ class AgentSession {
   }
 
   private onProxyStatus(json: string, viewRevision: number, identitiesJson: string | undefined): void {
-    try {
-      const proxies = JSON.parse(json) as unknown;
-      if (!Array.isArray(proxies)) throw new Error('not an array');
-      this.proxies = { at: new Date().toISOString(), viewRevision, items: proxies };
-      const ids = identitiesJson ? (JSON.parse(identitiesJson) as unknown) : [];
-      if (!Array.isArray(ids)) throw new Error('identities: not an array');
-      this.identities = ids as WorkloadCertReport[];
-    } catch (err) {
-      log.warn('bad proxy status from agent', { cluster: this.cluster, error: String(err) });
+    if (identitiesJson) {
+      try {
+        const ids = JSON.parse(identitiesJson) as unknown;
+        if (!Array.isArray(ids)) throw new Error('not a JSON array');
+        this.identities = ids as WorkloadCertReport[];
+      } catch (err) {
+        log.warn('bad workload certificate report from agent', { cluster: this.cluster, error: String(err) });
+      }
     }
+    if (!/^\s*\[/.test(json)) {
+      log.warn('bad proxy status from agent', { cluster: this.cluster, error: 'not a JSON array' });
+      return;
+    }
+    this.proxies = { at: new Date().toISOString(), viewRevision, json };
   }
 
   /** Deleted keys must name this cluster's reportable objects. */
@@ -350,76 +404,61 @@ class AgentSession {
     });
   }
 
-  private startView(agentRevision: number): void {
-    const live = (e: WatchEvent) => this.queue(e);
-    if (agentRevision > 0 && agentRevision <= this.store.revision()) {
-      try {
-        // Resume: only what changed since the agent's revision.
-        this.unwatch = this.store.watch(agentRevision, live);
-        this.lastRevisionSent = agentRevision;
-        this.flushSoon(0);
-        return;
-      } catch (err) {
-        if (!(err instanceof RevisionCompactedError)) throw err;
-      }
+  /** The feed hands over a view group (shared bytes): queue it, write as the stream takes it. */
+  deliver(group: ViewGroup): void {
+    if (this.ended || this.resyncing) return;
+    for (const m of group.msgs) {
+      this.queue.push(m);
+      this.queued += m.length;
     }
-    void this.sendFull().then(() => {
-      if (this.ended) return;
-      this.unwatch = this.store.watch(this.lastRevisionSent, live);
+    this.lastRevisionSent = Math.max(this.lastRevisionSent, group.revision);
+    if (this.queued > Math.max(MAX_QUEUED, 3 * this.feed.largestFullBytes)) return this.resync();
+    this.pump();
+  }
+
+  /** Writes queued messages while less than WRITE_WINDOW is in the stream's hands (back pressure per agent). */
+  private pump(): void {
+    while (this.inflight < WRITE_WINDOW && this.queueHead < this.queue.length) {
+      if (this.ended || this.stream.destroyed || !this.stream.writable) return;
+      const m = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = EMPTY;
+      this.queued -= m.length;
+      this.inflight += m.length;
+      this.stream.write(m, () => {
+        this.inflight -= m.length;
+        this.pump();
+      });
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  /**
+   * The agent does not keep up: drop its backlog (held Buffers are shared, but
+   * would pin every change since it stalled) and send it a fresh full view
+   * instead, which replaces whatever it holds, a half-received group included.
+   */
+  private resync(): void {
+    log.warn('agent is too slow for its view backlog: sending it a fresh full view instead', { cluster: this.cluster, queuedBytes: this.queued });
+    this.resyncing = true;
+    this.queue = [];
+    this.queueHead = 0;
+    this.queued = 0;
+    this.feed.detach(this, this.hello.importNamespaces);
+    // Not from inside the feed's delivery loop over this scope's sessions.
+    setImmediate(() => {
+      this.resyncing = false;
+      if (!this.ended) this.feed.attach(this, this.hello.importNamespaces, 0);
     });
   }
-
-  private async sendFull(): Promise<void> {
-    const revision = this.store.revision();
-    const objects: ApiObject[] = [];
-    for (const kind of VIEW_KINDS) objects.push(...(await this.store.list({ kind })).filter((o) => this.wants(o)));
-    this.lastRevisionSent = revision;
-    send(this.stream, { view: { revision, full: true, upsertsJson: JSON.stringify(objects), deletesJson: '[]' } });
-  }
-
-  /** Whether the agent receives this object: view kinds, scoped to the namespaces it imports. */
-  private wants(o: ApiObject): boolean {
-    if (!VIEW_KINDS.has(o.kind)) return false;
-    const ns = this.hello.importNamespaces;
-    return !ns?.length || o.metadata.namespace === undefined || ns.includes(o.metadata.namespace);
-  }
-
-  private queue(e: WatchEvent): void {
-    if (!this.wants(e.object)) {
-      // Still advance the agent's revision, so "how far behind the hub" reads 0 when it is current.
-      this.lastRevisionSentCandidate = Math.max(this.lastRevisionSentCandidate, e.revision);
-      this.flushSoon(this.debounceMs);
-      return;
-    }
-    // Later events for a key supersede earlier ones: the agent needs the result, not the history.
-    this.pending.set(keyOf(refOf(e.object)), e);
-    this.lastRevisionSentCandidate = Math.max(this.lastRevisionSentCandidate, e.revision);
-    this.flushSoon(this.debounceMs);
-  }
-
-  private flushSoon(ms: number): void {
-    if (this.pendingTimer) return;
-    this.pendingTimer = setTimeout(() => {
-      this.pendingTimer = undefined;
-      this.flush();
-    }, ms);
-  }
-
-  private flush(): void {
-    if (this.ended) return;
-    const revision = Math.max(this.lastRevisionSent, this.lastRevisionSentCandidate);
-    const upserts: ApiObject[] = [];
-    const deletes: string[] = [];
-    for (const [key, e] of this.pending) {
-      if (e.type === 'DELETED') deletes.push(key);
-      else upserts.push(e.object);
-    }
-    this.pending.clear();
-    if (upserts.length === 0 && deletes.length === 0 && revision === this.lastRevisionSent) return;
-    this.lastRevisionSent = revision;
-    send(this.stream, { view: { revision, full: false, upsertsJson: JSON.stringify(upserts), deletesJson: JSON.stringify(deletes) } });
-  }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function topologyMismatch(c: Cluster, h: Hello): string | undefined {
   const problems: string[] = [];

@@ -7,6 +7,8 @@
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
+//   GET    /api/v1alpha1/hub              the hub process: revision, memory, view fan-out (scopes, cached full views, logs)
+//   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
 //   POST   /api/v1alpha1/clusters/{name}/join-token   body {ttl?, spec?}: creates the Cluster if absent (with spec), answers a one-time join token
 //   GET    /api/v1alpha1/trust            roots, rotation phase, what each cluster was issued, warnings
@@ -31,6 +33,7 @@ import { computePlan } from '../policies/plan.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
+import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
 import { expiryWarning, TrustError, type HubTrust } from './trust.js';
@@ -113,6 +116,13 @@ async function handle(store: Store, sessions: AgentSessions, trust: HubTrust, se
     }
     log.info('trust rotate-root', { step });
     return sendJson(res, 200, trustStatus(store, sessions, trust, secure, await store.list({ kind: 'Cluster' })));
+  }
+  if (resource === 'hub' && req.method === 'GET') {
+    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
+  }
+  if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
+    // Only with node --expose-gc (benchmarks); a no-op otherwise.
+    return sendJson(res, 200, { collected: collectGarbage(), memory: memoryMB() });
   }
   if (resource === 'proxies' && req.method === 'GET') {
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
@@ -290,15 +300,14 @@ async function withStatus(store: Store, kind: string, items: ApiObject[]): Promi
  * agent) on every report.
  */
 async function withCounts(store: Store, clusters: ApiObject[]): Promise<ApiObject[]> {
-  const count = async (kind: string) => {
-    const m = new Map<string, number>();
-    for (const o of await store.list({ kind })) m.set(o.metadata.cluster ?? '', (m.get(o.metadata.cluster ?? '') ?? 0) + 1);
-    return m;
-  };
-  const services = await count('Service');
-  const workloads = await count('Workload');
-  return clusters.map((c) => ({
-    ...c,
-    status: { ...((c.status as object | undefined) ?? {}), services: services.get(c.metadata.name) ?? 0, workloads: workloads.get(c.metadata.name) ?? 0 },
-  }));
+  return Promise.all(
+    clusters.map(async (c) => ({
+      ...c,
+      status: {
+        ...((c.status as object | undefined) ?? {}),
+        services: await store.count({ kind: 'Service', cluster: c.metadata.name }),
+        workloads: await store.count({ kind: 'Workload', cluster: c.metadata.name }),
+      },
+    })),
+  );
 }

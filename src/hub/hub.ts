@@ -2,7 +2,7 @@
 // the traffic path: data planes talk only to their cluster's agent.
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
-import { agentChannelService, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
+import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -17,7 +17,10 @@ export interface HubOptions {
   dataDir: string;
   api: HostPort;
   agents: HostPort;
-  /** Coalescing window for view changes sent to agents. */
+  /**
+   * Coalescing window for view changes sent to agents: the first change after a
+   * quiet period goes out at once, later ones at most once per window.
+   */
   viewDebounceMs?: number;
   /** Plaintext agent channel, no agent authentication: development and benchmarks only. */
   insecureChannel?: boolean;
@@ -59,8 +62,13 @@ export class Hub {
     await markAgentsDisconnected(store);
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
     const http = createHubHttpServer(store, sessions, trust, secure);
-    const grpcServer = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-    grpcServer.addService(agentChannelService(), { ...sessions.handler(), Join: joinHandler(trust, secure) });
+    const grpcServer = new grpc.Server({
+      'grpc.keepalive_permit_without_calls': 1,
+      // A full report is one message (a whole cluster); views go out in chunks of well under 1 MiB.
+      'grpc.max_receive_message_length': MAX_AGENT_MESSAGE_BYTES,
+      'grpc.max_send_message_length': -1,
+    });
+    grpcServer.addService(agentChannelServerService(), { ...sessions.handler(), Join: joinHandler(trust, secure) });
     if (!secure) {
       log.warn(
         'THE AGENT CHANNEL IS INSECURE (--insecure-channel): plaintext, and agents are not authenticated: anything that reaches it can pose as any cluster and get that cluster\'s intermediate CA. Development and benchmarks only.',

@@ -79,7 +79,7 @@ export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<Ap
   for (const ref of refs) {
     if (ref.kind !== 'Cluster') continue;
     for (const kind of ['Service', 'Workload']) {
-      for (const o of await store.list({ kind, cluster: ref.name })) cascade.push({ type: 'delete', ref: refOf(o) });
+      for (const o of store.scan({ kind, cluster: ref.name }).objects) cascade.push({ type: 'delete', ref: refOf(o) });
     }
   }
   const r = await store.commit([...ops, ...cascade]);
@@ -98,7 +98,8 @@ export async function replaceClusterReport(store: Store, cluster: string, report
     ops.push({ type: 'put', object: o });
   }
   for (const kind of ['Service', 'Workload']) {
-    for (const o of await store.list({ kind, cluster })) {
+    // What the hub holds for this cluster only (an index), not copies.
+    for (const o of store.scan({ kind, cluster }).objects) {
       if (!keep.has(keyOf(refOf(o)))) ops.push({ type: 'delete', ref: refOf(o) });
     }
   }

@@ -13,10 +13,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { link, mkdir, open, readFile, realpath, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { keyOf, refOf, type ApiObject, type ObjectRef } from '../api/meta.js';
+import { internObject } from '../util/intern.js';
 import {
   RevisionCompactedError,
   type CommitResult,
   type ListFilter,
+  type OpOutcome,
   type Store,
   type StoreOp,
   type WatchEvent,
@@ -28,7 +30,17 @@ export interface StoreLogger {
 }
 
 export interface FileStoreOptions {
-  /** Snapshot and cut the log after this many logged transactions (default 1000). */
+  /**
+   * Snapshot and cut the log once the log since the last snapshot is at least
+   * `compactLogRatio` times the snapshot's size (default 1) and at least
+   * `compactMinLogBytes` (default 4 MiB). A snapshot rewrites every object, so
+   * tying it to the log's growth keeps its cost per commit proportional to the
+   * commit, not to the size of the store; recovery replays at most about one
+   * snapshot's worth of log.
+   */
+  compactLogRatio?: number;
+  compactMinLogBytes?: number;
+  /** Also require this many logged transactions since the last snapshot (default 1). Setting it sets compactMinLogBytes' default to 0. */
   compactEvery?: number;
   /** Watch events kept in memory for watchers resuming from an older revision (default 10000). */
   historyLimit?: number;
@@ -52,6 +64,12 @@ const consoleLogger: StoreLogger = {
 const openDirs = new Set<string>();
 
 type NormOp = { type: 'put'; object: ApiObject } | { type: 'delete'; key: string; kind: string };
+
+interface Compaction {
+  compactEvery: number;
+  compactLogRatio: number;
+  compactMinLogBytes: number;
+}
 
 interface Change {
   kind: string;
@@ -98,8 +116,10 @@ interface WalRecord {
 }
 
 export class FileStore implements Store {
-  private readonly objects = new Map<string, ApiObject>();
+  /** kind -> key -> object. Stored objects are never mutated in place (a change replaces them). */
   private readonly byKind = new Map<string, Map<string, ApiObject>>();
+  /** kind + cluster -> key -> object, for objects with metadata.cluster (what one agent reported). */
+  private readonly byCluster = new Map<string, Map<string, ApiObject>>();
   private rev = 0;
 
   private queue: Pending[] = [];
@@ -111,6 +131,8 @@ export class FileStore implements Store {
   private closePromise: Promise<void> | undefined;
 
   private walSize = 0;
+  /** Size of the last snapshot written (or found at start). */
+  private snapshotBytes = 0;
   private txSinceRotate = 0;
   private oldSegment = false;
   private compacting: Promise<void> | undefined;
@@ -125,7 +147,7 @@ export class FileStore implements Store {
     readonly dataDir: string,
     private readonly canonicalDir: string,
     private wal: FileHandle,
-    private readonly compactEvery: number,
+    private readonly compaction: Compaction,
     private readonly historyLimit: number,
     private readonly logger: StoreLogger,
   ) {}
@@ -135,9 +157,13 @@ export class FileStore implements Store {
   }
 
   static async open(dataDir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
-    const compactEvery = opts.compactEvery ?? 1000;
+    const compactEvery = opts.compactEvery ?? 1;
+    const compactLogRatio = opts.compactLogRatio ?? 1;
+    const compactMinLogBytes = opts.compactMinLogBytes ?? (opts.compactEvery !== undefined ? 0 : 4 * 1024 * 1024);
+    if (!(compactMinLogBytes >= 0)) throw new RangeError(`compactMinLogBytes must be a non-negative number, got ${compactMinLogBytes}`);
     const historyLimit = opts.historyLimit ?? 10000;
     if (!Number.isInteger(compactEvery) || compactEvery < 1) throw new RangeError(`compactEvery must be a positive integer, got ${compactEvery}`);
+    if (!(compactLogRatio >= 0)) throw new RangeError(`compactLogRatio must be a non-negative number, got ${compactLogRatio}`);
     if (!Number.isInteger(historyLimit) || historyLimit < 0) throw new RangeError(`historyLimit must be a non-negative integer, got ${historyLimit}`);
     const logger = opts.logger ?? consoleLogger;
 
@@ -153,7 +179,7 @@ export class FileStore implements Store {
     try {
       await acquireLock(dataDir);
       locked = true;
-      return await FileStore.recover(dataDir, canonical, compactEvery, historyLimit, logger);
+      return await FileStore.recover(dataDir, canonical, { compactEvery, compactLogRatio, compactMinLogBytes }, historyLimit, logger);
     } catch (err) {
       if (locked) await rm(join(dataDir, LOCK), { force: true }).catch(() => undefined);
       openDirs.delete(canonical);
@@ -161,7 +187,13 @@ export class FileStore implements Store {
     }
   }
 
-  private static async recover(dataDir: string, canonical: string, compactEvery: number, historyLimit: number, logger: StoreLogger): Promise<FileStore> {
+  private static async recover(
+    dataDir: string,
+    canonical: string,
+    compaction: Compaction,
+    historyLimit: number,
+    logger: StoreLogger,
+  ): Promise<FileStore> {
     // A leftover temp snapshot is from a crash before its rename: the real snapshot and log are intact.
     await rm(join(dataDir, SNAPSHOT + '.tmp'), { force: true });
 
@@ -180,7 +212,7 @@ export class FileStore implements Store {
         throw new Error(`store snapshot ${snapPath} is malformed`);
       }
       rev = snap.rev;
-      objects.push(...(snap.objects as ApiObject[]));
+      for (const o of snap.objects as ApiObject[]) objects.push(internObject(o));
     }
 
     const oldPath = join(dataDir, WAL_OLD);
@@ -211,7 +243,8 @@ export class FileStore implements Store {
       );
     }
 
-    const store = new FileStore(dataDir, canonical, undefined as unknown as FileHandle, compactEvery, historyLimit, logger);
+    const store = new FileStore(dataDir, canonical, undefined as unknown as FileHandle, compaction, historyLimit, logger);
+    store.snapshotBytes = snapText?.length ?? 0;
     for (const o of objects) store.applyChange(keyOf(refOf(o)), { kind: o.kind, obj: o });
     let txCount = 0;
     for (const s of scans) {
@@ -222,7 +255,7 @@ export class FileStore implements Store {
           throw new Error(`store log ${s.path} line ${line} has revision ${rec.rev} but ${rev + 1} was expected; refusing to start`);
         }
         for (const op of rec.ops) {
-          if ('put' in op) store.applyChange(keyOf(refOf(op.put)), { kind: op.put.kind, obj: op.put });
+          if ('put' in op) store.applyChange(keyOf(refOf(op.put)), { kind: op.put.kind, obj: internObject(op.put) });
           else store.applyChange(op.delete, { kind: kindOfKey(op.delete), obj: null });
         }
         rev = rec.rev;
@@ -246,23 +279,54 @@ export class FileStore implements Store {
 
   async get(ref: ObjectRef): Promise<ApiObject | undefined> {
     this.assertOpen();
-    const o = this.objects.get(keyOf(ref));
+    const o = this.lookup(keyOf(ref));
     return o === undefined ? undefined : structuredClone(o);
   }
 
   async list(filter: ListFilter = {}): Promise<ApiObject[]> {
     this.assertOpen();
-    let source: Iterable<[string, ApiObject]>;
-    if (filter.kind !== undefined) source = this.byKind.get(filter.kind) ?? [];
-    else source = this.objects;
-    const hits: [string, ApiObject][] = [];
-    for (const [key, o] of source) {
-      if (filter.namespace !== undefined && o.metadata.namespace !== filter.namespace) continue;
-      if (filter.cluster !== undefined && o.metadata.cluster !== filter.cluster) continue;
-      hits.push([key, o]);
-    }
+    const hits = [...this.select(filter)];
     hits.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return hits.map(([, o]) => structuredClone(o));
+  }
+
+  scan(filter: ListFilter = {}): { revision: number; objects: readonly ApiObject[] } {
+    this.assertOpen();
+    const objects: ApiObject[] = [];
+    for (const [, o] of this.select(filter)) objects.push(o);
+    return { revision: this.rev, objects };
+  }
+
+  async count(filter: ListFilter = {}): Promise<number> {
+    this.assertOpen();
+    if (filter.namespace === undefined) {
+      if (filter.kind !== undefined && filter.cluster !== undefined) return this.byCluster.get(clusterIndexKey(filter.kind, filter.cluster))?.size ?? 0;
+      if (filter.kind !== undefined && filter.cluster === undefined) return this.byKind.get(filter.kind)?.size ?? 0;
+    }
+    let n = 0;
+    for (const _ of this.select(filter)) n++;
+    return n;
+  }
+
+  /** The stored object under a key (not a copy). */
+  private lookup(key: string): ApiObject | undefined {
+    return this.byKind.get(kindOfKey(key))?.get(key);
+  }
+
+  /** Stored objects matching a filter, by the narrowest index that answers it (not copies, unsorted). */
+  private *select(filter: ListFilter): Generator<[string, ApiObject]> {
+    let sources: Iterable<Map<string, ApiObject>>;
+    if (filter.kind !== undefined && filter.cluster !== undefined) sources = [this.byCluster.get(clusterIndexKey(filter.kind, filter.cluster)) ?? new Map()];
+    else if (filter.kind !== undefined) sources = [this.byKind.get(filter.kind) ?? new Map()];
+    else sources = this.byKind.values();
+    for (const m of sources) {
+      for (const entry of m) {
+        const o = entry[1];
+        if (filter.namespace !== undefined && o.metadata.namespace !== filter.namespace) continue;
+        if (filter.cluster !== undefined && o.metadata.cluster !== filter.cluster) continue;
+        yield entry;
+      }
+    }
   }
 
   commit(ops: StoreOp[]): Promise<CommitResult> {
@@ -399,7 +463,9 @@ export class FileStore implements Store {
     if (events.length > 0) this.publish(events);
     for (const s of staged) s.pending.resolve({ revision: s.rev, results: s.results });
 
-    if (this.txSinceRotate >= this.compactEvery && !this.compacting && !this.failure) await this.startCompaction();
+    const c = this.compaction;
+    const due = this.txSinceRotate >= c.compactEvery && this.walSize >= Math.max(c.compactMinLogBytes, c.compactLogRatio * this.snapshotBytes);
+    if (due && !this.compacting && !this.failure) await this.startCompaction();
   }
 
   /** Computes one commit's outcomes against memory + earlier commits of the group, without touching either. */
@@ -408,7 +474,7 @@ export class FileStore implements Store {
     const lookup = (key: string): ApiObject | undefined => {
       const c = changes.get(key) ?? overlay.get(key);
       if (c !== undefined) return c.obj ?? undefined;
-      return this.objects.get(key);
+      return this.lookup(key);
     };
     const walOps: string[] = [];
     const events: HistEvent[] = [];
@@ -436,7 +502,7 @@ export class FileStore implements Store {
       const key = keyOf(refOf(input));
       const cur = lookup(key);
       if (cur !== undefined && sameContent(cur, input)) {
-        results.push({ outcome: 'unchanged', object: structuredClone(cur) });
+        results.push(lazyResult('unchanged', () => structuredClone(cur)));
         continue;
       }
       const meta = stripStoreMeta(input.metadata);
@@ -451,12 +517,12 @@ export class FileStore implements Store {
         meta.generation = jsonEqual(cur.spec, input.spec) ? gen : gen + 1;
       }
       meta.resourceVersion = rv;
-      const next: ApiObject = { ...input, metadata: meta };
+      const next: ApiObject = internObject(withMetadata(input, meta));
       const json = JSON.stringify(next);
       changes.set(key, { kind: next.kind, obj: next });
       walOps.push(`{"put":${json}}`);
       events.push({ type: cur === undefined ? 'ADDED' : 'MODIFIED', revision: rev, json });
-      results.push({ outcome: cur === undefined ? 'created' : 'configured', object: JSON.parse(json) as ApiObject });
+      results.push(lazyResult(cur === undefined ? 'created' : 'configured', () => JSON.parse(json) as ApiObject));
     }
     return { pending: p, rev, changes, walOps, events, results };
   }
@@ -476,17 +542,30 @@ export class FileStore implements Store {
   }
 
   private applyChange(key: string, c: Change): void {
+    const m = this.byKind.get(c.kind);
+    const prev = m?.get(key);
+    // The cluster is part of the key, so a put never moves an object to another cluster.
+    const cluster = c.obj?.metadata.cluster ?? prev?.metadata.cluster;
+    const ck = cluster === undefined ? undefined : clusterIndexKey(c.kind, cluster);
     if (c.obj !== null) {
-      this.objects.set(key, c.obj);
-      let m = this.byKind.get(c.kind);
-      if (m === undefined) this.byKind.set(c.kind, (m = new Map()));
-      m.set(key, c.obj);
+      if (m === undefined) this.byKind.set(c.kind, new Map([[key, c.obj]]));
+      else m.set(key, c.obj);
+      if (ck !== undefined) {
+        const cm = this.byCluster.get(ck);
+        if (cm === undefined) this.byCluster.set(ck, new Map([[key, c.obj]]));
+        else cm.set(key, c.obj);
+      }
     } else {
-      this.objects.delete(key);
-      const m = this.byKind.get(c.kind);
       if (m !== undefined) {
         m.delete(key);
         if (m.size === 0) this.byKind.delete(c.kind);
+      }
+      if (ck !== undefined) {
+        const cm = this.byCluster.get(ck);
+        if (cm !== undefined) {
+          cm.delete(key);
+          if (cm.size === 0) this.byCluster.delete(ck);
+        }
       }
     }
   }
@@ -504,7 +583,7 @@ export class FileStore implements Store {
       try {
         await rename(this.walPath, oldPath);
       } catch (err) {
-        this.txSinceRotate = 0; // nothing changed; try again after another compactEvery commits
+        this.txSinceRotate = 0; // nothing changed; try again later
         this.logger.error(`meshfed store: compaction could not move ${this.walPath} aside`, err);
         return;
       }
@@ -529,7 +608,8 @@ export class FileStore implements Store {
     // at the current revision covers it too, so no second rotation is needed.
     this.txSinceRotate = 0;
     const rev = this.rev;
-    const objects = [...this.objects.values()]; // stored objects are never mutated in place
+    const objects: ApiObject[] = []; // stored objects are never mutated in place
+    for (const m of this.byKind.values()) for (const o of m.values()) objects.push(o);
     this.compacting = this.writeSnapshot(rev, objects)
       .then(async () => {
         await rm(oldPath, { force: true });
@@ -547,23 +627,29 @@ export class FileStore implements Store {
     const snapPath = join(this.dataDir, SNAPSHOT);
     const tmp = snapPath + '.tmp';
     const h = await open(tmp, 'w', 0o600);
+    let bytes = 0;
     try {
       let chunk = `{"rev":${rev},"objects":[`;
       for (let i = 0; i < objects.length; i++) {
         chunk += (i === 0 ? '\n' : ',\n') + JSON.stringify(objects[i]);
         if (chunk.length > 1 << 20) {
-          await writeAll(h, Buffer.from(chunk, 'utf8'));
+          const buf = Buffer.from(chunk, 'utf8');
+          bytes += buf.length;
+          await writeAll(h, buf);
           chunk = '';
         }
       }
       chunk += '\n]}\n';
-      await writeAll(h, Buffer.from(chunk, 'utf8'));
+      const buf = Buffer.from(chunk, 'utf8');
+      bytes += buf.length;
+      await writeAll(h, buf);
       await h.sync();
     } finally {
       await h.close();
     }
     await rename(tmp, snapPath);
     await fsyncDir(this.dataDir);
+    this.snapshotBytes = bytes;
   }
 
   // ---- watch ----
@@ -712,12 +798,43 @@ function normalizeOp(op: StoreOp): NormOp {
   throw new TypeError(`store: unknown op ${JSON.stringify((op as { type?: unknown } | null)?.type)}`);
 }
 
+/**
+ * A result whose object (a copy for the caller) is made on first access: most
+ * callers (an agent's report of thousands of objects) never look at it.
+ */
+function lazyResult(outcome: OpOutcome, copy: () => ApiObject): CommitResult['results'][number] {
+  let object: ApiObject | undefined;
+  return {
+    outcome,
+    get object(): ApiObject {
+      return (object ??= copy());
+    },
+    set object(v: ApiObject) {
+      object = v;
+    },
+  };
+}
+
+/** Metadata without the store-managed fields, ready for them to be set. */
 function stripStoreMeta(m: ApiObject['metadata']): ApiObject['metadata'] {
-  const out = { ...m };
-  delete out.resourceVersion;
-  delete out.uid;
-  delete out.creationTimestamp;
-  delete out.generation;
+  // Built key by key, never by spreading: V8 gives objects made by a spread and
+  // then extended a hidden class of their own (measured: one per stored object
+  // after the first few, ~450 bytes each); built from a literal they share one.
+  const out = { name: m.name } as ApiObject['metadata'];
+  for (const k of Object.keys(m) as (keyof ApiObject['metadata'])[]) {
+    if (k === 'name' || k === 'resourceVersion' || k === 'uid' || k === 'creationTimestamp' || k === 'generation') continue;
+    (out as Record<string, unknown>)[k] = m[k];
+  }
+  return out;
+}
+
+/** The object with another metadata, built key by key (see stripStoreMeta). */
+function withMetadata(o: ApiObject, metadata: ApiObject['metadata']): ApiObject {
+  const out = (o.apiVersion === undefined ? { kind: o.kind, metadata } : { apiVersion: o.apiVersion, kind: o.kind, metadata }) as ApiObject;
+  for (const k of Object.keys(o)) {
+    if (k === 'apiVersion' || k === 'kind' || k === 'metadata') continue;
+    (out as unknown as Record<string, unknown>)[k] = (o as unknown as Record<string, unknown>)[k];
+  }
   return out;
 }
 
@@ -773,6 +890,10 @@ function isStorable(v: unknown): v is ApiObject {
 
 function kindOfKey(key: string): string {
   return key.slice(0, key.indexOf('/'));
+}
+
+function clusterIndexKey(kind: string, cluster: string): string {
+  return `${kind}\u0000${cluster}`;
 }
 
 function errMsg(err: unknown): string {

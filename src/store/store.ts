@@ -47,7 +47,16 @@ export interface Store {
    */
   commit(ops: StoreOp[]): Promise<CommitResult>;
   get(ref: ObjectRef): Promise<ApiObject | undefined>;
+  /** Matching objects, sorted by key; copies the caller may change. */
   list(filter?: ListFilter): Promise<ApiObject[]>;
+  /**
+   * Matching objects as they are stored, unsorted and not copied, with the
+   * revision they are at: for readers that only serialize or count (e.g. a full
+   * view for many agents). Callers must not modify them.
+   */
+  scan(filter?: ListFilter): { revision: number; objects: readonly ApiObject[] };
+  /** How many objects match (answered from an index where one exists). */
+  count(filter?: ListFilter): Promise<number>;
   /** Current revision. */
   revision(): number;
   /**

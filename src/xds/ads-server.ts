@@ -156,6 +156,7 @@ export class AdsServer {
       setWildcard: (st, on) => this.index.setWildcard(st, on),
       nextNonce: (stream) => `${stream}-${++this.nonceCounter}`,
       responded: () => void this.counters.responses++,
+      observed: opts.onEvent !== undefined,
       emit: (e) => this.emit(e),
       log: (m) => this.log(m),
     };

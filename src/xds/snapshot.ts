@@ -14,10 +14,18 @@
 // - a resource's version is its content hash (delta Resource.version): equal
 //   versions mean byte-identical resources even across control-plane restarts,
 //   so a reconnecting delta client's initial_resource_versions stay meaningful.
+//
+// Memory: the cache is most of an agent's memory (tens of resources per global
+// service). An entry holds its name, hash and where its bytes are; the bytes of
+// small frames are packed into shared slabs (FrameArena) instead of one Buffer
+// each, since Node's small-Buffer pool would interleave them with the encoder's
+// short-lived buffers and keep those alive too (several times the frame bytes).
+// Views of the bytes (`frame`, `any.value`) are made on use.
 import { createHash } from 'node:crypto';
 import { RESOURCE_TYPES, type XdsResource } from '../translate/xds/types.js';
+import { flat } from '../util/intern.js';
 import { encodeResource } from './proto.js';
-import { anyFrame } from './wire.js';
+import { writeAnyFrame } from './wire.js';
 
 /** One encoded resource, shared by every stream and response that carries it. */
 export interface SnapshotEntry {
@@ -27,12 +35,96 @@ export interface SnapshotEntry {
   readonly hash: string;
   /** Per-resource version (see above): the content hash. */
   readonly version: string;
-  /** google.protobuf.Any; `value` is a view into `frame`. */
+  /** google.protobuf.Any; `value` is a view into `frame` (the same object on every access). */
   readonly any: { readonly type_url: string; readonly value: Buffer };
   /** The resource as field 2 of a DiscoveryResponse (tag, length, Any). */
   readonly frame: Buffer;
   /** Where the Any message starts in frame. */
   readonly anyOffset: number;
+}
+
+/** Frames up to this size are packed into slabs; larger ones get their own Buffer. */
+const MAX_PACKED = 8 * 1024;
+const SLAB_BYTES = 64 * 1024;
+
+/** Bump allocator over 64 KiB slabs (outside Node's Buffer pool). Slabs are freed by GC once no entry points into them. */
+export class FrameArena {
+  private slab: Buffer | undefined;
+  private offset = 0;
+  /** Bytes handed out from slabs so far. */
+  carved = 0;
+
+  alloc(n: number): { slab: Buffer; offset: number } {
+    if (n > MAX_PACKED) return { slab: Buffer.allocUnsafeSlow(n), offset: 0 };
+    if (!this.slab || this.offset + n > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.offset = 0;
+    }
+    const at = { slab: this.slab, offset: this.offset };
+    this.offset += n;
+    this.carved += n;
+    return at;
+  }
+}
+
+const anyViews = new WeakMap<CacheEntry, { readonly type_url: string; readonly value: Buffer }>();
+
+class CacheEntry implements SnapshotEntry {
+  constructor(
+    readonly name: string,
+    readonly typeUrl: string,
+    readonly hash: string,
+    private readonly slab: Buffer,
+    private readonly offset: number,
+    private readonly length: number,
+    readonly anyOffset: number,
+  ) {}
+
+  get version(): string {
+    return this.hash;
+  }
+
+  get frame(): Buffer {
+    return this.slab.subarray(this.offset, this.offset + this.length);
+  }
+
+  get frameLength(): number {
+    return this.length;
+  }
+
+  get any(): { readonly type_url: string; readonly value: Buffer } {
+    let a = anyViews.get(this);
+    if (!a) {
+      const frame = this.frame;
+      const valueOffset = valueStart(frame, this.anyOffset);
+      a = { type_url: this.typeUrl, value: frame.subarray(valueOffset) };
+      anyViews.set(this, a);
+    }
+    return a;
+  }
+
+  /** The same entry with its bytes copied into `arena`. */
+  moveTo(arena: FrameArena): CacheEntry {
+    const at = arena.alloc(this.length);
+    this.slab.copy(at.slab, at.offset, this.offset, this.offset + this.length);
+    return new CacheEntry(this.name, this.typeUrl, this.hash, at.slab, at.offset, this.length, this.anyOffset);
+  }
+}
+
+/** Where the Any's value bytes start: after its type_url field and the value's tag and length. */
+function valueStart(frame: Buffer, anyOffset: number): number {
+  let off = anyOffset + 1; // type_url tag
+  let len = 0;
+  let shift = 0;
+  for (;;) {
+    const b = frame[off++]!;
+    len += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) break;
+    shift += 7;
+  }
+  off += len + 1; // type_url, then the value's tag
+  while (frame[off++]! >= 0x80);
+  return off;
 }
 
 /** Read access to the current state (a live view, not a copy). */
@@ -50,14 +142,17 @@ export type CacheOp = SnapshotEntry | null;
 export type CacheBatch = Map<string, Map<string, CacheOp>>;
 
 /** Encodes a resource (strictly: throws on unknown fields) into a cache entry. */
-export function encodeEntry(r: XdsResource, hash = contentHash(r)): SnapshotEntry {
+export function encodeEntry(r: XdsResource, hash = contentHash(r), arena = new FrameArena()): SnapshotEntry {
   const { value } = encodeResource(r);
-  const f = anyFrame(r.typeUrl, value);
-  return { name: r.name, typeUrl: r.typeUrl, hash, version: hash, any: { type_url: r.typeUrl, value: f.value }, frame: f.frame, anyOffset: f.anyOffset };
+  const f = writeAnyFrame(r.typeUrl, value, (n) => arena.alloc(n));
+  return new CacheEntry(r.name, r.typeUrl, hash, f.slab, f.offset, f.length, f.anyOffset);
 }
 
 export class ResourceCache implements SnapshotView {
   private readonly byType = new Map<string, Map<string, SnapshotEntry>>(RESOURCE_TYPES.map((t) => [t, new Map()]));
+  private arena = new FrameArena();
+  /** Frame bytes of the entries in the cache. */
+  private liveBytes = 0;
   private readonly typeVersions = new Map<string, string>();
   private seq = 0;
   /** Concatenated frames of a whole type, for SotW wildcard responses; built at most once per type version. */
@@ -117,7 +212,7 @@ export class ResourceCache implements SnapshotView {
         return e;
       }
     }
-    const e = encodeEntry(r, hash);
+    const e = encodeEntry(r, hash, this.arena);
     this.encodes++;
     return e;
   }
@@ -149,9 +244,11 @@ export class ResourceCache implements SnapshotView {
         if (op === null) {
           if (!cur) continue;
           m.delete(name);
+          this.liveBytes -= frameLength(cur);
         } else {
           if (cur && cur.hash === op.hash) continue;
           m.set(name, op);
+          this.liveBytes += frameLength(op) - (cur ? frameLength(cur) : 0);
         }
         names.push(name);
       }
@@ -160,7 +257,26 @@ export class ResourceCache implements SnapshotView {
         this.touch(typeUrl);
       }
     }
+    this.maybeRepack();
     return changed;
+  }
+
+  /**
+   * Replaced frames stay in their slabs until every frame of the slab is gone.
+   * Slabs hold at most what the current arena carved (older arenas are gone).
+   * Once that exceeds the live bytes by half (plus 16 MiB), every entry is
+   * copied into fresh slabs and the old ones are freed: memory stays within
+   * about 1.5x the live bytes, at a copy cost amortized over the encodes that
+   * caused it. Entries keep their content and hash.
+   */
+  private maybeRepack(): void {
+    if (this.arena.carved - this.liveBytes <= this.liveBytes / 2 + 16 * 1024 * 1024) return;
+    const arena = new FrameArena();
+    for (const m of this.byType.values()) {
+      for (const [name, e] of m) if (e instanceof CacheEntry) m.set(name, e.moveTo(arena));
+    }
+    this.arena = arena;
+    this.wildcard.clear();
   }
 
   /** Gives a type the current cache version (its content changed outside commit(), e.g. server listeners). */
@@ -188,7 +304,8 @@ export function contentHash(r: XdsResource): string {
   h.update(r.name);
   h.update('\u0000');
   h.update(canonicalJson(r.message));
-  return h.digest('base64url').slice(0, 22);
+  // flat(): a slice would keep the whole digest string alive behind every entry.
+  return flat(h.digest('base64url').slice(0, 22));
 }
 
 function canonicalJson(v: unknown): string {
@@ -201,6 +318,10 @@ function canonicalJson(v: unknown): string {
     .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
     .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+function frameLength(e: SnapshotEntry): number {
+  return e instanceof CacheEntry ? e.frameLength : e.frame.length;
 }
 
 function bytesHash(b: Uint8Array): string {

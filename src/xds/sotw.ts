@@ -34,6 +34,8 @@ interface SotwTypeState extends TypeStateBase {
   wildcardChanged: boolean;
   /** Nonce of the last response the client answered (ACK or NACK). */
   answeredNonce?: string;
+  /** resource_names of the last request: a request repeating them changes nothing. */
+  lastRequested?: readonly string[];
 }
 
 export class SotwStream extends XdsStream<SotwTypeState> {
@@ -65,8 +67,14 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       st = { stream: this, typeUrl, names: new Set(), wildcard: false, dirty: new Set(), mustRespond: true, sentResources: 0, everNamed: false, sent: new Map(), wildcardChanged: false };
       this.types.set(typeUrl, st);
     }
-    const requested = req.resource_names.filter((n) => n !== '*');
     const wildcard = FULL_STATE_TYPES.has(typeUrl) && (req.resource_names.includes('*') || (req.resource_names.length === 0 && !st.everNamed));
+    if (wildcard === st.wildcard && st.lastRequested !== undefined && sameList(req.resource_names, st.lastRequested)) {
+      // The common case, an ACK: the same list as the last request, so the same subscription.
+      this.flushType(st);
+      return;
+    }
+    st.lastRequested = req.resource_names;
+    const requested = req.resource_names.filter((n) => n !== '*');
     if (requested.length > 0) st.everNamed = true;
     const names = new Set(requested);
     let changed = wildcard !== st.wildcard;
@@ -176,4 +184,10 @@ export class SotwStream extends XdsStream<SotwTypeState> {
     this.recordSend(st, version, nonce, count);
     this.write(buf);
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -98,6 +98,8 @@ export interface StreamHost {
   nextNonce(stream: number): string;
   /** Counts a response in stats(). */
   responded(): void;
+  /** Someone listens to events (else per-message events are not even built). */
+  readonly observed: boolean;
   emit(e: AdsEvent): void;
   log(msg: string): void;
 }
@@ -116,10 +118,11 @@ export interface TypeStateBase {
   sentResources: number;
   lastSentVersion?: string;
   lastSentNonce?: string;
-  lastSentAt?: Date;
+  /** Epoch ms (a number, not a Date: a thousand streams ACK every change). */
+  lastSentAt?: number;
   ackedVersion?: string;
-  lastAckAt?: Date;
-  lastNack?: { version: string; message: string; at: Date };
+  lastAckAt?: number;
+  lastNack?: { version: string; message: string; at: number };
 }
 
 /** Reverse index: which stream types a change of (type, name) concerns. */
@@ -220,13 +223,13 @@ export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> {
 
   protected recordAck(st: S, version: string, err: ErrorDetail | null | undefined): void {
     if (err && (err.code !== 0 || err.message)) {
-      st.lastNack = { version, message: err.message, at: new Date() };
+      st.lastNack = { version, message: err.message, at: Date.now() };
       this.host.log(`NACK from ${this.nodeId} for ${SHORT[st.typeUrl]} version ${version}: ${err.message}`);
       this.host.emit({ kind: 'nack', stream: this.id, nodeId: this.nodeId, typeUrl: st.typeUrl, version, message: err.message, protocol: this.protocol });
     } else {
       st.ackedVersion = version;
-      st.lastAckAt = new Date();
-      this.host.emit({ kind: 'ack', stream: this.id, nodeId: this.nodeId, typeUrl: st.typeUrl, version, protocol: this.protocol });
+      st.lastAckAt = Date.now();
+      if (this.host.observed) this.host.emit({ kind: 'ack', stream: this.id, nodeId: this.nodeId, typeUrl: st.typeUrl, version, protocol: this.protocol });
     }
   }
 
@@ -234,8 +237,9 @@ export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> {
     st.sentResources = resources;
     st.lastSentVersion = version;
     st.lastSentNonce = nonce;
-    st.lastSentAt = new Date();
+    st.lastSentAt = Date.now();
     this.host.responded();
+    if (!this.host.observed) return;
     const e: AdsEvent = { kind: 'send', stream: this.id, nodeId: this.nodeId, typeUrl: st.typeUrl, version, nonce, resources, protocol: this.protocol };
     if (removed !== undefined) e.removed = removed;
     this.host.emit(e);
@@ -254,10 +258,10 @@ export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> {
     const t: ProxyTypeStatus = { typeUrl: st.typeUrl, subscribed: st.names.size, wildcard: st.wildcard, sentResources: st.sentResources };
     if (st.lastSentVersion !== undefined) t.lastSentVersion = st.lastSentVersion;
     if (st.lastSentNonce !== undefined) t.lastSentNonce = st.lastSentNonce;
-    if (st.lastSentAt) t.lastSentAt = st.lastSentAt.toISOString();
+    if (st.lastSentAt !== undefined) t.lastSentAt = new Date(st.lastSentAt).toISOString();
     if (st.ackedVersion !== undefined) t.ackedVersion = st.ackedVersion;
-    if (st.lastAckAt) t.lastAckAt = st.lastAckAt.toISOString();
-    if (st.lastNack) t.lastNack = { ...st.lastNack, at: st.lastNack.at.toISOString() };
+    if (st.lastAckAt !== undefined) t.lastAckAt = new Date(st.lastAckAt).toISOString();
+    if (st.lastNack) t.lastNack = { ...st.lastNack, at: new Date(st.lastNack.at).toISOString() };
     return t;
   }
 

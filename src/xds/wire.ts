@@ -57,19 +57,34 @@ export interface AnyFrame {
 
 /** Frames an encoded resource once; every SotW response then copies these bytes as they are. */
 export function anyFrame(typeUrl: string, value: Uint8Array): AnyFrame {
-  const url = Buffer.from(typeUrl, 'utf8');
+  const f = writeAnyFrame(typeUrl, value, (n) => ({ slab: Buffer.allocUnsafe(n), offset: 0 }));
+  const frame = f.slab.subarray(f.offset, f.offset + f.length);
+  return { frame, anyOffset: f.anyOffset, value: frame.subarray(f.valueOffset) };
+}
+
+const urlBytes = new Map<string, Buffer>();
+
+/** Writes the frame of an Any into memory from `alloc` (e.g. a slab shared by many frames). */
+export function writeAnyFrame(
+  typeUrl: string,
+  value: Uint8Array,
+  alloc: (n: number) => { slab: Buffer; offset: number },
+): { slab: Buffer; offset: number; length: number; anyOffset: number; valueOffset: number } {
+  let url = urlBytes.get(typeUrl);
+  if (!url) urlBytes.set(typeUrl, (url = Buffer.from(typeUrl, 'utf8')));
   const anyLen = 1 + varintSize(url.length) + url.length + 1 + varintSize(value.length) + value.length;
   const anyOffset = 1 + varintSize(anyLen);
-  const frame = Buffer.allocUnsafe(anyOffset + anyLen);
-  frame[0] = (2 << 3) | LEN;
-  let off = writeVarint(frame, 1, anyLen);
-  frame[off++] = (1 << 3) | LEN;
-  off = writeVarint(frame, off, url.length);
-  off += url.copy(frame, off);
-  frame[off++] = (2 << 3) | LEN;
-  off = writeVarint(frame, off, value.length);
-  frame.set(value, off);
-  return { frame, anyOffset, value: frame.subarray(off) };
+  const length = anyOffset + anyLen;
+  const { slab, offset } = alloc(length);
+  slab[offset] = (2 << 3) | LEN;
+  let off = writeVarint(slab, offset + 1, anyLen);
+  slab[off++] = (1 << 3) | LEN;
+  off = writeVarint(slab, off, url.length);
+  off += url.copy(slab, off);
+  slab[off++] = (2 << 3) | LEN;
+  off = writeVarint(slab, off, value.length);
+  slab.set(value, off);
+  return { slab, offset, length, anyOffset, valueOffset: off - offset };
 }
 
 /** A DiscoveryResponse; `frames` are AnyFrame.frame buffers (or concatenations of them). */

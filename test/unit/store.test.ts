@@ -343,6 +343,36 @@ test('compaction writes a snapshot, cuts the log, and restart keeps everything',
   });
 });
 
+test('compaction follows the growth of the log: a large store is not rewritten for a few small commits', async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir, { compactMinLogBytes: 10_000 });
+    const snapRev = async () => (JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')) as { rev: number }).rev;
+    const idle = () => (s as unknown as { compacting?: Promise<void> }).compacting;
+    // One large commit (~100 KB of log): past the minimum, so the store compacts.
+    await s.commit(Array.from({ length: 400 }, (_, i) => ({ type: 'put' as const, object: cluster(`big-${i}`, 'r'.repeat(200)) })));
+    await s.commit([{ type: 'put', object: cluster('trigger') }]);
+    await idle();
+    const first = await snapRev();
+    assert.ok(first >= 1);
+    // 100 small commits (~25 KB of log) do not rewrite ~100 KB of objects...
+    for (let i = 0; i < 100; i++) await s.commit([{ type: 'put', object: cluster(`small-${i}`) }]);
+    await idle();
+    assert.equal(await snapRev(), first);
+    // ...until the log has grown as large as the snapshot.
+    for (let i = 0; i < 800; i++) await s.commit([{ type: 'put', object: cluster(`more-${i}`) }]);
+    await idle();
+    assert.ok((await snapRev()) > first);
+    await s.close();
+    const s2 = await open(dir);
+    try {
+      assert.equal((await s2.list()).length, 400 + 1 + 100 + 800);
+      assert.equal(await s2.count({ kind: 'Cluster' }), 1301);
+    } finally {
+      await s2.close();
+    }
+  });
+});
+
 test('crash after the snapshot but before the old log segment was removed replays correctly', async () => {
   await withDir(async (dir) => {
     const s = await open(dir, { compactEvery: 3 });
