@@ -193,7 +193,7 @@ test('bootstrap prints a gRPC xDS bootstrap for this cluster; proxy-status lists
   assert.ok(encodeEnvoyBootstrap(eb).length > 0);
   assert.equal((await meshfed(['bootstrap', '-n', 'sample', '--name', 'gw', '--delta'])).code, 2);
 
-  await fleet.startServer('cluster1', { name: 'ps-server', version: 'v1' });
+  await fleet.startServer('cluster1', { name: 'ps-server', version: 'v1', identity: true });
   const direct = await meshfed(['proxy-status', '--agent', fleet.agent('cluster1').apiUrl]);
   assert.equal(direct.code, 0, direct.stderr);
   assert.match(direct.stdout, /CLUSTER\s+PROXY\s+LDS\s+RDS\s+CDS\s+EDS\s+LAST-ACK\s+CONNECTED/);
