@@ -16,6 +16,10 @@ import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
 import { selectedNames, type PolicyObject } from '../policies/common.js';
 import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
+import { compileAccess, type IdentityEndpoint } from '../policies/access/evaluate.js';
+import { listenerTarget, unknownTarget } from '../policies/access/server.js';
+import { viewEndpoints } from '../policies/access/status.js';
+import { accessHttpFilters } from '../policies/access/xds.js';
 import type { FederatedView } from '../federation/types.js';
 import { serviceMode, translateServerListener, translateService, type SecuritySettings, type XdsResource } from '../translate/xds/index.js';
 import { AdsServer } from '../xds/ads-server.js';
@@ -98,6 +102,11 @@ export class Agent {
   /** mTLS settings from the Mesh; a change re-translates every service and server listener. */
   private security: SecuritySettings | undefined;
   private securityFingerprint = '';
+  /** AccessPolicies or the Mesh's access default changed: server listeners are re-evaluated at the next recompute. */
+  private accessDirty = false;
+  private accessDefault: 'ALLOW' | 'DENY' = 'ALLOW';
+  /** Workloads of the view for label sources, computed once per recompute (only when a policy has labels). */
+  private accessEndpoints: IdentityEndpoint[] | undefined;
   /** This cluster's intermediate CA (signed by the hub). */
   private trustSource: IntermediateSource = { current: () => undefined, onChange: () => undefined };
   identity: WorkloadIdentity | undefined;
@@ -113,7 +122,12 @@ export class Agent {
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
     this.ads = new AdsServer({
-      serverListener: (name) => translateServerListener(name, (address, port) => this.serverMode(address, port)),
+      serverListener: (name) =>
+        translateServerListener(
+          name,
+          (address, port) => this.serverMode(address, port),
+          (address, port, mode) => this.serverAccess(address, port, mode),
+        ),
       log: (m) => log.debug(m),
       debounceMs: opts.pushDebounceMs ?? 0,
       maxDelayMs: opts.pushMaxDelayMs ?? 100,
@@ -208,12 +222,38 @@ export class Agent {
    * whose local workload listens there; the mesh's mode for an unknown address.
    */
   private serverMode(address: string, port: number): MtlsMode {
+    const w = this.localWorkloadAt(address, port);
+    if (w) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
+    return this.security?.mode ?? 'DISABLE';
+  }
+
+  /** The local workload registered at address:port, if any. */
+  private localWorkloadAt(address: string, port: number): Workload | undefined {
     for (const o of this.local.values()) {
       if (o.kind !== 'Workload') continue;
       const w = o as Workload;
-      if (w.spec.address === address && Object.values(w.spec.ports ?? {}).includes(port)) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
+      if (w.spec.address === address && Object.values(w.spec.ports ?? {}).includes(port)) return w;
     }
-    return this.security?.mode ?? 'DISABLE';
+    return undefined;
+  }
+
+  /**
+   * RBAC filters (AccessPolicies, the Mesh's access default) for the server
+   * listening at address:port. An address with no registered workload gets
+   * only the default (DENY: deny-all until it is registered).
+   */
+  private serverAccess(address: string, port: number, mode: MtlsMode): Record<string, unknown>[] {
+    const policies = this.policySet().access;
+    if (policies.length === 0 && this.accessDefault === 'ALLOW') return [];
+    const w = this.localWorkloadAt(address, port);
+    const target = w ? listenerTarget(w, port, this.fed.get(w.metadata.namespace!, w.spec.service), mode) : unknownTarget(this.opts.cluster, mode);
+    const env = {
+      trustDomain: this.security?.trustDomain ?? meshSettings(undefined).trustDomain,
+      defaultAction: this.accessDefault,
+      policies,
+      endpoints: () => (this.accessEndpoints ??= viewEndpoints(this.fed.view())),
+    };
+    return accessHttpFilters(compileAccess(env, target));
   }
 
   /** Security settings from the Mesh; when they change every service and server listener is re-translated. */
@@ -351,6 +391,11 @@ export class Agent {
     if (next) this.policies.set(key, next);
     else if (!this.policies.delete(key)) return;
     this.policyCache = undefined;
+    // AccessPolicies change server listeners (RBAC), not the client resources of the services.
+    if ((next ?? prev)?.kind === 'AccessPolicy') {
+      this.accessDirty = true;
+      return;
+    }
     for (const p of [prev, next]) {
       if (!p?.metadata.namespace) continue;
       const names = selectedNames(p);
@@ -400,6 +445,11 @@ export class Agent {
       const objects = [...this.view.values()];
       this.fed.setClusters(objects.filter((o) => o.kind === 'Cluster') as Cluster[], objects.find((o) => o.kind === 'Mesh') as Mesh | undefined);
       this.refreshSecurity();
+      const accessDefault = meshSettings(this.meshObject()).accessDefault;
+      if (accessDefault !== this.accessDefault) {
+        this.accessDefault = accessDefault;
+        this.accessDirty = true;
+      }
     }
     const changes = this.fed.flush();
     const me = this.clusterObject()!;
@@ -424,6 +474,14 @@ export class Agent {
       else this.produced.delete(gk);
     }
     if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
+    // Server listeners carry the RBAC of the AccessPolicies: re-evaluate them when the
+    // policies or the default changed, or when workloads they resolve (labels, local
+    // registrations) may have; only listeners whose content changed are pushed.
+    if (touched.length > 0) this.accessEndpoints = undefined;
+    if (this.accessDirty || (touched.length > 0 && (this.policySet().access.length > 0 || this.accessDefault === 'DENY'))) {
+      this.accessDirty = false;
+      this.ads.refreshServerListeners();
+    }
     this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: touched.length, lastMs: Math.round((performance.now() - t0) * 100) / 100 };
     if (!this.ready) {
       this.ads.markReady();

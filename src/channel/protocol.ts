@@ -88,6 +88,6 @@ export function agentChannelClient(address: string): AgentChannelClient {
 }
 
 /** Kinds the hub sends to agents. */
-export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy']);
+export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy', 'AccessPolicy']);
 /** Kinds an agent may report for its own cluster. */
 export const REPORT_KINDS = new Set(['Service', 'Workload']);
