@@ -40,21 +40,20 @@ function callerIdentity(call: grpc.ServerUnaryCall<HelloRequest, HelloReply>): s
 export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterServer {
   register();
   const server = new XdsServer({ drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000 });
-  server.addService(greeter().service, {
-    SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
-      if (opts.failRate && Math.random() < opts.failRate) {
-        cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
-        return;
-      }
-      cb(null, {
-        message: `Hello ${call.request.name || 'world'} from ${opts.name}`,
-        cluster: opts.cluster,
-        version: opts.version,
-        workload: opts.name,
-        peer: callerIdentity(call),
-      });
-    },
-  });
+  const handler = (greeting: string) => (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
+    if (opts.failRate && Math.random() < opts.failRate) {
+      cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
+      return;
+    }
+    cb(null, {
+      message: `${greeting} ${call.request.name || 'world'} from ${opts.name}`,
+      cluster: opts.cluster,
+      version: opts.version,
+      workload: opts.name,
+      peer: callerIdentity(call),
+    });
+  };
+  server.addService(greeter().service, { SayHello: handler('Hello'), SayGoodbye: handler('Goodbye') });
   // The listener name is built from this exact string: a literal IP and port.
   const hostPort = opts.address.includes(':') ? `[${opts.address}]:${opts.port}` : `${opts.address}:${opts.port}`;
   server.addServingStateListener(hostPort, (st) => emit({ event: 'serving-status', code: grpc.status[st.code], details: st.details }));
