@@ -241,14 +241,16 @@ export function formatExplain(r: ExplainResult): string {
     const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
     for (const row of rows) out.push('  ' + row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(w[i]!))).join('  '));
     out.push('', 'why:');
-    const seen = new Set<string>();
+    // Endpoints with the same verdict and reason are listed together.
+    const why = new Map<string, string[]>();
     for (const e of r.endpoints) {
       const line = `${e.access.action}: ${e.access.reason}`;
       const k = `${e.cluster}/${e.workload}`;
-      if (seen.has(k)) continue;
-      seen.add(k);
-      out.push(`  ${k}: ${line}`);
+      const list = why.get(line) ?? [];
+      if (!list.includes(k)) list.push(k);
+      why.set(line, list);
     }
+    for (const [line, who] of why) out.push(`  ${who.join(', ')}: ${line}`);
   }
   for (const n of r.notes) out.push(`note: ${n}`);
   const v = { ALLOW: 'allowed', DENY: 'DENIED (PERMISSION_DENIED)', MIXED: 'MIXED: allowed by some endpoints that get calls, denied by others', NO_ENDPOINT: 'no endpoint gets calls (UNAVAILABLE)' }[r.verdict];
