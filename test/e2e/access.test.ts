@@ -19,6 +19,7 @@ const TD = 'meshfed.local';
 const NS = 'sample';
 let fleet: LocalFleet;
 let rb2: ServerHandle;
+let xw1Dir = '';
 
 type Verdict = 'ALLOW' | 'DENY';
 interface Caller {
@@ -43,10 +44,10 @@ async function remove(name: string): Promise<void> {
   assert.ok(r.status === 200 || r.status === 404, await r.text());
 }
 
-async function startCaller(name: string, cluster: string, sa: string, method: Caller['method'], certDir: string, tickMs = 250): Promise<Caller> {
+async function startCaller(name: string, cluster: string, sa: string, method: Caller['method'], certDir: string, tickMs = 250, rate = 40): Promise<Caller> {
   const bootstrap = await fleet.bootstrap(cluster, NS, name, false, certDir);
   // Pinned to cluster2's rebel-base (its per-cluster name): one destination workload, one verdict.
-  const child = fleet.startClient(cluster, bootstrap, { target: 'xds:///rebel-base.sample.cluster2', rate: 40, name, tickMs, method, deadlineMs: 1000 });
+  const child = fleet.startClient(cluster, bootstrap, { target: 'xds:///rebel-base.sample.cluster2', rate, name, tickMs, method, deadlineMs: 1000 });
   const c: Caller = { name, cluster, sa, method, log: new TickLog(child) };
   callers.set(name, c);
   return c;
@@ -61,6 +62,7 @@ before(async () => {
   await fleet.startServer('cluster3', { name: 'rebel-base-c3', version: 'v1', service: 'rebel-base', serviceAccount: 'rebel-base', identity: true });
   // x-wing in cluster1 and in cluster2: same namespace and service account, two identities.
   const xw1 = await fleet.startIdentity('cluster1', NS, 'x-wing', 'x-wing-c1');
+  xw1Dir = xw1.dir;
   const xw2 = await fleet.startIdentity('cluster2', NS, 'x-wing', 'x-wing-c2');
   await startCaller('xw1-hello', 'cluster1', 'x-wing', 'SayHello', xw1.dir);
   await startCaller('xw1-bye', 'cluster1', 'x-wing', 'SayGoodbye', xw1.dir);
@@ -183,7 +185,10 @@ test('Mesh default DENY denies every call; an ALLOW policy then lets exactly its
 });
 
 test('a DENY policy applied and removed under live traffic takes effect without restarts; explain --with predicts it (CLI)', async () => {
-  const c = callers.get('xw1-hello')!;
+  // Its own caller with 50 ms ticks (100 calls/s): the times below are to the first tick of the new state.
+  const c = await startCaller('xw1-live', 'cluster1', 'x-wing', 'SayHello', xw1Dir, 50, 100);
+  callers.delete('xw1-live');
+  await c.log.waitFor(0, 3, (t) => observed(t) === 'ALLOW');
   const deny = policy('deny-x-wing', { action: 'DENY', destinations: [{ name: 'rebel-base' }], sources: [{ cluster: 'cluster1', namespace: NS, serviceAccount: 'x-wing' }] });
   const pid = rb2.child.proc.pid;
   // Dry run first: explain with the policy as if applied says DENY, the real calls are still allowed, nothing is written.
@@ -198,10 +203,10 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   for (let i = 0; i < 3; i++) {
     let t0 = Date.now();
     await fleet.apply([deny]);
-    const d = await c.log.waitFor(c.log.mark(), 2, (t) => observed(t) === 'DENY', 20_000, t0);
+    const d = await c.log.waitFor(c.log.mark(), 3, (t) => observed(t) === 'DENY', 20_000, t0);
     t0 = Date.now();
     await remove('deny-x-wing');
-    const a = await c.log.waitFor(c.log.mark(), 2, (t) => observed(t) === 'ALLOW', 20_000, t0);
+    const a = await c.log.waitFor(c.log.mark(), 3, (t) => observed(t) === 'ALLOW', 20_000, t0);
     rounds.push({ deny: d, allow: a });
   }
   // Same server process all along: applied to the running server, not by a restart.
@@ -212,11 +217,12 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   const { writeFile } = await import('node:fs/promises');
   const file = `${fleet.dir}/deny.yaml`;
   await writeFile(file, JSON.stringify(deny));
-  const { stdout } = await run(process.execPath, [meshfedBin(), 'explain', '--from', 'cluster1/sample/xw1-hello', '--service-account', 'x-wing', '--to', 'rebel-base.sample.cluster2', '--method', 'helloworld.Greeter/SayHello', '--with', '-f', file, '--hub', fleet.hubUrl]);
+  const { stdout } = await run(process.execPath, [meshfedBin(), 'explain', '--from', 'cluster1/sample/xw1-live', '--service-account', 'x-wing', '--to', 'rebel-base.sample.cluster2', '--method', 'helloworld.Greeter/SayHello', '--with', '-f', file, '--hub', fleet.hubUrl]);
   assert.match(stdout, /cluster2\s+rebel-base-c2\s+\S+\s+0\s+100%\s+HEALTHY\s+STRICT\s+DENY\s+AccessPolicy sample\/deny-x-wing/);
   assert.match(stdout, /verdict: DENIED/);
   const ms = (k: 'deny' | 'allow') => rounds.map((r) => r[k]).join(', ');
-  process.stdout.write(`# live DENY applied (100 ms ticks): calls denied after ${ms('deny')} ms; removed: allowed again after ${ms('allow')} ms; no restart\n`);
+  process.stdout.write(`# live DENY applied (100 calls/s, 50 ms ticks): calls denied after ${ms('deny')} ms; removed: allowed again after ${ms('allow')} ms; no restart\n`);
+  await fleet.procs.stop(c.log.child);
 });
 
 test('a gRPC server without GRPC_XDS_EXPERIMENTAL_RBAC NACKs the listener; proxy-status says why and what to do', async () => {
