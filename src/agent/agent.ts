@@ -227,6 +227,11 @@ export class Agent {
     return this.security?.mode ?? 'DISABLE';
   }
 
+  /** Whether any AccessPolicy or a deny-all default can put RBAC filters on server listeners. */
+  private accessActive(): boolean {
+    return this.policySet().access.length > 0 || this.accessDefault === 'DENY';
+  }
+
   /** The local workload registered at address:port, if any. */
   private localWorkloadAt(address: string, port: number): Workload | undefined {
     for (const o of this.local.values()) {
@@ -243,8 +248,8 @@ export class Agent {
    * only the default (DENY: deny-all until it is registered).
    */
   private serverAccess(address: string, port: number, mode: MtlsMode): Record<string, unknown>[] {
+    if (!this.accessActive()) return [];
     const policies = this.policySet().access;
-    if (policies.length === 0 && this.accessDefault === 'ALLOW') return [];
     const w = this.localWorkloadAt(address, port);
     const target = w ? listenerTarget(w, port, this.fed.get(w.metadata.namespace!, w.spec.service), mode) : unknownTarget(this.opts.cluster, mode);
     const env = {
@@ -327,6 +332,8 @@ export class Agent {
     this.hub.reportChanges(upserts, deletes);
     // Per-service mTLS modes: which service listens at an address may have changed.
     if (this.security?.serviceModes.size) this.ads.refreshServerListeners();
+    // So may the AccessPolicies that select the workload at an address (at the next recompute).
+    if (this.accessActive()) this.accessDirty = true;
     this.scheduleRecompute();
   }
 
@@ -475,10 +482,11 @@ export class Agent {
     }
     if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
     // Server listeners carry the RBAC of the AccessPolicies: re-evaluate them when the
-    // policies or the default changed, or when workloads they resolve (labels, local
-    // registrations) may have; only listeners whose content changed are pushed.
+    // policies or the default changed, when local registrations changed (onLocalChange),
+    // or when any workload changed and a policy resolves labels to identities; only
+    // listeners whose content changed are pushed.
     if (touched.length > 0) this.accessEndpoints = undefined;
-    if (this.accessDirty || (touched.length > 0 && (this.policySet().access.length > 0 || this.accessDefault === 'DENY'))) {
+    if (this.accessDirty || (touched.length > 0 && this.policySet().access.some((p) => p.spec.sources?.some((x) => x.labels)))) {
       this.accessDirty = false;
       this.ads.refreshServerListeners();
     }

@@ -220,7 +220,11 @@ export function formatPlan(p: PlanResult): string {
   const out: string[] = [];
   out.push(`plan for ${p.applied.length} object(s); nothing was changed`);
   for (const [id, st] of Object.entries(p.policies)) {
-    if (st.destinations) out.push('', `${id}: enforced by ${st.destinations.join(', ') || 'no workload'}; sources ${st.sources?.join(', ') || 'none'}`);
+    if (st.destinations) {
+      out.push('', `${id}: enforced by ${st.destinations.join(', ') || 'no workload'}; sources ${st.sources?.join(', ') || 'none'}`);
+      // Their RBAC lives in the destinations' server listeners, not in the client resources diffed below.
+      out.push('  (server-side RBAC: `meshfed explain --with -f FILE` shows the verdict for a caller)');
+    }
     else out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
     for (const c of st.conflicts) out.push(`  CONFLICT ${c.field} on ${c.service}: ${c.message}`);
     for (const x of st.problems) out.push(`  PROBLEM ${x.path}: ${x.message}`);

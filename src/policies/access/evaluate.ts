@@ -205,11 +205,8 @@ export function compileAccess(env: AccessEnv, target: AccessTarget): CompiledAcc
       destinations,
       permissions: dests.map((d) => d.permission),
       methodText: dests.map((d) => d.text),
-      principals: [],
-      sourceText: [],
-      sourceRefs: [],
+      ...compileSources(env, p, target),
     };
-    Object.assign(c, compileSources(env, p, target));
     (p.spec.action === 'DENY' ? out.deny : out.allow).push(c);
   }
   return out;
