@@ -127,8 +127,13 @@ test('no AccessPolicy and Mesh default ALLOW: every call is allowed, explain say
 
 test('x-wing in cluster1 may call rebel-base; x-wing in cluster2 (same namespace and service account) may not', async () => {
   const t0 = Date.now();
+  const xw1 = callers.get('xw1-hello')!;
+  const m = xw1.log.mark();
   await fleet.apply([policy('rebel-base-from-cluster1', { action: 'ALLOW', destinations: [{ name: 'rebel-base' }], sources: [{ cluster: 'cluster1', namespace: NS, serviceAccount: 'x-wing' }] })]);
   const took = await expectVerdicts({ 'xw1-hello': 'ALLOW', 'xw1-bye': 'ALLOW', 'xw2-hello': 'DENY' }, t0);
+  // The server switched listeners under x-wing@cluster1's traffic: old connections drain, none of its calls failed.
+  const during = xw1.log.since(m);
+  assert.equal(during.failed, 0, `x-wing@cluster1 calls failed while the policy was applied: ${JSON.stringify(during.errors)}`);
   const ex = await explainApi(callers.get('xw2-hello')!);
   assert.equal(ex.endpoints[0]!.access.decidedBy, 'AccessPolicy sample/rebel-base-from-cluster1');
   assert.match(ex.endpoints[0]!.access.reason, /none allows spiffe:\/\/meshfed\.local\/cluster\/cluster2\/ns\/sample\/sa\/x-wing/);
@@ -140,7 +145,7 @@ test('x-wing in cluster1 may call rebel-base; x-wing in cluster2 (same namespace
   assert.deepEqual(st.status.destinations, ['cluster2/sample/rebel-base-c2 (rebel-base)', 'cluster3/sample/rebel-base-c3 (rebel-base)']);
   assert.deepEqual(st.status.sources, [`spiffe://${TD}/cluster/cluster1/ns/sample/sa/x-wing`]);
   assert.deepEqual(st.status.problems.map((p) => p.path), ['/spec/sources/0/serviceAccount']);
-  process.stdout.write(`# ALLOW x-wing@cluster1 applied to running servers: x-wing@cluster2 denied after ${took['xw2-hello']} ms (cluster1 stayed allowed)\n`);
+  process.stdout.write(`# ALLOW x-wing@cluster1 applied to running servers: x-wing@cluster2 denied after ${took['xw2-hello']} ms; x-wing@cluster1: ${during.ok} calls, ${during.failed} failed meanwhile\n`);
 });
 
 test('method-level rules: SayHello allowed, SayGoodbye denied for the same caller', async () => {
