@@ -34,6 +34,16 @@ import { WorkloadIdentity, type IntermediateSource } from './workload-identity.j
 const log = logger('agent');
 export const AGENT_VERSION = '0.1.0';
 
+/**
+ * Minimum time between two access-policy refreshes of the server listeners.
+ * grpc-js-xds servers switch listeners by draining the old connections; a
+ * connection whose TLS handshake straddles a switch escapes the drain and keeps
+ * the old RBAC until it closes (observed with 1.14.1). Clients reconnect right
+ * after a switch, so a second switch within a few ms (two policies deleted one
+ * after the other) could strand them: changes in a burst are applied together.
+ */
+const ACCESS_REFRESH_SPACING_MS = 250;
+
 export interface AgentOptions {
   cluster: string;
   /** Topology asserted against the hub's Cluster object; taken from it when unset. */
@@ -107,6 +117,8 @@ export class Agent {
   private accessDefault: 'ALLOW' | 'DENY' = 'ALLOW';
   /** Workloads of the view for label sources, computed once per recompute (only when a policy has labels). */
   private accessEndpoints: IdentityEndpoint[] | undefined;
+  private lastAccessRefresh = -Infinity;
+  private accessRefreshTimer: NodeJS.Timeout | undefined;
   /** This cluster's intermediate CA (signed by the hub). */
   private trustSource: IntermediateSource = { current: () => undefined, onChange: () => undefined };
   identity: WorkloadIdentity | undefined;
@@ -197,6 +209,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.proxyTimer) clearInterval(this.proxyTimer);
+    if (this.accessRefreshTimer) clearTimeout(this.accessRefreshTimer);
     this.hub.stop();
     await this.journal?.close();
     for (const s of this.sources) await s.stop();
@@ -225,6 +238,23 @@ export class Agent {
     const w = this.localWorkloadAt(address, port);
     if (w) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
     return this.security?.mode ?? 'DISABLE';
+  }
+
+  /** Re-evaluates the server listeners now, or with the next changes once ACCESS_REFRESH_SPACING_MS passed since the last time. */
+  private refreshAccess(): void {
+    const wait = this.lastAccessRefresh + ACCESS_REFRESH_SPACING_MS - performance.now();
+    if (wait <= 0) {
+      this.lastAccessRefresh = performance.now();
+      this.ads.refreshServerListeners();
+      return;
+    }
+    if (this.accessRefreshTimer) return;
+    this.accessRefreshTimer = setTimeout(() => {
+      this.accessRefreshTimer = undefined;
+      this.lastAccessRefresh = performance.now();
+      this.ads.refreshServerListeners();
+    }, wait);
+    this.accessRefreshTimer.unref();
   }
 
   /** Whether any AccessPolicy or a deny-all default can put RBAC filters on server listeners. */
@@ -488,7 +518,7 @@ export class Agent {
     if (touched.length > 0) this.accessEndpoints = undefined;
     if (this.accessDirty || (touched.length > 0 && this.policySet().access.some((p) => p.spec.sources?.some((x) => x.labels)))) {
       this.accessDirty = false;
-      this.ads.refreshServerListeners();
+      this.refreshAccess();
     }
     this.recomputeStats = { count: this.recomputeStats.count + 1, lastServices: touched.length, lastMs: Math.round((performance.now() - t0) * 100) / 100 };
     if (!this.ready) {

@@ -59,7 +59,8 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3, each with its identity (meshfed identity run, meshfed register)');
     const servers: ServerHandle[] = [];
     for (const [i, c] of DEMO_CLUSTERS.entries()) {
-      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true });
+      // max_connection_age: see docs/access.md (a connection must not keep old access rules for long).
+      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true, maxConnectionAgeMs: 30_000 });
       servers.push(s);
       out(`  ${s.name} serving mTLS at ${s.address} in ${c.name} as spiffe://meshfed.local/cluster/${c.name}/ns/sample/sa/helloworld`);
     }

@@ -201,6 +201,8 @@ export class LocalFleet {
       registeredServiceAccount?: string;
       /** GRPC_XDS_EXPERIMENTAL_RBAC=true, which AccessPolicies need (default true). */
       rbac?: boolean;
+      /** gRPC max_connection_age of the server (bounds how long a connection can keep old RBAC; docs/access.md). */
+      maxConnectionAgeMs?: number;
     },
   ): Promise<ServerHandle> {
     const ns = o.namespace ?? 'sample';
@@ -210,7 +212,7 @@ export class LocalFleet {
     const bootstrap = await this.bootstrap(cluster, ns, o.name, true, certDir);
     const child = this.procs.start(
       `server-${o.name}`,
-      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : [])],
+      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : []), ...(o.maxConnectionAgeMs ? ['--max-connection-age-ms', String(o.maxConnectionAgeMs)] : [])],
       // RBAC (AccessPolicies) is experimental in grpc-js-xds: without this a Listener with RBAC filters is NACKed.
       { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap, ...(o.rbac === false ? {} : { GRPC_XDS_EXPERIMENTAL_RBAC: 'true' }) },
     );

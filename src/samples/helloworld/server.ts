@@ -20,6 +20,13 @@ export interface GreeterServerOptions {
   failRate?: number;
   /** How long connections drain when the listener changes (the library default is 10 minutes). */
   drainGraceTimeMs?: number;
+  /**
+   * Close connections after this long (gRPC max_connection_age; clients reconnect).
+   * Bounds how long a connection can keep an old listener's RBAC: grpc-js-xds 1.14
+   * lets a connection whose TLS handshake straddles a listener switch escape the
+   * drain (docs/access.md).
+   */
+  maxConnectionAgeMs?: number;
 }
 
 export interface RunningGreeterServer {
@@ -39,7 +46,10 @@ function callerIdentity(call: grpc.ServerUnaryCall<HelloRequest, HelloReply>): s
 
 export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterServer {
   register();
-  const server = new XdsServer({ drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000 });
+  const server = new XdsServer({
+    drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000,
+    ...(opts.maxConnectionAgeMs ? { 'grpc.max_connection_age_ms': opts.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': 5_000 } : {}),
+  });
   const handler = (greeting: string) => (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
     if (opts.failRate && Math.random() < opts.failRate) {
       cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
@@ -74,11 +84,20 @@ async function main(): Promise<void> {
       version: { type: 'string', default: 'v1' },
       name: { type: 'string', default: 'helloworld' },
       'fail-rate': { type: 'string', default: '0' },
+      'max-connection-age-ms': { type: 'string', default: '0' },
     },
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port must be a port number (the xDS server cannot bind port 0)');
-  const opts = { address: values.address, port, cluster: values.cluster, version: values.version, name: values.name, failRate: Number(values['fail-rate']) };
+  const opts = {
+    address: values.address,
+    port,
+    cluster: values.cluster,
+    version: values.version,
+    name: values.name,
+    failRate: Number(values['fail-rate']),
+    maxConnectionAgeMs: Number(values['max-connection-age-ms']),
+  };
   const running = startGreeterServer(opts);
   const stop = (signal: string): void => {
     running.stop();
