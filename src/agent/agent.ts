@@ -16,6 +16,10 @@ import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
 import { selectedNames, type PolicyObject } from '../policies/common.js';
 import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
+import { compileAccess, type IdentityEndpoint } from '../policies/access/evaluate.js';
+import { listenerTarget, unknownTarget } from '../policies/access/server.js';
+import { viewEndpoints } from '../policies/access/status.js';
+import { accessHttpFilters } from '../policies/access/xds.js';
 import type { FederatedView } from '../federation/types.js';
 import { serviceMode, translateServerListener, translateService, type SecuritySettings, type XdsResource } from '../translate/xds/index.js';
 import { RESOURCE_TYPES } from '../translate/xds/types.js';
@@ -35,6 +39,16 @@ const log = logger('agent');
 /** Longest stretch of translation work per event-loop turn (ms). */
 const SLICE_MS = 50;
 export const AGENT_VERSION = '0.1.0';
+
+/**
+ * Minimum time between two access-policy refreshes of the server listeners.
+ * grpc-js-xds servers switch listeners by draining the old connections; a
+ * connection whose TLS handshake straddles a switch escapes the drain and keeps
+ * the old RBAC until it closes (observed with 1.14.1). Clients reconnect right
+ * after a switch, so a second switch within a few ms (two policies deleted one
+ * after the other) could strand them: changes in a burst are applied together.
+ */
+const ACCESS_REFRESH_SPACING_MS = 250;
 
 export interface AgentOptions {
   cluster: string;
@@ -117,6 +131,15 @@ export class Agent {
   /** mTLS settings from the Mesh; a change re-translates every service and server listener. */
   private security: SecuritySettings | undefined;
   private securityFingerprint = '';
+  /** AccessPolicies or the Mesh's access default changed: server listeners are re-evaluated at the next recompute. */
+  private accessDirty = false;
+  private accessDefault: 'ALLOW' | 'DENY' = 'ALLOW';
+  /** Workloads of the view for label sources, computed once per recompute (only when a policy has labels). */
+  private accessEndpoints: IdentityEndpoint[] | undefined;
+  private lastAccessRefresh = -Infinity;
+  private accessRefreshTimer: NodeJS.Timeout | undefined;
+  /** Services were re-translated since server listeners were last re-evaluated for access. */
+  private touchedSinceAccess = false;
   identity: WorkloadIdentity | undefined;
   readonly ads: AdsServer;
   /** The cluster's intermediate CA and the trust bundle (current(), onChange(), status()). */
@@ -132,7 +155,12 @@ export class Agent {
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
     this.ads = new AdsServer({
-      serverListener: (name) => translateServerListener(name, (address, port) => this.serverMode(address, port)),
+      serverListener: (name) =>
+        translateServerListener(
+          name,
+          (address, port) => this.serverMode(address, port),
+          (address, port, mode) => this.serverAccess(address, port, mode),
+        ),
       log: (m) => log.debug(m),
       debounceMs: opts.pushDebounceMs ?? 0,
       maxDelayMs: opts.pushMaxDelayMs ?? 100,
@@ -216,6 +244,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.proxyTimer) clearInterval(this.proxyTimer);
     this.trust.stop();
+    if (this.accessRefreshTimer) clearTimeout(this.accessRefreshTimer);
     this.hub.stop();
     await this.journal?.close();
     for (const s of this.sources) await s.stop();
@@ -240,12 +269,60 @@ export class Agent {
    * whose local workload listens there; the mesh's mode for an unknown address.
    */
   private serverMode(address: string, port: number): MtlsMode {
+    const w = this.localWorkloadAt(address, port);
+    if (w) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
+    return this.security?.mode ?? 'DISABLE';
+  }
+
+  /** Re-evaluates the server listeners now, or with the next changes once ACCESS_REFRESH_SPACING_MS passed since the last time. */
+  private refreshAccess(): void {
+    const wait = this.lastAccessRefresh + ACCESS_REFRESH_SPACING_MS - performance.now();
+    if (wait <= 0) {
+      this.lastAccessRefresh = performance.now();
+      this.ads.refreshServerListeners();
+      return;
+    }
+    if (this.accessRefreshTimer) return;
+    this.accessRefreshTimer = setTimeout(() => {
+      this.accessRefreshTimer = undefined;
+      this.lastAccessRefresh = performance.now();
+      this.ads.refreshServerListeners();
+    }, wait);
+    this.accessRefreshTimer.unref();
+  }
+
+  /** Whether any AccessPolicy or a deny-all default can put RBAC filters on server listeners. */
+  private accessActive(): boolean {
+    return this.policySet().access.length > 0 || this.accessDefault === 'DENY';
+  }
+
+  /** The local workload registered at address:port, if any. */
+  private localWorkloadAt(address: string, port: number): Workload | undefined {
     for (const o of this.local.values()) {
       if (o.kind !== 'Workload') continue;
       const w = o as Workload;
-      if (w.spec.address === address && Object.values(w.spec.ports ?? {}).includes(port)) return serviceMode(this.security, w.metadata.namespace!, w.spec.service);
+      if (w.spec.address === address && Object.values(w.spec.ports ?? {}).includes(port)) return w;
     }
-    return this.security?.mode ?? 'DISABLE';
+    return undefined;
+  }
+
+  /**
+   * RBAC filters (AccessPolicies, the Mesh's access default) for the server
+   * listening at address:port. An address with no registered workload gets
+   * only the default (DENY: deny-all until it is registered).
+   */
+  private serverAccess(address: string, port: number, mode: MtlsMode): Record<string, unknown>[] {
+    if (!this.accessActive()) return [];
+    const policies = this.policySet().access;
+    const w = this.localWorkloadAt(address, port);
+    const target = w ? listenerTarget(w, port, this.fed.get(w.metadata.namespace!, w.spec.service), mode) : unknownTarget(this.opts.cluster, mode);
+    const env = {
+      trustDomain: this.security?.trustDomain ?? meshSettings(undefined).trustDomain,
+      defaultAction: this.accessDefault,
+      policies,
+      endpoints: () => (this.accessEndpoints ??= viewEndpoints(this.fed.view())),
+    };
+    return accessHttpFilters(compileAccess(env, target));
   }
 
   /** Security settings from the Mesh; when they change every service and server listener is re-translated. */
@@ -339,6 +416,8 @@ export class Agent {
     this.hub.reportChanges(upserts, deletes);
     // Per-service mTLS modes: which service listens at an address may have changed.
     if (this.security?.serviceModes.size) this.ads.refreshServerListeners();
+    // So may the AccessPolicies that select the workload at an address (at the next recompute).
+    if (this.accessActive()) this.accessDirty = true;
     this.scheduleRecompute();
   }
 
@@ -411,6 +490,11 @@ export class Agent {
     if (next) this.policies.set(key, next);
     else if (!this.policies.delete(key)) return;
     this.policyCache = undefined;
+    // AccessPolicies change server listeners (RBAC), not the client resources of the services.
+    if ((next ?? prev)?.kind === 'AccessPolicy') {
+      this.accessDirty = true;
+      return;
+    }
     for (const p of [prev, next]) {
       if (!p?.metadata.namespace) continue;
       const names = selectedNames(p);
@@ -458,6 +542,11 @@ export class Agent {
       this.topologyDirty = false;
       this.fed.setClusters([...this.clusters.values()], this.meshes.values().next().value);
       this.refreshSecurity();
+      const accessDefault = meshSettings(this.meshObject()).accessDefault;
+      if (accessDefault !== this.accessDefault) {
+        this.accessDefault = accessDefault;
+        this.accessDirty = true;
+      }
     }
     const changes = this.fed.flush();
     for (const [gk, g] of changes.changed) {
@@ -513,6 +602,10 @@ export class Agent {
       if (performance.now() - t0 > SLICE_MS) break;
     }
     if (upserts.length > 0 || removals.length > 0) this.ads.applyChanges({ upserts, removals });
+    if (done > 0) {
+      this.accessEndpoints = undefined;
+      this.touchedSinceAccess = true;
+    }
     this.afterTranslate(done, performance.now() - t0);
   }
 
@@ -528,6 +621,15 @@ export class Agent {
       }
       return;
     }
+    // Server listeners carry the RBAC of the AccessPolicies: re-evaluate them when the
+    // policies or the default changed, when local registrations changed (onLocalChange),
+    // or when any workload changed and a policy resolves labels to identities; only
+    // listeners whose content changed are pushed.
+    if (this.accessDirty || (this.touchedSinceAccess && this.policySet().access.some((p) => p.spec.sources?.some((x) => x.labels)))) {
+      this.accessDirty = false;
+      this.refreshAccess();
+    }
+    this.touchedSinceAccess = false;
     if (!this.ready) {
       this.ads.markReady();
       this.ready = true;

@@ -1,6 +1,7 @@
 // Per-proxy sync state as people read it: per xDS type SYNCED (the last response
 // was ACKed), STALE (sent, not yet ACKed), NACKED (the proxy rejected the last
 // response; it keeps its last good version), and the NACK message.
+import { ACCESS_FILTER_PREFIX } from '../policies/access/xds.js';
 import type { ProxyStatus } from '../xds/ads-server.js';
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'WAITING';
@@ -15,6 +16,8 @@ export interface ProxyTypeSummary {
   /** ms since a response went unanswered (STALE) */
   pendingMs?: number;
   nack?: string;
+  /** What to do about the NACK, when we know (e.g. a gRPC server without RBAC enabled). */
+  hint?: string;
 }
 
 export interface ProxySummary {
@@ -45,7 +48,11 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
         if (t.ackedVersion !== undefined) s.ackedVersion = t.ackedVersion;
         if (t.lastAckAt) s.sinceAckMs = now - Date.parse(t.lastAckAt);
         if (state === 'STALE' && t.lastSentAt) s.pendingMs = now - Date.parse(t.lastSentAt);
-        if (nacked) s.nack = t.lastNack!.message;
+        if (nacked) {
+          s.nack = t.lastNack!.message;
+          const hint = nackHint(url, s.nack);
+          if (hint) s.hint = hint;
+        }
         types[SHORT[url] ?? url] = s;
       }
       return {
@@ -57,4 +64,14 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
       };
     })
     .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+}
+
+/** RBAC_HINT when a Listener was NACKed over one of our RBAC filters. */
+export const RBAC_HINT =
+  'this gRPC server rejects RBAC filters: start it with GRPC_XDS_EXPERIMENTAL_RBAC=true (AccessPolicies or Mesh.spec.access.default DENY apply to it; until then it keeps its previous listener, or does not serve)';
+
+/** A hint for a NACK we recognise. */
+export function nackHint(typeUrl: string, message: string): string | undefined {
+  if (typeUrl.endsWith('.Listener') && message.includes(ACCESS_FILTER_PREFIX)) return RBAC_HINT;
+  return undefined;
 }

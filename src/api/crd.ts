@@ -58,6 +58,12 @@ export function toStructural(node: unknown): unknown {
     n.type = typeof alts[0]!.const;
     n.enum = alts.map((a) => a.const);
   }
+  // integer | string (a port by number or name) is Kubernetes' int-or-string.
+  if (alts && alts.length === 2 && alts.some((a) => a.type === 'integer') && alts.some((a) => a.type === 'string')) {
+    delete n.anyOf;
+    delete n.oneOf;
+    n['x-kubernetes-int-or-string'] = true;
+  }
   if ('const' in n) {
     n.type = typeof n.const;
     n.enum = [n.const];

@@ -5,10 +5,11 @@ import { ClusterKind } from './kinds/cluster.js';
 import { MeshKind } from './kinds/mesh.js';
 import { ServiceKind } from './kinds/service.js';
 import { WorkloadKind } from './kinds/workload.js';
+import { AccessPolicyKind } from '../policies/access/kind.js';
 import { FailoverPolicyKind } from '../policies/failover/kind.js';
 import { TrafficPolicyKind } from '../policies/traffic/kind.js';
 
-export const KINDS: readonly KindDef[] = [ClusterKind, MeshKind, ServiceKind, WorkloadKind, TrafficPolicyKind, FailoverPolicyKind] as unknown as KindDef[];
+export const KINDS: readonly KindDef[] = [ClusterKind, MeshKind, ServiceKind, WorkloadKind, TrafficPolicyKind, FailoverPolicyKind, AccessPolicyKind] as unknown as KindDef[];
 
 const byAnyName = new Map<string, KindDef>();
 for (const k of KINDS) {

@@ -165,6 +165,6 @@ export function agentChannelClient(address: string, credentials?: grpc.ChannelCr
 export const HUB_TLS_NAME = 'hub.meshfed.internal';
 
 /** Kinds the hub sends to agents. */
-export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy']);
+export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy', 'AccessPolicy']);
 /** Kinds an agent may report for its own cluster. */
 export const REPORT_KINDS = new Set(['Service', 'Workload']);

@@ -289,6 +289,36 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('explain')
+    .description('why a call goes where it goes and whether it is allowed: route, endpoints with priorities and shares, access verdict per destination (computed at the hub; writes nothing)')
+    .requiredOption('--from <cluster/namespace/workload>', 'the calling workload')
+    .requiredOption('--to <service[.namespace]>', 'what it dials (a global, per-cluster or clusterset name; optional :port)')
+    .option('--method <pkg.Service/Method>', 'the gRPC method called')
+    .option('--service-account <sa>', 'the caller\'s service account, when it is not a registered Workload')
+    .option('--with', 'as if the -f files were applied (dry run, like plan)')
+    .option('-f, --filename <file>', 'objects to consider applied (repeatable; implies --with)', collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { from: string; to: string; method?: string; serviceAccount?: string; with?: boolean; filename: string[]; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const parts = o.from.split('/');
+      if (parts.length !== 3 || parts.some((x) => !x)) throw new CliError(EXIT.usage, `--from: expected cluster/namespace/workload, got "${o.from}"`);
+      if (o.with && o.filename.length === 0) throw new CliError(EXIT.usage, '--with needs -f FILE');
+      const [cluster, namespace, workload] = parts as [string, string, string];
+      const body: Record<string, unknown> = { from: { cluster, namespace, workload, ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}) }, to: o.to };
+      if (o.method) body.method = o.method.replace(/^\//, '');
+      if (o.filename.length > 0) body.with = await readObjects(o.filename);
+      const r = await request<import('../policies/explain.js').ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', { text: JSON.stringify(body), contentType: 'application/json' });
+      if (format === 'json' || format === 'yaml') {
+        const { print } = await import('./output.js');
+        print(r, format, () => '');
+      } else {
+        const { formatExplain } = await import('../policies/explain.js');
+        process.stdout.write(formatExplain(r));
+      }
+    });
+
+  program
     .command('get')
     .description('list or show objects: clusters, meshes, services, workloads, globalservices')
     .argument('<kind>', 'kind, plural or short name')
@@ -449,6 +479,8 @@ export function buildProgram(): Command {
         await writeFileDurable(o.out, text, 0o644);
         process.stderr.write(o.envoy ? `wrote ${o.out}; run envoy -c ${o.out}\n` : `wrote ${o.out}; run the workload with GRPC_XDS_BOOTSTRAP=${o.out}\n`);
       } else process.stdout.write(text);
+      // AccessPolicies reach gRPC servers as RBAC filters, which grpc-js-xds only accepts with this variable.
+      if (o.server) process.stderr.write('gRPC servers need GRPC_XDS_EXPERIMENTAL_RBAC=true for AccessPolicies (RBAC); without it a listener with access rules is NACKed (see meshfed proxy-status)\n');
     });
 
   const identity = program.command('identity').description('workload identities: tokens, and the helper that keeps a workload\'s certificates current');

@@ -67,7 +67,7 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
         ];
       }),
     );
-    const nacks = rows.flatMap((p) => Object.entries(p.types).filter(([, t]) => t.nack).map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}`));
+    const nacks = rows.flatMap((p) => Object.entries(p.types).filter(([, t]) => t.nack).map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}${s.hint ? `\n    hint: ${s.hint}` : ''}`));
     return out + (nacks.length ? `\nNACKs:\n${nacks.join('\n')}\n` : '');
   });
 }

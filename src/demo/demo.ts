@@ -6,9 +6,11 @@
 // drains cluster1 (deregisters its endpoints: traffic moves with no failed
 // call), brings it back, shifts traffic with a TrafficPolicy (75/25), shows
 // affinity local with a FailoverPolicy failing over to the same region and
-// back, and runs until Ctrl-C or --duration.
-import { API_VERSION } from '../api/index.js';
-import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, type ServerHandle } from './fleet.js';
+// back, denies then allows the client with AccessPolicies (explaining each
+// verdict), and runs until Ctrl-C or --duration.
+import { API_VERSION, type ApiObject } from '../api/index.js';
+import { formatExplain, type ExplainResult } from '../policies/explain.js';
+import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
 
 interface Tick {
   ok: number;
@@ -61,7 +63,8 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3, each with its identity (meshfed identity run, meshfed register)');
     const servers: ServerHandle[] = [];
     for (const [i, c] of DEMO_CLUSTERS.entries()) {
-      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true });
+      // max_connection_age: see docs/access.md (a connection must not keep old access rules for long).
+      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true, maxConnectionAgeMs: 30_000 });
       servers.push(s);
       out(`  ${s.name} serving mTLS at ${s.address} in ${c.name} as spiffe://meshfed.local/cluster/${c.name}/ns/sample/sa/helloworld`);
     }
@@ -73,6 +76,9 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
 
     const totals: Tick = { ok: 0, failed: 0, byBackend: {}, errors: {} };
     let phase = 'all three clusters';
+    // Calls an AccessPolicy denies on purpose: expected from the access step on, not failures.
+    let accessStep = false;
+    let denied = 0;
     let shownPeer = false;
     client.onEvent((e) => {
       if (e.event !== 'tick') return;
@@ -83,9 +89,14 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         out(`  the servers see the client as ${peer} (mTLS)`);
       }
       totals.ok += t.ok;
-      totals.failed += t.failed;
       for (const [k, v] of Object.entries(t.byBackend)) totals.byBackend[k] = (totals.byBackend[k] ?? 0) + v;
-      for (const [k, v] of Object.entries(t.errors)) totals.errors[k] = (totals.errors[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(t.errors)) {
+        if (accessStep && k.startsWith('PERMISSION_DENIED')) denied += v;
+        else {
+          totals.failed += v;
+          totals.errors[k] = (totals.errors[k] ?? 0) + v;
+        }
+      }
       out(formatTick(Math.round((Date.now() - started) / 1000), phase, t));
     });
 
@@ -150,6 +161,26 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
           phase = 'affinity local';
         },
       },
+      {
+        afterMs: 5000,
+        run: async () => {
+          step('access: AccessPolicy no-demo-client DENIES cluster1/sample/demo-client -> helloworld; meshfed explain says why');
+          accessStep = true;
+          await fleet.apply([accessPolicy('no-demo-client', { action: 'DENY', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'demo-client' }] })]);
+          phase = 'access denied';
+          await explainDemo(fleet.hubUrl);
+        },
+      },
+      {
+        afterMs: 5000,
+        run: async () => {
+          step('access: delete the DENY; AccessPolicy helloworld-callers ALLOWS only cluster1 callers (any other caller now gets PERMISSION_DENIED)');
+          await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/no-demo-client?namespace=sample`, { method: 'DELETE' });
+          await fleet.apply([accessPolicy('helloworld-callers', { action: 'ALLOW', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1' }] })]);
+          phase = 'access allowed';
+          await explainDemo(fleet.hubUrl);
+        },
+      },
     ];
     let reason: string = 'slept';
     for (const s of script) {
@@ -169,11 +200,30 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     out(`  calls ok: ${totals.ok}, failed: ${totals.failed}`);
     for (const [k, v] of Object.entries(totals.byBackend).sort()) out(`  ${k.padEnd(14)} ${v}`);
     for (const [k, v] of Object.entries(totals.errors)) out(`  error ${k}: ${v}`);
+    if (denied > 0) out(`  denied by the AccessPolicy (on purpose): ${denied}`);
     return await stop(totals.failed === 0 && totals.ok > 0 ? 0 : 1);
   } catch (err) {
     process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
     return await stop(1);
   }
+}
+
+function accessPolicy(name: string, spec: Record<string, unknown>): ApiObject {
+  return { apiVersion: API_VERSION, kind: 'AccessPolicy', metadata: { name, namespace: 'sample' }, spec };
+}
+
+/** `meshfed explain --from cluster1/sample/demo-client --to helloworld.sample`, printed indented. */
+async function explainDemo(hubUrl: string): Promise<void> {
+  const r = await fetch(`${hubUrl}/api/v1alpha1/explain`, {
+    method: 'POST',
+    body: JSON.stringify({ from: { cluster: 'cluster1', namespace: 'sample', workload: 'demo-client', serviceAccount: 'demo-client' }, to: 'helloworld.sample', method: 'helloworld.Greeter/SayHello' }),
+  });
+  if (!r.ok) {
+    out(`  explain failed: ${await r.text()}`);
+    return;
+  }
+  out('  meshfed explain --from cluster1/sample/demo-client --service-account demo-client --to helloworld.sample --method helloworld.Greeter/SayHello');
+  for (const l of formatExplain((await r.json()) as ExplainResult).trimEnd().split('\n')) out(`    ${l}`);
 }
 
 function step(s: string): void {
@@ -185,7 +235,9 @@ function formatTick(t: number, phase: string, tick: Tick): string {
   const parts = Object.entries(tick.byBackend)
     .sort()
     .map(([k, v]) => `${k} ${pct(v, total).padStart(4)} ${bar(v, total)}`);
-  const failed = tick.failed ? `  FAILED ${tick.failed}` : '';
+  // PERMISSION_DENIED comes from an AccessPolicy (the access step): shown apart from failures.
+  const denied = Object.entries(tick.errors).filter(([k]) => k.startsWith('PERMISSION_DENIED')).reduce((n, [, v]) => n + v, 0);
+  const failed = (tick.failed > denied ? `  FAILED ${tick.failed - denied}` : '') + (denied ? `  DENIED ${denied} (PERMISSION_DENIED)` : '');
   return `  t=${String(t).padStart(3)}s  [${phase}]  ${total} calls: ${parts.join('  ')}${failed}`;
 }
 

@@ -242,6 +242,8 @@ export class LocalFleet {
       name: string;
       version: string;
       namespace?: string;
+      /** Service it registers for (default helloworld). */
+      service?: string;
       register?: boolean;
       failRate?: number;
       zone?: string;
@@ -252,6 +254,10 @@ export class LocalFleet {
       serviceAccount?: string;
       /** Service account the registration claims (default: serviceAccount). */
       registeredServiceAccount?: string;
+      /** GRPC_XDS_EXPERIMENTAL_RBAC=true, which AccessPolicies need (default true). */
+      rbac?: boolean;
+      /** gRPC max_connection_age of the server (bounds how long a connection can keep old RBAC; docs/access.md). */
+      maxConnectionAgeMs?: number;
     },
   ): Promise<ServerHandle> {
     const ns = o.namespace ?? 'sample';
@@ -261,26 +267,32 @@ export class LocalFleet {
     const bootstrap = await this.bootstrap(cluster, ns, o.name, true, certDir);
     const child = this.procs.start(
       `server-${o.name}`,
-      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : [])],
-      { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
+      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : []), ...(o.maxConnectionAgeMs ? ['--max-connection-age-ms', String(o.maxConnectionAgeMs)] : [])],
+      // RBAC (AccessPolicies) is experimental in grpc-js-xds: without this a Listener with RBAC filters is NACKed.
+      { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap, ...(o.rbac === false ? {} : { GRPC_XDS_EXPERIMENTAL_RBAC: 'true' }) },
     );
     await child.waitEvent((e) => e.event === 'serving');
     const address = `127.0.0.1:${port}`;
     if (o.register !== false) {
-      const r = await this.register(cluster, { name: o.name, namespace: ns, service: 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: o.registeredServiceAccount ?? sa, ...(o.zone ? { zone: o.zone } : {}) });
+      const r = await this.register(cluster, { name: o.name, namespace: ns, service: o.service ?? 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: o.registeredServiceAccount ?? sa, ...(o.zone ? { zone: o.zone } : {}) });
       if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
     }
     return { child, cluster, name: o.name, address };
   }
 
   /** Starts a helloworld client in a cluster; it prints a JSON tick per second. */
-  startClient(cluster: string, bootstrap: string, o: { target: string; rate: number; name?: string; deadlineMs?: number; headers?: Record<string, string>; tickMs?: number }): Child {
+  startClient(
+    cluster: string,
+    bootstrap: string,
+    o: { target: string; rate: number; name?: string; deadlineMs?: number; headers?: Record<string, string>; tickMs?: number; method?: string },
+  ): Child {
     return this.procs.start(
       `client-${o.name ?? cluster}`,
       [
         sampleProgram('client'), '--target', o.target, '--rate', String(o.rate), '--deadline-ms', String(o.deadlineMs ?? 2000),
         ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['--header', `${k}=${v}`]),
         ...(o.tickMs ? ['--tick-ms', String(o.tickMs)] : []),
+        ...(o.method ? ['--method', o.method] : []),
       ],
       { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
     );

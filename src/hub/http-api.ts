@@ -13,6 +13,7 @@
 //   POST   /api/v1alpha1/clusters/{name}/join-token   body {ttl?, spec?}: creates the Cluster if absent (with spec), answers a one-time join token
 //   GET    /api/v1alpha1/trust            roots, rotation phase, what each cluster was issued, warnings
 //   POST   /api/v1alpha1/trust/rotate-root   body {step: add|activate|retire, force?}
+//   POST   /api/v1alpha1/explain          body: {from, to, method?, with?}: route, endpoints and the access verdict of a call (nothing is written)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   API_VERSION,
@@ -30,6 +31,7 @@ import {
 import { DURATION, durationMs } from '../api/duration.js';
 import { federate } from '../federation/federate.js';
 import { computePlan } from '../policies/plan.js';
+import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../policies/explain.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
@@ -96,6 +98,7 @@ async function handle(store: Store, sessions: AgentSessions, trust: HubTrust, se
     for (const kind of ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS]) current.push(...(await store.list({ kind })));
     return sendJson(res, 200, { ...computePlan(current, objects), revision: store.revision() });
   }
+  if (resource === 'explain' && req.method === 'POST') return sendJson(res, 200, { ...(await explainRequest(store, await readBody(req))), revision: store.revision() });
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
   if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
     return sendJson(res, 200, await joinToken(store, trust, secure, name, await readBody(req)));
@@ -287,7 +290,7 @@ async function withStatus(store: Store, kind: string, items: ApiObject[]): Promi
   });
   const all: ApiObject[] = [];
   for (const k of POLICY_KINDS) all.push(...(await store.list({ kind: k })));
-  const statuses = policyStatuses(view, policySet(all));
+  const statuses = policyStatuses(view, policySet(all), (await store.list({ kind: 'Mesh' }))[0] as Mesh | undefined);
   return items.map((o) => {
     const st = statuses.get(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     return st ? { ...o, status: st } : o;
@@ -310,4 +313,38 @@ async function withCounts(store: Store, clusters: ApiObject[]): Promise<ApiObjec
       },
     })),
   );
+}
+
+/** `meshfed explain` at the hub: computed from the store's current objects (and the dry-run objects in `with`). */
+async function explainRequest(store: Store, body: string): Promise<ExplainResult> {
+  let req: Partial<ExplainRequest> & { with?: unknown };
+  try {
+    req = JSON.parse(body) as typeof req;
+  } catch (err) {
+    throw new ApiError(400, 'Invalid', `request body is not JSON: ${String(err)}`);
+  }
+  const from = req.from;
+  if (!from || typeof from.cluster !== 'string' || typeof from.namespace !== 'string' || typeof from.workload !== 'string') {
+    throw new ApiError(400, 'Invalid', 'from: {cluster, namespace, workload[, serviceAccount]} is required');
+  }
+  if (typeof req.to !== 'string' || !req.to) throw new ApiError(400, 'Invalid', 'to: the service to call is required (name[.namespace])');
+  const r: ExplainRequest = { from, to: req.to };
+  if (req.method !== undefined) r.method = String(req.method);
+  if (req.with !== undefined) {
+    try {
+      r.with = parseAndValidate(JSON.stringify(req.with), 'with');
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
+      throw err;
+    }
+    for (const o of r.with) if (findKind(o.kind)?.discovered) throw new ApiError(400, 'ReadOnlyKind', `with: ${o.kind} objects are reported by agents`);
+  }
+  const current: ApiObject[] = [];
+  for (const kind of ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS]) current.push(...(await store.list({ kind })));
+  try {
+    return explain(current, r);
+  } catch (err) {
+    if (err instanceof ExplainError) throw new ApiError(err.field === 'from' || err.field === 'to' ? 404 : 400, 'Invalid', err.message);
+    throw err;
+  }
 }

@@ -38,7 +38,7 @@ export function policyId(p: PolicyObject): string {
 }
 
 /** Oldest first (creation time at the hub, then name): the documented precedence order. */
-export function byAge(a: PolicyObject, b: PolicyObject): number {
+export function byAge(a: Pick<PolicyObject, 'metadata'>, b: Pick<PolicyObject, 'metadata'>): number {
   const ta = a.metadata.creationTimestamp ?? '9999';
   const tb = b.metadata.creationTimestamp ?? '9999';
   return ta < tb ? -1 : ta > tb ? 1 : a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;

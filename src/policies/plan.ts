@@ -41,17 +41,25 @@ export interface PlanResult {
 
 const SHORT: Record<string, string> = { [LISTENER_TYPE]: 'Listener', [ROUTE_TYPE]: 'RouteConfiguration', [CLUSTER_TYPE]: 'Cluster', [ENDPOINT_TYPE]: 'ClusterLoadAssignment' };
 
-export function computePlan(current: ApiObject[], toApply: ApiObject[], now = new Date().toISOString()): PlanResult {
+/**
+ * The objects as they would be after applying `toApply` (the dry run shared by
+ * plan and explain). Age decides precedence: an existing object keeps its age,
+ * a new one is the newest.
+ */
+export function dryRunObjects(current: ApiObject[], toApply: ApiObject[], now = new Date().toISOString()): ApiObject[] {
   const byKey = new Map(current.map((o) => [keyOf(refOf(o)), o]));
   const after = new Map(byKey);
   for (const o of toApply) {
     const k = keyOf(refOf(o));
     const prev = byKey.get(k);
-    // Age decides precedence: an existing object keeps its age, a new one is the newest.
     after.set(k, { ...o, metadata: { ...o.metadata, creationTimestamp: prev?.metadata.creationTimestamp ?? now } });
   }
-  const before = [...byKey.values()];
-  const next = [...after.values()];
+  return [...after.values()];
+}
+
+export function computePlan(current: ApiObject[], toApply: ApiObject[], now = new Date().toISOString()): PlanResult {
+  const before = current;
+  const next = dryRunObjects(current, toApply, now);
   const vb = viewOf(before);
   const va = viewOf(next);
   const sb = policySet(before);
@@ -85,7 +93,7 @@ export function computePlan(current: ApiObject[], toApply: ApiObject[], now = ne
     const g = find(va, k) ?? find(vb, k)!;
     sp.workloads = g.parts.flatMap((p) => p.endpoints.map((e) => `${e.cluster}/${g.namespace}/${e.workload}`)).sort();
   }
-  const statuses = policyStatuses(va, sa);
+  const statuses = policyStatuses(va, sa, next.find((o) => o.kind === 'Mesh') as Mesh | undefined);
   const policies: Record<string, PolicyStatusOut> = {};
   for (const o of toApply) {
     const id = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -95,7 +103,7 @@ export function computePlan(current: ApiObject[], toApply: ApiObject[], now = ne
   return { clusters, services: [...affected.values()], policies, applied: toApply.map((o) => keyOf(refOf(o))) };
 }
 
-function viewOf(objects: ApiObject[]): FederatedView {
+export function viewOf(objects: ApiObject[]): FederatedView {
   return federate({
     clusters: objects.filter((o) => o.kind === 'Cluster') as Cluster[],
     mesh: objects.find((o) => o.kind === 'Mesh') as Mesh | undefined,
@@ -212,7 +220,12 @@ export function formatPlan(p: PlanResult): string {
   const out: string[] = [];
   out.push(`plan for ${p.applied.length} object(s); nothing was changed`);
   for (const [id, st] of Object.entries(p.policies)) {
-    out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
+    if (st.destinations) {
+      out.push('', `${id}: enforced by ${st.destinations.join(', ') || 'no workload'}; sources ${st.sources?.join(', ') || 'none'}`);
+      // Their RBAC lives in the destinations' server listeners, not in the client resources diffed below.
+      out.push('  (server-side RBAC: `meshfed explain --with -f FILE` shows the verdict for a caller)');
+    }
+    else out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
     for (const c of st.conflicts) out.push(`  CONFLICT ${c.field} on ${c.service}: ${c.message}`);
     for (const x of st.problems) out.push(`  PROBLEM ${x.path}: ${x.message}`);
   }

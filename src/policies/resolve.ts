@@ -3,7 +3,10 @@
 // (creation time at the hub, then name). The losers are reported as conflicts
 // in their status. Pure: the agent (per changed service), the hub (status) and
 // `meshfed plan` all use it.
+import { meshSettings, type Mesh } from '../api/index.js';
 import type { FederatedView, GlobalService } from '../federation/types.js';
+import type { AccessPolicy } from './access/kind.js';
+import { accessStatuses } from './access/status.js';
 import { appliesIn, byAge, policyId, selectorMatches, selects, type PolicyObject } from './common.js';
 import type { FailoverPolicy, FailoverPolicySpec } from './failover/kind.js';
 import { subsetName, type LoadBalancing, type OutlierDetection, type Route, type TrafficPolicy } from './traffic/kind.js';
@@ -11,21 +14,26 @@ import { subsetName, type LoadBalancing, type OutlierDetection, type Route, type
 export interface PolicySet {
   traffic: TrafficPolicy[];
   failover: FailoverPolicy[];
+  /** Enforced by servers (RBAC), not by the client resources: resolveServicePolicy ignores them. */
+  access: AccessPolicy[];
 }
 
-export const POLICY_KINDS = new Set(['TrafficPolicy', 'FailoverPolicy']);
+export const POLICY_KINDS = new Set(['TrafficPolicy', 'FailoverPolicy', 'AccessPolicy']);
 
 /** A set from any objects (non-policies ignored), each list oldest first. */
 export function policySet(objects: Iterable<{ kind: string }>): PolicySet {
   const traffic: TrafficPolicy[] = [];
   const failover: FailoverPolicy[] = [];
+  const access: AccessPolicy[] = [];
   for (const o of objects) {
     if (o.kind === 'TrafficPolicy') traffic.push(o as TrafficPolicy);
     else if (o.kind === 'FailoverPolicy') failover.push(o as FailoverPolicy);
+    else if (o.kind === 'AccessPolicy') access.push(o as AccessPolicy);
   }
   traffic.sort(byAge);
   failover.sort(byAge);
-  return { traffic, failover };
+  access.sort(byAge);
+  return { traffic, failover, access };
 }
 
 export interface Winner<T> {
@@ -91,6 +99,10 @@ export interface PolicyStatusOut {
   clusters: string[];
   conflicts: { service: string; field: string; winner: string; message: string }[];
   problems: { path: string; message: string }[];
+  /** AccessPolicy: the workloads that enforce it (cluster/namespace/workload (service)). */
+  destinations?: string[];
+  /** AccessPolicy: the identities (or patterns) it matches. */
+  sources?: string[];
 }
 
 /**
@@ -98,7 +110,7 @@ export interface PolicyStatusOut {
  * source clusters it is in effect, conflicts it lost, and references the view
  * cannot satisfy (unknown service or cluster, a subset with no workload).
  */
-export function policyStatuses(view: FederatedView, set: PolicySet): Map<string, PolicyStatusOut> {
+export function policyStatuses(view: FederatedView, set: PolicySet, mesh?: Mesh): Map<string, PolicyStatusOut> {
   const out = new Map<string, PolicyStatusOut>();
   const clusters = view.clusters.map((c) => c.name);
   const all: PolicyObject[] = [...set.traffic, ...set.failover];
@@ -144,6 +156,11 @@ export function policyStatuses(view: FederatedView, set: PolicySet): Map<string,
       );
     }
     out.set(policyId(p), st);
+  }
+  if (set.access.length > 0) {
+    const m = meshSettings(mesh);
+    const security = { trustDomain: m.trustDomain, mode: m.mtlsMode, serviceModes: m.serviceModes };
+    for (const [id, st] of accessStatuses(view, set.access, security, m.accessDefault)) out.set(id, st);
   }
   for (const c of clusters) {
     for (const s of view.services) {

@@ -116,15 +116,15 @@ test('fault injection: an injected abort rate is observed', async () => {
 });
 
 test('a route timeout cuts injected delays: delayed calls end with DEADLINE_EXCEEDED', async () => {
-  await fleet.apply([policy('TrafficPolicy', 'helloworld-split', { destinations: [{ name: 'helloworld' }], routes: [{ timeout: '100ms', fault: { delay: { fixed: '400ms', percent: 30 } } }] })]);
+  await fleet.apply([policy('TrafficPolicy', 'helloworld-split', { destinations: [{ name: 'helloworld' }], routes: [{ timeout: '600ms', fault: { delay: { fixed: '2s', percent: 30 } } }] })]);
   const log = await client('cluster1', 'timeout-client', { rate: 200 });
   try {
     await log.waitFor(0, 1, (t) => t.failed > 0);
     const sum = await log.calls(log.mark(), 1000);
     const rate = pct(sum.failed, sum.ok + sum.failed);
-    assert.ok(Math.abs(rate - 30) <= 5, `timed out ${rate}% of ${sum.ok + sum.failed}, want 30 +-5: ${JSON.stringify(sum.errors)}`);
-    assert.ok(Object.keys(sum.errors).every((e) => e.startsWith('DEADLINE_EXCEEDED')), JSON.stringify(sum.errors));
-    process.stdout.write(`# delay 400 ms on 30% with a 100 ms route timeout: ${rate}% of ${sum.ok + sum.failed} calls ended DEADLINE_EXCEEDED\n`);
+    assert.ok(Math.abs(rate - 30) <= 5, `timed out ${rate}% of ${sum.ok + sum.failed}, want 30 +-5: ${JSON.stringify(sum.errors).slice(0, 500)}`);
+    assert.ok(Object.keys(sum.errors).every((e) => e.startsWith('DEADLINE_EXCEEDED')), JSON.stringify(sum.errors).slice(0, 500));
+    process.stdout.write(`# delay 2 s on 30% with a 600 ms route timeout (margin for a loaded machine): ${rate}% of ${sum.ok + sum.failed} calls ended DEADLINE_EXCEEDED\n`);
   } finally {
     await fleet.procs.stop(log.child);
   }

@@ -31,7 +31,7 @@ export class RawSession {
       this.ended = true;
       this.wake();
     });
-    this.stream.write({ hello: { network: '', region: '', zones: [], agentVersion: 'test', viewRevision: '0', importNamespaces: [], ...hello } });
+    this.stream.write({ hello: { network: '', region: '', zones: [], agentVersion: 'test', viewRevision: '0', importNamespaces: [], viewChunks: true, ...hello } });
   }
 
   private wake(): void {

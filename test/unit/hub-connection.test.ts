@@ -40,7 +40,7 @@ const until = async (what: string, cond: () => boolean, ms = 20_000): Promise<vo
 
 test('a fleet-sized view (and one object larger than 4 MiB) reaches the agent whole', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'meshfed-hubconn-'));
-  const hub = await Hub.start({ dataDir: dir, api: { host: '127.0.0.1', port: 0 }, agents: { host: '127.0.0.1', port: 0 } });
+  const hub = await Hub.start({ dataDir: dir, api: { host: '127.0.0.1', port: 0 }, agents: { host: '127.0.0.1', port: 0 }, insecureChannel: true }); // view sizes, not trust (trust.test.ts)
   const views: ViewUpdate[] = [];
   let revision = 0;
   const conn = new HubConnection({

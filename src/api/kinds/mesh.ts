@@ -35,6 +35,19 @@ export const MeshMtls = Type.Object(
 );
 export type MeshMtls = Static<typeof MeshMtls>;
 
+export const MeshAccess = Type.Object(
+  {
+    default: Type.Optional(
+      Type.Union([Type.Literal('ALLOW'), Type.Literal('DENY')], {
+        default: 'ALLOW',
+        description: 'what a call to a workload no AccessPolicy selects gets; DENY: deny-all unless an ALLOW policy allows it',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type MeshAccess = Static<typeof MeshAccess>;
+
 export const MeshSpec = Type.Object(
   {
     trustDomain: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'meshfed.local', description: 'SPIFFE trust domain' }),
@@ -43,6 +56,7 @@ export const MeshSpec = Type.Object(
     ),
     ca: Type.Optional(MeshCa),
     mtls: Type.Optional(MeshMtls),
+    access: Type.Optional(MeshAccess),
   },
   { additionalProperties: false },
 );
@@ -60,6 +74,7 @@ export const MeshKind = defineKind({
   columns: [
     { header: 'TRUST-DOMAIN', value: (o) => o.spec.trustDomain },
     { header: 'MTLS', value: (o) => o.spec.mtls?.mode ?? 'STRICT' },
+    { header: 'ACCESS', value: (o) => o.spec.access?.default ?? 'ALLOW' },
     { header: 'CLUSTERS', value: (o) => (o.spec.clusters?.length ? o.spec.clusters.join(',') : '*') },
   ],
   validateObject: (o) => {
@@ -85,12 +100,20 @@ export const MeshKind = defineKind({
 export type Mesh = typeof MeshKind.$object;
 
 /** The effective CA lifetimes and mTLS mode (defaults applied), for hub and agents. */
-export function meshSettings(m: Mesh | undefined): { trustDomain: string; workloadCertTtlMs: number; intermediateCertTtlMs: number; mtlsMode: MtlsMode; serviceModes: Map<string, MtlsMode> } {
+export function meshSettings(m: Mesh | undefined): {
+  trustDomain: string;
+  workloadCertTtlMs: number;
+  intermediateCertTtlMs: number;
+  mtlsMode: MtlsMode;
+  serviceModes: Map<string, MtlsMode>;
+  accessDefault: 'ALLOW' | 'DENY';
+} {
   return {
     trustDomain: m?.spec.trustDomain ?? 'meshfed.local',
     workloadCertTtlMs: durationMs(m?.spec.ca?.workloadCertTtl ?? '24h'),
     intermediateCertTtlMs: durationMs(m?.spec.ca?.intermediateCertTtl ?? '720h'),
     mtlsMode: m?.spec.mtls?.mode ?? 'STRICT',
     serviceModes: new Map((m?.spec.mtls?.services ?? []).map((s) => [`${s.namespace}/${s.name}`, s.mode])),
+    accessDefault: m?.spec.access?.default ?? 'ALLOW',
   };
 }

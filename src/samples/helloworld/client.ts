@@ -3,14 +3,14 @@
 // reports, once a second, who answered and what failed.
 //
 //   node dist/src/samples/helloworld/client.js --target xds:///helloworld.sample \
-//     --rate 20 [--duration 10] [--count 100] [--deadline-ms 1000] [--header k=v]... [--tick-ms 1000]
+//     --rate 20 [--duration 10] [--count 100] [--deadline-ms 1000] [--header k=v]... [--tick-ms 1000] [--method SayGoodbye]
 //
 // stdout: {"event":"tick","ok":n,"failed":n,"byBackend":{"cluster1/v1":n},"errors":{"UNAVAILABLE: ...":n}}
 // each second (counts of calls that finished in that second), then {"event":"done",...totals}.
 import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials, register } from '@grpc/grpc-js-xds';
 import { parseArgs } from 'node:util';
-import { emit, exitWithParent, greeter, isMain } from './greeter.js';
+import { emit, exitWithParent, GREETER_METHODS, greeter, isMain, type GreeterMethod } from './greeter.js';
 
 export interface GreeterClientOptions {
   target: string;
@@ -27,6 +27,8 @@ export interface GreeterClientOptions {
   tickMs?: number;
   /** Stops starting calls when aborted; in-flight calls still finish. */
   signal?: AbortSignal;
+  /** Greeter method to call (default SayHello). */
+  method?: GreeterMethod;
 }
 
 export interface CallStats {
@@ -80,7 +82,7 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
     inflight++;
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(opts.headers ?? {})) md.set(k, v);
-    client.SayHello({ name: 'meshfed' }, md, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
+    client[opts.method ?? 'SayHello']({ name: 'meshfed' }, md, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
       inflight--;
       if (err) record(`${grpc.status[err.code] ?? err.code}: ${err.details}`, false);
       else record(`${reply?.cluster}/${reply?.version}`, true, reply?.peer || undefined);
@@ -128,8 +130,11 @@ async function main(): Promise<void> {
       'deadline-ms': { type: 'string', default: '1000' },
       header: { type: 'string', multiple: true, default: [] },
       'tick-ms': { type: 'string', default: '1000' },
+      method: { type: 'string', default: 'SayHello' },
     },
   });
+  const method = GREETER_METHODS.find((m) => m === values.method);
+  if (!method) throw new Error(`--method must be one of ${GREETER_METHODS.join(', ')}`);
   const num = (v: string | undefined, name: string): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -148,12 +153,13 @@ async function main(): Promise<void> {
     onTick: (t) => emit({ event: 'tick', ...t }),
     tickMs: num(values['tick-ms'], 'tick-ms')!,
     headers: Object.fromEntries((values.header ?? []).map((h) => [h.slice(0, h.indexOf('=')), h.slice(h.indexOf('=') + 1)])),
+    method,
   };
   const duration = num(values.duration, 'duration');
   const count = num(values.count, 'count');
   if (duration !== undefined) opts.durationS = duration;
   if (count !== undefined) opts.count = count;
-  emit({ event: 'started', target: opts.target, rate: opts.rate, pid: process.pid });
+  emit({ event: 'started', target: opts.target, rate: opts.rate, method, pid: process.pid });
   const totals = await runGreeterClient(opts);
   emit({ event: 'done', ...totals });
   process.exit(0);

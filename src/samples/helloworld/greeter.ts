@@ -30,6 +30,10 @@ export function helloworldProtoPath(): string {
   }
 }
 
+/** The Greeter's methods (proto/helloworld.proto). */
+export const GREETER_METHODS = ['SayHello', 'SayGoodbye'] as const;
+export type GreeterMethod = (typeof GREETER_METHODS)[number];
+
 export interface GreeterClient extends grpc.Client {
   SayHello(
     req: HelloRequest,
@@ -37,6 +41,12 @@ export interface GreeterClient extends grpc.Client {
     callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
   ): grpc.ClientUnaryCall;
   SayHello(
+    req: HelloRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
+  ): grpc.ClientUnaryCall;
+  SayGoodbye(
     req: HelloRequest,
     metadata: grpc.Metadata,
     options: grpc.CallOptions,

@@ -20,6 +20,13 @@ export interface GreeterServerOptions {
   failRate?: number;
   /** How long connections drain when the listener changes (the library default is 10 minutes). */
   drainGraceTimeMs?: number;
+  /**
+   * Close connections after this long (gRPC max_connection_age; clients reconnect).
+   * Bounds how long a connection can keep an old listener's RBAC: grpc-js-xds 1.14
+   * lets a connection whose TLS handshake straddles a listener switch escape the
+   * drain (docs/access.md).
+   */
+  maxConnectionAgeMs?: number;
 }
 
 export interface RunningGreeterServer {
@@ -39,22 +46,24 @@ function callerIdentity(call: grpc.ServerUnaryCall<HelloRequest, HelloReply>): s
 
 export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterServer {
   register();
-  const server = new XdsServer({ drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000 });
-  server.addService(greeter().service, {
-    SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
-      if (opts.failRate && Math.random() < opts.failRate) {
-        cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
-        return;
-      }
-      cb(null, {
-        message: `Hello ${call.request.name || 'world'} from ${opts.name}`,
-        cluster: opts.cluster,
-        version: opts.version,
-        workload: opts.name,
-        peer: callerIdentity(call),
-      });
-    },
+  const server = new XdsServer({
+    drainGraceTimeMs: opts.drainGraceTimeMs ?? 10_000,
+    ...(opts.maxConnectionAgeMs ? { 'grpc.max_connection_age_ms': opts.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': 5_000 } : {}),
   });
+  const handler = (greeting: string) => (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
+    if (opts.failRate && Math.random() < opts.failRate) {
+      cb({ code: grpc.status.UNAVAILABLE, details: `${opts.name} fails on purpose` });
+      return;
+    }
+    cb(null, {
+      message: `${greeting} ${call.request.name || 'world'} from ${opts.name}`,
+      cluster: opts.cluster,
+      version: opts.version,
+      workload: opts.name,
+      peer: callerIdentity(call),
+    });
+  };
+  server.addService(greeter().service, { SayHello: handler('Hello'), SayGoodbye: handler('Goodbye') });
   // The listener name is built from this exact string: a literal IP and port.
   const hostPort = opts.address.includes(':') ? `[${opts.address}]:${opts.port}` : `${opts.address}:${opts.port}`;
   server.addServingStateListener(hostPort, (st) => emit({ event: 'serving-status', code: grpc.status[st.code], details: st.details }));
@@ -75,11 +84,20 @@ async function main(): Promise<void> {
       version: { type: 'string', default: 'v1' },
       name: { type: 'string', default: 'helloworld' },
       'fail-rate': { type: 'string', default: '0' },
+      'max-connection-age-ms': { type: 'string', default: '0' },
     },
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port must be a port number (the xDS server cannot bind port 0)');
-  const opts = { address: values.address, port, cluster: values.cluster, version: values.version, name: values.name, failRate: Number(values['fail-rate']) };
+  const opts = {
+    address: values.address,
+    port,
+    cluster: values.cluster,
+    version: values.version,
+    name: values.name,
+    failRate: Number(values['fail-rate']),
+    maxConnectionAgeMs: Number(values['max-connection-age-ms']),
+  };
   const running = startGreeterServer(opts);
   const stop = (signal: string): void => {
     running.stop();

@@ -49,14 +49,16 @@ export function parseServerListenerName(name: string): { address: string; port: 
 }
 
 /**
- * Settings of one server listener: where it listens and whether it requires
- * mTLS. RBAC (HTTP filters before the router) will be added here per workload.
+ * Settings of one server listener: where it listens, whether it requires mTLS,
+ * and the HTTP filters (RBAC of the AccessPolicies) before the router.
  */
 export interface ServerListenerOptions {
   address: string;
   port: number;
   /** STRICT: client certificates required. Otherwise plaintext (see security.ts). */
   mode?: MtlsMode;
+  /** HTTP filters before the router (src/policies/access/xds.ts); none: every call reaches the service. */
+  httpFilters?: Record<string, unknown>[];
 }
 
 /**
@@ -97,7 +99,7 @@ export function serverListenerResource(name: string, opts: ServerListenerOptions
                     },
                   ],
                 },
-                http_filters: [routerFilter()],
+                http_filters: [...(opts.httpFilters ?? []), routerFilter()],
               }),
             },
           ],
@@ -110,9 +112,17 @@ export function serverListenerResource(name: string, opts: ServerListenerOptions
 /**
  * Server listener for an A36 listener name; undefined when the name is not one
  * or has no literal IP:PORT. `modeOf` gives the mTLS mode for the address (the
- * mode of the service whose workload listens there; the mesh's mode otherwise).
+ * mode of the service whose workload listens there; the mesh's mode otherwise),
+ * `filtersOf` the access-policy filters of the workload listening there.
  */
-export function translateServerListener(name: string, modeOf: (address: string, port: number) => MtlsMode = () => 'DISABLE'): XdsResource | undefined {
+export function translateServerListener(
+  name: string,
+  modeOf: (address: string, port: number) => MtlsMode = () => 'DISABLE',
+  filtersOf?: (address: string, port: number, mode: MtlsMode) => Record<string, unknown>[],
+): XdsResource | undefined {
   const addr = parseServerListenerName(name);
-  return addr ? serverListenerResource(name, { ...addr, mode: modeOf(addr.address, addr.port) }) : undefined;
+  if (!addr) return undefined;
+  const mode = modeOf(addr.address, addr.port);
+  const httpFilters = filtersOf?.(addr.address, addr.port, mode) ?? [];
+  return serverListenerResource(name, { ...addr, mode, ...(httpFilters.length ? { httpFilters } : {}) });
 }
