@@ -54,7 +54,8 @@ const only = (prefixes: string[]) => (t: Tick) => t.ok > 0 && Object.keys(t.byBa
 const pct = (n: number, total: number) => Math.round((1000 * n) / total) / 10;
 
 test('weighted split across clusters and subsets: 75% v3 in cluster2, 15% v1 and 10% v2 in cluster1', async () => {
-  const log = await client('cluster3', 'split-client', { rate: 300 });
+  // 150 calls/s: a saturated backend would finish its calls late and be under-counted in the window.
+  const log = await client('cluster3', 'split-client', { rate: 150 });
   await log.waitFor(0, 1, (t) => (t.byBackend['cluster3/v3'] ?? 0) > 0);
   await fleet.apply([
     policy('TrafficPolicy', 'helloworld-split', {
@@ -181,18 +182,19 @@ test('outlier detection ejects an endpoint that fails every call', async () => {
 
 test('ring hash on a header keeps each user on one backend', async () => {
   await fleet.apply([policy('TrafficPolicy', 'helloworld-sticky', { destinations: [{ name: 'helloworld' }], loadBalancing: { policy: 'RING_HASH', hashHeader: 'x-user' } })]);
-  const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
-  const logs = await Promise.all(users.map((u) => client('cluster1', `sticky-${u}`, { rate: 50, headers: { 'x-user': u } })));
+  const users = ['alice', 'bob', 'carol', 'dave', 'erin'];
+  const logs: TickLog[] = [];
+  for (const u of users) logs.push(await client('cluster1', `sticky-${u}`, { rate: 30, headers: { 'x-user': u } }));
   try {
     const chosen: string[] = [];
     for (const [i, log] of logs.entries()) {
-      await log.waitFor(0, 2, (t) => t.ok > 0);
-      const sum = await log.calls(log.mark(), 150);
+      await log.waitFor(0, 2, (t) => t.ok > 0, 30_000);
+      const sum = await log.calls(log.mark(), 100);
       assert.equal(sum.failed, 0, JSON.stringify(sum.errors));
       assert.equal(Object.keys(sum.byBackend).length, 1, `${users[i]} spread over ${JSON.stringify(sum.byBackend)}`);
       chosen.push(Object.keys(sum.byBackend)[0]!);
     }
-    // Different users hash to different backends (6 users over 4 backends: not all on one).
+    // Different users hash to different backends (5 users over 4 backends: not all on one).
     assert.ok(new Set(chosen).size > 1, `every user on ${chosen[0]}`);
     process.stdout.write(`# ring hash on x-user: ${users.map((u, i) => `${u}->${chosen[i]}`).join(', ')}\n`);
   } finally {
