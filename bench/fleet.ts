@@ -106,7 +106,7 @@ interface Result {
   convergence?: Pct & { failed: number; samplesMs: number[]; httpMs: Pct; hubMs: Pct; firstMs: Pct; responsesPerClient: number };
   floor?: Pct & { failed: number; samplesMs: number[]; firstMs: Pct };
   ratio?: { p50: number; p90: number; p99: number };
-  cpu?: { changes: number; hubMs: number; agentBMs: number; agentAMs: number };
+  cpu?: { changes: number; hubMs: number; agentBMs: number; agentAMs: number; floorMs?: number };
   realClients?: { started: number; synced: number; checks: number; converged: number; latencyMs: number[]; failures: string[] };
   /** The measured series on the profile clock (µs), to summarize profiles of it alone. */
   seriesWindow?: { from: number; to: number };
@@ -939,7 +939,12 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   };
   if (o.warmup > 0) await runSeries({ ...floorBase, from: 0, count: o.warmup, quiet: true });
   for (const w of workers) w.send({ type: 'loop-reset' });
+  // The floor server runs in this process: its CPU per change (with the orchestration's own, small) is what
+  // writing the same responses to the same streams and reading their ACKs costs at the least.
+  const floorCpu0 = process.cpuUsage();
   const fl = await runSeries({ ...floorBase, from: o.warmup, count: scale.changes });
+  const floorCpu = process.cpuUsage(floorCpu0);
+  if (r.cpu && fl.latencies.length + fl.failed > 0) r.cpu.floorMs = round((floorCpu.user + floorCpu.system) / 1000 / (fl.latencies.length + fl.failed), 2);
   r.harness.lightFloor = await Promise.all(
     workers.map((w) => {
       const p = w.wait('loop', undefined, 10_000, 'loop stats');
@@ -1003,6 +1008,7 @@ function table(results: Result[], m: Machine, cpuPairs: [Result, Result][]): str
   add('ratio p50/p90/p99', (r) => (r.ratio ? `${fmt(r.ratio.p50, 2)} / ${fmt(r.ratio.p90, 2)} / ${fmt(r.ratio.p99, 2)}` + verdict(Math.max(r.ratio.p50, r.ratio.p90, r.ratio.p99) <= TARGETS.ratio) : '-'), `<= ${TARGETS.ratio}`);
   add('CPU/change hub + B ms', (r) => (r.cpu ? `${fmt(r.cpu.hubMs, 2)} + ${fmt(r.cpu.agentBMs, 2)}` : '-'));
   add('CPU/change agent A ms', (r) => fmt(r.cpu?.agentAMs, 2));
+  add('CPU/change floor server ms', (r) => fmt(r.cpu?.floorMs, 2));
   add('KB/proxy (agent B)', (r) => (r.memory.kbPerProxy !== undefined ? fmt(r.memory.kbPerProxy) + verdict(r.memory.kbPerProxy <= TARGETS.kbPerProxy) : '-'), `<= ${TARGETS.kbPerProxy}`);
   add('B/endpoint agent B', (r) => (r.memory.bytesPerEndpointAgent !== undefined ? fmt(r.memory.bytesPerEndpointAgent, 0) + verdict(r.memory.bytesPerEndpointAgent <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
   add('B/endpoint hub', (r) => (r.memory.bytesPerEndpointHub !== undefined ? fmt(r.memory.bytesPerEndpointHub, 0) + verdict(r.memory.bytesPerEndpointHub <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
