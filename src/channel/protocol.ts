@@ -45,7 +45,7 @@ export interface View {
   more?: boolean;
 }
 export interface HubMessage {
-  welcome?: { hubVersion: string };
+  welcome?: { hubVersion: string; revision?: string | number };
   view?: View;
   reportAck?: { generation: string | number; revision: string | number };
   rejected?: { code: string; message: string };
