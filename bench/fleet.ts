@@ -91,6 +91,14 @@ interface Result {
     bytesPerEndpointHub?: number;
     /** process.memoryUsage() (MB) as the process reports it at the same moments: what the RSS is made of. */
     hubProcess?: Record<string, number>;
+    /**
+     * The same ratios from what the processes report of their V8 heap (used) and
+     * Buffers after the GC, which does not depend on when V8 returns pages to the
+     * OS: B per endpoint (agent, hub) and KB per proxy.
+     */
+    heapBytesPerEndpointAgent?: number;
+    heapBytesPerEndpointHub?: number;
+    heapKbPerProxy?: number;
     /** The hub's view fan-out state at that moment (scopes, logs, cached full views). */
     hubViews?: unknown;
     agentProcess?: Record<string, number>;
@@ -98,7 +106,7 @@ interface Result {
   convergence?: Pct & { failed: number; samplesMs: number[]; httpMs: Pct; hubMs: Pct; firstMs: Pct; responsesPerClient: number };
   floor?: Pct & { failed: number; samplesMs: number[]; firstMs: Pct };
   ratio?: { p50: number; p90: number; p99: number };
-  cpu?: { changes: number; hubMs: number; agentBMs: number; agentAMs: number };
+  cpu?: { changes: number; hubMs: number; agentBMs: number; agentAMs: number; floorMs?: number };
   realClients?: { started: number; synced: number; checks: number; converged: number; latencyMs: number[]; failures: string[] };
   /** The measured series on the profile clock (µs), to summarize profiles of it alone. */
   seriesWindow?: { from: number; to: number };
@@ -339,6 +347,17 @@ interface AgentStatusLike {
   notReadyReason?: string;
   hub?: { connected?: boolean; lastError?: string };
   resources?: Record<string, number>;
+}
+
+/** V8 heap used + Buffers (MB) of a process's memory report. */
+function live(m: Record<string, number>): number {
+  return (m.heapUsed ?? NaN) + (m.arrayBuffers ?? NaN);
+}
+
+/** live() of what a hub (GET /api/v1alpha1/hub) or agent (GET /v1/status) reports now; undefined if it does not. */
+async function liveMB(url: string): Promise<number | undefined> {
+  const m = await getJson<{ memory?: Record<string, number> }>(url).then((x) => x.memory).catch(() => undefined);
+  return m ? live(m) : undefined;
 }
 
 /** Asks a process started with --expose-gc for a full GC (see nodeFlags); a process without the endpoint is left alone. */
@@ -651,6 +670,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const hubPid = pidOf(hub);
   await collect(`${hubUrl}/api/v1alpha1/hub/gc`);
   r.memory.hubEmptyMB = mb(await settledRss(hubPid));
+  const hubEmptyHeap = await liveMB(`${hubUrl}/api/v1alpha1/hub`);
 
   const clusters = range(scale.clusters).map(clusterInfo);
   const applied = await http(`${hubUrl}/api/v1alpha1/apply`, { method: 'POST', body: JSON.stringify(clusters.map(clusterObject)) });
@@ -668,6 +688,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   await Promise.all([waitReady(a, deadline.bound(60_000)), waitReady(b0, deadline.bound(60_000))]);
   await collect(`${b0.apiUrl}/v1/gc`);
   r.memory.agentEmptyMB = mb(await settledRss(pidOf(b0.child)));
+  const agentEmptyHeap = await liveMB(`${b0.apiUrl}/v1/status`);
 
   progress('registering the shares of clusters A and B through their agents (setup)');
   const t = now();
@@ -722,6 +743,9 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   r.memory.bytesPerEndpointHub = round(((r.memory.hubLoadedMB - r.memory.hubEmptyMB) * 2 ** 20) / scale.endpoints, 0);
   const hubSelf = await getJson<{ memory?: Record<string, number>; views?: unknown }>(`${hubUrl}/api/v1alpha1/hub`).catch(() => undefined);
   if (hubSelf?.memory) r.memory.hubProcess = hubSelf.memory;
+  if (hubSelf?.memory && hubEmptyHeap !== undefined) {
+    r.memory.heapBytesPerEndpointHub = round(((live(hubSelf.memory) - hubEmptyHeap) * 2 ** 20) / scale.endpoints, 0);
+  }
   if (hubSelf?.views) r.memory.hubViews = hubSelf.views;
 
   // --- agent B: cold start (process start -> ready and caught up with the hub's
@@ -747,6 +771,10 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   await collect(`${b.apiUrl}/v1/gc`);
   r.memory.agentLoadedMB = mb(await stableRss(bPid));
   r.memory.bytesPerEndpointAgent = round(((r.memory.agentLoadedMB - r.memory.agentEmptyMB!) * 2 ** 20) / scale.endpoints, 0);
+  const agentLoadedHeap = await liveMB(`${b.apiUrl}/v1/status`);
+  if (agentLoadedHeap !== undefined && agentEmptyHeap !== undefined) {
+    r.memory.heapBytesPerEndpointAgent = round(((agentLoadedHeap - agentEmptyHeap) * 2 ** 20) / scale.endpoints, 0);
+  }
 
   // --- light clients (proxies) on B
   const nWorkers = o.clientProcs ?? Math.min(4, Math.max(1, Math.ceil(scale.proxies / 250)));
@@ -762,6 +790,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   );
   await collect(`${b.apiUrl}/v1/gc`);
   const rssBefore = await stableRss(bPid);
+  const heapBefore = await liveMB(`${b.apiUrl}/v1/status`);
   const tP = now();
   const synced = workers.map((w) => w.wait('synced', undefined, deadline.bound(600_000), 'first full set'));
   for (const w of workers) w.send({ type: 'connect', target: `127.0.0.1:${b.xdsPort}`, mode: 'meshfed' });
@@ -775,6 +804,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
     .then((st) => st.memory)
     .catch(() => undefined);
   r.memory.kbPerProxy = round((rssAfter - rssBefore) / 1024 / scale.proxies, 1);
+  if (r.memory.agentProcess && heapBefore !== undefined) r.memory.heapKbPerProxy = round(((live(r.memory.agentProcess) - heapBefore) * 1024) / scale.proxies, 1);
 
   // --- a few real grpc-js-xds clients on the hot services
   const hot = hotServices(scale);
@@ -911,7 +941,12 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   };
   if (o.warmup > 0) await runSeries({ ...floorBase, from: 0, count: o.warmup, quiet: true });
   for (const w of workers) w.send({ type: 'loop-reset' });
+  // The floor server runs in this process: its CPU per change (with the orchestration's own, small) is what
+  // writing the same responses to the same streams and reading their ACKs costs at the least.
+  const floorCpu0 = process.cpuUsage();
   const fl = await runSeries({ ...floorBase, from: o.warmup, count: scale.changes });
+  const floorCpu = process.cpuUsage(floorCpu0);
+  if (r.cpu && fl.latencies.length + fl.failed > 0) r.cpu.floorMs = round((floorCpu.user + floorCpu.system) / 1000 / (fl.latencies.length + fl.failed), 2);
   r.harness.lightFloor = await Promise.all(
     workers.map((w) => {
       const p = w.wait('loop', undefined, 10_000, 'loop stats');
@@ -975,9 +1010,12 @@ function table(results: Result[], m: Machine, cpuPairs: [Result, Result][]): str
   add('ratio p50/p90/p99', (r) => (r.ratio ? `${fmt(r.ratio.p50, 2)} / ${fmt(r.ratio.p90, 2)} / ${fmt(r.ratio.p99, 2)}` + verdict(Math.max(r.ratio.p50, r.ratio.p90, r.ratio.p99) <= TARGETS.ratio) : '-'), `<= ${TARGETS.ratio}`);
   add('CPU/change hub + B ms', (r) => (r.cpu ? `${fmt(r.cpu.hubMs, 2)} + ${fmt(r.cpu.agentBMs, 2)}` : '-'));
   add('CPU/change agent A ms', (r) => fmt(r.cpu?.agentAMs, 2));
+  add('CPU/change floor server ms', (r) => fmt(r.cpu?.floorMs, 2));
   add('KB/proxy (agent B)', (r) => (r.memory.kbPerProxy !== undefined ? fmt(r.memory.kbPerProxy) + verdict(r.memory.kbPerProxy <= TARGETS.kbPerProxy) : '-'), `<= ${TARGETS.kbPerProxy}`);
   add('B/endpoint agent B', (r) => (r.memory.bytesPerEndpointAgent !== undefined ? fmt(r.memory.bytesPerEndpointAgent, 0) + verdict(r.memory.bytesPerEndpointAgent <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
   add('B/endpoint hub', (r) => (r.memory.bytesPerEndpointHub !== undefined ? fmt(r.memory.bytesPerEndpointHub, 0) + verdict(r.memory.bytesPerEndpointHub <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
+  add('  heap+Buffers: B/endpoint B / hub', (r) => `${fmt(r.memory.heapBytesPerEndpointAgent, 0)} / ${fmt(r.memory.heapBytesPerEndpointHub, 0)}`);
+  add('  heap+Buffers: KB/proxy', (r) => fmt(r.memory.heapKbPerProxy));
   add('real clients converged', (r) => (r.realClients ? `${r.realClients.converged}/${r.realClients.checks}${r.realClients.latencyMs.length ? `, max ${fmt(Math.max(...r.realClients.latencyMs))} ms` : ''}` : '-'));
   add('harness: light loop p99 / busy', (r) => loopText(r.harness.lightConvergence));
   add('harness: floor loop p99 / busy', (r) => loopText(r.harness.lightFloor));

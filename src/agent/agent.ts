@@ -110,6 +110,8 @@ export class Agent {
   private meshes = new Map<string, Mesh>();
   private viewRevision = 0;
   private viewSource: AgentStatus['viewSource'] = 'none';
+  /** A full view came and the changes made since it was built are still on their way. */
+  private catchingUp = false;
   private journal: ViewJournal | undefined;
   private readonly fed = new FederationIndex();
   /** TrafficPolicy and FailoverPolicy objects of the view, by key; the set is rebuilt when one changes. */
@@ -454,6 +456,15 @@ export class Agent {
       }
     }
     this.viewRevision = v.revision;
+    // A full view may be followed by the changes since it was built: until they
+    // are in, the copy is partial. Keep serving what we had (from disk, or the
+    // previous connection) and recompute once it is complete.
+    if (v.full) this.catchingUp = !v.caughtUp;
+    else if (v.caughtUp) this.catchingUp = false;
+    if (this.catchingUp) {
+      this.notReadyReason = `catching up with the hub (view revision ${v.revision})`;
+      return;
+    }
     this.viewSource = 'hub';
     this.scheduleRecompute();
   }
@@ -533,7 +544,7 @@ export class Agent {
 
   /** Re-federates and re-translates the touched services; hands the xDS server only what changed. */
   private recompute(): void {
-    if (this.viewSource === 'none') return;
+    if (this.viewSource === 'none' || this.catchingUp) return;
     if (!this.clusterObject()) {
       this.notReadyReason = `the hub's view has no Cluster "${this.opts.cluster}"`;
       return;

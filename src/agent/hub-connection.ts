@@ -29,6 +29,12 @@ export const ACK_INTERVAL_MS = 1000;
 export interface ViewUpdate {
   revision: number;
   full: boolean;
+  /**
+   * The agent's copy now holds at least the hub's state as of this connection's
+   * Welcome. A full view may be older and followed by the changes since: until
+   * this is true the copy is partial and not worth serving.
+   */
+  caughtUp: boolean;
   upserts: ApiObject[];
   /** object keys */
   deletes: string[];
@@ -97,6 +103,8 @@ export class HubConnection {
   private ackTimer: NodeJS.Timeout | undefined;
   private lastAckAt = 0;
   private ackRevision = 0;
+  /** The hub's revision at Welcome (0 from hubs that do not say). */
+  private welcomeRevision = 0;
   private reportTimer: NodeJS.Timeout | undefined;
   private lastDeltaAt = -Infinity;
   private generation = 0;
@@ -227,6 +235,7 @@ export class HubConnection {
     if (m.welcome) {
       this.connected = true;
       this.connects++;
+      this.welcomeRevision = Number(m.welcome.revision ?? 0) || 0;
       this.since = new Date().toISOString();
       this.lastError = undefined;
       this.nextDialMs = undefined;
@@ -280,7 +289,7 @@ export class HubConnection {
     if (g.full && v.upsertsJson) g.json.push(v.upsertsJson);
     if (v.more) return;
     this.group = undefined;
-    this.opts.onView({ revision: g.revision, full: g.full, upserts: g.upserts, deletes: g.deletes, upsertsJson: g.json });
+    this.opts.onView({ revision: g.revision, full: g.full, caughtUp: g.revision >= this.welcomeRevision, upserts: g.upserts, deletes: g.deletes, upsertsJson: g.json });
     this.ack(g.revision);
   }
 

@@ -62,7 +62,7 @@ export interface Issued {
   rootsPem: string;
 }
 export interface HubMessage {
-  welcome?: { hubVersion: string };
+  welcome?: { hubVersion: string; revision?: string | number };
   view?: View;
   reportAck?: { generation: string | number; revision: string | number };
   rejected?: { code: string; message: string };

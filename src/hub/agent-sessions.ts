@@ -248,7 +248,8 @@ class AgentSession implements ViewSubscriber {
       return false;
     }
     log.info('agent connected', { cluster: this.cluster, peer: this.stream.getPeer() });
-    send(this.stream, { welcome: { hubVersion: HUB_VERSION } });
+    // The view is attached below in this same turn: every change up to this revision reaches the agent.
+    send(this.stream, { welcome: { hubVersion: HUB_VERSION, revision: String(this.store.revision()) } });
     this.sendTrustBundle();
     this.stream.on('data', (m: AgentMessage) => {
       if (m.report) {

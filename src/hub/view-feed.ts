@@ -173,7 +173,14 @@ export class ViewFeed {
     const scope = this.scope(namespaces);
     scope.idleSince = Date.now();
     if (agentRevision > 0 && agentRevision <= this.flushedRevision && agentRevision >= scope.logFrom) {
-      for (const g of scope.log) if (g.revision > agentRevision) sub.deliver(g);
+      let last = agentRevision;
+      for (const g of scope.log) {
+        if (g.revision > agentRevision) {
+          sub.deliver(g);
+          last = g.revision;
+        }
+      }
+      this.revisionOnly(sub, last);
       scope.subs.add(sub);
       return;
     }
@@ -238,8 +245,26 @@ export class ViewFeed {
 
   private join(scope: Scope, sub: ViewSubscriber, f: FullView): void {
     sub.deliver(f.group);
-    for (const g of scope.log) if (g.seq > f.afterSeq) sub.deliver(g);
+    let last = f.group.revision;
+    for (const g of scope.log) {
+      if (g.seq > f.afterSeq) {
+        sub.deliver(g);
+        last = g.revision;
+      }
+    }
+    this.revisionOnly(sub, last);
     scope.subs.add(sub);
+  }
+
+  /**
+   * Tells a joining agent the revision it now holds when the last group it got
+   * is older (the flushes since carried nothing for its scope): it learns it is
+   * caught up without waiting for the next heartbeat. One small message.
+   */
+  private revisionOnly(sub: ViewSubscriber, last: number): void {
+    if (last >= this.flushedRevision) return;
+    const m = encodeHubMessage({ view: { revision: String(this.flushedRevision), full: false, upsertsJson: '[]', deletesJson: '[]', more: false } });
+    sub.deliver({ seq: 0, revision: this.flushedRevision, full: false, msgs: [m], bytes: m.length, objects: 0 });
   }
 
   /**

@@ -32,8 +32,8 @@ interface SotwTypeState extends TypeStateBase {
   sent: Map<string, string>;
   /** Some resource of a wildcard subscription changed since the last flush. */
   wildcardChanged: boolean;
-  /** Nonce of the last response the client answered (ACK or NACK). */
-  answeredNonce?: string;
+  /** The client answered (ACK or NACK) the last response sent (a flag, not its nonce: nothing new to keep per ACK). */
+  answered: boolean;
   /** resource_names of the last request: a request repeating them changes nothing. */
   lastRequested?: readonly string[];
 }
@@ -57,14 +57,16 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       if (req.response_nonce !== st.lastSentNonce) return;
       // grpc-js repeats the nonce (and error_detail) on later requests that only change
       // names: record each response's ACK or NACK once.
-      if (st.answeredNonce !== req.response_nonce) {
-        st.answeredNonce = req.response_nonce;
+      if (!st.answered) {
+        st.answered = true;
         const nack = req.error_detail && (req.error_detail.code !== 0 || req.error_detail.message);
-        this.recordAck(st, nack ? (st.lastSentVersion ?? '') : req.version_info, req.error_detail);
+        // The version string we sent when the client echoes it (one shared string, not one per ACK).
+        const version = req.version_info === st.lastSentVersion ? st.lastSentVersion : req.version_info;
+        this.recordAck(st, nack ? (st.lastSentVersion ?? '') : version, req.error_detail);
       }
     }
     if (!st) {
-      st = { stream: this, typeUrl, names: new Set(), wildcard: false, dirty: new Set(), mustRespond: true, sentResources: 0, everNamed: false, sent: new Map(), wildcardChanged: false };
+      st = { stream: this, typeUrl, names: new Set(), wildcard: false, dirty: new Set(), mustRespond: true, sentResources: 0, everNamed: false, sent: new Map(), wildcardChanged: false, answered: false };
       this.types.set(typeUrl, st);
     }
     const wildcard = FULL_STATE_TYPES.has(typeUrl) && (req.resource_names.includes('*') || (req.resource_names.length === 0 && !st.everNamed));
@@ -181,6 +183,7 @@ export class SotwStream extends XdsStream<SotwTypeState> {
     const nonce = host.nextNonce(this.id);
     const version = host.cache.typeVersion(typeUrl);
     const buf = sotwResponse(version, typeUrl, nonce, frames);
+    st.answered = false;
     this.recordSend(st, version, nonce, count);
     this.write(buf);
   }

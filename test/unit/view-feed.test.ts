@@ -202,3 +202,26 @@ test('a full view is consistent while changes keep coming during its build', asy
     }
   });
 });
+
+test('a joining agent learns it holds the current revision even when the latest changes were not for its scope', async () => {
+  await withStore(async (store) => {
+    const feed = new ViewFeed(store, { minIntervalMs: 1, heartbeatMs: 60_000 });
+    try {
+      const early = new FakeAgent();
+      feed.attach(early, ['blue'], 0);
+      await store.commit([{ type: 'put', object: workload(1, 'blue') }]);
+      await until('blue change', () => early.state.size === 1);
+      for (let i = 2; i < 6; i++) await store.commit([{ type: 'put', object: workload(i, 'red') }]);
+      await new Promise((r) => setTimeout(r, 30));
+      // Joins with the cached full view (or resumes): either way it is told the flushed revision at once.
+      const fresh = new FakeAgent();
+      feed.attach(fresh, ['blue'], 0);
+      const resumed = new FakeAgent();
+      feed.attach(resumed, ['blue'], early.revision);
+      await until('both at the store revision', () => fresh.revision === store.revision() && resumed.revision === store.revision(), 2000);
+      assert.deepEqual([...fresh.state.keys()], ['Workload/blue/w-1']);
+    } finally {
+      feed.close();
+    }
+  });
+});
