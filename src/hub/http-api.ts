@@ -59,15 +59,7 @@ async function handle(store: Store, sessions: AgentSessions, trust: HubTrust, se
   const q = url.searchParams;
 
   if (resource === 'apply' && req.method === 'POST') {
-    const body = await readBody(req);
-    let objects: ApiObject[];
-    try {
-      objects = parseAndValidate(body, q.get('source') ?? 'request');
-    } catch (err) {
-      if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
-      throw err;
-    }
-    if (objects.length === 0) throw new ApiError(400, 'Invalid', 'no objects in the request');
+    const objects = await objectsFromBody(req, q.get('source') ?? 'request');
     const results = await applyObjects(store, objects);
     log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`) });
     return sendJson(res, 200, { results, revision: store.revision() });
@@ -82,15 +74,7 @@ async function handle(store: Store, sessions: AgentSessions, trust: HubTrust, se
     return sendJson(res, 200, { items: view.services, clusters: view.clusters, revision: store.revision() });
   }
   if (resource === 'plan' && req.method === 'POST') {
-    const body = await readBody(req);
-    let objects: ApiObject[];
-    try {
-      objects = parseAndValidate(body, q.get('source') ?? 'request');
-    } catch (err) {
-      if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
-      throw err;
-    }
-    if (objects.length === 0) throw new ApiError(400, 'Invalid', 'no objects in the request');
+    const objects = await objectsFromBody(req, q.get('source') ?? 'request');
     for (const o of objects) {
       if (findKind(o.kind)?.discovered) throw new ApiError(400, 'ReadOnlyKind', `${o.kind} objects are reported by agents; plan applies user objects only`);
     }
@@ -347,4 +331,17 @@ async function explainRequest(store: Store, body: string): Promise<ExplainResult
     if (err instanceof ExplainError) throw new ApiError(err.field === 'from' || err.field === 'to' ? 404 : 400, 'Invalid', err.message);
     throw err;
   }
+}
+
+/** Objects in a request body (YAML or JSON, validated all or nothing), or a 400 naming what is wrong. */
+async function objectsFromBody(req: IncomingMessage, source: string): Promise<ApiObject[]> {
+  let objects: ApiObject[];
+  try {
+    objects = parseAndValidate(await readBody(req), source);
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw new ApiError(400, 'Invalid', err.message, err.problems);
+    throw err;
+  }
+  if (objects.length === 0) throw new ApiError(400, 'Invalid', 'no objects in the request');
+  return objects;
 }
