@@ -14,6 +14,7 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { API_VERSION } from '../src/api/index.js';
 import { freePort, meshfedBin, ProcessGroup, sampleProgram, waitHttp, type Child } from '../src/demo/processes.js';
 import { FloorServer } from './floor-server.js';
 import { HubWatch } from './hub-watch.js';
@@ -673,7 +674,10 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const hubEmptyHeap = await liveMB(`${hubUrl}/api/v1alpha1/hub`);
 
   const clusters = range(scale.clusters).map(clusterInfo);
-  const applied = await http(`${hubUrl}/api/v1alpha1/apply`, { method: 'POST', body: JSON.stringify(clusters.map(clusterObject)) });
+  // mTLS off: the benchmark measures the xDS engine; its synthetic endpoints and
+  // the real clients have no workload identities (mTLS is measured by test/e2e/mtls.test.ts).
+  const mesh = { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } };
+  const applied = await http(`${hubUrl}/api/v1alpha1/apply`, { method: 'POST', body: JSON.stringify([mesh, ...clusters.map(clusterObject)]) });
   if (applied.status >= 300) throw new Error(`applying the Cluster objects: ${applied.status} ${applied.body}`);
 
   // --- agent A, and agent B: with --agent-b-start after (default) a first B that
