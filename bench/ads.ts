@@ -2,8 +2,7 @@
 // tests' raw client and the agent's server load it), shared by the light
 // clients and the floor server. No meshfed control-plane code is involved.
 import type * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { xdsIncludeDirs } from '../src/xds/proto.js';
+import { adsServiceDefinition } from '../src/xds/proto.js';
 
 export const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -27,23 +26,7 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
-let def: grpc.ServiceDefinition | undefined;
-
-/** AggregatedDiscoveryService as grpc-js wants it (proto-loader's definition has the same shape). */
-export function adsServiceDefinition(): grpc.ServiceDefinition {
-  if (!def) {
-    const pkg = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-      includeDirs: xdsIncludeDirs(),
-    });
-    def = pkg['envoy.service.discovery.v3.AggregatedDiscoveryService'] as unknown as grpc.ServiceDefinition;
-  }
-  return def;
-}
+export { adsServiceDefinition };
 
 /** Serializers of the bidi method, for grpc.Client#makeBidiStreamRequest. */
 export function adsCodec(): { serialize: (r: DiscoveryRequest) => Buffer; deserialize: (b: Buffer) => DiscoveryResponse } {

@@ -213,7 +213,7 @@ export class Agent {
       this.viewSource = 'disk';
       for (const [k, o] of this.view) this.indexRemote(trimForView(o), k);
     }
-    this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.meshObject()).workloadCertTtlMs);
+    this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.meshObject()));
     for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {

@@ -57,13 +57,14 @@ export class WorkloadIdentity {
     dataDir: string,
     private readonly cluster: string,
     private readonly trust: IntermediateSource,
-    private readonly workloadTtlMs: () => number,
+    /** The Mesh's trust domain and workload certificate lifetime, read when needed (the Mesh can change). */
+    private readonly settings: () => { trustDomain: string; workloadCertTtlMs: number },
   ) {
     this.file = path.join(dataDir, 'identity-tokens.json');
   }
 
-  static async open(dataDir: string, cluster: string, trust: IntermediateSource, workloadTtlMs: () => number): Promise<WorkloadIdentity> {
-    const w = new WorkloadIdentity(dataDir, cluster, trust, workloadTtlMs);
+  static async open(dataDir: string, cluster: string, trust: IntermediateSource, settings: () => { trustDomain: string; workloadCertTtlMs: number }): Promise<WorkloadIdentity> {
+    const w = new WorkloadIdentity(dataDir, cluster, trust, settings);
     try {
       w.tokens = JSON.parse(await readFile(w.file, 'utf8')) as TokenRecord[];
     } catch (err) {
@@ -92,7 +93,7 @@ export class WorkloadIdentity {
     const next = [...this.tokens.filter((t) => !t.expires || Date.parse(t.expires) > Date.now()), rec];
     await writeFileDurable(this.file, JSON.stringify(next, null, 1));
     this.tokens = next;
-    const out: { token: string; id: string; spiffeId: string; expires?: string } = { token, id: rec.id, spiffeId: this.idFor(rec, trust?.trustDomain) };
+    const out: { token: string; id: string; spiffeId: string; expires?: string } = { token, id: rec.id, spiffeId: this.idFor(rec, trust?.trustDomain ?? this.settings().trustDomain) };
     if (rec.expires) out.expires = rec.expires;
     return out;
   }
@@ -111,7 +112,7 @@ export class WorkloadIdentity {
     if (typeof csrPem !== 'string') throw new IdentityError(400, 'csr: required, a PEM certificate request');
     const spiffeId = this.idFor(rec, trust.trustDomain);
     try {
-      const issued = await signCsr(trust.ca, { csrPem, profile: 'workload', expectedId: spiffeId, ttlSeconds: this.workloadTtlMs() / 1000 });
+      const issued = await signCsr(trust.ca, { csrPem, profile: 'workload', expectedId: spiffeId, ttlSeconds: this.settings().workloadCertTtlMs / 1000 });
       const info = certInfo(issued.certPem);
       this.issued.set(spiffeId, { spiffeId, serialNumber: info.serialNumber, notBefore: info.notBefore, notAfter: info.notAfter, issued: new Date().toISOString(), tokenId: rec.id });
       return {
@@ -142,7 +143,7 @@ export class WorkloadIdentity {
     return this.tokens.map(({ hash: _hash, ...t }) => t);
   }
 
-  private idFor(rec: TokenRecord, trustDomain = 'meshfed.local'): string {
+  private idFor(rec: TokenRecord, trustDomain: string): string {
     return workloadId(trustDomain, this.cluster, rec.namespace, rec.serviceAccount);
   }
 

@@ -107,6 +107,11 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         interrupted,
         client.exited.then(() => 'client-exited' as const),
       ]);
+    /** meshfed register helloworld-v1 again (after it was drained or lost). */
+    const registerV1 = async (): Promise<void> => {
+      const s = servers[0]!;
+      await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+    };
     const script: { afterMs: number; run: () => Promise<void> }[] = [
       {
         afterMs: 6000,
@@ -120,8 +125,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         afterMs: 6000,
         run: async () => {
           step('bringing cluster1 back: meshfed register helloworld-v1');
-          const s = servers[0]!;
-          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+          await registerV1();
           phase = 'all three clusters';
         },
       },
@@ -156,8 +160,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         afterMs: 5000,
         run: async () => {
           step('cluster1 back: traffic returns to the local cluster');
-          const s = servers[0]!;
-          await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+          await registerV1();
           phase = 'affinity local';
         },
       },

@@ -12,12 +12,11 @@
 // an empty answer deletes every listener and cluster on reconnecting clients
 // (xds-field-notes.md).
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { performance } from 'node:perf_hooks';
 import { SERVER_LISTENER_PREFIX } from '../federation/names.js';
 import { LISTENER_TYPE, RESOURCE_TYPES, mapFor, type XdsResource, type XdsResources } from '../translate/xds/types.js';
 import { DeltaStream } from './delta.js';
-import { protoRoot, xdsIncludeDirs } from './proto.js';
+import { adsServiceDefinition, protoRoot } from './proto.js';
 import { ResourceCache, shortType, type CacheBatch, type CacheOp, type SnapshotEntry, type SnapshotView } from './snapshot.js';
 import { SotwStream } from './sotw.js';
 import { SubscriptionIndex, type AdsEvent, type ProxyStatus, type ResponseCall, type StreamHost, type XdsProtocol, type XdsStream } from './streams.js';
@@ -91,16 +90,7 @@ interface StreamEntry {
 let serviceDefinition: grpc.ServiceDefinition | undefined;
 function adsService(): grpc.ServiceDefinition {
   if (!serviceDefinition) {
-    const pkg = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-      includeDirs: xdsIncludeDirs(),
-    });
-    // proto-loader's ServiceDefinition is structurally grpc-js's; the types come from two packages.
-    const def = pkg['envoy.service.discovery.v3.AggregatedDiscoveryService'] as unknown as grpc.ServiceDefinition;
+    const def = adsServiceDefinition();
     // Responses are written already encoded (wire.ts), so serializing is the identity.
     const out: Record<string, grpc.MethodDefinition<unknown, Buffer>> = {};
     for (const [name, m] of Object.entries(def)) out[name] = { ...(m as grpc.MethodDefinition<unknown, Buffer>), responseSerialize: (b: Buffer) => b };

@@ -3,6 +3,8 @@
 // unknown fields, so a misspelled field would become a silently missing feature.
 // encodeResource walks the plain object against the message type first and
 // throws with the full field path.
+import type * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -325,4 +327,19 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length]!;
+}
+
+let adsDefinition: grpc.ServiceDefinition | undefined;
+/**
+ * The AggregatedDiscoveryService definition as proto-loader builds it from
+ * Envoy's ads.proto (snake_case fields), loaded once: the agent's server, the
+ * tests' raw client and the benchmark's clients and floor server all use it.
+ */
+export function adsServiceDefinition(): grpc.ServiceDefinition {
+  if (!adsDefinition) {
+    const pkg = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: xdsIncludeDirs() });
+    // proto-loader's ServiceDefinition is structurally grpc-js's; the types come from two packages.
+    adsDefinition = pkg['envoy.service.discovery.v3.AggregatedDiscoveryService'] as unknown as grpc.ServiceDefinition;
+  }
+  return adsDefinition;
 }

@@ -1,8 +1,7 @@
 // A bare ADS client for protocol tests: sends DiscoveryRequests exactly as told
 // and queues the responses (no xDS library logic in between).
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { xdsIncludeDirs } from '../../src/xds/proto.js';
+import { adsServiceDefinition } from '../../src/xds/proto.js';
 
 export interface RawRequest {
   type_url: string;
@@ -26,17 +25,9 @@ let adsCtor: grpc.ServiceClientConstructor | undefined;
 /** The ADS client class, loaded once (loading ads.proto per client would dominate tests with many streams). */
 export function adsClientConstructor(): grpc.ServiceClientConstructor {
   if (!adsCtor) {
-    const pkg = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-      includeDirs: xdsIncludeDirs(),
-    });
     // makeGenericClientConstructor wants grpc-js's ServiceDefinition; proto-loader's is the same shape.
     adsCtor = grpc.makeGenericClientConstructor(
-      pkg['envoy.service.discovery.v3.AggregatedDiscoveryService'] as unknown as grpc.ServiceDefinition,
+      adsServiceDefinition(),
       'AggregatedDiscoveryService',
     );
   }

@@ -81,7 +81,7 @@ describe('workload identity on the agent', () => {
     const inter = await signCsr(root, { csrPem: await createCsr(kp, { uris: [intermediateId(TD, 'cluster1')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'cluster1'), ttlSeconds: 3600 });
     let ca: CaMaterial | undefined = { certPem: inter.certPem, keyPem: kp.privateKeyPem, chainPem: '', rootsPem: root.rootsPem };
     const dir = mkdtempSync(path.join(tmpdir(), 'meshfed-wi-'));
-    const wi = await WorkloadIdentity.open(dir, 'cluster1', { current: () => (ca ? { ca, trustDomain: TD } : undefined), onChange: () => undefined }, () => 60_000);
+    const wi = await WorkloadIdentity.open(dir, 'cluster1', { current: () => (ca ? { ca, trustDomain: TD } : undefined), onChange: () => undefined }, () => ({ trustDomain: TD, workloadCertTtlMs: 60_000 }));
     return { wi, dir, ca: ca!, set: (c) => (ca = c) };
   }
   it('a token names one identity; only its hash is stored; the CSR for it is signed and chains to the root', async () => {
@@ -100,7 +100,7 @@ describe('workload identity on the agent', () => {
     const other = await createCsr(kp, { uris: [workloadId(TD, 'cluster1', 'empire', 'tie')], ca: false });
     await assert.rejects(wi.sign(auth, other), (e: IdentityError) => e.status === 400 && /is not the requester's identity/.test(e.message));
     // Reopened (agent restart): the token still works.
-    const again = await WorkloadIdentity.open(dir, 'cluster1', { current: () => ({ ca, trustDomain: TD }), onChange: () => undefined }, () => 60_000);
+    const again = await WorkloadIdentity.open(dir, 'cluster1', { current: () => ({ ca, trustDomain: TD }), onChange: () => undefined }, () => ({ trustDomain: TD, workloadCertTtlMs: 60_000 }));
     assert.equal(again.whoami(auth).spiffeId, t.spiffeId);
   });
   it('refuses a missing, unknown or expired token, and answers 503 while the cluster has no intermediate', async () => {
