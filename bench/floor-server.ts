@@ -5,9 +5,9 @@
 // to it — the least any control plane must do to deliver a change. The light
 // clients measure it exactly as they measure meshfed.
 import * as grpc from '@grpc/grpc-js';
-import { ENDPOINT_TYPE } from '../src/translate/xds/types.js';
 import { typeForUrl } from '../src/xds/proto.js';
 import { adsServiceDefinition, type AnyMsg, type DiscoveryRequest, type DiscoveryResponse } from './ads.js';
+import { ENDPOINT_TYPE } from '../src/xdsapi/index.js';
 
 interface FloorStream {
   call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;

@@ -11,11 +11,11 @@
 // reports the last of those times once every subscribed client has seen it.
 import * as grpc from '@grpc/grpc-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/translate/xds/types.js';
 import { typeForUrl } from '../src/xds/proto.js';
 import { ADS_METHOD, adsCodec, type DiscoveryRequest, type DiscoveryResponse } from './ads.js';
 import { now, type ExpectMsg, type FromLight, type LoopStats, type ToLight } from './ipc.js';
 import { clusterInfo, AGENT_B, hotServices, proxySubscriptions, resourceNames, serviceInfo, type Scale } from './model.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xdsapi/index.js';
 
 const TYPES = [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] as const;
 

@@ -4,7 +4,7 @@
 // orchestrator, the simulated agents, the light clients) derives the same fleet
 // from the same numbers, so nothing big crosses a process boundary.
 import { API_VERSION, type ApiObject } from '../src/api/index.js';
-import { xdsClusterName } from '../src/federation/names.js';
+import { xdsClusterName } from '../src/xdsapi/index.js';
 
 export interface Scale {
   clusters: number;

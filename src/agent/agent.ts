@@ -21,8 +21,7 @@ import { listenerTarget, unknownTarget } from '../policies/access/server.js';
 import { viewEndpoints } from '../policies/access/status.js';
 import { accessHttpFilters } from '../policies/access/xds.js';
 import type { FederatedView } from '../federation/types.js';
-import { serviceMode, translateServerListener, translateService, type SecuritySettings, type XdsResource } from '../translate/xds/index.js';
-import { RESOURCE_TYPES } from '../translate/xds/types.js';
+import { serviceMode, translateServerListener, translateService, type SecuritySettings } from '../translate/xds/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -34,6 +33,7 @@ import { summarizeProxies, type ProxySummary } from './proxy-status.js';
 import { ViewJournal } from './view-journal.js';
 import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
+import { type XdsResource, RESOURCE_TYPES } from '../xdsapi/index.js';
 
 const log = logger('agent');
 /** Longest stretch of translation work per event-loop turn (ms). */

@@ -21,15 +21,3 @@ export function clustersetHostname(name: string, namespace: string): string {
 export function clusterHostname(name: string, namespace: string, cluster: string): string {
   return flat(`${name}.${namespace}.${cluster}`);
 }
-
-/** xDS cluster name for one port of one host (Istio-like, so it reads in proxy dumps). */
-export function xdsClusterName(host: string, port: number): string {
-  return flat(`outbound|${port}||${host}`);
-}
-
-/** Server-side listener name that an xDS-enabled gRPC server requests (gRFC A36). */
-export const SERVER_LISTENER_PREFIX = 'grpc/server?xds.resource.listening_address=';
-export function serverListenerName(address: string, port: number): string {
-  const host = address.includes(':') ? `[${address}]` : address;
-  return `${SERVER_LISTENER_PREFIX}${host}:${port}`;
-}

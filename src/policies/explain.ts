@@ -7,12 +7,13 @@
 // the caller's identity. Pure.
 import { meshSettings, type ApiObject, type Mesh, type MtlsMode, type Workload } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
-import { ENDPOINT_TYPE, ROUTE_TYPE, serviceMode, translateService, type SecuritySettings } from '../translate/xds/index.js';
+import { serviceMode, translateService, type SecuritySettings } from '../translate/xds/index.js';
 import { callerIdentity, compileAccess, evaluateAccess, type AccessEnv, type AccessVerdict } from './access/evaluate.js';
 import { serviceTargets, viewEndpoints } from './access/status.js';
 import { METHOD_PATTERN } from './access/kind.js';
 import { dryRunObjects, viewOf } from './plan.js';
 import { policySet, resolveServicePolicy } from './resolve.js';
+import { ENDPOINT_TYPE, ROUTE_TYPE } from '../xdsapi/index.js';
 
 export interface ExplainRequest {
   /** The calling workload. serviceAccount is needed only when it is not a registered Workload. */

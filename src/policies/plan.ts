@@ -7,8 +7,9 @@ import { stringify } from 'yaml';
 import { keyOf, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import { federate, globalKey } from '../federation/federate.js';
 import type { FederatedView, GlobalService } from '../federation/types.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, translateService, type XdsResource } from '../translate/xds/index.js';
+import { translateService } from '../translate/xds/index.js';
 import { policySet, policyStatuses, type PolicyStatusOut } from './resolve.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type XdsResource } from '../xdsapi/index.js';
 
 export interface ResourceChange {
   type: string;

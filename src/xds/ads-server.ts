@@ -13,13 +13,12 @@
 // (xds-field-notes.md).
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { SERVER_LISTENER_PREFIX } from '../federation/names.js';
-import { LISTENER_TYPE, RESOURCE_TYPES, mapFor, type XdsResource, type XdsResources } from '../translate/xds/types.js';
 import { DeltaStream } from './delta.js';
 import { adsServiceDefinition, protoRoot } from './proto.js';
 import { ResourceCache, shortType, type CacheBatch, type CacheOp, type SnapshotEntry, type SnapshotView } from './snapshot.js';
 import { SotwStream } from './sotw.js';
 import { SubscriptionIndex, type AdsEvent, type ProxyStatus, type ResponseCall, type StreamHost, type XdsProtocol, type XdsStream } from './streams.js';
+import { SERVER_LISTENER_PREFIX, LISTENER_TYPE, RESOURCE_TYPES, mapFor, type XdsResource, type XdsResources } from '../xdsapi/index.js';
 
 export type { AdsEvent, ProxyStatus, ProxyTypeStatus, XdsProtocol } from './streams.js';
 

@@ -6,8 +6,8 @@
 // `cluster2~sample~helloworld-v2-0`. '~' cannot occur in any of the three (DNS
 // labels), so the agent can split it back to find the Workload a proxy belongs to.
 import { isIP } from 'node:net';
-import { SERVER_LISTENER_PREFIX } from '../federation/names.js';
 import { encodeJsonMessage, loadBootstrapProtos } from './proto.js';
+import { SERVER_LISTENER_PREFIX } from '../xdsapi/index.js';
 
 export interface GrpcBootstrapOptions {
   /** host:port of the agent's ADS server. */

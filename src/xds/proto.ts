@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import protobuf from 'protobufjs';
-import type { XdsResource } from '../translate/xds/types.js';
+import type { XdsResource } from '../xdsapi/index.js';
 
 const require = createRequire(import.meta.url);
 

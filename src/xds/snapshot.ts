@@ -22,10 +22,10 @@
 // short-lived buffers and keep those alive too (several times the frame bytes).
 // Views of the bytes (`frame`, `any.value`) are made on use.
 import { createHash } from 'node:crypto';
-import { RESOURCE_TYPES, type XdsResource } from '../translate/xds/types.js';
 import { flat } from '../util/intern.js';
 import { encodeResource } from './proto.js';
 import { writeAnyFrame } from './wire.js';
+import { RESOURCE_TYPES, type XdsResource } from '../xdsapi/index.js';
 
 /** One encoded resource, shared by every stream and response that carries it. */
 export interface SnapshotEntry {

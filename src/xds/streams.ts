@@ -3,8 +3,8 @@
 // subscribers) that lets a change reach only the streams it affects, and the
 // stream base class (write-buffer back pressure, push order, status).
 import type * as grpc from '@grpc/grpc-js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE } from '../translate/xds/types.js';
 import type { ResourceCache, SnapshotEntry } from './snapshot.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE } from '../xdsapi/index.js';
 
 // Plain-object shapes of request messages as proto-loader hands them over
 // (keepCase, defaults, enums as strings).

@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, translateClient, translateServerListener } from '../../src/translate/xds/index.js';
+import { translateClient, translateServerListener } from '../../src/translate/xds/index.js';
 import { AdsServer, type AdsEvent } from '../../src/xds/ads-server.js';
 import { grpcBootstrap, nodeIdFor } from '../../src/xds/bootstrap.js';
 import { helloworldView, type HelloworldBackend } from '../helpers/mesh-fixture.js';
 import { distPath, eventually, freePorts, spawnNode, stopAll, type JsonLine, type NodeProc } from '../helpers/procs.js';
+import { ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES } from '../../src/xdsapi/index.js';
 
 const SERVER = distPath('src/samples/helloworld/server.js');
 const CLIENT = distPath('src/samples/helloworld/client.js');

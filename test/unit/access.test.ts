@@ -12,7 +12,6 @@ import { parse, stringify } from 'yaml';
 import { API_VERSION, parseAndValidate, type ApiObject, type Workload } from '../../src/api/index.js';
 import { nackHint } from '../../src/agent/proxy-status.js';
 import { federate } from '../../src/federation/federate.js';
-import { serverListenerName } from '../../src/federation/names.js';
 import { compileAccess, evaluateAccess, identityMatcher, type AccessEnv, type AccessTarget } from '../../src/policies/access/evaluate.js';
 import type { AccessPolicy } from '../../src/policies/access/kind.js';
 import { listenerTarget } from '../../src/policies/access/server.js';
@@ -23,6 +22,7 @@ import { policySet, policyStatuses } from '../../src/policies/resolve.js';
 import { serverListenerResource, translateServerListener } from '../../src/translate/xds/index.js';
 import { encodeResource, protoRoot } from '../../src/xds/proto.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
+import { serverListenerName } from '../../src/xdsapi/index.js';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/policies');
 const TD = 'meshfed.local';

@@ -9,17 +9,11 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { IdentityError, WorkloadIdentity } from '../../src/agent/workload-identity.js';
 import { certInfo, createCsr, createRootCa, generateKeyPair, intermediateId, signCsr, workloadId, type CaMaterial } from '../../src/ca/index.js';
-import {
-  CLUSTER_TYPE,
-  DOWNSTREAM_TLS_TYPE,
-  translateServerListener,
-  translateService,
-  UPSTREAM_TLS_TYPE,
-  type SecuritySettings,
-} from '../../src/translate/xds/index.js';
+import { DOWNSTREAM_TLS_TYPE, translateServerListener, translateService, UPSTREAM_TLS_TYPE, type SecuritySettings } from '../../src/translate/xds/index.js';
 import { grpcBootstrap } from '../../src/xds/bootstrap.js';
 import { encodeResource } from '../../src/xds/proto.js';
 import { helloworldView } from '../helpers/mesh-fixture.js';
+import { CLUSTER_TYPE } from '../../src/xdsapi/index.js';
 
 const TD = 'meshfed.local';
 const view = helloworldView([

@@ -11,9 +11,10 @@ import { API_VERSION, parseAndValidate, type ApiObject } from '../../src/api/ind
 import { FederationIndex } from '../../src/federation/incremental.js';
 import { computePlan, expectedSplit, formatPlan } from '../../src/policies/plan.js';
 import { policySet, policyStatuses } from '../../src/policies/resolve.js';
-import { ENDPOINT_TYPE, ROUTE_TYPE, translateService, type XdsResource } from '../../src/translate/xds/index.js';
+import { translateService } from '../../src/translate/xds/index.js';
 import { encodeResource } from '../../src/xds/proto.js';
 import { cluster, GRPC_PORT, helloworldView, service, workload } from '../helpers/mesh-fixture.js';
+import { ENDPOINT_TYPE, ROUTE_TYPE, type XdsResource } from '../../src/xdsapi/index.js';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/policies');
 

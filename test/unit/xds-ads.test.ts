@@ -2,24 +2,14 @@
 // so every request is exactly what the test says.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { serverListenerName } from '../../src/federation/names.js';
-import {
-  CLUSTER_TYPE,
-  ENDPOINT_TYPE,
-  LISTENER_TYPE,
-  RESOURCE_TYPES,
-  ROUTE_TYPE,
-  mapFor,
-  translateClient,
-  translateServerListener,
-  type XdsResources,
-} from '../../src/translate/xds/index.js';
+import { translateClient, translateServerListener } from '../../src/translate/xds/index.js';
 import { AdsServer, type AdsEvent } from '../../src/xds/ads-server.js';
 import { grpcBootstrap, nodeIdFor, parseNodeId } from '../../src/xds/bootstrap.js';
 import { decodeResource } from '../../src/xds/proto.js';
 import { contentHash } from '../../src/xds/snapshot.js';
 import { RawAdsClient, type RawResponse } from '../helpers/ads-client.js';
 import { helloworldView } from '../helpers/mesh-fixture.js';
+import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, mapFor, type XdsResources } from '../../src/xdsapi/index.js';
 
 const HW = 'helloworld.sample';
 const HW_CLUSTER = 'outbound|8080||helloworld.sample';

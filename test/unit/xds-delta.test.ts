@@ -2,14 +2,14 @@
 // spec (test/helpers/delta-client.ts), on the same cache as state of the world.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { serverListenerName } from '../../src/federation/names.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, translateServerListener } from '../../src/translate/xds/index.js';
+import { translateServerListener } from '../../src/translate/xds/index.js';
 import { AdsServer, type AdsEvent, type AdsServerOptions } from '../../src/xds/ads-server.js';
 import { decodeResource } from '../../src/xds/proto.js';
 import { contentHash } from '../../src/xds/snapshot.js';
 import { RawAdsClient } from '../helpers/ads-client.js';
 import { DeltaAdsClient, type DeltaResponse } from '../helpers/delta-client.js';
 import { assignment, cluster, clusterName, fleet, listener, svcName } from '../helpers/envoy-fleet.js';
+import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xdsapi/index.js';
 
 const got = (r: DeltaResponse): string[] => r.resources.map((x) => x.name).sort();
 

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it, type TestContext } from 'node:test';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/translate/xds/index.js';
 import { AdsServer } from '../../src/xds/ads-server.js';
 import { RawAdsClient } from '../helpers/ads-client.js';
 import { DeltaAdsClient } from '../helpers/delta-client.js';
 import { assignment, clusterName, fleet, svcName } from '../helpers/envoy-fleet.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xdsapi/index.js';
 
 const BENCH = process.env.MESHFED_XDS_BENCH === '1';
 

@@ -7,22 +7,11 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { federate } from '../../src/federation/federate.js';
-import { serverListenerName } from '../../src/federation/names.js';
 import type { FederatedView } from '../../src/federation/types.js';
-import {
-  CLUSTER_TYPE,
-  ENDPOINT_TYPE,
-  LISTENER_TYPE,
-  RESOURCE_TYPES,
-  ROUTE_TYPE,
-  mapFor,
-  translateClient,
-  translateServerListener,
-  type XdsResource,
-  type XdsResources,
-} from '../../src/translate/xds/index.js';
+import { translateClient, translateServerListener } from '../../src/translate/xds/index.js';
 import { decodeResource, encodeResource } from '../../src/xds/proto.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
+import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, mapFor, type XdsResource, type XdsResources } from '../../src/xdsapi/index.js';
 
 // Golden files live in the source tree; this file runs from dist/test/unit.
 const GOLDEN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/unit/golden');

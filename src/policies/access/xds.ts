@@ -10,8 +10,8 @@
 // cannot run (without GRPC_XDS_EXPERIMENTAL_RBAC=true), which would open the
 // service. Without the variable gRPC NACKs the Listener instead: the server
 // keeps its last listener (or never serves), and proxy-status says why.
-import { anyOf } from '../../translate/xds/types.js';
 import type { CompiledAccess, CompiledPolicy } from './evaluate.js';
+import { anyOf } from '../../xdsapi/index.js';
 
 export const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 export const DENY_FILTER = 'meshfed.access.deny';

@@ -1,10 +1,10 @@
 // TrafficPolicy's translation hooks, called by the xDS builders in
 // src/translate/xds. Pure: a resolved ServicePolicy in, message fields out.
 import type { ClientContext } from '../../translate/xds/types.js';
-import { anyOf, duration, wrap } from '../../translate/xds/types.js';
 import { durationMs } from '../common.js';
 import type { ServicePolicy } from '../resolve.js';
 import { GRPC_CODES, subsetName, type OutlierDetection, type Route } from './kind.js';
+import { anyOf, duration, wrap } from '../../xdsapi/index.js';
 
 export const FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 export const FAULT_FILTER = 'envoy.filters.http.fault';

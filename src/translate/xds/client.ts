@@ -8,16 +8,15 @@
 // the backend set (the global hostname, or the per-cluster hostname).
 import type { ServicePort } from '../../api/index.js';
 import type { FederatedView, GlobalService, ServicePart } from '../../federation/types.js';
-import { xdsClusterName } from '../../federation/names.js';
 import { resolveServicePolicy, type ServicePolicy } from '../../policies/resolve.js';
 import { splitTargets } from '../../policies/traffic/xds.js';
 import type { Backend } from './backend.js';
-import { subsetClusterName } from './naming.js';
 import { edsCluster } from './cluster.js';
 import { loadAssignment } from './endpoints.js';
 import { clientListener } from './listener.js';
 import { routeConfiguration } from './route.js';
-import { emptyResources, mapFor, type ClientContext, type XdsResource, type XdsResources } from './types.js';
+import { type ClientContext } from './types.js';
+import { xdsClusterName, subsetClusterName, emptyResources, mapFor, type XdsResource, type XdsResources } from '../../xdsapi/index.js';
 
 export function translateClient(view: FederatedView, ctx: ClientContext): XdsResources {
   if (!ctx.locality) {

@@ -2,7 +2,8 @@
 import type { Backend } from './backend.js';
 import { lbFields, outlierFields } from '../../policies/traffic/xds.js';
 import { serviceIdentities, serviceMode, upstreamTransportSocket } from './security.js';
-import { CLUSTER_TYPE, type ClientContext, type XdsResource } from './types.js';
+import { type ClientContext } from './types.js';
+import { CLUSTER_TYPE, type XdsResource } from '../../xdsapi/index.js';
 
 export function edsCluster(ctx: ClientContext, backend: Backend): XdsResource {
   const name = backend.clusterName;

@@ -3,7 +3,8 @@
 import type { Endpoint } from '../../federation/types.js';
 import { priorities } from '../../policies/failover/xds.js';
 import type { Backend } from './backend.js';
-import { ENDPOINT_TYPE, wrap, type ClientContext, type XdsResource } from './types.js';
+import { type ClientContext } from './types.js';
+import { ENDPOINT_TYPE, wrap, type XdsResource } from '../../xdsapi/index.js';
 
 export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: Set<string>): XdsResource {
   const name = backend.clusterName;

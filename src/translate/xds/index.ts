@@ -2,7 +2,7 @@
 export * from './types.js';
 export type { Backend } from './backend.js';
 export { translateClient, translateService } from './client.js';
-export { translateServerListener, parseServerListenerName, serverListenerResource, clientListener, routerFilter } from './listener.js';
+export { translateServerListener, serverListenerResource, clientListener, routerFilter } from './listener.js';
 export type { ServerListenerOptions } from './listener.js';
 export { routeConfiguration } from './route.js';
 export { edsCluster, outlierDetection } from './cluster.js';

@@ -2,13 +2,11 @@
 // listener name is the dial target and the HttpConnectionManager points at a
 // RouteConfiguration over ADS. Server listeners (gRFC A36) are what an xDS
 // gRPC server requests for the address it binds.
-// node:net's isIP is a pure function (no sockets); the Workload kind validates with it too.
-import { isIP } from 'node:net';
-import { SERVER_LISTENER_PREFIX } from '../../federation/names.js';
 import { faultFilter } from '../../policies/traffic/xds.js';
 import type { MtlsMode } from '../../api/index.js';
 import { downstreamTransportSocket } from './security.js';
-import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, type ClientContext, type XdsResource } from './types.js';
+import { type ClientContext } from './types.js';
+import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, parseServerListenerName, type XdsResource } from '../../xdsapi/index.js';
 
 /** HTTP filters of a client listener: fault injection (off unless a route enables it), then the router, which must stay last. */
 export function clientHttpFilters(_ctx: ClientContext): Record<string, unknown>[] {
@@ -35,17 +33,6 @@ export function clientListener(ctx: ClientContext, name: string): XdsResource {
       },
     },
   };
-}
-
-/** Listening address of a server listener name, or undefined if the name is not one. */
-export function parseServerListenerName(name: string): { address: string; port: number } | undefined {
-  if (!name.startsWith(SERVER_LISTENER_PREFIX)) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(name.slice(SERVER_LISTENER_PREFIX.length));
-  if (!m) return undefined;
-  const address = (m[1] ?? m[2])!;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535 || isIP(address) === 0) return undefined;
-  return { address, port };
 }
 
 /**

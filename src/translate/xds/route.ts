@@ -4,8 +4,8 @@
 // splits to subset clusters, retries, timeouts, faults) replace the default route.
 import { policyRoutes } from '../../policies/traffic/xds.js';
 import type { Backend } from './backend.js';
-import { subsetClusterName } from './naming.js';
-import { ROUTE_TYPE, type ClientContext, type XdsResource } from './types.js';
+import { type ClientContext } from './types.js';
+import { subsetClusterName, ROUTE_TYPE, type XdsResource } from '../../xdsapi/index.js';
 
 export function routeConfiguration(ctx: ClientContext, name: string, backend: Backend): XdsResource {
   const routes = backend.global ? backend.policy?.routes?.value : undefined;

@@ -13,7 +13,7 @@
 import type { MtlsMode } from '../../api/index.js';
 import type { GlobalService } from '../../federation/types.js';
 import { workloadId } from '../../ca/spiffe.js';
-import { anyOf, wrap } from './types.js';
+import { anyOf, wrap } from '../../xdsapi/index.js';
 
 export const CERT_PROVIDER = 'meshfed';
 export const UPSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';

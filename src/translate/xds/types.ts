@@ -5,35 +5,6 @@
 import type { PolicySet } from '../../policies/resolve.js';
 import type { SecuritySettings } from './security.js';
 
-export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
-export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
-export const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
-export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
-
-export const HCM_TYPE =
-  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
-
-/** Order in which a state-of-the-world client needs them (and in which golden files list them). */
-export const RESOURCE_TYPES = [LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE] as const;
-export type ResourceTypeUrl = (typeof RESOURCE_TYPES)[number];
-
-export interface XdsResource {
-  typeUrl: string;
-  name: string;
-  /** Plain object in protobufjs fromObject form, snake_case field names. */
-  message: Record<string, unknown>;
-}
-
-export interface XdsResources {
-  listeners: Map<string, XdsResource>;
-  routes: Map<string, XdsResource>;
-  clusters: Map<string, XdsResource>;
-  endpoints: Map<string, XdsResource>;
-  /** Things the translation had to drop, for the agent to report (never affects the resources). */
-  warnings?: string[];
-}
-
 /**
  * What a translation for one agent knows besides the view. Builders read
  * policies through the Backend (`backend.policy`, resolved once per service
@@ -48,41 +19,4 @@ export interface ClientContext {
   policies?: PolicySet;
   /** Trust domain and mTLS modes (from the Mesh). Unset: plaintext everywhere. */
   security?: SecuritySettings;
-}
-
-export function emptyResources(): XdsResources {
-  return { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map() };
-}
-
-/** The map holding resources of a type URL. */
-export function mapFor(res: XdsResources, typeUrl: string): Map<string, XdsResource> {
-  switch (typeUrl) {
-    case LISTENER_TYPE:
-      return res.listeners;
-    case ROUTE_TYPE:
-      return res.routes;
-    case CLUSTER_TYPE:
-      return res.clusters;
-    case ENDPOINT_TYPE:
-      return res.endpoints;
-    default:
-      throw new Error(`unknown xDS resource type ${typeUrl}`);
-  }
-}
-
-/** An Any holding `typeUrl` with the given fields. */
-export function anyOf(typeUrl: string, fields: Record<string, unknown> = {}): Record<string, unknown> {
-  return { '@type': typeUrl, ...fields };
-}
-
-/** google.protobuf.Duration from milliseconds. */
-export function duration(ms: number): { seconds: number; nanos?: number } {
-  const seconds = Math.floor(ms / 1000);
-  const nanos = (ms % 1000) * 1_000_000;
-  return nanos ? { seconds, nanos } : { seconds };
-}
-
-/** Wrapper message (UInt32Value, BoolValue, ...). */
-export function wrap<T>(value: T): { value: T } {
-  return { value };
 }
