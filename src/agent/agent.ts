@@ -14,14 +14,10 @@ import { RegistrationSource } from '../discovery/registration.js';
 import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
-import { selectedNames, type PolicyObject } from '../policies/common.js';
-import { POLICY_KINDS, policySet, type PolicySet } from '../policies/resolve.js';
-import { compileAccess, type IdentityEndpoint } from '../policies/access/evaluate.js';
-import { listenerTarget, unknownTarget } from '../policies/access/server.js';
-import { viewEndpoints } from '../policies/access/status.js';
-import { accessHttpFilters } from '../policies/access/xds.js';
+import { selectedNames, viewIdentities, type PolicyObject } from '../policies/common.js';
+import type { ServerContext, WorkloadIdentityRef } from '../policies/plugin.js';
 import type { FederatedView } from '../federation/types.js';
-import { serviceMode, translateServerListener, translateService, type SecuritySettings } from '../translate/xds/index.js';
+import { serverPoliciesActive, serverPoliciesReadWorkloads, serverPolicyFilters, translateServerListener, translateService } from '../translate/xds/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -34,6 +30,10 @@ import { ViewJournal } from './view-journal.js';
 import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
 import { type XdsResource, RESOURCE_TYPES } from '../xdsapi/index.js';
+import { pluginOf, POLICY_KINDS, policySet } from '../registry.js';
+import { type PolicySet } from '../policies/plugin.js';
+import { listenerTarget, unknownTarget } from '../translate/xds/index.js';
+import { serviceMode, type SecuritySettings } from '../api/index.js';
 
 const log = logger('agent');
 /** Longest stretch of translation work per event-loop turn (ms). */
@@ -137,7 +137,7 @@ export class Agent {
   private accessDirty = false;
   private accessDefault: 'ALLOW' | 'DENY' = 'ALLOW';
   /** Workloads of the view for label sources, computed once per recompute (only when a policy has labels). */
-  private accessEndpoints: IdentityEndpoint[] | undefined;
+  private accessEndpoints: WorkloadIdentityRef[] | undefined;
   private lastAccessRefresh = -Infinity;
   private accessRefreshTimer: NodeJS.Timeout | undefined;
   /** Services were re-translated since server listeners were last re-evaluated for access. */
@@ -293,9 +293,9 @@ export class Agent {
     this.accessRefreshTimer.unref();
   }
 
-  /** Whether any AccessPolicy or a deny-all default can put RBAC filters on server listeners. */
+  /** Whether any server-side policy (an AccessPolicy, a deny-all default) can put filters on server listeners. */
   private accessActive(): boolean {
-    return this.policySet().access.length > 0 || this.accessDefault === 'DENY';
+    return serverPoliciesActive(this.policySet(), { accessDefault: this.accessDefault });
   }
 
   /** The local workload registered at address:port, if any. */
@@ -315,16 +315,14 @@ export class Agent {
    */
   private serverAccess(address: string, port: number, mode: MtlsMode): Record<string, unknown>[] {
     if (!this.accessActive()) return [];
-    const policies = this.policySet().access;
     const w = this.localWorkloadAt(address, port);
     const target = w ? listenerTarget(w, port, this.fed.get(w.metadata.namespace!, w.spec.service), mode) : unknownTarget(this.opts.cluster, mode);
-    const env = {
+    const ctx: ServerContext = {
       trustDomain: this.security?.trustDomain ?? meshSettings(undefined).trustDomain,
-      defaultAction: this.accessDefault,
-      policies,
-      endpoints: () => (this.accessEndpoints ??= viewEndpoints(this.fed.view())),
+      accessDefault: this.accessDefault,
+      identities: () => (this.accessEndpoints ??= viewIdentities(this.fed.view())),
     };
-    return accessHttpFilters(compileAccess(env, target));
+    return serverPolicyFilters(this.policySet(), ctx, target);
   }
 
   /** Security settings from the Mesh; when they change every service and server listener is re-translated. */
@@ -501,8 +499,8 @@ export class Agent {
     if (next) this.policies.set(key, next);
     else if (!this.policies.delete(key)) return;
     this.policyCache = undefined;
-    // AccessPolicies change server listeners (RBAC), not the client resources of the services.
-    if ((next ?? prev)?.kind === 'AccessPolicy') {
+    // Server-side policies (AccessPolicy) change server listeners, not the client resources of the services.
+    if (pluginOf((next ?? prev)!.kind)?.enforcedBy === 'server') {
       this.accessDirty = true;
       return;
     }
@@ -636,7 +634,7 @@ export class Agent {
     // policies or the default changed, when local registrations changed (onLocalChange),
     // or when any workload changed and a policy resolves labels to identities; only
     // listeners whose content changed are pushed.
-    if (this.accessDirty || (this.touchedSinceAccess && this.policySet().access.some((p) => p.spec.sources?.some((x) => x.labels)))) {
+    if (this.accessDirty || (this.touchedSinceAccess && serverPoliciesReadWorkloads(this.policySet()))) {
       this.accessDirty = false;
       this.refreshAccess();
     }

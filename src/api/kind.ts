@@ -13,9 +13,11 @@ export interface FieldError {
   message: string;
 }
 
+// Method syntax on purpose: a KindDef of one kind must be usable where any
+// KindDef is expected (registries, plugin lists), which needs bivariance here.
 export interface Column<O> {
   header: string;
-  value: (o: O) => string;
+  value(o: O): string;
 }
 
 export interface KindOptions<K extends string, S extends TObject, St extends TSchema> {
@@ -29,7 +31,7 @@ export interface KindOptions<K extends string, S extends TObject, St extends TSc
   spec: S;
   status: St;
   columns: Column<KindObject<K, S, St>>[];
-  validateObject?: (o: KindObject<K, S, St>) => FieldError[];
+  validateObject?(o: KindObject<K, S, St>): FieldError[];
 }
 
 export interface KindObject<K extends string, S extends TSchema, St extends TSchema> {

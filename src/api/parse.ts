@@ -4,7 +4,7 @@
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION, type ApiObject } from './meta.js';
 import type { FieldError } from './kind.js';
-import { findKind, kindNames } from './registry.js';
+import type { KindRegistry } from './registry.js';
 
 export interface DocumentError {
   /** 0-based document index in the input */
@@ -57,11 +57,11 @@ function isList(v: unknown): v is { items: unknown[] } {
 }
 
 /** Validates raw documents against their kinds; all or nothing. */
-export function validateDocuments(raw: unknown[], source = 'input'): ApiObject[] {
+export function validateDocuments(kinds: KindRegistry, raw: unknown[], source = 'input'): ApiObject[] {
   const problems: DocumentError[] = [];
   const objects: ApiObject[] = [];
   raw.forEach((doc, i) => {
-    const r = validateObject(doc);
+    const r = validateObject(kinds, doc);
     if (r.ok) objects.push(r.value);
     else problems.push({ document: i, source, object: r.object, errors: r.errors });
   });
@@ -69,7 +69,7 @@ export function validateDocuments(raw: unknown[], source = 'input'): ApiObject[]
   return objects;
 }
 
-export function validateObject(doc: unknown): { ok: true; value: ApiObject } | { ok: false; object?: string; errors: FieldError[] } {
+export function validateObject(kinds: KindRegistry, doc: unknown): { ok: true; value: ApiObject } | { ok: false; object?: string; errors: FieldError[] } {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     return { ok: false, errors: [{ path: '/', message: 'expected an object with apiVersion, kind, metadata and spec' }] };
   }
@@ -80,14 +80,14 @@ export function validateObject(doc: unknown): { ok: true; value: ApiObject } | {
     return { ok: false, object, errors: [{ path: '/apiVersion', message: `expected "${API_VERSION}", got ${JSON.stringify(d.apiVersion)}` }] };
   }
   if (typeof d.kind !== 'string') return { ok: false, object, errors: [{ path: '/kind', message: 'kind is required' }] };
-  const def = findKind(d.kind);
+  const def = kinds.find(d.kind);
   if (!def || def.kind !== d.kind) {
-    return { ok: false, object, errors: [{ path: '/kind', message: `unknown kind "${d.kind}"; known kinds: ${kindNames().join(', ')}` }] };
+    return { ok: false, object, errors: [{ path: '/kind', message: `unknown kind "${d.kind}"; known kinds: ${kinds.names().join(', ')}` }] };
   }
   const r = def.check(doc);
   return r.ok ? { ok: true, value: r.value as ApiObject } : { ok: false, object, errors: r.errors };
 }
 
-export function parseAndValidate(text: string, source = 'input'): ApiObject[] {
-  return validateDocuments(parseDocuments(text, source), source);
+export function parseAndValidate(kinds: KindRegistry, text: string, source = 'input'): ApiObject[] {
+  return validateDocuments(kinds, parseDocuments(text, source), source);
 }

@@ -164,7 +164,6 @@ export function agentChannelClient(address: string, credentials?: grpc.ChannelCr
 /** The TLS server name agents use for the hub (its certificate carries it as a DNS SAN too). */
 export const HUB_TLS_NAME = 'hub.meshfed.internal';
 
-/** Kinds the hub sends to agents. */
-export const VIEW_KINDS = new Set(['Cluster', 'Mesh', 'Service', 'Workload', 'TrafficPolicy', 'FailoverPolicy', 'AccessPolicy']);
+// The kinds the hub sends to agents are VIEW_KINDS in src/registry.ts (derived from the kinds and policy plugins).
 /** Kinds an agent may report for its own cluster. */
 export const REPORT_KINDS = new Set(['Service', 'Workload']);

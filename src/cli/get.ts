@@ -1,8 +1,9 @@
 // `meshfed get`: API objects, and the federated view (globalservices).
-import { findKind, type ApiObject, type KindDef } from '../api/index.js';
+import { type ApiObject, type KindDef } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { request } from './http.js';
 import { age, CliError, EXIT, parseFormat, print, table } from './output.js';
+import { findKind } from '../registry.js';
 
 interface GetOptions {
   namespace?: string;

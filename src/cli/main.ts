@@ -4,12 +4,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidInputError, parseAndValidate, type ApiObject } from '../api/index.js';
+import { InvalidInputError, type ApiObject } from '../api/index.js';
 import { parseHostPort } from '../util/address.js';
 import { CliError, EXIT, parseFormat } from './output.js';
 import { getCommand } from './get.js';
 import { request } from './http.js';
 import { printProxyStatus, printAgentStatus } from './status.js';
+import { parseAndValidate } from '../registry.js';
 
 const DEFAULT_HUB = process.env.MESHFED_HUB ?? 'http://127.0.0.1:7400';
 const DEFAULT_AGENT = process.env.MESHFED_AGENT ?? 'http://127.0.0.1:15011';
@@ -275,7 +276,7 @@ export function buildProgram(): Command {
     .action(async (o: { filename: string[]; hub: string; output: string }) => {
       const format = parseFormat(o.output);
       const objects = await readObjects(o.filename);
-      const r = await request<import('../policies/plan.js').PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
+      const r = await request<import('../analysis/plan.js').PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
         text: JSON.stringify(objects),
         contentType: 'application/json',
       });
@@ -283,7 +284,7 @@ export function buildProgram(): Command {
         const { print } = await import('./output.js');
         print(r, format, () => '');
       } else {
-        const { formatPlan } = await import('../policies/plan.js');
+        const { formatPlan } = await import('../analysis/plan.js');
         process.stdout.write(formatPlan(r));
       }
     });
@@ -308,12 +309,12 @@ export function buildProgram(): Command {
       const body: Record<string, unknown> = { from: { cluster, namespace, workload, ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}) }, to: o.to };
       if (o.method) body.method = o.method.replace(/^\//, '');
       if (o.filename.length > 0) body.with = await readObjects(o.filename);
-      const r = await request<import('../policies/explain.js').ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', { text: JSON.stringify(body), contentType: 'application/json' });
+      const r = await request<import('../analysis/explain.js').ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', { text: JSON.stringify(body), contentType: 'application/json' });
       if (format === 'json' || format === 'yaml') {
         const { print } = await import('./output.js');
         print(r, format, () => '');
       } else {
-        const { formatExplain } = await import('../policies/explain.js');
+        const { formatExplain } = await import('../analysis/explain.js');
         process.stdout.write(formatExplain(r));
       }
     });
@@ -338,7 +339,7 @@ export function buildProgram(): Command {
     .option('-f, --filename <file>', 'delete the objects in this file (repeatable)', collect, [])
     .addOption(hubOption())
     .action(async (kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string }) => {
-      const { findKind } = await import('../api/index.js');
+      const { findKind } = await import('../registry.js');
       const targets: { plural: string; name: string; namespace?: string }[] = [];
       if (o.filename.length > 0) {
         for (const obj of await readObjects(o.filename)) {
@@ -542,7 +543,8 @@ export function buildProgram(): Command {
     .command('crds')
     .description('print the CustomResourceDefinitions of every kind (for Kubernetes mode)')
     .action(async () => {
-      const { KINDS, crdFor } = await import('../api/index.js');
+      const { crdFor } = await import('../api/index.js');
+      const { KINDS } = await import('../registry.js');
       const { stringify } = await import('yaml');
       process.stdout.write(KINDS.map((k) => stringify(crdFor(k))).join('---\n'));
     });

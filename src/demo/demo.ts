@@ -9,7 +9,7 @@
 // back, denies then allows the client with AccessPolicies (explaining each
 // verdict), and runs until Ctrl-C or --duration.
 import { API_VERSION, type ApiObject } from '../api/index.js';
-import { formatExplain, type ExplainResult } from '../policies/explain.js';
+import { formatExplain, type ExplainResult } from '../analysis/explain.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
 
 interface Tick {

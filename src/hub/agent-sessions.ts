@@ -5,7 +5,7 @@
 // The view itself is built and encoded once for all agents (view-feed.ts); a
 // session only queues shared bytes and writes them as its stream drains.
 import type * as grpc from '@grpc/grpc-js';
-import { keyOf, parseKey, refOf, validateObject, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
+import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
 import { CsrRejected } from '../ca/index.js';
 import { REPORT_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
 import type { Store } from '../store/store.js';
@@ -13,6 +13,7 @@ import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
 import type { HubTrust } from './trust.js';
 import { ViewFeed, type ViewFeedStats, type ViewGroup, type ViewSubscriber } from './view-feed.js';
+import { validateObject } from '../registry.js';
 
 /** What an agent reports of a workload certificate it issued (see IssuedRecord on the agent). */
 export interface WorkloadCertReport {

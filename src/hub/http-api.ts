@@ -15,30 +15,19 @@
 //   POST   /api/v1alpha1/trust/rotate-root   body {step: add|activate|retire, force?}
 //   POST   /api/v1alpha1/explain          body: {from, to, method?, with?}: route, endpoints and the access verdict of a call (nothing is written)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import {
-  API_VERSION,
-  findKind,
-  InvalidInputError,
-  parseAndValidate,
-  validateObject,
-  type ApiObject,
-  type Cluster,
-  type Mesh,
-  type ObjectRef,
-  type Service,
-  type Workload,
-} from '../api/index.js';
+import { API_VERSION, InvalidInputError, type ApiObject, type Cluster, type Mesh, type ObjectRef, type Service, type Workload } from '../api/index.js';
 import { DURATION, durationMs } from '../api/duration.js';
 import { federate } from '../federation/federate.js';
-import { computePlan } from '../policies/plan.js';
-import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../policies/explain.js';
-import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
+import { computePlan } from '../analysis/plan.js';
+import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
+import { policyStatuses } from '../policies/resolve.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { ApiError, applyObjects, deleteObjects } from './objects.js';
 import { expiryWarning, TrustError, type HubTrust } from './trust.js';
+import { findKind, parseAndValidate, validateObject, POLICY_KINDS, policySet } from '../registry.js';
 
 const log = logger('hub.api');
 const MAX_BODY = 8 * 1024 * 1024;

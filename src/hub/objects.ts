@@ -1,15 +1,9 @@
 // The hub's write path for API objects: validation beyond the schema, reference
 // rules, and the atomic commit. Shared by the HTTP API and the agent channel so
 // both obey the same rules.
-import {
-  describeRef,
-  findKind,
-  keyOf,
-  refOf,
-  type ApiObject,
-  type ObjectRef,
-} from '../api/index.js';
+import { describeRef, keyOf, refOf, type ApiObject, type ObjectRef } from '../api/index.js';
 import type { OpOutcome, Store, StoreOp } from '../store/store.js';
+import { findKind } from '../registry.js';
 
 export class ApiError extends Error {
   constructor(

@@ -23,9 +23,10 @@
 // per-session bookkeeping of what it has seen.
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { keyOf, refOf, type ApiObject } from '../api/index.js';
-import { encodeHubMessage, VIEW_KINDS } from '../channel/protocol.js';
+import { encodeHubMessage } from '../channel/protocol.js';
 import type { Store, WatchEvent } from '../store/store.js';
 import { logger } from '../util/log.js';
+import { VIEW_KINDS } from '../registry.js';
 
 const log = logger('hub.views');
 

@@ -1,10 +1,11 @@
-// Pieces shared by every policy kind: which services a policy selects
-// (destinations), which source clusters it applies in, durations, and the
-// oldest-wins ordering. Pure.
+// Pieces shared by the policy kinds: which services a policy selects
+// (destinations), which source clusters it applies in, durations, the
+// oldest-wins ordering, the status schema and the status every client-side
+// policy shares. Pure.
 import { Type, type Static } from '@sinclair/typebox';
 import { Labels, Name } from '../api/meta.js';
 import type { FieldError } from '../api/kind.js';
-import type { GlobalService } from '../federation/types.js';
+import type { FederatedView, GlobalService } from '../federation/types.js';
 
 /** Selects global services in the policy's namespace. Every set field must match; `{}` selects every service of the namespace. */
 export const DestinationSelector = Type.Object(
@@ -26,10 +27,15 @@ export type SourceSelector = Static<typeof SourceSelector>;
 
 export { Duration, DURATION, durationMs } from '../api/duration.js';
 
-/** The fields every policy object has (TrafficPolicy and FailoverPolicy objects are structurally this). */
+/** The fields every policy object has: it is namespaced and selects destinations (by name, among others). */
 export interface PolicyObject {
   kind: string;
   metadata: { name: string; namespace?: string; creationTimestamp?: string };
+  spec: { destinations: { name?: string }[] };
+}
+
+/** A client-side policy: selects services by DestinationSelector and source clusters by SourceSelector (TrafficPolicy, FailoverPolicy). */
+export interface ClientPolicyObject extends PolicyObject {
   spec: { destinations: DestinationSelector[]; sources?: SourceSelector[] };
 }
 
@@ -56,12 +62,12 @@ export function selectorMatches(sel: DestinationSelector, namespace: string | un
 }
 
 /** Whether the policy selects the service (any destination). */
-export function selects(p: PolicyObject, service: GlobalService): boolean {
+export function selects(p: ClientPolicyObject, service: GlobalService): boolean {
   return p.spec.destinations.some((d) => selectorMatches(d, p.metadata.namespace, service));
 }
 
 /** Whether the policy applies to clients in `cluster`. */
-export function appliesIn(p: PolicyObject, cluster: string): boolean {
+export function appliesIn(p: ClientPolicyObject, cluster: string): boolean {
   return !p.spec.sources?.length || p.spec.sources.some((s) => s.cluster === cluster);
 }
 
@@ -83,4 +89,53 @@ export function noDuplicateSources(sources: SourceSelector[] | undefined): Field
     seen.add(s.cluster);
   });
   return errs;
+}
+
+/** Status every policy kind reports (computed by the hub at read time); kinds may add fields. */
+export const PolicyStatus = Type.Object({
+  services: Type.Optional(Type.Array(Type.String(), { description: 'global services the policy selects' })),
+  clusters: Type.Optional(Type.Array(Type.String(), { description: 'source clusters where it is in effect' })),
+  conflicts: Type.Optional(Type.Array(Type.Object({ service: Type.String(), field: Type.String(), winner: Type.String(), message: Type.String() }))),
+  problems: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+});
+export type PolicyStatus = Static<typeof PolicyStatus>;
+
+/** The policies that apply to `service` for clients in `cluster`, in the order given (oldest first). */
+export function applicable<O extends ClientPolicyObject>(policies: readonly O[], service: GlobalService, cluster: string): O[] {
+  return policies.filter((p) => appliesIn(p, cluster) && selects(p, service));
+}
+
+/**
+ * The status part every client-side policy shares: the services it selects,
+ * the source clusters where it is in effect, and destinations or source
+ * clusters the view cannot satisfy. `services` are the selected services, for
+ * kind-specific checks.
+ */
+export function clientPolicyStatus(view: FederatedView, p: ClientPolicyObject): { services: GlobalService[]; status: { services: string[]; clusters: string[]; conflicts: never[]; problems: FieldError[] } } {
+  const clusters = view.clusters.map((c) => c.name);
+  const services = view.services.filter((s) => selects(p, s));
+  const problems: FieldError[] = [];
+  p.spec.destinations.forEach((d, i) => {
+    if (!view.services.some((s) => selectorMatches(d, p.metadata.namespace, s))) {
+      const what = [d.name && `named "${d.name}"`, d.cluster && `in cluster "${d.cluster}"`, d.labels && `labelled ${JSON.stringify(d.labels)}`].filter(Boolean).join(', ');
+      problems.push({ path: `/spec/destinations/${i}`, message: `no service in namespace "${p.metadata.namespace}" ${what || ''}`.trim() });
+    }
+  });
+  p.spec.sources?.forEach((s, i) => {
+    if (!clusters.includes(s.cluster)) problems.push({ path: `/spec/sources/${i}/cluster`, message: `no member cluster "${s.cluster}"` });
+  });
+  return {
+    services,
+    status: {
+      services: services.map((s) => `${s.name}.${s.namespace}`),
+      clusters: services.length ? clusters.filter((c) => appliesIn(p, c)) : [],
+      conflicts: [],
+      problems,
+    },
+  };
+}
+
+/** Every workload of the view as identity sources see it (cluster, namespace, service account, labels). */
+export function viewIdentities(view: FederatedView): { cluster: string; namespace: string; serviceAccount: string; labels: Record<string, string> }[] {
+  return view.services.flatMap((g) => g.parts.flatMap((p) => p.endpoints.map((e) => ({ cluster: e.cluster, namespace: g.namespace, serviceAccount: e.serviceAccount, labels: e.labels }))));
 }

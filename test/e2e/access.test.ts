@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
 import { meshfedBin } from '../../src/demo/processes.js';
-import type { ExplainResult } from '../../src/policies/explain.js';
+import type { ExplainResult } from '../../src/analysis/explain.js';
 import type { ProxySummary } from '../../src/agent/proxy-status.js';
 import { TickLog, type Tick } from '../helpers/tick-log.js';
 

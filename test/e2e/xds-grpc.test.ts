@@ -9,6 +9,7 @@ import { grpcBootstrap, nodeIdFor } from '../../src/xds/bootstrap.js';
 import { helloworldView, type HelloworldBackend } from '../helpers/mesh-fixture.js';
 import { distPath, eventually, freePorts, spawnNode, stopAll, type JsonLine, type NodeProc } from '../helpers/procs.js';
 import { ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES } from '../../src/xdsapi/index.js';
+import { policySet } from '../../src/registry.js';
 
 const SERVER = distPath('src/samples/helloworld/server.js');
 const CLIENT = distPath('src/samples/helloworld/client.js');
@@ -33,7 +34,7 @@ describe('xDS end to end with grpc-js-xds processes', () => {
   };
   const spawnClient = (name: string, cluster: string, args: string[]): NodeProc =>
     spawnNode(name, CLIENT, args, bootstrapEnv(cluster, name, false));
-  const resourcesFor = (bs: HelloworldBackend[]) => translateClient(helloworldView(bs), { cluster: 'cluster1' });
+  const resourcesFor = (bs: HelloworldBackend[]) => translateClient(helloworldView(bs), { cluster: 'cluster1', policies: policySet([]) });
   const ackOf = (nodeId: string, typeUrl: string, version: string) => events.find((e) => e.kind === 'ack' && e.nodeId === nodeId && e.typeUrl === typeUrl && e.version === version);
   const ticksAfter = (i: number) => client.lines.slice(i).filter(isTick);
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClusterKind, InvalidInputError, parseAndValidate, parseDocuments, WorkloadKind } from '../../src/api/index.js';
+import { ClusterKind, InvalidInputError, parseDocuments, WorkloadKind } from '../../src/api/index.js';
+import { parseAndValidate } from '../../src/registry.js';
 
 const cluster = (spec: unknown, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'meshfed.io/v1alpha1',
@@ -117,7 +118,8 @@ test('namespaced kinds require a namespace', () => {
 });
 
 test('every kind yields a structural CRD from its one schema', async () => {
-  const { KINDS, crdFor } = await import('../../src/api/index.js');
+  const { crdFor } = await import('../../src/api/index.js');
+  const { KINDS } = await import('../../src/registry.js');
   for (const k of KINDS) {
     const crd = crdFor(k) as { metadata: { name: string }; spec: { scope: string; versions: { schema: { openAPIV3Schema: unknown } }[] } };
     assert.equal(crd.metadata.name, `${k.plural}.meshfed.io`);

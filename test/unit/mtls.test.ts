@@ -9,11 +9,13 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { IdentityError, WorkloadIdentity } from '../../src/agent/workload-identity.js';
 import { certInfo, createCsr, createRootCa, generateKeyPair, intermediateId, signCsr, workloadId, type CaMaterial } from '../../src/ca/index.js';
-import { DOWNSTREAM_TLS_TYPE, translateServerListener, translateService, UPSTREAM_TLS_TYPE, type SecuritySettings } from '../../src/translate/xds/index.js';
+import { DOWNSTREAM_TLS_TYPE, translateServerListener, translateService, UPSTREAM_TLS_TYPE } from '../../src/translate/xds/index.js';
 import { grpcBootstrap } from '../../src/xds/bootstrap.js';
 import { encodeResource } from '../../src/xds/proto.js';
 import { helloworldView } from '../helpers/mesh-fixture.js';
 import { CLUSTER_TYPE } from '../../src/xdsapi/index.js';
+import { type SecuritySettings } from '../../src/api/index.js';
+import { policySet } from '../../src/registry.js';
 
 const TD = 'meshfed.local';
 const view = helloworldView([
@@ -24,7 +26,7 @@ const hw = view.services.find((s) => s.name === 'helloworld')!;
 const strict: SecuritySettings = { trustDomain: TD, mode: 'STRICT', serviceModes: new Map() };
 
 function clusters(sec: SecuritySettings | undefined) {
-  const res = translateService(hw, { cluster: 'cluster1', locality: { region: 'us-east1', zones: ['us-east1-a'] }, ...(sec ? { security: sec } : {}) }).resources;
+  const res = translateService(hw, { cluster: 'cluster1', locality: { region: 'us-east1', zones: ['us-east1-a'] }, policies: policySet([]), ...(sec ? { security: sec } : {}) }).resources;
   return res.filter((r) => r.typeUrl === CLUSTER_TYPE);
 }
 

@@ -7,14 +7,15 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { API_VERSION, parseAndValidate, type ApiObject } from '../../src/api/index.js';
+import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { FederationIndex } from '../../src/federation/incremental.js';
-import { computePlan, expectedSplit, formatPlan } from '../../src/policies/plan.js';
-import { policySet, policyStatuses } from '../../src/policies/resolve.js';
+import { computePlan, expectedSplit, formatPlan } from '../../src/analysis/plan.js';
+import { policyStatuses } from '../../src/policies/resolve.js';
 import { translateService } from '../../src/translate/xds/index.js';
 import { encodeResource } from '../../src/xds/proto.js';
 import { cluster, GRPC_PORT, helloworldView, service, workload } from '../helpers/mesh-fixture.js';
 import { ENDPOINT_TYPE, ROUTE_TYPE, type XdsResource } from '../../src/xdsapi/index.js';
+import { parseAndValidate, policySet } from '../../src/registry.js';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/policies');
 

@@ -10,6 +10,7 @@ import { contentHash } from '../../src/xds/snapshot.js';
 import { RawAdsClient, type RawResponse } from '../helpers/ads-client.js';
 import { helloworldView } from '../helpers/mesh-fixture.js';
 import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, mapFor, type XdsResources } from '../../src/xdsapi/index.js';
+import { policySet } from '../../src/registry.js';
 
 const HW = 'helloworld.sample';
 const HW_CLUSTER = 'outbound|8080||helloworld.sample';
@@ -20,7 +21,7 @@ function resources(extra = false): XdsResources {
     { cluster: 'cluster2', version: 'v2', address: '10.0.0.2', port: 50051 },
   ];
   if (extra) backends.push({ cluster: 'cluster3', version: 'v3', address: '10.0.0.3', port: 50051 });
-  return translateClient(helloworldView(backends), { cluster: 'cluster1' });
+  return translateClient(helloworldView(backends), { cluster: 'cluster1', policies: policySet([]) });
 }
 
 function names(r: RawResponse): string[] {

@@ -12,6 +12,7 @@ import { translateClient, translateServerListener } from '../../src/translate/xd
 import { decodeResource, encodeResource } from '../../src/xds/proto.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
 import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, mapFor, type XdsResource, type XdsResources } from '../../src/xdsapi/index.js';
+import { policySet } from '../../src/registry.js';
 
 // Golden files live in the source tree; this file runs from dist/test/unit.
 const GOLDEN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/unit/golden');
@@ -99,8 +100,8 @@ function localities(res: XdsResources, clusterName: string): Loc[] {
 
 describe('xDS client translation', () => {
   const view = fixtureView();
-  const c1 = translateClient(view, { cluster: 'cluster1' });
-  const c2 = translateClient(view, { cluster: 'cluster2' });
+  const c1 = translateClient(view, { cluster: 'cluster1', policies: policySet([]) });
+  const c2 = translateClient(view, { cluster: 'cluster2', policies: policySet([]) });
 
   it('matches the golden files', () => {
     checkGolden('xds-client-cluster1.yaml', goldenDoc(c1));
@@ -113,14 +114,14 @@ describe('xDS client translation', () => {
   });
 
   it('is deterministic whatever the input order', () => {
-    const again = translateClient(fixtureView(), { cluster: 'cluster1' });
+    const again = translateClient(fixtureView(), { cluster: 'cluster1', policies: policySet([]) });
     assert.equal(JSON.stringify(goldenDoc(again)), JSON.stringify(goldenDoc(c1)));
     const v = fixtureView();
     const reversed: FederatedView = {
       clusters: [...v.clusters].reverse(),
       services: [...v.services].reverse().map((s) => ({ ...s, parts: s.parts.map((p) => ({ ...p, endpoints: [...p.endpoints].reverse() })) })),
     };
-    assert.equal(JSON.stringify(goldenDoc(translateClient(reversed, { cluster: 'cluster1' }))), JSON.stringify(goldenDoc(c1)));
+    assert.equal(JSON.stringify(goldenDoc(translateClient(reversed, { cluster: 'cluster1', policies: policySet([]) }))), JSON.stringify(goldenDoc(c1)));
   });
 
   it('names a listener and route for every hostname form, bare name = first port', () => {
@@ -227,7 +228,7 @@ describe('xDS client translation', () => {
       services: [service('a', 's', 'ns', [{ name: 'grpc', port: 1, protocol: 'GRPC' }]), service('b', 's', 'ns', [{ name: 'grpc', port: 1, protocol: 'GRPC' }])],
       workloads: [workload('a', 'w', 'ns', 's', '10.0.0.1', { grpc: 80 }), workload('b', 'w', 'ns', 's', '10.0.0.1', { grpc: 80 })],
     });
-    const res = translateClient(v, { cluster: 'a' });
+    const res = translateClient(v, { cluster: 'a', policies: policySet([]) });
     assert.equal(localities(res, 'outbound|1||s.ns').flatMap((l) => l.lb_endpoints).length, 1);
     assert.match(res.warnings![0]!, /b\/w has the same address 10\.0\.0\.1:80 as a\/w/);
   });

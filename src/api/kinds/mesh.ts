@@ -117,3 +117,22 @@ export function meshSettings(m: Mesh | undefined): {
     accessDefault: m?.spec.access?.default ?? 'ALLOW',
   };
 }
+
+/** What translation and access checks need to know about mesh security (from the Mesh). Unset in a context: plaintext. */
+export interface SecuritySettings {
+  trustDomain: string;
+  mode: MtlsMode;
+  /** namespace/name -> mode, overriding `mode` for that service. */
+  serviceModes: Map<string, MtlsMode>;
+}
+
+export function securitySettings(m: Mesh | undefined): SecuritySettings {
+  const s = meshSettings(m);
+  return { trustDomain: s.trustDomain, mode: s.mtlsMode, serviceModes: s.serviceModes };
+}
+
+/** The mTLS mode of one service: its own override, else the mesh's; DISABLE without settings. */
+export function serviceMode(sec: SecuritySettings | undefined, namespace: string, name: string): MtlsMode {
+  if (!sec) return 'DISABLE';
+  return sec.serviceModes.get(`${namespace}/${name}`) ?? sec.mode;
+}

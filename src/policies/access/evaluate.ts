@@ -15,34 +15,19 @@
 import type { MtlsMode } from '../../api/index.js';
 import { workloadId } from '../../ca/spiffe.js';
 import type { AccessAction, AccessDestination, AccessPolicy, AccessSource } from './kind.js';
+import type { ServerTarget, WorkloadIdentityRef } from '../plugin.js';
 
-/** A workload's server listener: what policies are matched against. */
-export interface AccessTarget {
-  cluster: string;
-  namespace: string;
-  service: string;
-  workload: string;
-  /** Labels of the Service in the workload's cluster. */
-  serviceLabels: Record<string, string>;
-  /** Service ports the listener serves (a workload port may serve several). */
-  ports: { name: string; port: number }[];
-  /** mTLS mode of the service: identities exist only in STRICT. */
-  mode: MtlsMode;
-}
+/** A workload's server listener: what policies are matched against (the contract's ServerTarget). */
+export type AccessTarget = ServerTarget;
 
 /** A workload as label sources see it. */
-export interface IdentityEndpoint {
-  cluster: string;
-  namespace: string;
-  serviceAccount: string;
-  labels: Record<string, string>;
-}
+export type IdentityEndpoint = WorkloadIdentityRef;
 
 export interface AccessEnv {
   trustDomain: string;
   defaultAction: AccessAction;
   /** Every AccessPolicy, oldest first. */
-  policies: AccessPolicy[];
+  policies: readonly AccessPolicy[];
   /** Every known workload (for label sources); called only when a policy has one. */
   endpoints: () => Iterable<IdentityEndpoint>;
 }

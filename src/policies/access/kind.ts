@@ -7,7 +7,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../../api/kind.js';
 import { Labels, Name } from '../../api/meta.js';
-import { PolicyStatus } from '../traffic/kind.js';
+import { PolicyStatus } from '../common.js';
 
 export const AccessAction = Type.Union([Type.Literal('ALLOW'), Type.Literal('DENY')]);
 export type AccessAction = Static<typeof AccessAction>;

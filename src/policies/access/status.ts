@@ -1,11 +1,11 @@
 // AccessPolicy status, computed by the hub at read time (like the other policy
 // kinds): the workloads that enforce it, the identities it matches, and every
 // reference the current state cannot satisfy, with the field path. Pure.
-import type { MtlsMode } from '../../api/index.js';
+import { serviceMode, type MtlsMode, type SecuritySettings } from '../../api/index.js';
 import type { FederatedView, GlobalService } from '../../federation/types.js';
-import { serviceMode, type SecuritySettings } from '../../translate/xds/security.js';
 import { compileSources, destinationSelects, type AccessEnv, type AccessTarget, type IdentityEndpoint } from './evaluate.js';
 import type { AccessPolicy } from './kind.js';
+import { viewIdentities } from '../common.js';
 
 export interface AccessStatusOut {
   services: string[];
@@ -39,11 +39,9 @@ export function serviceTargets(g: GlobalService, security: SecuritySettings | un
 }
 
 /** Every endpoint of the view, as label sources see workloads. */
-export function viewEndpoints(view: FederatedView): IdentityEndpoint[] {
-  return view.services.flatMap((g) => g.parts.flatMap((p) => p.endpoints.map((e) => ({ cluster: e.cluster, namespace: g.namespace, serviceAccount: e.serviceAccount, labels: e.labels }))));
-}
+export const viewEndpoints: (view: FederatedView) => IdentityEndpoint[] = viewIdentities;
 
-export function accessStatuses(view: FederatedView, policies: AccessPolicy[], security: SecuritySettings | undefined, defaultAction: 'ALLOW' | 'DENY'): Map<string, AccessStatusOut> {
+export function accessStatuses(view: FederatedView, policies: readonly AccessPolicy[], security: SecuritySettings | undefined, defaultAction: 'ALLOW' | 'DENY'): Map<string, AccessStatusOut> {
   const out = new Map<string, AccessStatusOut>();
   const targets = accessTargets(view, security);
   const endpoints = viewEndpoints(view);

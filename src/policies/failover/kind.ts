@@ -3,8 +3,7 @@
 // explicit cluster order).
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../../api/kind.js';
-import { DestinationSelector, SourceSelector, noDuplicateSources } from '../common.js';
-import { PolicyStatus } from '../traffic/kind.js';
+import { DestinationSelector, PolicyStatus, SourceSelector, noDuplicateSources } from '../common.js';
 
 export const FailoverPolicySpec = Type.Object(
   {

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../../api/kind.js';
 import { Labels } from '../../api/meta.js';
-import { DestinationSelector, Duration, SourceSelector, noDuplicateSources } from '../common.js';
+import { DestinationSelector, Duration, PolicyStatus, SourceSelector, noDuplicateSources } from '../common.js';
 
 /** gRPC status codes a retry may be triggered by (gRFC A44 supports these). */
 export const RETRY_CODES = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
@@ -147,14 +147,6 @@ export const TrafficPolicySpec = Type.Object(
   { additionalProperties: false },
 );
 export type TrafficPolicySpec = Static<typeof TrafficPolicySpec>;
-
-export const PolicyStatus = Type.Object({
-  services: Type.Optional(Type.Array(Type.String(), { description: 'global services the policy selects' })),
-  clusters: Type.Optional(Type.Array(Type.String(), { description: 'source clusters where it is in effect' })),
-  conflicts: Type.Optional(Type.Array(Type.Object({ service: Type.String(), field: Type.String(), winner: Type.String(), message: Type.String() }))),
-  problems: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
-});
-export type PolicyStatus = Static<typeof PolicyStatus>;
 
 export const TrafficPolicyKind = defineKind({
   kind: 'TrafficPolicy',

@@ -1,9 +1,8 @@
-// TrafficPolicy's translation hooks, called by the xDS builders in
-// src/translate/xds. Pure: a resolved ServicePolicy in, message fields out.
-import type { ClientContext } from '../../translate/xds/types.js';
+// TrafficPolicy's xDS message builders, used by its plugin's hooks (plugin.ts).
+// Pure: resolved policy values in, message fields out.
+import type { BackendSubset, ClientContext } from '../plugin.js';
 import { durationMs } from '../common.js';
-import type { ServicePolicy } from '../resolve.js';
-import { GRPC_CODES, subsetName, type OutlierDetection, type Route } from './kind.js';
+import { GRPC_CODES, subsetName, type LoadBalancing, type OutlierDetection, type Route } from './kind.js';
 import { anyOf, duration, wrap } from '../../xdsapi/index.js';
 
 export const FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
@@ -19,13 +18,13 @@ export function faultFilter(): Record<string, unknown> {
 }
 
 /** Split targets of the routes (the subset backends the service needs), in first-use order. */
-export function splitTargets(policy: ServicePolicy | undefined): { name: string; cluster?: string; subset?: Record<string, string> }[] {
-  const out = new Map<string, { name: string; cluster?: string; subset?: Record<string, string> }>();
-  for (const r of policy?.routes?.value ?? []) {
+export function splitTargets(routes: Route[] | undefined): BackendSubset[] {
+  const out = new Map<string, BackendSubset>();
+  for (const r of routes ?? []) {
     for (const t of r.split ?? []) {
       const name = subsetName(t);
       if (name === '' || out.has(name)) continue;
-      const target: { name: string; cluster?: string; subset?: Record<string, string> } = { name };
+      const target: BackendSubset = { name };
       if (t.cluster !== undefined) target.cluster = t.cluster;
       if (t.subset) target.subset = t.subset;
       out.set(name, target);
@@ -100,8 +99,7 @@ function faultConfig(f: NonNullable<Route['fault']>): Record<string, unknown> {
 }
 
 /** lb_policy (and ring hash settings) of a Cluster. */
-export function lbFields(policy: ServicePolicy | undefined): Record<string, unknown> {
-  const lb = policy?.loadBalancing?.value;
+export function lbFields(lb: LoadBalancing | undefined): Record<string, unknown> {
   if (lb?.policy !== 'RING_HASH') return { lb_policy: 'ROUND_ROBIN' };
   return { lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: wrap(lb.minRingSize ?? 1024), hash_function: 'XX_HASH' } };
 }

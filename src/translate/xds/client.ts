@@ -8,14 +8,12 @@
 // the backend set (the global hostname, or the per-cluster hostname).
 import type { ServicePort } from '../../api/index.js';
 import type { FederatedView, GlobalService, ServicePart } from '../../federation/types.js';
-import { resolveServicePolicy, type ServicePolicy } from '../../policies/resolve.js';
-import { splitTargets } from '../../policies/traffic/xds.js';
-import type { Backend } from './backend.js';
+import { resolveServicePolicy } from '../../policies/resolve.js';
+import type { Backend, ClientContext, ResolvedPolicies } from '../../policies/plugin.js';
 import { edsCluster } from './cluster.js';
 import { loadAssignment } from './endpoints.js';
 import { clientListener } from './listener.js';
 import { routeConfiguration } from './route.js';
-import { type ClientContext } from './types.js';
 import { xdsClusterName, subsetClusterName, emptyResources, mapFor, type XdsResource, type XdsResources } from '../../xdsapi/index.js';
 
 export function translateClient(view: FederatedView, ctx: ClientContext): XdsResources {
@@ -65,8 +63,8 @@ function mapSink(out: XdsResources, warnings: Set<string>): Sink {
 }
 
 function addService(ctx: ClientContext, service: GlobalService, sink: Sink): void {
-  // Policies are resolved once per service; builders read them from the Backend.
-  const policy = ctx.policies ? resolveServicePolicy(service, ctx.policies, ctx.cluster).policy : undefined;
+  // Policies are resolved once per service (every plugin); builders and hooks read them from the Backend.
+  const policy = resolveServicePolicy(service, ctx.policies, ctx.cluster).policy;
   const global = globalBackendParts(service, ctx);
   if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global, policy, global: true }, sink);
   for (const part of service.parts) {
@@ -101,7 +99,7 @@ interface HostSet {
   parts: ServicePart[];
   /** Set for a per-cluster hostname. */
   part?: ServicePart;
-  policy?: ServicePolicy | undefined;
+  policy?: ResolvedPolicies | undefined;
   global?: boolean;
 }
 
@@ -123,9 +121,9 @@ function addHost(ctx: ClientContext, service: GlobalService, { hostnames, ports,
     }
     sink.add(edsCluster(ctx, backend));
     sink.add(loadAssignment(ctx, backend, sink.warnings));
-    // Split targets of a TrafficPolicy: one xDS cluster (and EDS) per target.
-    if (global) {
-      for (const subset of splitTargets(policy)) {
+    // Subset backends plugins ask for (a TrafficPolicy's split targets): one xDS cluster (and EDS) each.
+    for (const plugin of ctx.policies.plugins) {
+      for (const subset of plugin.xds?.subsets?.(backend, backend.policy?.byKind(plugin.kind.kind)) ?? []) {
         const sb: Backend = { ...backend, clusterName: subsetClusterName(canonical, port.port, subset.name), subset };
         sink.add(edsCluster(ctx, sb));
         sink.add(loadAssignment(ctx, sb, sink.warnings));

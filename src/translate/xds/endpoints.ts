@@ -1,9 +1,8 @@
-// ClusterLoadAssignment builder: one locality per (cluster, zone); a split
-// target keeps only its endpoints; a FailoverPolicy sets the priorities.
+// ClusterLoadAssignment builder: one locality per (cluster, zone); a subset
+// backend keeps only its endpoints; a plugin's priorities hook (a
+// FailoverPolicy's) sets the priorities, 0 everywhere otherwise.
 import type { Endpoint } from '../../federation/types.js';
-import { priorities } from '../../policies/failover/xds.js';
-import type { Backend } from './backend.js';
-import { type ClientContext } from './types.js';
+import type { Backend, ClientContext } from '../../policies/plugin.js';
 import { ENDPOINT_TYPE, wrap, type XdsResource } from '../../xdsapi/index.js';
 
 export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: Set<string>): XdsResource {
@@ -36,8 +35,7 @@ export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: S
     }
   }
   const sorted = [...groups.values()].sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone));
-  // Failover applies to what the global names reach; a per-cluster name is pinned to its cluster.
-  const prio = priorities(ctx, backend.global ? backend.policy : undefined, sorted);
+  const prio = priorities(ctx, backend, sorted);
   const localities = sorted.map((g, i) => {
       const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
       return {
@@ -60,6 +58,15 @@ export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: S
       };
     });
   return { typeUrl: ENDPOINT_TYPE, name, message: { cluster_name: name, endpoints: localities } };
+}
+
+/** Priorities from the first plugin that sets them (contiguous from 0: gRPC rejects gaps); 0 for every locality otherwise. */
+function priorities(ctx: ClientContext, backend: Backend, localities: { cluster: string; region: string; zone: string }[]): number[] {
+  for (const plugin of ctx.policies.plugins) {
+    const p = plugin.xds?.priorities?.(ctx, backend, backend.policy?.byKind(plugin.kind.kind), localities);
+    if (p) return p;
+  }
+  return localities.map(() => 0);
 }
 
 // Code-unit order, not localeCompare: output must not depend on the host's locale.

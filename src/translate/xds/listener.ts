@@ -2,15 +2,17 @@
 // listener name is the dial target and the HttpConnectionManager points at a
 // RouteConfiguration over ADS. Server listeners (gRFC A36) are what an xDS
 // gRPC server requests for the address it binds.
-import { faultFilter } from '../../policies/traffic/xds.js';
+import type { ClientContext, HttpFilter, PolicySet, ServerContext, ServerTarget } from '../../policies/plugin.js';
 import type { MtlsMode } from '../../api/index.js';
 import { downstreamTransportSocket } from './security.js';
-import { type ClientContext } from './types.js';
 import { HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, anyOf, parseServerListenerName, type XdsResource } from '../../xdsapi/index.js';
 
-/** HTTP filters of a client listener: fault injection (off unless a route enables it), then the router, which must stay last. */
-export function clientHttpFilters(_ctx: ClientContext): Record<string, unknown>[] {
-  return [faultFilter(), routerFilter()];
+/** HTTP filters of a client listener: the plugins' (a TrafficPolicy's fault filter, off unless a route enables it), then the router, which must stay last. */
+export function clientHttpFilters(ctx: ClientContext): HttpFilter[] {
+  const filters: HttpFilter[] = [];
+  for (const plugin of ctx.policies.plugins) filters.push(...(plugin.xds?.clientHttpFilters?.(ctx) ?? []));
+  filters.push(routerFilter());
+  return filters;
 }
 
 export function routerFilter(): Record<string, unknown> {
@@ -112,4 +114,21 @@ export function translateServerListener(
   const mode = modeOf(addr.address, addr.port);
   const httpFilters = filtersOf?.(addr.address, addr.port, mode) ?? [];
   return serverListenerResource(name, { ...addr, mode, ...(httpFilters.length ? { httpFilters } : {}) });
+}
+
+/** Whether any server-side plugin can put filters on server listeners now (nothing to evaluate otherwise). */
+export function serverPoliciesActive(policies: PolicySet, ctx: Pick<ServerContext, 'accessDefault'>): boolean {
+  return policies.plugins.some((p) => p.xds?.serverHttpFilters && (p.xds.serverActive?.(ctx, policies.of(p)) ?? policies.of(p).length > 0));
+}
+
+/** Whether the server filters depend on the view's workloads (then any workload change re-evaluates them). */
+export function serverPoliciesReadWorkloads(policies: PolicySet): boolean {
+  return policies.plugins.some((p) => p.xds?.serverReadsWorkloads?.(policies.of(p)) ?? false);
+}
+
+/** The HTTP filters (before the router) every server-side plugin puts on the server listener of `target`. */
+export function serverPolicyFilters(policies: PolicySet, ctx: ServerContext, target: ServerTarget): HttpFilter[] {
+  const filters: HttpFilter[] = [];
+  for (const plugin of policies.plugins) filters.push(...(plugin.xds?.serverHttpFilters?.(ctx, target, policies.of(plugin)) ?? []));
+  return filters;
 }

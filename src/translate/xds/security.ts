@@ -10,7 +10,7 @@
 // so for proxyless gRPC PERMISSIVE means "plaintext still accepted" and clients
 // send plaintext to PERMISSIVE destinations. Envoy listeners would add a TLS
 // chain selected by tls_inspector; meshfed does not generate them yet.
-import type { MtlsMode } from '../../api/index.js';
+import type { SecuritySettings } from '../../api/index.js';
 import type { GlobalService } from '../../federation/types.js';
 import { workloadId } from '../../ca/spiffe.js';
 import { anyOf, wrap } from '../../xdsapi/index.js';
@@ -18,19 +18,6 @@ import { anyOf, wrap } from '../../xdsapi/index.js';
 export const CERT_PROVIDER = 'meshfed';
 export const UPSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 export const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-
-/** What the translation needs to know about mesh security (from the Mesh object). Unset in a context: plaintext. */
-export interface SecuritySettings {
-  trustDomain: string;
-  mode: MtlsMode;
-  /** namespace/name -> mode, overriding `mode` for that service. */
-  serviceModes: Map<string, MtlsMode>;
-}
-
-export function serviceMode(sec: SecuritySettings | undefined, namespace: string, name: string): MtlsMode {
-  if (!sec) return 'DISABLE';
-  return sec.serviceModes.get(`${namespace}/${name}`) ?? sec.mode;
-}
 
 /** The SPIFFE IDs of the workloads behind a service (in the given clusters), sorted: what a client accepts. */
 export function serviceIdentities(sec: SecuritySettings, service: GlobalService, clusters?: Set<string>): string[] {

@@ -7,13 +7,17 @@
 // the caller's identity. Pure.
 import { meshSettings, type ApiObject, type Mesh, type MtlsMode, type Workload } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
-import { serviceMode, translateService, type SecuritySettings } from '../translate/xds/index.js';
-import { callerIdentity, compileAccess, evaluateAccess, type AccessEnv, type AccessVerdict } from './access/evaluate.js';
-import { serviceTargets, viewEndpoints } from './access/status.js';
-import { METHOD_PATTERN } from './access/kind.js';
+import { translateService } from '../translate/xds/index.js';
+import { callerIdentity, compileAccess, evaluateAccess, type AccessEnv, type AccessVerdict } from '../policies/access/evaluate.js';
+import { serviceTargets, viewEndpoints } from '../policies/access/status.js';
+import { METHOD_PATTERN } from '../policies/access/kind.js';
 import { dryRunObjects, viewOf } from './plan.js';
-import { policySet, resolveServicePolicy } from './resolve.js';
+import { resolveServicePolicy } from '../policies/resolve.js';
 import { ENDPOINT_TYPE, ROUTE_TYPE } from '../xdsapi/index.js';
+import { TrafficPolicyPlugin } from '../policies/traffic/plugin.js';
+import { AccessPolicyPlugin } from '../policies/access/plugin.js';
+import { serviceMode, type SecuritySettings } from '../api/index.js';
+import { policySet } from '../registry.js';
 
 export interface ExplainRequest {
   /** The calling workload. serviceAccount is needed only when it is not a registered Workload. */
@@ -170,7 +174,7 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
     return result;
   }
   const sp = resolveServicePolicy(g, set, cluster).policy;
-  result.route = { name: chosen.name, match: describeMatch(chosen.match), from: sp.routes?.from ?? 'no TrafficPolicy (default route)' };
+  result.route = { name: chosen.name, match: describeMatch(chosen.match), from: sp.get(TrafficPolicyPlugin)?.routes?.from ?? 'no TrafficPolicy (default route)' };
 
   // Backends of the route, and per endpoint its priority and current share.
   const targets = chosen.route.cluster ? [{ name: chosen.route.cluster, w: 1 }] : (chosen.route.weighted_clusters?.clusters ?? []).map((c) => ({ name: c.name, w: c.weight.value }));
@@ -181,7 +185,7 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
   const identity = callerIdentity(ms.trustDomain, mode, { cluster, namespace, serviceAccount: sa });
   if (mode !== 'STRICT') notes.push(`${g.name}.${g.namespace} is ${mode}: calls are plaintext, so servers see no caller identity`);
   const endpoints = viewEndpoints(view);
-  const env: AccessEnv = { trustDomain: ms.trustDomain, defaultAction: ms.accessDefault, policies: set.access, endpoints: () => endpoints };
+  const env: AccessEnv = { trustDomain: ms.trustDomain, defaultAction: ms.accessDefault, policies: set.of(AccessPolicyPlugin), endpoints: () => endpoints };
   const allTargets = serviceTargets(g, security, mode);
   for (const t of targets) {
     const cla = resources.find((r) => r.typeUrl === ENDPOINT_TYPE && r.name === t.name)?.message as unknown as ClaMsg | undefined;
@@ -220,7 +224,7 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
   const live = result.endpoints.filter((e) => e.share > 0);
   const allowed = live.filter((e) => e.access.action === 'ALLOW').length;
   result.verdict = live.length === 0 ? 'NO_ENDPOINT' : allowed === live.length ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
-  if (path === null && set.access.some((p) => p.metadata.namespace === g.namespace && p.spec.destinations.some((d) => d.methods || d.paths))) {
+  if (path === null && set.of(AccessPolicyPlugin).some((p) => p.metadata.namespace === g.namespace && p.spec.destinations.some((d) => d.methods || d.paths))) {
     notes.push('some AccessPolicies of this namespace restrict methods: without --method, a call matches none of their method rules');
   }
   return result;

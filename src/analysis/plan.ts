@@ -8,8 +8,10 @@ import { keyOf, refOf, type ApiObject, type Cluster, type Mesh, type Service, ty
 import { federate, globalKey } from '../federation/federate.js';
 import type { FederatedView, GlobalService } from '../federation/types.js';
 import { translateService } from '../translate/xds/index.js';
-import { policySet, policyStatuses, type PolicyStatusOut } from './resolve.js';
+import { policyStatuses } from '../policies/resolve.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type XdsResource } from '../xdsapi/index.js';
+import { policySet } from '../registry.js';
+import { type PolicyStatusOut } from '../policies/plugin.js';
 
 export interface ResourceChange {
   type: string;

@@ -1,0 +1,23 @@
+// The AccessPolicy plugin. Enforced by the destination workloads' servers:
+// it resolves nothing for clients; its xDS hook puts RBAC filters (xds.ts) on
+// the server listener of each workload it selects, from the rules compiled in
+// evaluate.ts; its status lists the workloads that enforce it and the
+// identities it matches (status.ts). Pure.
+import type { PolicyPlugin } from '../plugin.js';
+import { compileAccess } from './evaluate.js';
+import { AccessPolicyKind, type AccessPolicy } from './kind.js';
+import { accessStatuses } from './status.js';
+import { accessHttpFilters } from './xds.js';
+
+export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
+  kind: AccessPolicyKind,
+  enforcedBy: 'server',
+  status: (view, policies, env) => accessStatuses(view, policies, env.security, env.accessDefault),
+  xds: {
+    serverHttpFilters: (ctx, target, policies) =>
+      accessHttpFilters(compileAccess({ trustDomain: ctx.trustDomain, defaultAction: ctx.accessDefault, policies, endpoints: ctx.identities }, target)),
+    // A deny-all default restricts every server, with or without policies.
+    serverActive: (ctx, policies) => policies.length > 0 || ctx.accessDefault === 'DENY',
+    serverReadsWorkloads: (policies) => policies.some((p) => p.spec.sources?.some((x) => x.labels)),
+  },
+};

@@ -1,0 +1,60 @@
+// The composition root of meshfed's API: the core kinds and the ONE list of
+// policy plugins. Everything that depends on "which kinds exist" derives from
+// here: the API registry (parsing, get, CRDs), the policy kinds, the kinds
+// the hub sends to agents, and the PolicySet every translation reads.
+//
+// Adding a policy kind = a folder src/policies/<kind>/ exporting a
+// PolicyPlugin (plugin.ts), and one line in POLICY_PLUGINS below.
+import { ClusterKind, KindRegistry, MeshKind, ServiceKind, WorkloadKind, parseAndValidate as parseWith, validateDocuments as validateDocumentsWith, validateObject as validateObjectWith, type ApiObject, type KindDef } from './api/index.js';
+import { PolicySet, type AnyPolicyPlugin } from './policies/plugin.js';
+import { TrafficPolicyPlugin } from './policies/traffic/plugin.js';
+import { FailoverPolicyPlugin } from './policies/failover/plugin.js';
+import { AccessPolicyPlugin } from './policies/access/plugin.js';
+
+/** Every policy kind, in the order their hooks run (and their statuses are listed). */
+export const POLICY_PLUGINS: readonly AnyPolicyPlugin[] = [TrafficPolicyPlugin, FailoverPolicyPlugin, AccessPolicyPlugin];
+
+/** The kinds of the fleet's topology and discovery, beside the policies. */
+const CORE_KINDS: readonly KindDef[] = [ClusterKind, MeshKind, ServiceKind, WorkloadKind];
+
+/** Every kind the API serves. */
+export const KINDS: readonly KindDef[] = [...CORE_KINDS, ...POLICY_PLUGINS.map((p) => p.kind)];
+
+export const REGISTRY = new KindRegistry(KINDS);
+
+export const POLICY_KINDS: ReadonlySet<string> = new Set(POLICY_PLUGINS.map((p) => p.kind.kind));
+
+/** Kinds the hub sends to agents: the topology, what every cluster discovered, and every policy. */
+export const VIEW_KINDS: ReadonlySet<string> = new Set(KINDS.map((k) => k.kind));
+
+/** The plugin of a policy kind. */
+export function pluginOf(kind: string): AnyPolicyPlugin | undefined {
+  return POLICY_PLUGINS.find((p) => p.kind.kind === kind);
+}
+
+/** The policies among `objects` (others ignored), by plugin, oldest first. */
+export function policySet(objects: Iterable<{ kind: string }>): PolicySet {
+  return new PolicySet(POLICY_PLUGINS, objects);
+}
+
+/** Finds a kind by its name, plural or short name (case-insensitive), as `get` accepts. */
+export function findKind(name: string): KindDef | undefined {
+  return REGISTRY.find(name);
+}
+
+export function kindNames(): string[] {
+  return REGISTRY.names();
+}
+
+/** YAML or JSON text (several documents) -> validated objects, all or nothing (src/api/parse.ts). */
+export function parseAndValidate(text: string, source = 'input'): ApiObject[] {
+  return parseWith(REGISTRY, text, source);
+}
+
+export function validateDocuments(raw: unknown[], source = 'input'): ApiObject[] {
+  return validateDocumentsWith(REGISTRY, raw, source);
+}
+
+export function validateObject(doc: unknown): ReturnType<typeof validateObjectWith> {
+  return validateObjectWith(REGISTRY, doc);
+}
