@@ -33,7 +33,7 @@ import { federate } from '../federation/federate.js';
 import { computePlan } from '../policies/plan.js';
 import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../policies/explain.js';
 import { POLICY_KINDS, policySet, policyStatuses } from '../policies/resolve.js';
-import { RevisionCompactedError, type Store } from '../store/store.js';
+import { isRevisionCompacted, type Store } from '../store/store.js';
 import { logger } from '../util/log.js';
 import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
@@ -227,7 +227,7 @@ function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMess
       if (e.object.kind === kind) res.write(JSON.stringify(e) + '\n');
     });
   } catch (err) {
-    if (err instanceof RevisionCompactedError) throw new ApiError(410, 'Gone', err.message);
+    if (isRevisionCompacted(err)) throw new ApiError(410, 'Gone', err.message);
     throw err;
   }
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
