@@ -2,7 +2,10 @@
 // in the hub's data directory); an etcd-backed store implements the same
 // interface later. Semantics follow etcd/Kubernetes: one global revision,
 // atomic multi-object commits, watches that resume from a revision.
+// Store errors are MeshfedErrors; the one callers must tell apart (a watch from
+// a compacted revision) has reason 'RevisionCompacted': see isRevisionCompacted.
 import type { ApiObject, ObjectRef } from '../api/index.js';
+import { MeshfedError } from '../util/errors.js';
 
 export type StoreOp =
   | { type: 'put'; object: ApiObject }
@@ -30,11 +33,27 @@ export interface ListFilter {
   cluster?: string;
 }
 
-export class RevisionCompactedError extends Error {
+/** The `reason` of the error a watch from a revision no longer retained throws. */
+export const REVISION_COMPACTED = 'RevisionCompacted';
+
+/**
+ * A watch asked for history from before the oldest retained revision: code
+ * 'gone' (HTTP 410), reason 'RevisionCompacted'. A MeshfedError; the subclass
+ * only carries the two revisions (details has them too). Recognise it with
+ * isRevisionCompacted.
+ */
+export class RevisionCompactedError extends MeshfedError {
   constructor(readonly requested: number, readonly oldest: number) {
-    super(`revision ${requested} is compacted; oldest available is ${oldest}: list again`);
-    this.name = 'RevisionCompactedError';
+    super('gone', `revision ${requested} is compacted; oldest available is ${oldest}: list again`, {
+      reason: REVISION_COMPACTED,
+      details: { requested, oldest },
+    });
   }
+}
+
+/** Whether `err` is the error of a watch from a compacted revision (list again, then watch). */
+export function isRevisionCompacted(err: unknown): err is MeshfedError {
+  return err instanceof MeshfedError && err.reason === REVISION_COMPACTED;
 }
 
 export interface Store {
@@ -61,7 +80,7 @@ export interface Store {
   revision(): number;
   /**
    * Calls `onEvent` for every change after `fromRevision` (replaying retained
-   * history first), then live. Throws RevisionCompactedError if history no
+   * history first), then live. Throws a 'RevisionCompacted' error if history no
    * longer reaches back that far. Returns a function that stops the watch.
    */
   watch(fromRevision: number, onEvent: (e: WatchEvent) => void): () => void;

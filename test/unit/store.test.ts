@@ -5,7 +5,8 @@ import { appendFile, mkdtemp, readFile, readdir, rm, stat, writeFile, type FileH
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStore, type FileStoreOptions, type StoreLogger } from '../../src/store/file-store.js';
-import { RevisionCompactedError, type WatchEvent } from '../../src/store/store.js';
+import { isRevisionCompacted, RevisionCompactedError, type WatchEvent } from '../../src/store/store.js';
+import { MeshfedError } from '../../src/util/errors.js';
 import type { ApiObject } from '../../src/api/meta.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -468,6 +469,34 @@ test('watch replays retained history in order, then streams live events after th
       await s.commit([{ type: 'put', object: cluster('e') }]);
       await s.commit([{ type: 'put', object: cluster('f') }]);
       assert.deepEqual(future, [7]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('the compacted-revision error is a MeshfedError: gone (410), reason RevisionCompacted, same message', async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir, { historyLimit: 1 });
+    try {
+      for (let i = 0; i < 3; i++) await s.commit([{ type: 'put', object: cluster(`c${i}`) }]);
+      let caught: unknown;
+      try {
+        s.watch(0, () => {});
+      } catch (err) {
+        caught = err;
+      }
+      assert.ok(caught instanceof MeshfedError, `expected a MeshfedError, got ${String(caught)}`);
+      assert.equal(caught.code, 'gone');
+      assert.equal(caught.httpStatus, 410);
+      assert.equal(caught.reason, 'RevisionCompacted');
+      assert.equal(caught.message, 'revision 0 is compacted; oldest available is 2: list again');
+      assert.deepEqual(caught.details, { requested: 0, oldest: 2 });
+      assert.ok(isRevisionCompacted(caught));
+      assert.ok(!isRevisionCompacted(new MeshfedError('gone', 'x')));
+      assert.ok(!isRevisionCompacted(new Error('revision 0 is compacted')));
+      // Other watch errors are not it.
+      assert.throws(() => s.watch(-1, () => {}), (err: unknown) => err instanceof RangeError && !isRevisionCompacted(err));
     } finally {
       await s.close();
     }
