@@ -2,8 +2,7 @@
 // `bootstrap` (the xDS bootstrap a gRPC workload or an Envoy starts with) and
 // `identity token|run` (workload certificates). All of them talk to the agent
 // (--agent), never to the hub.
-import type { Command } from 'commander';
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { ApiObject } from '../../api/index.js';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
