@@ -2,7 +2,8 @@
 import { type ApiObject, type KindDef } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { request } from './http.js';
-import { age, CliError, EXIT, parseFormat, print, table } from './output.js';
+import { MeshfedError } from '../util/errors.js';
+import { age, parseFormat, print, table } from './output.js';
 import { findKind } from '../registry.js';
 
 interface GetOptions {
@@ -19,14 +20,14 @@ export async function getCommand(kind: string, name: string | undefined, o: GetO
   if (GLOBAL.has(kind.toLowerCase())) return getGlobalServices(name, o, format);
   const def = findKind(kind);
   if (!def) {
-    throw new CliError(EXIT.usage, `unknown kind "${kind}"; try clusters, meshes, services, workloads, globalservices`);
+    throw new MeshfedError('usage', `unknown kind "${kind}"; try clusters, meshes, services, workloads, globalservices`);
   }
   const qs = new URLSearchParams();
   if (o.namespace) qs.set('namespace', o.namespace);
   if (o.cluster) qs.set('cluster', o.cluster);
   if (name) {
-    if (def.namespaced && !o.namespace) throw new CliError(EXIT.usage, `${def.kind} is namespaced: pass -n NAMESPACE`);
-    if (def.discovered && !o.cluster) throw new CliError(EXIT.usage, `${def.kind} belongs to a cluster: pass --cluster NAME`);
+    if (def.namespaced && !o.namespace) throw new MeshfedError('usage', `${def.kind} is namespaced: pass -n NAMESPACE`);
+    if (def.discovered && !o.cluster) throw new MeshfedError('usage', `${def.kind} belongs to a cluster: pass --cluster NAME`);
     const obj = await request<ApiObject>(o.hub, 'hub', 'GET', `api/v1alpha1/${def.plural}/${encodeURIComponent(name)}?${qs}`);
     return print(obj, format, () => objectTable(def, [obj], format === 'wide'));
   }
@@ -58,7 +59,7 @@ async function getGlobalServices(name: string | undefined, o: GetOptions, format
   if (o.namespace) items = items.filter((s) => s.namespace === o.namespace);
   if (name) {
     items = items.filter((s) => s.name === name);
-    if (items.length === 0) throw new CliError(EXIT.notFound, `no global service named ${name}${o.namespace ? ` in ${o.namespace}` : ''}`);
+    if (items.length === 0) throw new MeshfedError('not-found', `no global service named ${name}${o.namespace ? ` in ${o.namespace}` : ''}`);
   }
   print({ items }, format, () => {
     const rows = items.map((s) => {

@@ -1,33 +1,14 @@
 // How the CLI prints: tables for people, JSON or YAML for machines.
 import { stringify } from 'yaml';
+import { MeshfedError } from '../util/errors.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml' | 'wide';
 
 export function parseFormat(v: string | undefined): OutputFormat {
   const f = (v ?? 'table').toLowerCase();
   if (f === 'table' || f === 'json' || f === 'yaml' || f === 'wide') return f;
-  throw new CliError(2, `-o: unknown output format "${v}" (table, wide, json, yaml)`);
+  throw new MeshfedError('usage', `-o: unknown output format "${v}" (table, wide, json, yaml)`);
 }
-
-/** An error that carries the process exit code. See docs/cli.md for their meaning. */
-export class CliError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
-
-export const EXIT = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  unreachable: 3,
-  notFound: 4,
-  conflict: 5,
-} as const;
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -1,0 +1,192 @@
+// API objects at the hub: `meshfed apply`, `plan`, `explain`, `get`, `delete`
+// and `crds`. Files given with -f are read and validated here, all of them
+// before anything is sent: one bad document anywhere and nothing is applied
+// (the InvalidInputError names file, document, object and field; exit 1).
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { InvalidInputError, type ApiObject } from '../../api/index.js';
+import { MeshfedError } from '../../util/errors.js';
+import { collect, hubOption, outputOption } from '../flags.js';
+import { getCommand } from '../get.js';
+import { request } from '../http.js';
+import { parseFormat, print } from '../output.js';
+import { parseAndValidate } from '../../registry.js';
+
+interface Outcomes {
+  results: { object: string; outcome: string }[];
+}
+
+interface DeleteTarget {
+  plural: string;
+  name: string;
+  namespace?: string;
+}
+
+interface ExplainFlags {
+  from: string;
+  to: string;
+  method?: string;
+  serviceAccount?: string;
+  with?: boolean;
+  filename: string[];
+  hub: string;
+  output: string;
+}
+
+export function addObjectCommands(program: Command): void {
+  program
+    .command('apply')
+    .description('create or update objects from YAML/JSON files (all or nothing)')
+    .requiredOption('-f, --filename <file>', "file to apply, '-' for stdin (repeatable)", collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { filename: string[]; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const objects = await readObjects(o.filename);
+      const r = await request<Outcomes>(o.hub, 'hub', 'POST', 'api/v1alpha1/apply', { text: JSON.stringify(objects), contentType: 'application/json' });
+      if (format === 'json' || format === 'yaml') print(r, format, () => '');
+      else for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
+    });
+
+  program
+    .command('plan')
+    .description('dry run: what applying these files would change in every cluster (xDS diff, affected services, traffic split before/after); writes nothing')
+    .requiredOption('-f, --filename <file>', "file to plan, '-' for stdin (repeatable)", collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(async (o: { filename: string[]; hub: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const objects = await readObjects(o.filename);
+      const r = await request<import('../../analysis/plan.js').PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
+        text: JSON.stringify(objects),
+        contentType: 'application/json',
+      });
+      if (format === 'json' || format === 'yaml') print(r, format, () => '');
+      else {
+        const { formatPlan } = await import('../../analysis/plan.js');
+        process.stdout.write(formatPlan(r));
+      }
+    });
+
+  program
+    .command('explain')
+    .description('why a call goes where it goes and whether it is allowed: route, endpoints with priorities and shares, access verdict per destination (computed at the hub; writes nothing)')
+    .requiredOption('--from <cluster/namespace/workload>', 'the calling workload')
+    .requiredOption('--to <service[.namespace]>', 'what it dials (a global, per-cluster or clusterset name; optional :port)')
+    .option('--method <pkg.Service/Method>', 'the gRPC method called')
+    .option('--service-account <sa>', 'the caller\'s service account, when it is not a registered Workload')
+    .option('--with', 'as if the -f files were applied (dry run, like plan)')
+    .option('-f, --filename <file>', 'objects to consider applied (repeatable; implies --with)', collect, [])
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(explain);
+
+  program
+    .command('get')
+    .description('list or show objects: clusters, meshes, services, workloads, globalservices')
+    .argument('<kind>', 'kind, plural or short name')
+    .argument('[name]', 'object name')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('--cluster <name>', 'cluster (discovered kinds)')
+    .addOption(hubOption())
+    .addOption(outputOption())
+    .action(getCommand);
+
+  program
+    .command('delete')
+    .description('delete objects by kind and name, or those in files')
+    .argument('[kind]')
+    .argument('[name]')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-f, --filename <file>', 'delete the objects in this file (repeatable)', collect, [])
+    .addOption(hubOption())
+    .action(deleteObjects);
+}
+
+/** `meshfed crds`; added apart from the others so that it keeps its place in the help. */
+export function addCrdsCommand(program: Command): void {
+  program
+    .command('crds')
+    .description('print the CustomResourceDefinitions of every kind (for Kubernetes mode)')
+    .action(async () => {
+      const { crdFor } = await import('../../api/index.js');
+      const { KINDS } = await import('../../registry.js');
+      const { stringify } = await import('yaml');
+      process.stdout.write(KINDS.map((k) => stringify(crdFor(k))).join('---\n'));
+    });
+}
+
+async function explain(o: ExplainFlags): Promise<void> {
+  const format = parseFormat(o.output);
+  const parts = o.from.split('/');
+  if (parts.length !== 3 || parts.some((x) => !x)) throw new MeshfedError('usage', `--from: expected cluster/namespace/workload, got "${o.from}"`);
+  if (o.with && o.filename.length === 0) throw new MeshfedError('usage', '--with needs -f FILE');
+  const [cluster, namespace, workload] = parts as [string, string, string];
+  const body: Record<string, unknown> = { from: { cluster, namespace, workload, ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}) }, to: o.to };
+  if (o.method) body.method = o.method.replace(/^\//, '');
+  if (o.filename.length > 0) body.with = await readObjects(o.filename);
+  const r = await request<import('../../analysis/explain.js').ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', {
+    text: JSON.stringify(body),
+    contentType: 'application/json',
+  });
+  if (format === 'json' || format === 'yaml') print(r, format, () => '');
+  else {
+    const { formatExplain } = await import('../../analysis/explain.js');
+    process.stdout.write(formatExplain(r));
+  }
+}
+
+async function deleteObjects(kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string }): Promise<void> {
+  const { findKind } = await import('../../registry.js');
+  const targets: DeleteTarget[] = [];
+  if (o.filename.length > 0) {
+    for (const obj of await readObjects(o.filename)) {
+      // readObjects validated every object, so its kind is known.
+      const t: DeleteTarget = { plural: findKind(obj.kind)!.plural, name: obj.metadata.name };
+      if (obj.metadata.namespace) t.namespace = obj.metadata.namespace;
+      targets.push(t);
+    }
+  } else {
+    if (!kind || !name) throw new MeshfedError('usage', 'delete needs KIND NAME or -f FILE');
+    const def = findKind(kind);
+    if (!def) throw new MeshfedError('usage', `unknown kind "${kind}"`);
+    const t: DeleteTarget = { plural: def.plural, name };
+    if (o.namespace) t.namespace = o.namespace;
+    targets.push(t);
+  }
+  for (const t of targets) {
+    const qs = t.namespace ? `?namespace=${encodeURIComponent(t.namespace)}` : '';
+    const r = await request<Outcomes>(o.hub, 'hub', 'DELETE', `api/v1alpha1/${t.plural}/${encodeURIComponent(t.name)}${qs}`);
+    for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
+  }
+}
+
+/** Every object in the files ('-' is stdin), validated; all files or an error naming every problem. */
+async function readObjects(files: string[]): Promise<ApiObject[]> {
+  if (files.length === 0) throw new MeshfedError('usage', '-f: at least one file is required');
+  const all: ApiObject[] = [];
+  const problems: InvalidInputError[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = f === '-' ? await readStdin() : await readFile(f, 'utf8');
+    } catch (err) {
+      throw new MeshfedError('invalid', `cannot read ${f}: ${(err as { code?: string }).code ?? String(err)}`, { cause: err });
+    }
+    try {
+      all.push(...parseAndValidate(text, f === '-' ? 'stdin' : f));
+    } catch (err) {
+      if (err instanceof InvalidInputError) problems.push(err);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems.flatMap((p) => p.problems));
+  if (all.length === 0) throw new MeshfedError('invalid', `no objects in ${files.join(', ')}`);
+  return all;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,145 @@
+// `meshfed hub` and `meshfed agent`: the long-running servers. Each runs until
+// SIGINT/SIGTERM, then stops cleanly and exits 0. A server that cannot start
+// fails the command (exit 1) with its own message (e.g. an address in use).
+// The server modules are imported when the command runs, so the other
+// commands start without loading them.
+import type { Command } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { errorMessage, MeshfedError } from '../../util/errors.js';
+import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
+
+interface HubFlags {
+  dataDir: string;
+  listen: string;
+  agentListen: string;
+  channelSan: string[];
+  caCert?: string;
+  caKey?: string;
+  caRoots?: string;
+  agentCertTtl: string;
+  insecureChannel?: boolean;
+}
+
+interface AgentFlags {
+  joinToken?: string;
+  joinTokenFile?: string;
+  insecureChannel?: boolean;
+  cluster: string;
+  hub: string;
+  network?: string;
+  region?: string;
+  zone: string[];
+  xdsListen: string;
+  apiListen: string;
+  dataDir?: string;
+  importNamespace: string[];
+  pushDebounceMs: string;
+  pushMaxDelayMs: string;
+}
+
+export function addServeCommands(program: Command): void {
+  program
+    .command('hub')
+    .description('run the hub: the global API, its store, and the channel agents dial out to')
+    .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
+    .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
+    .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
+    .option('--channel-san <name>', "a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)", collect, [])
+    .option('--ca-cert <file>', 'use this CA certificate (an intermediate of your root, chain after it) as the mesh CA instead of a generated root')
+    .option('--ca-key <file>', 'the key of --ca-cert')
+    .option('--ca-roots <file>', 'the roots --ca-cert chains to (the trust bundle)')
+    .option('--agent-cert-ttl <duration>', "lifetime of agents' channel certificates (renewed at half-life)", '720h')
+    .option('--insecure-channel', 'plaintext agent channel without agent authentication: development and benchmarks only')
+    .action(runHub);
+
+  program
+    .command('agent')
+    .description("run a cluster's agent: discovery, report to the hub, xDS for the local data plane")
+    .requiredOption('--cluster <name>', 'the Cluster this agent serves (must exist at the hub)')
+    .option('--hub <host:port>', 'hub agent-channel address', '127.0.0.1:7401')
+    .option('--network <name>', "the cluster's network (checked against the Cluster object)")
+    .option('--region <name>', "the cluster's region (checked against the Cluster object)")
+    .option('--zone <zone>', "a zone of the cluster (repeatable; checked against the Cluster object)", collect, [])
+    .option('--xds-listen <host:port>', 'xDS (ADS) address; plaintext, so loopback by default', '127.0.0.1:15010')
+    .option('--api-listen <host:port>', 'agent API address (registration, status, bootstrap)', '127.0.0.1:15011')
+    .option('--data-dir <dir>', 'registrations and the last view from the hub')
+    .option('--import-namespace <ns>', 'import only these namespaces from other clusters (repeatable; default all)', collect, [])
+    .option('--push-debounce-ms <ms>', 'coalesce xDS changes arriving within this window', '0')
+    .option('--push-max-delay-ms <ms>', 'never hold a coalesced xDS push longer than this', '100')
+    .option('--join-token <token>', 'one-time join token from meshfed cluster add (visible in ps: prefer --join-token-file or MESHFED_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from this file')
+    .option('--insecure-channel', 'plaintext hub channel without a client certificate (a hub with --insecure-channel)')
+    .action(runAgent);
+}
+
+async function runHub(o: HubFlags): Promise<void> {
+  const { Hub } = await import('../../hub/hub.js');
+  const given = [o.caCert, o.caKey, o.caRoots].filter(Boolean).length;
+  if (given !== 0 && given !== 3) throw new MeshfedError('usage', '--ca-cert, --ca-key and --ca-roots go together');
+  const opts: import('../../hub/hub.js').HubOptions = {
+    dataDir: o.dataDir,
+    api: addressFlag(o.listen, '--listen'),
+    agents: addressFlag(o.agentListen, '--agent-listen'),
+    channelHosts: commaList(o.channelSan),
+    agentCertTtlMs: durationFlag(o.agentCertTtl, '--agent-cert-ttl'),
+    insecureChannel: o.insecureChannel === true,
+  };
+  if (o.caCert && o.caKey && o.caRoots) {
+    opts.externalCa = {
+      certChainPem: await readFlagFile(o.caCert, '--ca-cert'),
+      keyPem: await readFlagFile(o.caKey, '--ca-key'),
+      rootsPem: await readFlagFile(o.caRoots, '--ca-roots'),
+    };
+  }
+  const hub = await Hub.start(opts).catch((err: unknown) => {
+    throw new MeshfedError('internal', errorMessage(err), { cause: err });
+  });
+  await untilSignal(() => hub.stop());
+}
+
+async function runAgent(o: AgentFlags): Promise<void> {
+  const { Agent } = await import('../../agent/agent.js');
+  addressFlag(o.hub, '--hub');
+  const opts: import('../../agent/agent.js').AgentOptions = {
+    cluster: o.cluster,
+    hub: o.hub,
+    xds: addressFlag(o.xdsListen, '--xds-listen'),
+    api: addressFlag(o.apiListen, '--api-listen'),
+    dataDir: o.dataDir ?? join(homedir(), '.meshfed', 'agent', o.cluster),
+    zones: commaList(o.zone),
+    importNamespaces: commaList(o.importNamespace),
+    pushDebounceMs: nonNegative(o.pushDebounceMs, '--push-debounce-ms'),
+    pushMaxDelayMs: nonNegative(o.pushMaxDelayMs, '--push-max-delay-ms'),
+  };
+  if (o.network) opts.network = o.network;
+  if (o.region) opts.region = o.region;
+  if (o.joinToken && o.joinTokenFile) throw new MeshfedError('usage', '--join-token and --join-token-file: give one');
+  let token = o.joinToken ?? process.env.MESHFED_JOIN_TOKEN;
+  if (o.joinTokenFile) token = (await readFlagFile(o.joinTokenFile, '--join-token-file')).trim();
+  if (o.insecureChannel) opts.insecureChannel = true;
+  else if (token) opts.joinToken = token;
+  const agent = await Agent.start(opts).catch((err: unknown) => {
+    throw new MeshfedError('internal', errorMessage(err), { cause: err });
+  });
+  await untilSignal(() => agent.stop());
+}
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly and exits 0. */
+function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return;
+      stopping = true;
+      stop()
+        .catch((err: unknown) => process.stderr.write(`error while stopping: ${String(err)}\n`))
+        .finally(() => {
+          resolve();
+          process.exit(0);
+        });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
