@@ -47,6 +47,7 @@ import { ReloadableServerCredentials } from '../channel/tls.js';
 import { x509 } from '../ca/x509.js';
 import type { Store } from '../store/store.js';
 import { writeFileDurable } from '../util/files.js';
+import { errorMessage, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 
 const log = logger('hub.trust');
@@ -109,18 +110,12 @@ export interface TrustState {
   tokens: TokenRecord[];
 }
 
-/** A refusal of the hub's trust API, with the HTTP status / gRPC code that fits it. */
-export class TrustError extends Error {
-  constructor(
-    readonly httpStatus: number,
-    readonly grpcCode: grpc.status,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TrustError';
-  }
-}
+/**
+ * Until test/unit/trust.test.ts checks `instanceof MeshfedError`: the trust
+ * API's refusals are MeshfedErrors (this is the same class, not a subclass).
+ * @deprecated use MeshfedError
+ */
+export const TrustError = MeshfedError;
 
 export interface ExternalCa {
   certChainPem: string;
@@ -180,13 +175,13 @@ export class HubTrust {
     try {
       state = JSON.parse(await readFile(statePath, 'utf8')) as TrustState;
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`hub CA state ${statePath}: ${(err as Error).message}`);
+      if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`hub CA state ${statePath}: ${errorMessage(err)}`);
     }
     if (this.opts.external) {
       try {
         this.external = await loadCa(this.opts.external);
       } catch (err) {
-        throw new Error(`--ca-cert/--ca-key/--ca-roots: ${(err as Error).message}`);
+        throw new Error(`--ca-cert/--ca-key/--ca-roots: ${errorMessage(err)}`);
       }
       // It signs the clusters' intermediate CAs: a path length of 0 would make every workload chain invalid.
       const bc = new x509.X509Certificate(this.external.certPem).getExtension(x509.BasicConstraintsExtension);
@@ -318,13 +313,13 @@ export class HubTrust {
       this.scheduleServerRenewal();
       log.info('renewed the hub channel certificate', { why, notAfter: this.server.notAfter.toISOString() });
     } catch (err) {
-      log.error('cannot renew the hub channel certificate', { error: String(err) });
+      log.error('cannot renew the hub channel certificate', { error: errorMessage(err) });
     }
   }
 
   private changed(): void {
     this.creds?.update(this.serverContext());
-    void writeFileDurable(join(this.caDir, 'bundle.pem'), this.bundlePem(), 0o644).catch((err: unknown) => log.warn('cannot write bundle.pem', { error: String(err) }));
+    void writeFileDurable(join(this.caDir, 'bundle.pem'), this.bundlePem(), 0o644).catch((err: unknown) => log.warn('cannot write bundle.pem', { error: errorMessage(err) }));
     for (const cb of this.listeners) cb();
   }
 
@@ -421,22 +416,22 @@ export class HubTrust {
     const result = await this.mutate(async (s, now) => {
       const id = String(req.tokenId ?? '');
       const rec = s.tokens.find((t) => t.id === id);
-      const D = grpc.status;
-      if (!rec) throw new TrustError(401, D.UNAUTHENTICATED, 'UnknownToken', `join token ${id || '(empty id)'} is not known to this hub: wrong hub, mistyped, or forgotten a day after it expired or was used`);
-      if (!secretMatches(String(req.tokenSecret ?? ''), rec.hash)) throw new TrustError(401, D.UNAUTHENTICATED, 'BadToken', `join token ${id}: the secret does not match`);
-      if (rec.revokedAt) throw new TrustError(403, D.PERMISSION_DENIED, 'RevokedToken', `join token ${id} was revoked at ${rec.revokedAt}: ${rec.revokedReason ?? ''}`);
-      if (rec.usedAt) throw new TrustError(403, D.PERMISSION_DENIED, 'UsedToken', `join token ${id} was already used at ${rec.usedAt}: join tokens are single-use; create a new one (meshfed cluster add ${rec.cluster})`);
-      if (Date.parse(rec.expiresAt) <= now.getTime()) throw new TrustError(403, D.PERMISSION_DENIED, 'ExpiredToken', `join token ${id} expired at ${rec.expiresAt}; create a new one (meshfed cluster add ${rec.cluster} --token-ttl ...)`);
-      if (req.cluster !== rec.cluster) throw new TrustError(403, D.PERMISSION_DENIED, 'WrongCluster', `join token ${id} is for cluster "${rec.cluster}", but the agent says it is cluster "${req.cluster}"`);
+      if (!rec) throw refusal('unauthenticated', 'UnknownToken', `join token ${id || '(empty id)'} is not known to this hub: wrong hub, mistyped, or forgotten a day after it expired or was used`);
+      if (!secretMatches(String(req.tokenSecret ?? ''), rec.hash)) throw refusal('unauthenticated', 'BadToken', `join token ${id}: the secret does not match`);
+      if (rec.revokedAt) throw refusal('forbidden', 'RevokedToken', `join token ${id} was revoked at ${rec.revokedAt}: ${rec.revokedReason ?? ''}`);
+      if (rec.usedAt) throw refusal('forbidden', 'UsedToken', `join token ${id} was already used at ${rec.usedAt}: join tokens are single-use; create a new one (meshfed cluster add ${rec.cluster})`);
+      if (Date.parse(rec.expiresAt) <= now.getTime()) throw refusal('forbidden', 'ExpiredToken', `join token ${id} expired at ${rec.expiresAt}; create a new one (meshfed cluster add ${rec.cluster} --token-ttl ...)`);
+      if (req.cluster !== rec.cluster) throw refusal('forbidden', 'WrongCluster', `join token ${id} is for cluster "${rec.cluster}", but the agent says it is cluster "${req.cluster}"`);
       if (!(await this.opts.store.get({ kind: 'Cluster', name: rec.cluster }))) {
-        throw new TrustError(412, D.FAILED_PRECONDITION, 'UnknownCluster', `cluster "${rec.cluster}" is not registered at the hub: create it (meshfed cluster add ${rec.cluster})`);
+        // Was 412 / FAILED_PRECONDITION: conflict keeps the gRPC code (9); its HTTP 409 is never served (join is gRPC only).
+        throw refusal('conflict', 'UnknownCluster', `cluster "${rec.cluster}" is not registered at the hub: create it (meshfed cluster add ${rec.cluster})`);
       }
       const expectedId = agentId(this.settings.trustDomain, rec.cluster);
       let issued: Issued;
       try {
         issued = await signCsr(this.meshCa(), { csrPem: String(req.csrPem ?? ''), profile: 'agent', expectedId, ttlSeconds: this.opts.agentCertTtlMs / 1000, now });
       } catch (err) {
-        if (err instanceof CsrRejected) throw new TrustError(400, D.INVALID_ARGUMENT, 'CsrRejected', `agent CSR refused: ${err.message}`);
+        if (err instanceof CsrRejected) throw refusal('invalid', 'CsrRejected', `agent CSR refused: ${err.message}`);
         throw err;
       }
       rec.usedAt = now.toISOString();
@@ -526,10 +521,10 @@ export class HubTrust {
 
   async rotateRoot(step: 'add' | 'activate' | 'retire', opts: { force?: boolean; clusters?: string[] } = {}): Promise<void> {
     if (this.state.mode === 'external') {
-      throw new TrustError(409, grpc.status.FAILED_PRECONDITION, 'ExternalCa', 'the mesh CA is user-supplied (--ca-cert): rotate it outside meshfed, then restart the hub with the new --ca-cert/--ca-key, keeping the old root in --ca-roots until every intermediate is re-issued');
+      throw refusal('conflict', 'ExternalCa', 'the mesh CA is user-supplied (--ca-cert): rotate it outside meshfed, then restart the hub with the new --ca-cert/--ca-key, keeping the old root in --ca-roots until every intermediate is re-issued');
     }
     const phase = this.state.rotation?.phase ?? 'none';
-    const conflict = (msg: string) => new TrustError(409, grpc.status.FAILED_PRECONDITION, 'RotationPhase', msg);
+    const conflict = (msg: string) => refusal('conflict', 'RotationPhase', msg);
     if (step === 'add') {
       if (phase !== 'none') throw conflict(`a root rotation is already in progress (phase ${phase}): the next step is ${phase === 'new-root-in-bundle' ? '--activate' : '--retire'}`);
       const root = await createRootCa({ trustDomain: this.settings.trustDomain, validityDays: ROOT_VALIDITY_DAYS });
@@ -601,6 +596,11 @@ export class HubTrust {
       now: input.now ?? new Date(),
     });
   }
+}
+
+/** A refusal of the trust API: its code gives the HTTP status and gRPC code, the reason word names it. */
+function refusal(code: 'unauthenticated' | 'forbidden' | 'conflict' | 'invalid', reason: string, message: string): MeshfedError {
+  return new MeshfedError(code, message, { reason });
 }
 
 /** Forgets what no longer matters: expired agent certificates, and tokens a day after they expired or were used. */
