@@ -9,7 +9,8 @@ import { MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { applyObjects } from './objects.js';
-import { expiryWarning, type HubTrust } from './trust.js';
+import type { HubTrust } from './trust.js';
+import { expiryWarning } from './trust-status.js';
 
 const log = logger('hub.api');
 
