@@ -9,6 +9,7 @@ import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type ObjectRef } 
 import { CsrRejected } from '../ca/index.js';
 import { REPORT_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
 import type { Store } from '../store/store.js';
+import { errorMessage } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
 import type { HubTrust } from './trust.js';
@@ -281,7 +282,7 @@ class AgentSession implements ViewSubscriber {
       const issued = what === 'intermediate' ? await this.trust.signIntermediate(this.cluster, csrPem) : await this.trust.signAgentCert(this.cluster, csrPem);
       send(this.stream, what === 'intermediate' ? { intermediate: issued } : { agentCert: issued });
     } catch (err) {
-      const message = err instanceof CsrRejected ? `${what === 'intermediate' ? 'intermediate CA' : 'agent certificate'} CSR refused: ${err.message}` : `cannot issue the ${what} certificate: ${String(err)}`;
+      const message = err instanceof CsrRejected ? `${what === 'intermediate' ? 'intermediate CA' : 'agent certificate'} CSR refused: ${err.message}` : `cannot issue the ${what} certificate: ${errorMessage(err)}`;
       log.warn('CSR refused', { cluster: this.cluster, what, message });
       send(this.stream, { csrRejected: { what, message } });
     }
@@ -311,7 +312,7 @@ class AgentSession implements ViewSubscriber {
 
   private serialize(fn: () => Promise<unknown>): void {
     this.chain = this.chain.then(fn).catch((err: unknown) => {
-      log.error('agent session write failed', { cluster: this.cluster, error: String(err) });
+      log.error('agent session write failed', { cluster: this.cluster, error: errorMessage(err) });
     });
   }
 
@@ -340,7 +341,7 @@ class AgentSession implements ViewSubscriber {
       objects = this.checkObjects(full ? (r.objectsJson ?? '[]') : (r.upsertsJson ?? '[]'));
       if (!full) deletes = this.checkDeletes(r.deletesJson ?? '[]');
     } catch (err) {
-      this.reject('InvalidReport', err instanceof Error ? err.message : String(err));
+      this.reject('InvalidReport', errorMessage(err));
       return;
     }
     const cluster = await this.store.get({ kind: 'Cluster', name: this.cluster });
@@ -363,7 +364,7 @@ class AgentSession implements ViewSubscriber {
         if (!Array.isArray(ids)) throw new Error('not a JSON array');
         this.identities = ids as WorkloadCertReport[];
       } catch (err) {
-        log.warn('bad workload certificate report from agent', { cluster: this.cluster, error: String(err) });
+        log.warn('bad workload certificate report from agent', { cluster: this.cluster, error: errorMessage(err) });
       }
     }
     if (!/^\s*\[/.test(json)) {

@@ -6,10 +6,11 @@ import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, t
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
+import { errorMessage, grpcCodeOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { AgentSessions } from './agent-sessions.js';
 import { createHubHttpServer } from './http-api.js';
-import { HubTrust, TrustError, type ExternalCa } from './trust.js';
+import { HubTrust, type ExternalCa } from './trust.js';
 
 const log = logger('hub');
 
@@ -130,10 +131,9 @@ function joinHandler(trust: HubTrust, secure: boolean): grpc.handleUnaryCall<Joi
     trust.redeemJoinToken(call.request).then(
       (res) => callback(null, res),
       (err: unknown) => {
-        const refusal = err instanceof TrustError ? err : undefined;
         // The token id is not secret (the secret is never logged); it lets an operator find the token.
-        log.warn('join refused', { cluster: call.request.cluster, token: call.request.tokenId, reason: refusal?.reason ?? 'Internal', message: err instanceof Error ? err.message : String(err) });
-        callback({ code: refusal?.grpcCode ?? grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) });
+        log.warn('join refused', { cluster: call.request.cluster, token: call.request.tokenId, reason: err instanceof MeshfedError ? err.reason : 'Internal', message: errorMessage(err) });
+        callback({ code: grpcCodeOf(err), details: errorMessage(err) });
       },
     );
   };

@@ -1,21 +1,11 @@
 // The hub's write path for API objects: validation beyond the schema, reference
 // rules, and the atomic commit. Shared by the HTTP API and the agent channel so
-// both obey the same rules.
+// both obey the same rules. Refusals are MeshfedErrors (code `invalid`, with a
+// reason word such as ReadOnlyKind) that the HTTP router answers as they are.
 import { describeRef, keyOf, refOf, type ApiObject, type ObjectRef } from '../api/index.js';
 import type { OpOutcome, Store, StoreOp } from '../store/store.js';
+import { MeshfedError } from '../util/errors.js';
 import { findKind } from '../registry.js';
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
 
 export interface ApplyResult {
   object: string;
@@ -29,16 +19,16 @@ export async function applyObjects(store: Store, objects: ApiObject[]): Promise<
   const ops: StoreOp[] = [];
   for (const o of objects) {
     const def = findKind(o.kind);
-    if (!def) throw new ApiError(400, 'UnknownKind', `unknown kind "${o.kind}"`);
+    if (!def) throw new MeshfedError('invalid', `unknown kind "${o.kind}"`, { reason: 'UnknownKind' });
     if (def.discovered) {
-      throw new ApiError(
-        400,
-        'ReadOnlyKind',
+      throw new MeshfedError(
+        'invalid',
         `${describeRef(refOf(o))}: ${o.kind} objects are reported by agents and read-only; register workloads with the cluster's agent (meshfed register)`,
+        { reason: 'ReadOnlyKind' },
       );
     }
     const key = keyOf(refOf(o));
-    if (seen.has(key)) throw new ApiError(400, 'Duplicate', `${describeRef(refOf(o))} appears twice in one apply`);
+    if (seen.has(key)) throw new MeshfedError('invalid', `${describeRef(refOf(o))} appears twice in one apply`, { reason: 'Duplicate' });
     seen.add(key);
     const existing = await store.get(refOf(o));
     // Status belongs to the system: applying a spec keeps the status it has.
@@ -62,9 +52,9 @@ export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<Ap
   const described: string[] = [];
   for (const ref of refs) {
     const def = findKind(ref.kind);
-    if (!def) throw new ApiError(400, 'UnknownKind', `unknown kind "${ref.kind}"`);
+    if (!def) throw new MeshfedError('invalid', `unknown kind "${ref.kind}"`, { reason: 'UnknownKind' });
     if (def.discovered) {
-      throw new ApiError(400, 'ReadOnlyKind', `${describeRef(ref)}: ${ref.kind} objects are reported by agents; deregister the workload at its agent`);
+      throw new MeshfedError('invalid', `${describeRef(ref)}: ${ref.kind} objects are reported by agents; deregister the workload at its agent`, { reason: 'ReadOnlyKind' });
     }
     ops.push({ type: 'delete', ref });
     described.push(describeRef(ref));

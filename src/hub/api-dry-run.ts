@@ -1,0 +1,66 @@
+// The hub API's dry runs, apart from HTTP: `meshfed plan` (per-cluster xDS diff
+// and traffic split of objects not yet applied) and `meshfed explain` (route,
+// endpoints and access verdict of one call). Both are computed from the
+// store's current objects and never write. Refusals are MeshfedErrors the
+// router answers.
+import { InvalidInputError, type ApiObject } from '../api/index.js';
+import { computePlan, type PlanResult } from '../analysis/plan.js';
+import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
+import type { Store } from '../store/store.js';
+import { MeshfedError } from '../util/errors.js';
+import { findKind, parseAndValidate, POLICY_KINDS } from '../registry.js';
+
+/** The objects plan and explain compute from: the mesh's own and every policy. */
+async function currentObjects(store: Store): Promise<ApiObject[]> {
+  const current: ApiObject[] = [];
+  for (const kind of ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS]) current.push(...(await store.list({ kind })));
+  return current;
+}
+
+/** `meshfed plan`: what applying `objects` (user kinds only) would change. */
+export async function planAnswer(store: Store, objects: ApiObject[]): Promise<PlanResult & { revision: number }> {
+  for (const o of objects) {
+    if (findKind(o.kind)?.discovered) throw new MeshfedError('invalid', `${o.kind} objects are reported by agents; plan applies user objects only`, { reason: 'ReadOnlyKind' });
+  }
+  const current = await currentObjects(store);
+  return { ...computePlan(current, objects), revision: store.revision() };
+}
+
+/** `meshfed explain` at the hub: computed from the store's current objects (and the dry-run objects in `with`). */
+export async function explainAnswer(store: Store, body: string): Promise<ExplainResult & { revision: number }> {
+  return { ...(await explainRequest(store, body)), revision: store.revision() };
+}
+
+async function explainRequest(store: Store, body: string): Promise<ExplainResult> {
+  let req: Partial<ExplainRequest> & { with?: unknown };
+  try {
+    req = JSON.parse(body) as typeof req;
+  } catch (err) {
+    // String(err), not its message: this answer has always named the error ("SyntaxError: ...").
+    throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
+  }
+  const from = req.from;
+  if (!from || typeof from.cluster !== 'string' || typeof from.namespace !== 'string' || typeof from.workload !== 'string') {
+    throw new MeshfedError('invalid', 'from: {cluster, namespace, workload[, serviceAccount]} is required');
+  }
+  if (typeof req.to !== 'string' || !req.to) throw new MeshfedError('invalid', 'to: the service to call is required (name[.namespace])');
+  const r: ExplainRequest = { from, to: req.to };
+  if (req.method !== undefined) r.method = String(req.method);
+  if (req.with !== undefined) {
+    try {
+      r.with = parseAndValidate(JSON.stringify(req.with), 'with');
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new MeshfedError('invalid', err.message, { details: err.problems });
+      throw err;
+    }
+    for (const o of r.with) if (findKind(o.kind)?.discovered) throw new MeshfedError('invalid', `with: ${o.kind} objects are reported by agents`, { reason: 'ReadOnlyKind' });
+  }
+  const current = await currentObjects(store);
+  try {
+    return explain(current, r);
+  } catch (err) {
+    // An unknown caller or service is not found; anything else in the request is invalid (both say Invalid, as before).
+    if (err instanceof ExplainError) throw new MeshfedError(err.field === 'from' || err.field === 'to' ? 'not-found' : 'invalid', err.message, { reason: 'Invalid' });
+    throw err;
+  }
+}
