@@ -14,7 +14,7 @@
 //   was NACKed counts as sent: the same content is not sent again, the next
 //   change is.
 import { FULL_STATE_TYPES, KNOWN_TYPES, XdsStream, type ErrorDetail, type NodeMessage, type TypeStateBase } from './streams.js';
-import { sotwResponse } from './wire.js';
+import { sotwResponse } from '../wire.js';
 
 export interface DiscoveryRequest {
   version_info: string;
@@ -82,18 +82,18 @@ export class SotwStream extends XdsStream<SotwTypeState> {
     let changed = wildcard !== st.wildcard;
     for (const n of st.names) {
       if (!names.has(n)) {
-        this.host.unsubscribe(st, n);
+        this.host.cache.unsubscribe(st, n);
         st.sent.delete(n);
         changed = true;
       }
     }
     for (const n of names) {
       if (!st.names.has(n)) {
-        this.host.subscribe(st, n);
+        this.host.cache.subscribe(st, n);
         changed = true;
       }
     }
-    if (wildcard !== st.wildcard) this.host.setWildcard(st, wildcard);
+    if (wildcard !== st.wildcard) this.host.cache.setWildcard(st, wildcard);
     st.names = names;
     st.wildcard = wildcard;
     if (changed) st.mustRespond = true;
@@ -111,7 +111,8 @@ export class SotwStream extends XdsStream<SotwTypeState> {
 
   protected flushType(st: SotwTypeState): void {
     const host = this.host;
-    if (!host.ready || this.closed || this.blocked) return; // the work stays marked: ready / 'drain' flushes it
+    const cache = host.cache;
+    if (!cache.ready || this.closed || this.blocked) return; // the work stays marked: ready / 'drain' flushes it
     const typeUrl = st.typeUrl;
     const frames: Buffer[] = [];
     let count = 0;
@@ -119,7 +120,7 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       let needed = st.mustRespond || st.wildcardChanged;
       if (!needed) {
         for (const n of st.dirty) {
-          if (host.resolve(typeUrl, n)?.version !== st.sent.get(n)) {
+          if (cache.resolve(typeUrl, n)?.version !== st.sent.get(n)) {
             needed = true;
             break;
           }
@@ -129,14 +130,14 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       st.wildcardChanged = false;
       if (!needed) return;
       if (st.wildcard) {
-        frames.push(host.cache.wildcardFrames(typeUrl));
-        count += host.cache.count(typeUrl);
+        frames.push(cache.wildcardFrames(typeUrl));
+        count += cache.count(typeUrl);
       }
       const sent = new Map<string, string>();
       for (const n of st.names) {
         // With a wildcard every cached resource is in already; only callback ones are extra.
-        if (st.wildcard && !host.isServerListener(typeUrl, n)) continue;
-        const e = host.resolve(typeUrl, n);
+        if (st.wildcard && !cache.isServerListener(typeUrl, n)) continue;
+        const e = cache.resolve(typeUrl, n);
         if (!e) continue;
         frames.push(e.frame);
         sent.set(n, e.version);
@@ -154,7 +155,7 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       }
       const sent = new Map<string, string>();
       for (const n of st.names) {
-        const e = host.resolve(typeUrl, n);
+        const e = cache.resolve(typeUrl, n);
         if (!e) continue;
         frames.push(e.frame);
         sent.set(n, e.version);
@@ -166,7 +167,7 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       // Only what changed; a removed route/assignment cannot be signalled in SotW.
       for (const n of st.dirty) {
         if (!st.names.has(n)) continue;
-        const e = host.resolve(typeUrl, n);
+        const e = cache.resolve(typeUrl, n);
         if (!e) {
           st.sent.delete(n);
           continue;
@@ -181,7 +182,7 @@ export class SotwStream extends XdsStream<SotwTypeState> {
     }
     st.mustRespond = false;
     const nonce = host.nextNonce(this.id);
-    const version = host.cache.typeVersion(typeUrl);
+    const version = cache.typeVersion(typeUrl);
     const buf = sotwResponse(version, typeUrl, nonce, frames);
     st.answered = false;
     this.recordSend(st, version, nonce, count);

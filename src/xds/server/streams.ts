@@ -1,10 +1,13 @@
-// What the SotW and delta stream state machines share: the status and event
-// types, the reverse index (type -> name -> subscribed stream types, plus wildcard
-// subscribers) that lets a change reach only the streams it affects, and the
-// stream base class (write-buffer back pressure, push order, status).
+// What the SotW and delta stream state machines share: the request, status and
+// event types, the stream base class (write-buffer back pressure, push order,
+// NACK detection via error_detail, proxy status bookkeeping) and the per-type
+// state, which is also the stream's watch in the cache's subscription index
+// (cache/subscriptions.ts): a commit marks changed names on it, and the server
+// flushes the touched streams. Streams read entries from the cache and write
+// responses framed from their shared bytes (wire.ts); they never encode.
 import type * as grpc from '@grpc/grpc-js';
-import type { ResourceCache, SnapshotEntry } from './snapshot.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE } from '../xdsapi/index.js';
+import type { StreamCache, TypeWatch, Watcher } from '../cache/subscriptions.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE } from '../../xdsapi/index.js';
 
 // Plain-object shapes of request messages as proto-loader hands them over
 // (keepCase, defaults, enums as strings).
@@ -83,18 +86,9 @@ export const FULL_STATE_TYPES = new Set<string>([LISTENER_TYPE, CLUSTER_TYPE]);
 export const PUSH_ORDER = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE] as const;
 export const SHORT: Record<string, string> = { [LISTENER_TYPE]: 'LDS', [ROUTE_TYPE]: 'RDS', [CLUSTER_TYPE]: 'CDS', [ENDPOINT_TYPE]: 'EDS' };
 
-/** What a stream needs from the server. */
+/** What a stream needs: the cache it reads and watches, and the server's bookkeeping. */
 export interface StreamHost {
-  /** False until the first complete state: requests are held, not answered. */
-  readonly ready: boolean;
-  readonly cache: ResourceCache;
-  /** The entry a name stands for now (server listeners come from the callback). */
-  resolve(typeUrl: string, name: string): SnapshotEntry | undefined;
-  /** Names served by the server-listener callback; never part of a wildcard. */
-  isServerListener(typeUrl: string, name: string): boolean;
-  subscribe(st: TypeStateBase, name: string): void;
-  unsubscribe(st: TypeStateBase, name: string): void;
-  setWildcard(st: TypeStateBase, on: boolean): void;
+  readonly cache: StreamCache;
   nextNonce(stream: number): string;
   /** Counts a response in stats(). */
   responded(): void;
@@ -104,15 +98,15 @@ export interface StreamHost {
   log(msg: string): void;
 }
 
-/** Per stream and type. */
-export interface TypeStateBase {
+/** Per stream and type; the stream's watch of the type. */
+export interface TypeStateBase extends TypeWatch {
   readonly stream: XdsStream;
   readonly typeUrl: string;
   /** Explicitly subscribed names. */
   names: Set<string>;
   wildcard: boolean;
-  /** Subscribed names whose entry changed since the last flush. */
-  dirty: Set<string>;
+  /** Subscribed names whose entry changed since the last flush (marked by the cache). */
+  readonly dirty: Set<string>;
   /** A request (or becoming ready) must be answered even if nothing changed. */
   mustRespond: boolean;
   sentResources: number;
@@ -125,50 +119,10 @@ export interface TypeStateBase {
   lastNack?: { version: string; message: string; at: number };
 }
 
-/** Reverse index: which stream types a change of (type, name) concerns. */
-export class SubscriptionIndex {
-  private readonly named = new Map<string, Map<string, Set<TypeStateBase>>>();
-  private readonly wild = new Map<string, Set<TypeStateBase>>();
-
-  add(st: TypeStateBase, name: string): void {
-    let byName = this.named.get(st.typeUrl);
-    if (!byName) this.named.set(st.typeUrl, (byName = new Map()));
-    let set = byName.get(name);
-    if (!set) byName.set(name, (set = new Set()));
-    set.add(st);
-  }
-
-  /** Returns true when nobody subscribes to the name any more. */
-  remove(st: TypeStateBase, name: string): boolean {
-    const byName = this.named.get(st.typeUrl);
-    const set = byName?.get(name);
-    if (!set) return true;
-    set.delete(st);
-    if (set.size > 0) return false;
-    byName!.delete(name);
-    return true;
-  }
-
-  setWildcard(st: TypeStateBase, on: boolean): void {
-    let set = this.wild.get(st.typeUrl);
-    if (!set) this.wild.set(st.typeUrl, (set = new Set()));
-    if (on) set.add(st);
-    else set.delete(st);
-  }
-
-  subscribers(typeUrl: string, name: string): ReadonlySet<TypeStateBase> | undefined {
-    return this.named.get(typeUrl)?.get(name);
-  }
-
-  wildcards(typeUrl: string): ReadonlySet<TypeStateBase> | undefined {
-    return this.wild.get(typeUrl);
-  }
-}
-
 /** The write side of a call: responses are pre-encoded buffers (see wire.ts). */
 export type ResponseCall = grpc.ServerDuplexStream<unknown, Buffer>;
 
-export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> {
+export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> implements Watcher {
   abstract readonly protocol: XdsProtocol;
   readonly types = new Map<string, S>();
   readonly connectedAt = new Date();
@@ -249,8 +203,8 @@ export abstract class XdsStream<S extends TypeStateBase = TypeStateBase> {
   dispose(): void {
     this.closed = true;
     for (const st of this.types.values()) {
-      for (const n of st.names) this.host.unsubscribe(st, n);
-      if (st.wildcard) this.host.setWildcard(st, false);
+      for (const n of st.names) this.host.cache.unsubscribe(st, n);
+      if (st.wildcard) this.host.cache.setWildcard(st, false);
     }
   }
 

@@ -17,8 +17,8 @@
 //   flight, each answered once. A stale nonce never blocks subscription changes.
 //   A NACKed version counts as known: not resent, the next change is.
 import { FULL_STATE_TYPES, KNOWN_TYPES, XdsStream, type ErrorDetail, type NodeMessage, type ProxyTypeStatus, type TypeStateBase } from './streams.js';
-import type { SnapshotEntry } from './snapshot.js';
-import { deltaResponse } from './wire.js';
+import type { SnapshotEntry } from '../cache/snapshot.js';
+import { deltaResponse } from '../wire.js';
 
 export interface DeltaDiscoveryRequest {
   node: NodeMessage | null;
@@ -100,7 +100,7 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
       }
       if (!st.names.has(n)) {
         st.names.add(n);
-        this.host.subscribe(st, n);
+        this.host.cache.subscribe(st, n);
       }
       // On a reconnect, what the client listed with its version is sent only if it changed.
       if (!(first && Object.hasOwn(initial, n))) st.forced.add(n);
@@ -115,7 +115,7 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
         continue;
       }
       if (!st.names.delete(n)) continue; // phantom unsubscription: ignored
-      this.host.unsubscribe(st, n);
+      this.host.cache.unsubscribe(st, n);
       if (st.wildcard) {
         // The client cannot tell whether the wildcard still covers it: resend or remove it.
         st.forced.add(n);
@@ -129,7 +129,7 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
 
   private setWildcard(st: DeltaTypeState, on: boolean): void {
     st.wildcard = on;
-    this.host.setWildcard(st, on);
+    this.host.cache.setWildcard(st, on);
     if (on) {
       st.full = true;
       st.mustRespond = true;
@@ -152,20 +152,21 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
 
   protected flushType(st: DeltaTypeState): void {
     const host = this.host;
-    if (!host.ready || this.closed || this.blocked) return; // the work stays marked: ready / 'drain' flushes it
+    const cache = host.cache;
+    if (!cache.ready || this.closed || this.blocked) return; // the work stays marked: ready / 'drain' flushes it
     const typeUrl = st.typeUrl;
     const resources: SnapshotEntry[] = [];
     const removed: string[] = [];
     // Idempotent per name: a second evaluation in the same flush finds `known` up to date.
     const evaluate = (name: string): void => {
       const forced = st.forced.delete(name);
-      const interested = st.names.has(name) || (st.wildcard && !host.isServerListener(typeUrl, name));
+      const interested = st.names.has(name) || (st.wildcard && !cache.isServerListener(typeUrl, name));
       if (!interested) {
         if (forced) removed.push(name);
         st.known.delete(name);
         return;
       }
-      const e = host.resolve(typeUrl, name);
+      const e = cache.resolve(typeUrl, name);
       const had = st.known.get(name);
       if (e) {
         if (forced || had !== e.version) {
@@ -182,7 +183,7 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
       st.dirty.clear();
       st.dirtyLists = [];
       for (const n of st.names) evaluate(n);
-      if (st.wildcard) for (const n of host.cache.names(typeUrl)) evaluate(n);
+      if (st.wildcard) for (const n of cache.names(typeUrl)) evaluate(n);
       for (const n of [...st.known.keys()]) evaluate(n);
     } else {
       for (const n of st.dirty) evaluate(n);
@@ -194,7 +195,7 @@ export class DeltaStream extends XdsStream<DeltaTypeState> {
     if (resources.length === 0 && removed.length === 0 && !st.mustRespond) return;
     st.mustRespond = false;
     const nonce = host.nextNonce(this.id);
-    const version = host.cache.typeVersion(typeUrl);
+    const version = cache.typeVersion(typeUrl);
     const buf = deltaResponse(version, typeUrl, nonce, resources, removed);
     st.inFlight.set(nonce, version);
     if (st.inFlight.size > MAX_IN_FLIGHT) st.inFlight.delete(st.inFlight.keys().next().value!);
