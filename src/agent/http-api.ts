@@ -16,33 +16,47 @@
 //   POST   /v1/identity/certificates     (Bearer token) {csr} -> certificate chain and CA bundle
 //   GET    /v1/identity/certificates     certificates issued (SPIFFE ID, serial, expiry)
 //   GET    /v1/identity/bundle           (Bearer token) CA bundle and the current issuer
+//
+// Depends on the agent only through AgentApi (implemented by Agent), so this
+// file does not import agent.ts. Errors are MeshfedErrors: their code gives the
+// HTTP status; anything else is a 500. The body is always {error: message}.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { RegistrationError, type Registration } from '../discovery/registration.js';
+import type { Registration, RegistrationSource } from '../discovery/registration.js';
+import type { FederatedView } from '../federation/types.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
-import { formatHostPort } from '../util/address.js';
+import { formatHostPort, type HostPort } from '../util/address.js';
+import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { collectGarbage } from '../util/memory.js';
-import type { Agent } from './agent.js';
-import { IdentityError, type WorkloadIdentity } from './workload-identity.js';
+import type { ProxySummary } from './proxy-status.js';
+import type { WorkloadIdentity } from './workload-identity.js';
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+/** What the local API needs of the agent (Agent implements it). */
+export interface AgentApi {
+  readonly cluster: string;
+  readonly registrations: Pick<RegistrationSource, 'list' | 'register' | 'deregister'>;
+  /** Undefined while the agent is starting. */
+  readonly identity: WorkloadIdentity | undefined;
+  readonly xdsAddress: HostPort;
+  readonly currentViewRevision: number;
+  /** The agent's status (served as is); the API itself reads readiness and memory. */
+  status(): { ready: boolean; memory: Record<string, number> };
+  federatedView(): FederatedView;
+  proxies(): ProxySummary[];
+  /** The xDS server's full per-stream state. */
+  rawProxies(): unknown;
+  zones(): string[];
+  locality(zone?: string): { region: string; zone: string; subZone: string };
 }
 
-export function createAgentHttpServer(agent: Agent): Server {
+export function createAgentHttpServer(agent: AgentApi): Server {
   return createServer((req, res) => {
     handle(agent, req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError || err instanceof RegistrationError || err instanceof IdentityError ? err.status : 500;
-      json(res, status, { error: err instanceof Error ? err.message : String(err) });
+      json(res, httpStatusOf(err), { error: errorMessage(err) });
     });
   });
 }
 
-async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   const q = url.searchParams;
   const route = `${req.method} ${url.pathname}`;
@@ -58,10 +72,10 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
       try {
         body = JSON.parse(await readBody(req)) as Registration;
       } catch (err) {
-        throw new HttpError(400, `request body is not JSON: ${String(err)}`);
+        throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
       }
       for (const f of ['namespace', 'service', 'address'] as const) {
-        if (typeof body[f] !== 'string' || !body[f]) throw new HttpError(400, `${f}: required`);
+        if (typeof body[f] !== 'string' || !body[f]) throw new MeshfedError('invalid', `${f}: required`);
       }
       const r = await agent.registrations.register(body);
       return json(res, r.outcome === 'created' ? 201 : 200, r);
@@ -69,26 +83,26 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
     case 'DELETE /v1/workloads': {
       const sel: { namespace?: string; name?: string; address?: string } = {};
       for (const k of ['namespace', 'name', 'address'] as const) if (q.get(k)) sel[k] = q.get(k)!;
-      if (!sel.name && !sel.address) throw new HttpError(400, 'pass name (and namespace) or address');
+      if (!sel.name && !sel.address) throw new MeshfedError('invalid', 'pass name (and namespace) or address');
       const removed = await agent.registrations.deregister(sel);
       return json(res, 200, { removed });
     }
     case 'GET /v1/services':
       return json(res, 200, agent.federatedView());
     case 'GET /v1/proxies':
-      return json(res, 200, { cluster: agent.opts.cluster, viewRevision: agent.currentViewRevision, items: agent.proxies() });
+      return json(res, 200, { cluster: agent.cluster, viewRevision: agent.currentViewRevision, items: agent.proxies() });
     case 'POST /v1/gc':
       // Only with node --expose-gc (benchmarks); a no-op otherwise.
       return json(res, 200, { collected: collectGarbage(), memory: agent.status().memory });
     case 'GET /v1/proxies/raw':
-      return json(res, 200, { cluster: agent.opts.cluster, items: agent.ads.proxies() });
+      return json(res, 200, { cluster: agent.cluster, items: agent.rawProxies() });
     case 'GET /v1/bootstrap': {
       const ns = q.get('namespace');
       const name = q.get('name');
-      if (!ns || !name) throw new HttpError(400, 'namespace and name are required');
+      if (!ns || !name) throw new MeshfedError('invalid', 'namespace and name are required');
       const zone = q.get('zone') ?? undefined;
       if (zone && agent.zones().length && !agent.zones().includes(zone)) {
-        throw new HttpError(400, `zone "${zone}" is not a zone of cluster ${agent.opts.cluster} (${agent.zones().join(', ')})`);
+        throw new MeshfedError('invalid', `zone "${zone}" is not a zone of cluster ${agent.cluster} (${agent.zones().join(', ')})`);
       }
       const loc = agent.locality(zone);
       if (q.get('envoy') === '1' || q.get('envoy') === 'true') {
@@ -97,8 +111,8 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
           200,
           envoyBootstrap({
             xdsServer: formatHostPort(agent.xdsAddress),
-            nodeId: nodeIdFor(agent.opts.cluster, ns, name),
-            cluster: agent.opts.cluster,
+            nodeId: nodeIdFor(agent.cluster, ns, name),
+            cluster: agent.cluster,
             locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
             delta: q.get('delta') === '1' || q.get('delta') === 'true',
           }),
@@ -109,8 +123,8 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
         200,
         grpcBootstrap({
           xdsServer: formatHostPort(agent.xdsAddress),
-          nodeId: nodeIdFor(agent.opts.cluster, ns, name),
-          cluster: agent.opts.cluster,
+          nodeId: nodeIdFor(agent.cluster, ns, name),
+          cluster: agent.cluster,
           locality: { region: loc.region, zone: loc.zone, subZone: loc.subZone },
           server: q.get('server') === '1' || q.get('server') === 'true',
           ...(q.get('certDir') ? { certDir: q.get('certDir')! } : {}),
@@ -126,17 +140,17 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
     case 'POST /v1/identity/certificates':
       return json(res, 200, await identity(agent).sign(req.headers.authorization, (await jsonBody<{ csr?: unknown }>(req)).csr));
     case 'GET /v1/identity/certificates':
-      return json(res, 200, { cluster: agent.opts.cluster, items: identity(agent).issuedCertificates() });
+      return json(res, 200, { cluster: agent.cluster, items: identity(agent).issuedCertificates() });
     case 'GET /v1/identity/bundle':
       identity(agent).whoami(req.headers.authorization);
       return json(res, 200, identity(agent).bundle());
     default:
-      throw new HttpError(404, `no route for ${route}`);
+      throw new MeshfedError('not-found', `no route for ${route}`);
   }
 }
 
-function identity(agent: Agent): WorkloadIdentity {
-  if (!agent.identity) throw new HttpError(503, 'the agent is starting');
+function identity(agent: AgentApi): WorkloadIdentity {
+  if (!agent.identity) throw new MeshfedError('unavailable', 'the agent is starting');
   return agent.identity;
 }
 
@@ -144,7 +158,7 @@ async function jsonBody<T = Record<string, unknown>>(req: IncomingMessage): Prom
   try {
     return JSON.parse(await readBody(req)) as T;
   } catch (err) {
-    throw new HttpError(400, `request body is not JSON: ${String(err)}`);
+    throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
   }
 }
 

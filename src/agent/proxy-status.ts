@@ -1,7 +1,7 @@
 // Per-proxy sync state as people read it: per xDS type SYNCED (the last response
 // was ACKed), STALE (sent, not yet ACKed), NACKED (the proxy rejected the last
 // response; it keeps its last good version), and the NACK message.
-import { ACCESS_FILTER_PREFIX } from '../policies/access/xds.js';
+import { POLICY_PLUGINS } from '../registry.js';
 import type { ProxyStatus } from '../xds/ads-server.js';
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'WAITING';
@@ -66,12 +66,12 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
     .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
 }
 
-/** RBAC_HINT when a Listener was NACKed over one of our RBAC filters. */
-export const RBAC_HINT =
-  'this gRPC server rejects RBAC filters: start it with GRPC_XDS_EXPERIMENTAL_RBAC=true (AccessPolicies or Mesh.spec.access.default DENY apply to it; until then it keeps its previous listener, or does not serve)';
-
+/** The hint of the first plugin that recognises the NACK (an AccessPolicy RBAC filter on a gRPC server without RBAC support). */
 /** A hint for a NACK we recognise. */
 export function nackHint(typeUrl: string, message: string): string | undefined {
-  if (typeUrl.endsWith('.Listener') && message.includes(ACCESS_FILTER_PREFIX)) return RBAC_HINT;
+  for (const plugin of POLICY_PLUGINS) {
+    const hint = plugin.xds?.nackHint?.(typeUrl, message);
+    if (hint) return hint;
+  }
   return undefined;
 }

@@ -35,6 +35,7 @@ import {
 import { parseJoinToken, type JoinToken } from '../channel/join-token.js';
 import { agentChannelClient, type AgentMessage, type HubMessage, type Issued, type JoinResponse, type TrustBundle } from '../channel/protocol.js';
 import { agentCredentials, JoinError, probeHubRoot } from '../channel/tls.js';
+import { errorMessage } from '../util/errors.js';
 import { writeFileDurable } from '../util/files.js';
 import { logger } from '../util/log.js';
 
@@ -189,7 +190,7 @@ export class AgentTrust {
         this.lastError = undefined;
         return true;
       } catch (err) {
-        const e = err instanceof JoinError ? err : new JoinError(err instanceof Error ? err.message : String(err), false);
+        const e = err instanceof JoinError ? err : new JoinError(errorMessage(err), false);
         if (e.message !== this.lastError) log.error(e.permanent ? 'cannot join the hub' : 'cannot join the hub yet; retrying', { error: e.message });
         this.lastError = e.message;
         if (e.permanent) return false;
@@ -271,7 +272,7 @@ export class AgentTrust {
   }
 
   private fail(what: string, err: unknown): void {
-    this.lastError = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+    this.lastError = `${what}: ${errorMessage(err)}`;
     log.error(this.lastError);
   }
 
@@ -300,7 +301,7 @@ export class AgentTrust {
     try {
       cred = this.checkIssued(m.certChainPem, p.key, m.rootsPem, 'intermediate CA');
     } catch (err) {
-      this.intermediateError = (err as Error).message;
+      this.intermediateError = errorMessage(err);
       log.error('the hub sent an unusable intermediate CA', { error: this.intermediateError });
       return;
     }
@@ -353,7 +354,7 @@ export class AgentTrust {
     try {
       verifyChain(certs[0]!, certs.slice(1), splitPem(rootsPem || this.bundlePem));
     } catch (err) {
-      throw new JoinError(`the ${what} the hub answered does not verify: ${(err as Error).message}`, true);
+      throw new JoinError(`the ${what} the hub answered does not verify: ${errorMessage(err)}`, true);
     }
     return { keyPem: key.privateKeyPem.endsWith('\n') ? key.privateKeyPem : key.privateKeyPem + '\n', chainPem: certs.join(''), cert, receivedAt: Date.now() };
   }

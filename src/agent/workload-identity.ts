@@ -3,26 +3,19 @@
 // account (created by the operator through the agent's local API, like a
 // Kubernetes service-account token); its key is generated where it runs
 // (`meshfed identity`) and only a CSR reaches the agent. Token hashes, not
-// tokens, are stored, persisted before the token is returned.
+// tokens, are stored, persisted before the token is returned. Refusals are
+// MeshfedErrors: invalid (400), unauthenticated (401), unavailable (503).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { certInfo, CsrRejected, signCsr, workloadId, type CaMaterial } from '../ca/index.js';
+import { errorMessage, MeshfedError } from '../util/errors.js';
 import { writeFileDurable } from '../util/files.js';
 
 /** Where the agent's intermediate CA comes from (the hub signs it; see trust.ts). */
 export interface IntermediateSource {
   current(): { ca: CaMaterial; trustDomain: string } | undefined;
   onChange(cb: () => void): void;
-}
-
-export class IdentityError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 interface TokenRecord {
@@ -68,7 +61,7 @@ export class WorkloadIdentity {
     try {
       w.tokens = JSON.parse(await readFile(w.file, 'utf8')) as TokenRecord[];
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${w.file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${w.file}: ${errorMessage(err)}`);
     }
     return w;
   }
@@ -77,9 +70,9 @@ export class WorkloadIdentity {
   async createToken(req: { namespace?: unknown; serviceAccount?: unknown; ttlSeconds?: unknown }): Promise<{ token: string; id: string; spiffeId: string; expires?: string }> {
     for (const f of ['namespace', 'serviceAccount'] as const) {
       const v = req[f];
-      if (typeof v !== 'string' || !NAME.test(v)) throw new IdentityError(400, `${f}: required, a DNS label-like name (got ${JSON.stringify(v)})`);
+      if (typeof v !== 'string' || !NAME.test(v)) throw new MeshfedError('invalid', `${f}: required, a DNS label-like name (got ${JSON.stringify(v)})`);
     }
-    if (req.ttlSeconds !== undefined && (typeof req.ttlSeconds !== 'number' || req.ttlSeconds <= 0)) throw new IdentityError(400, 'ttlSeconds: a positive number');
+    if (req.ttlSeconds !== undefined && (typeof req.ttlSeconds !== 'number' || req.ttlSeconds <= 0)) throw new MeshfedError('invalid', 'ttlSeconds: a positive number');
     const trust = this.trust.current();
     const token = `mfwi.${randomBytes(24).toString('base64url')}`;
     const rec: TokenRecord = {
@@ -109,7 +102,7 @@ export class WorkloadIdentity {
   async sign(authorization: string | undefined, csrPem: unknown): Promise<{ spiffeId: string; certChainPem: string; caPem: string; notBefore: string; notAfter: string; issuerFingerprint: string }> {
     const trust = this.requireTrust();
     const rec = this.authenticate(authorization);
-    if (typeof csrPem !== 'string') throw new IdentityError(400, 'csr: required, a PEM certificate request');
+    if (typeof csrPem !== 'string') throw new MeshfedError('invalid', 'csr: required, a PEM certificate request');
     const spiffeId = this.idFor(rec, trust.trustDomain);
     try {
       const issued = await signCsr(trust.ca, { csrPem, profile: 'workload', expectedId: spiffeId, ttlSeconds: this.settings().workloadCertTtlMs / 1000 });
@@ -124,7 +117,7 @@ export class WorkloadIdentity {
         issuerFingerprint: certInfo(trust.ca.certPem).fingerprint256,
       };
     } catch (err) {
-      if (err instanceof CsrRejected) throw new IdentityError(400, err.message);
+      if (err instanceof CsrRejected) throw new MeshfedError('invalid', err.message);
       throw err;
     }
   }
@@ -149,17 +142,17 @@ export class WorkloadIdentity {
 
   private requireTrust(): { ca: CaMaterial; trustDomain: string } {
     const t = this.trust.current();
-    if (!t) throw new IdentityError(503, `cluster ${this.cluster} has no intermediate CA yet (the hub has not signed it); retry`);
+    if (!t) throw new MeshfedError('unavailable', `cluster ${this.cluster} has no intermediate CA yet (the hub has not signed it); retry`);
     return t;
   }
 
   private authenticate(authorization: string | undefined): TokenRecord {
     const m = /^Bearer (\S+)$/.exec(authorization ?? '');
-    if (!m) throw new IdentityError(401, 'identity token required: Authorization: Bearer <token>');
+    if (!m) throw new MeshfedError('unauthenticated', 'identity token required: Authorization: Bearer <token>');
     const h = Buffer.from(sha256(m[1]!), 'hex');
     const rec = this.tokens.find((t) => timingSafeEqual(Buffer.from(t.hash, 'hex'), h));
-    if (!rec) throw new IdentityError(401, 'identity token not recognised by this agent');
-    if (rec.expires && Date.parse(rec.expires) <= Date.now()) throw new IdentityError(401, `identity token ${rec.id} expired at ${rec.expires}`);
+    if (!rec) throw new MeshfedError('unauthenticated', 'identity token not recognised by this agent');
+    if (rec.expires && Date.parse(rec.expires) <= Date.now()) throw new MeshfedError('unauthenticated', `identity token ${rec.id} expired at ${rec.expires}`);
     return rec;
   }
 }

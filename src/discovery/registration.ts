@@ -9,10 +9,12 @@
 // every registration, and the agent is told exactly which objects changed.
 // registrations.json (all of them) is rewritten only when the journal has grown
 // past it, so each registration is rewritten a bounded number of times.
+// Refusals are MeshfedErrors: invalid (400), not-found (404), conflict (409).
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { API_VERSION, keyOf, refOf, WorkloadKind, type Service, type ServicePort, type Workload } from '../api/index.js';
+import { MeshfedError } from '../util/errors.js';
 import { writeFileDurable } from '../util/files.js';
 import type { DiscoveredState, DiscoveryDelta, DiscoverySource } from './source.js';
 
@@ -33,16 +35,6 @@ export interface Registration {
   health?: Workload['spec']['health'];
   /** Replace an existing registration of the same name instead of failing. */
   replace?: boolean;
-}
-
-export class RegistrationError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RegistrationError';
-  }
 }
 
 interface Stored {
@@ -136,8 +128,8 @@ export class RegistrationSource implements DiscoverySource {
       const existing = this.entries.get(k);
       if (existing && same(existing, stored)) return { outcome: 'unchanged' as const, workload: existing.workload };
       if (existing && !r.replace) {
-        throw new RegistrationError(
-          409,
+        throw new MeshfedError(
+          'conflict',
           `workload ${k} is already registered with a different definition (${describe(existing)}); deregister it first or register with --replace`,
         );
       }
@@ -174,7 +166,7 @@ export class RegistrationSource implements DiscoverySource {
       }
       if (keys.size === 0) {
         const what = sel.name ? `${sel.namespace ?? '*'}/${sel.name}` : sel.address;
-        throw new RegistrationError(404, `no registered workload matches ${what}`);
+        throw new MeshfedError('not-found', `no registered workload matches ${what}`);
       }
       await this.persist([...keys].map((k) => ({ delete: k })));
       const removed: Workload[] = [];
@@ -275,15 +267,15 @@ export class RegistrationSource implements DiscoverySource {
 
   private build(r: Registration): Stored {
     const m = /^(.+):(\d+)$/.exec(r.address ?? '');
-    if (!m) throw new RegistrationError(400, `address: expected IP:PORT, got "${r.address}"`);
+    if (!m) throw new MeshfedError('invalid', `address: expected IP:PORT, got "${r.address}"`);
     const ip = m[1]!.replace(/^\[(.*)\]$/, '$1');
     const port = Number(m[2]);
-    if (isIP(ip) === 0) throw new RegistrationError(400, `address: "${ip}" is not an IP address (gRPC xDS endpoints must be IPs)`);
+    if (isIP(ip) === 0) throw new MeshfedError('invalid', `address: "${ip}" is not an IP address (gRPC xDS endpoints must be IPs)`);
     const portName = r.portName ?? 'grpc';
     const zones = this.topo.zones();
     const zone = r.zone ?? zones[0];
     if (r.zone && zones.length > 0 && !zones.includes(r.zone)) {
-      throw new RegistrationError(400, `zone: "${r.zone}" is not a zone of cluster ${this.topo.cluster} (${zones.join(', ')})`);
+      throw new MeshfedError('invalid', `zone: "${r.zone}" is not a zone of cluster ${this.topo.cluster} (${zones.join(', ')})`);
     }
     const name = r.name ?? `${r.service}-${ip.replace(/[.:]/g, '-')}-${port}`;
     const workload: Record<string, unknown> = {
@@ -300,13 +292,13 @@ export class RegistrationSource implements DiscoverySource {
       },
     };
     const checked = WorkloadKind.check(workload);
-    if (!checked.ok) throw new RegistrationError(400, checked.errors.map((e) => `${fieldName(e.path)}: ${e.message}`).join('; '));
+    if (!checked.ok) throw new MeshfedError('invalid', checked.errors.map((e) => `${fieldName(e.path)}: ${e.message}`).join('; '));
     // Like a Kubernetes Service port: fixed per service, while each workload's port may differ.
     // Default: the port this service already has in this cluster, else the workload's port.
     const known = this.servicePort(`${r.namespace}/${r.service}`, portName)?.port;
     const servicePort = { name: portName, port: r.servicePort ?? known?.port ?? port, protocol: r.protocol ?? known?.protocol ?? 'GRPC' } as ServicePort;
     if (!Number.isInteger(servicePort.port) || servicePort.port < 1 || servicePort.port > 65535) {
-      throw new RegistrationError(400, `servicePort: ${r.servicePort} is not a port number`);
+      throw new MeshfedError('invalid', `servicePort: ${r.servicePort} is not a port number`);
     }
     return { workload: checked.value, servicePort };
   }
@@ -323,14 +315,14 @@ export class RegistrationSource implements DiscoverySource {
     const w = s.workload;
     for (const p of Object.values(w.spec.ports)) {
       const other = this.byAddress.get(`${w.spec.address}:${p}`);
-      if (other !== undefined && other !== k) throw new RegistrationError(409, `address ${w.spec.address}:${p} is already registered as workload ${other}`);
+      if (other !== undefined && other !== k) throw new MeshfedError('conflict', `address ${w.spec.address}:${p} is already registered as workload ${other}`);
     }
     const theirs = this.servicePort(svcKey(w), s.servicePort.name, k);
     if (theirs) {
       const mine = s.servicePort;
       if (mine.port !== theirs.port.port || mine.protocol !== theirs.port.protocol) {
-        throw new RegistrationError(
-          409,
+        throw new MeshfedError(
+          'conflict',
           `service ${w.spec.service}.${w.metadata.namespace} port "${mine.name}" is ${theirs.port.port}/${theirs.port.protocol} (from workload ${theirs.owner}), not ${mine.port}/${mine.protocol}`,
         );
       }

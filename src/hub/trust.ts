@@ -69,12 +69,6 @@ const log = logger('hub.trust');
 const ROOT_VALIDITY_DAYS = 3650;
 const SERVER_CERT_TTL_MS = 30 * 86_400_000;
 
-/**
- * Until test/unit/trust.test.ts checks `instanceof MeshfedError`: the trust
- * API's refusals are MeshfedErrors (this is the same class, not a subclass).
- * @deprecated use MeshfedError
- */
-export const TrustError = MeshfedError;
 
 export interface ExternalCa {
   certChainPem: string;

@@ -160,6 +160,8 @@ export interface XdsHooks<O, R> {
   serverActive?(ctx: Pick<ServerContext, 'accessDefault'>, policies: readonly O[]): boolean;
   /** Whether server filters depend on the view's workloads (e.g. label sources): then any workload change re-evaluates them. */
   serverReadsWorkloads?(policies: readonly O[]): boolean;
+  /** What to do about a NACK of this plugin's output, when the message shows it is one (proxy-status hints). */
+  nackHint?(typeUrl: string, message: string): string | undefined;
 }
 
 export interface PolicyPlugin<O extends PolicyObject = PolicyObject, R = unknown> {

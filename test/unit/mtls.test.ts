@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { IdentityError, WorkloadIdentity } from '../../src/agent/workload-identity.js';
+import { WorkloadIdentity } from '../../src/agent/workload-identity.js';
+import { MeshfedError } from '../../src/util/errors.js';
 import { certInfo, createCsr, createRootCa, generateKeyPair, intermediateId, signCsr, workloadId, type CaMaterial } from '../../src/ca/index.js';
 import { DOWNSTREAM_TLS_TYPE, translateServerListener, translateService, UPSTREAM_TLS_TYPE } from '../../src/translate/xds/index.js';
 import { grpcBootstrap } from '../../src/xds/bootstrap.js';
@@ -94,20 +95,20 @@ describe('workload identity on the agent', () => {
     assert.equal(wi.issuedCertificates()[0]!.spiffeId, t.spiffeId);
     // The same token cannot get another service account's certificate.
     const other = await createCsr(kp, { uris: [workloadId(TD, 'cluster1', 'empire', 'tie')], ca: false });
-    await assert.rejects(wi.sign(auth, other), (e: IdentityError) => e.status === 400 && /is not the requester's identity/.test(e.message));
+    await assert.rejects(wi.sign(auth, other), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 400 && /is not the requester's identity/.test(e.message));
     // Reopened (agent restart): the token still works.
     const again = await WorkloadIdentity.open(dir, 'cluster1', { current: () => ({ ca, trustDomain: TD }), onChange: () => undefined }, () => ({ trustDomain: TD, workloadCertTtlMs: 60_000 }));
     assert.equal(again.whoami(auth).spiffeId, t.spiffeId);
   });
   it('refuses a missing, unknown or expired token, and answers 503 while the cluster has no intermediate', async () => {
     const { wi, set } = await setup();
-    assert.throws(() => wi.whoami(undefined), (e: IdentityError) => e.status === 401 && /Bearer/.test(e.message));
-    assert.throws(() => wi.whoami('Bearer nope'), (e: IdentityError) => e.status === 401 && /not recognised/.test(e.message));
+    assert.throws(() => wi.whoami(undefined), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /Bearer/.test(e.message));
+    assert.throws(() => wi.whoami('Bearer nope'), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /not recognised/.test(e.message));
     const t = await wi.createToken({ namespace: 'a', serviceAccount: 'b', ttlSeconds: 0.05 });
     await new Promise((r) => setTimeout(r, 80));
-    assert.throws(() => wi.whoami(`Bearer ${t.token}`), (e: IdentityError) => e.status === 401 && /expired/.test(e.message));
+    assert.throws(() => wi.whoami(`Bearer ${t.token}`), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /expired/.test(e.message));
     await assert.rejects(wi.createToken({ namespace: 'A B', serviceAccount: 'b' }), /namespace/);
     set(undefined);
-    assert.throws(() => wi.bundle(), (e: IdentityError) => e.status === 503 && /no intermediate CA yet/.test(e.message));
+    assert.throws(() => wi.bundle(), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 503 && /no intermediate CA yet/.test(e.message));
   });
 });

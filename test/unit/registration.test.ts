@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RegistrationError, RegistrationSource } from '../../src/discovery/registration.js';
+import { RegistrationSource } from '../../src/discovery/registration.js';
+import { MeshfedError } from '../../src/util/errors.js';
 import type { DiscoveredState, DiscoveryDelta } from '../../src/discovery/source.js';
 
 async function source(zones = ['z1', 'z2']) {
@@ -57,8 +58,8 @@ test('same registration twice is unchanged; a different one under the same name 
     await s.register({ ...base, name: 'hw-1' });
     assert.equal((await s.register({ ...base, name: 'hw-1' })).outcome, 'unchanged');
     await assert.rejects(s.register({ ...base, name: 'hw-1', health: 'UNHEALTHY' }), (e: unknown) => {
-      assert.ok(e instanceof RegistrationError);
-      assert.equal(e.status, 409);
+      assert.ok(e instanceof MeshfedError);
+      assert.equal(e.httpStatus, 409);
       assert.match(e.message, /sample\/hw-1 is already registered with a different definition .*--replace/);
       return true;
     });
@@ -107,7 +108,7 @@ test('deregister by name or by address; unknown is a 404', async () => {
     assert.deepEqual((await s.deregister({ address: '127.0.0.1:5002' })).map((w) => w.metadata.name), ['hw-2']);
     assert.deepEqual((await s.deregister({ namespace: 'sample', name: 'hw-1' })).map((w) => w.metadata.name), ['hw-1']);
     assert.equal(s.current().services.length, 0);
-    await assert.rejects(s.deregister({ name: 'hw-1' }), (e: unknown) => e instanceof RegistrationError && e.status === 404);
+    await assert.rejects(s.deregister({ name: 'hw-1' }), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 404);
   } finally {
     await cleanup();
   }

@@ -24,7 +24,8 @@ import {
 } from '../../src/ca/index.js';
 import { importKeyPair, x509 } from '../../src/ca/x509.js';
 import { formatJoinToken, hashSecret, MalformedJoinToken, newJoinToken, parseJoinToken, secretMatches } from '../../src/channel/join-token.js';
-import { expiryWarning, HubTrust, TrustError, trustStatus, type TrustState } from '../../src/hub/trust.js';
+import { expiryWarning, HubTrust, trustStatus, type TrustState } from '../../src/hub/trust.js';
+import { MeshfedError } from '../../src/util/errors.js';
 import { FileStore } from '../../src/store/file-store.js';
 
 const TD = 'meshfed.local';
@@ -63,7 +64,7 @@ async function csr(uri: string, ca: boolean) {
 
 async function refusedJoin(p: Promise<unknown>, reason: string, re: RegExp): Promise<void> {
   await assert.rejects(p, (e: Error) => {
-    assert.ok(e instanceof TrustError, `expected TrustError, got ${e.name}: ${e.message}`);
+    assert.ok(e instanceof MeshfedError, `expected MeshfedError, got ${e.name}: ${e.message}`);
     assert.equal(e.reason, reason);
     assert.match(e.message, re);
     return true;

@@ -7,7 +7,10 @@ import type { PolicyPlugin } from '../plugin.js';
 import { compileAccess } from './evaluate.js';
 import { AccessPolicyKind, type AccessPolicy } from './kind.js';
 import { accessStatuses } from './status.js';
-import { accessHttpFilters } from './xds.js';
+import { ACCESS_FILTER_PREFIX, accessHttpFilters } from './xds.js';
+
+export const RBAC_HINT =
+  'this gRPC server rejects RBAC filters: start it with GRPC_XDS_EXPERIMENTAL_RBAC=true (AccessPolicies or Mesh.spec.access.default DENY apply to it; until then it keeps its previous listener, or does not serve)';
 
 export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
   kind: AccessPolicyKind,
@@ -19,5 +22,7 @@ export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
     // A deny-all default restricts every server, with or without policies.
     serverActive: (ctx, policies) => policies.length > 0 || ctx.accessDefault === 'DENY',
     serverReadsWorkloads: (policies) => policies.some((p) => p.spec.sources?.some((x) => x.labels)),
+    // A gRPC server without GRPC_XDS_EXPERIMENTAL_RBAC=true NACKs a Listener naming our RBAC filters.
+    nackHint: (typeUrl, message) => (typeUrl.endsWith('.Listener') && message.includes(ACCESS_FILTER_PREFIX) ? RBAC_HINT : undefined),
   },
 };
