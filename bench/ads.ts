@@ -1,7 +1,6 @@
 // The ADS service definition (plain grpc-js + proto-loader, loaded the way the
 // tests' raw client and the agent's server load it), shared by the light
 // clients and the floor server. No meshfed control-plane code is involved.
-import type * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from '../src/xds/proto.js';
 
 export const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';

@@ -357,7 +357,9 @@ function live(m: Record<string, number>): number {
 
 /** live() of what a hub (GET /api/v1alpha1/hub) or agent (GET /v1/status) reports now; undefined if it does not. */
 async function liveMB(url: string): Promise<number | undefined> {
-  const m = await getJson<{ memory?: Record<string, number> }>(url).then((x) => x.memory).catch(() => undefined);
+  const m = await getJson<{ memory?: Record<string, number> }>(url)
+    .then((x) => x.memory)
+    .catch(() => undefined);
   return m ? live(m) : undefined;
 }
 
@@ -375,9 +377,23 @@ async function startAgent(run: Run, name: string, c: ClusterInfo, hubAgentAddr: 
   const apiPort = await freePort();
   const args = [
     ...nodeFlags,
-    meshfedBin(), 'agent', '--cluster', c.name, '--hub', hubAgentAddr,
-    '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
-    '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+    meshfedBin(),
+    'agent',
+    '--cluster',
+    c.name,
+    '--hub',
+    hubAgentAddr,
+    '--network',
+    c.network,
+    '--region',
+    c.region,
+    ...c.zones.flatMap((z) => ['--zone', z]),
+    '--xds-listen',
+    `127.0.0.1:${xdsPort}`,
+    '--api-listen',
+    `127.0.0.1:${apiPort}`,
+    '--data-dir',
+    dataDir,
     // The simulated agents dial the channel in plaintext (sim-agents.ts), so the whole benchmark fleet does.
     '--insecure-channel',
   ];
@@ -399,9 +415,7 @@ async function waitReady(a: AgentProc, timeoutMs: number, hubUrl?: string): Prom
       if (!last.ready && /larger than max/.test(last.hub?.lastError ?? '')) {
         tooLargeSince ??= now();
         if (now() - tooLargeSince > 30_000) {
-          throw new Error(
-            `${a.child.name} cannot receive the hub's view: ${last.hub!.lastError} (gRPC's default 4 MiB receive limit on the agent channel; it redials and fails again)`,
-          );
+          throw new Error(`${a.child.name} cannot receive the hub's view: ${last.hub!.lastError} (gRPC's default 4 MiB receive limit on the agent channel; it redials and fails again)`);
         }
       } else tooLargeSince = undefined;
       // Caught up: ready, and holding at least the revision the hub has now.
@@ -570,9 +584,11 @@ async function runSeries<P>(spec: SeriesSpec<P>): Promise<SeriesResult> {
         return await w.wait('converged', (m) => m.id === id, o.changeTimeoutS * 1000, `change ${i}`);
       } catch (err) {
         w.send({ type: 'report', id });
-        return await w.wait('converged', (m) => m.id === id, 10_000, `change ${i} (partial)`).catch(() => {
-          throw err;
-        });
+        return await w
+          .wait('converged', (m) => m.id === id, 10_000, `change ${i} (partial)`)
+          .catch(() => {
+            throw err;
+          });
       }
     });
     spec.watch?.reset(ch.name);
@@ -582,7 +598,13 @@ async function runSeries<P>(spec: SeriesSpec<P>): Promise<SeriesResult> {
     out.httpMs.push(now() - t0);
     const res = await (spec.guard ? spec.guard(Promise.all(conv)) : Promise.all(conv));
     const last = Math.max(...res.map((r) => r.lastAckAt));
-    out.responses.push(res.reduce((s, r) => s + r.responses, 0) / Math.max(1, res.reduce((s, r) => s + r.clients, 0)));
+    out.responses.push(
+      res.reduce((s, r) => s + r.responses, 0) /
+        Math.max(
+          1,
+          res.reduce((s, r) => s + r.clients, 0),
+        ),
+    );
     if (Number.isNaN(last)) {
       out.failed++;
       const matched = res.reduce((s, r) => s + r.matched, 0);
@@ -888,25 +910,31 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   // --- real clients: do they reach the version that carries a change? (off the measured series)
   if (real.length > 0 && rc.synced > 0) {
     progress(`real clients: ${2 * real.length} changes on their services, checked through B's /v1/proxies`);
-    const check = await runSeries({ ...base, kind: 'check', from: 0, count: 2 * real.length, after: async (ch, t0, version) => {
-      rc.checks++;
-      const targets = real.filter((x) => x.service.index === ch.service.index);
-      const end = now() + 10_000;
-      for (;;) {
-        const eds = await proxiesEds(b.apiUrl);
-        const states = targets.map((x) => eds.get(x.node));
-        if (states.every((s) => versionReached(s?.ackedVersion, version))) {
-          rc.converged++;
-          for (const s of states) if (s?.ackAt !== undefined) rc.latencyMs.push(round(s.ackAt - t0, 1));
-          return;
+    const check = await runSeries({
+      ...base,
+      kind: 'check',
+      from: 0,
+      count: 2 * real.length,
+      after: async (ch, t0, version) => {
+        rc.checks++;
+        const targets = real.filter((x) => x.service.index === ch.service.index);
+        const end = now() + 10_000;
+        for (;;) {
+          const eds = await proxiesEds(b.apiUrl);
+          const states = targets.map((x) => eds.get(x.node));
+          if (states.every((s) => versionReached(s?.ackedVersion, version))) {
+            rc.converged++;
+            for (const s of states) if (s?.ackAt !== undefined) rc.latencyMs.push(round(s.ackAt - t0, 1));
+            return;
+          }
+          if (now() > end) {
+            rc.failures.push(`change ${ch.name} (${ch.register ? 'register' : 'deregister'}): real client EDS acked ${states.map((s) => s?.ackedVersion).join(',')}, light clients got ${version}`);
+            return;
+          }
+          await sleep(50);
         }
-        if (now() > end) {
-          rc.failures.push(`change ${ch.name} (${ch.register ? 'register' : 'deregister'}): real client EDS acked ${states.map((s) => s?.ackedVersion).join(',')}, light clients got ${version}`);
-          return;
-        }
-        await sleep(50);
-      }
-    } });
+      },
+    });
     if (check.failed > 0) rc.failures.push(`${check.failed} check change(s) did not reach the light clients`);
   }
   for (const x of real) await run.procs.stop(x.child);
@@ -1011,30 +1039,42 @@ function table(results: Result[], m: Machine, cpuPairs: [Result, Result][]): str
   add('  p50: A answered / hub commit', (r) => (r.convergence ? `${fmt(r.convergence.httpMs.p50)} / ${fmt(r.convergence.hubMs.p50)}` : '-'));
   add('  p50: first proxy ACK', (r) => fmt(r.convergence?.firstMs.p50));
   add('floor p50/p90/p99 ms', (r) => (r.floor ? `${fmt(r.floor.p50)} / ${fmt(r.floor.p90)} / ${fmt(r.floor.p99)}` : '-'));
-  add('ratio p50/p90/p99', (r) => (r.ratio ? `${fmt(r.ratio.p50, 2)} / ${fmt(r.ratio.p90, 2)} / ${fmt(r.ratio.p99, 2)}` + verdict(Math.max(r.ratio.p50, r.ratio.p90, r.ratio.p99) <= TARGETS.ratio) : '-'), `<= ${TARGETS.ratio}`);
+  add(
+    'ratio p50/p90/p99',
+    (r) => (r.ratio ? `${fmt(r.ratio.p50, 2)} / ${fmt(r.ratio.p90, 2)} / ${fmt(r.ratio.p99, 2)}` + verdict(Math.max(r.ratio.p50, r.ratio.p90, r.ratio.p99) <= TARGETS.ratio) : '-'),
+    `<= ${TARGETS.ratio}`,
+  );
   add('CPU/change hub + B ms', (r) => (r.cpu ? `${fmt(r.cpu.hubMs, 2)} + ${fmt(r.cpu.agentBMs, 2)}` : '-'));
   add('CPU/change agent A ms', (r) => fmt(r.cpu?.agentAMs, 2));
   add('CPU/change floor server ms', (r) => fmt(r.cpu?.floorMs, 2));
   add('KB/proxy (agent B)', (r) => (r.memory.kbPerProxy !== undefined ? fmt(r.memory.kbPerProxy) + verdict(r.memory.kbPerProxy <= TARGETS.kbPerProxy) : '-'), `<= ${TARGETS.kbPerProxy}`);
-  add('B/endpoint agent B', (r) => (r.memory.bytesPerEndpointAgent !== undefined ? fmt(r.memory.bytesPerEndpointAgent, 0) + verdict(r.memory.bytesPerEndpointAgent <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
-  add('B/endpoint hub', (r) => (r.memory.bytesPerEndpointHub !== undefined ? fmt(r.memory.bytesPerEndpointHub, 0) + verdict(r.memory.bytesPerEndpointHub <= TARGETS.bytesPerEndpoint) : '-'), `<= ${TARGETS.bytesPerEndpoint}`);
+  add(
+    'B/endpoint agent B',
+    (r) => (r.memory.bytesPerEndpointAgent !== undefined ? fmt(r.memory.bytesPerEndpointAgent, 0) + verdict(r.memory.bytesPerEndpointAgent <= TARGETS.bytesPerEndpoint) : '-'),
+    `<= ${TARGETS.bytesPerEndpoint}`,
+  );
+  add(
+    'B/endpoint hub',
+    (r) => (r.memory.bytesPerEndpointHub !== undefined ? fmt(r.memory.bytesPerEndpointHub, 0) + verdict(r.memory.bytesPerEndpointHub <= TARGETS.bytesPerEndpoint) : '-'),
+    `<= ${TARGETS.bytesPerEndpoint}`,
+  );
   add('  heap+Buffers: B/endpoint B / hub', (r) => `${fmt(r.memory.heapBytesPerEndpointAgent, 0)} / ${fmt(r.memory.heapBytesPerEndpointHub, 0)}`);
   add('  heap+Buffers: KB/proxy', (r) => fmt(r.memory.heapKbPerProxy));
-  add('real clients converged', (r) => (r.realClients ? `${r.realClients.converged}/${r.realClients.checks}${r.realClients.latencyMs.length ? `, max ${fmt(Math.max(...r.realClients.latencyMs))} ms` : ''}` : '-'));
+  add('real clients converged', (r) =>
+    r.realClients ? `${r.realClients.converged}/${r.realClients.checks}${r.realClients.latencyMs.length ? `, max ${fmt(Math.max(...r.realClients.latencyMs))} ms` : ''}` : '-',
+  );
   add('harness: light loop p99 / busy', (r) => loopText(r.harness.lightConvergence));
   add('harness: floor loop p99 / busy', (r) => loopText(r.harness.lightFloor));
   add('error', (r) => (r.error ? 'yes (see below)' : '-'));
   const header: [string, ...string[]] = ['metric', ...results.map((_, i) => `run ${i + 1}`), 'target'];
   const all = [header, ...rows];
   const widths = header.map((_, c) => Math.max(...all.map((row) => (row[c] ?? '').length)));
-  const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd();
-  const out = [
-    `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.os}`,
-    '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
-  ];
+  const line = (row: string[]) =>
+    row
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
+  const out = [`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, node ${m.node}, ${m.os}`, '', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
   for (const [small, big] of cpuPairs) {
     if (!small.cpu || !big.cpu) continue;
     const hubRatio = big.cpu.hubMs / small.cpu.hubMs;
@@ -1106,7 +1146,10 @@ function parseOptions(argv: string[]): Options {
     agentBStart: v.agentBStart as Options['agentBStart'],
     agentReadyTimeoutS: v.agentReadyTimeoutS as number,
     realClients: v.realClients as number,
-    cpuProf: prof.split(',').map((s) => s.trim()).filter(Boolean),
+    cpuProf: prof
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     verbose: v.verbose as boolean,
   };
   if (v.json !== undefined) o.json = v.json as string;
@@ -1131,11 +1174,14 @@ async function main(): Promise<void> {
   }
   const m = machine();
   const deadline = new Deadline(o.timeoutMin * 60_000);
-  const timer = setTimeout(() => {
-    progress(`global timeout (${o.timeoutMin} min): stopping`);
-    for (const r of activeRuns) r.killNow();
-    process.exit(124);
-  }, o.timeoutMin * 60_000 + 120_000);
+  const timer = setTimeout(
+    () => {
+      progress(`global timeout (${o.timeoutMin} min): stopping`);
+      for (const r of activeRuns) r.killNow();
+      process.exit(124);
+    },
+    o.timeoutMin * 60_000 + 120_000,
+  );
   timer.unref();
   let profDir: string | undefined;
   if (o.cpuProf.length > 0) {

@@ -21,9 +21,7 @@ export interface LoopStats {
 // ---- simulated agents ----
 export type ToSim =
   /** batch: agents connecting at a time (the next batch once all reports of this one are acknowledged); 0 = all at once. */
-  | { type: 'start'; scale: Scale; hubAgentAddr: string; clusters: number[]; batch: number }
-  | { type: 'wait-revision'; revision: number }
-  | { type: 'stop' };
+  { type: 'start'; scale: Scale; hubAgentAddr: string; clusters: number[]; batch: number } | { type: 'wait-revision'; revision: number } | { type: 'stop' };
 
 export type FromSim =
   | { type: 'generated'; objects: number; ms: number }

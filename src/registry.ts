@@ -5,7 +5,18 @@
 //
 // Adding a policy kind = a folder src/policies/<kind>/ exporting a
 // PolicyPlugin (plugin.ts), and one line in POLICY_PLUGINS below.
-import { ClusterKind, KindRegistry, MeshKind, ServiceKind, WorkloadKind, parseAndValidate as parseWith, validateDocuments as validateDocumentsWith, validateObject as validateObjectWith, type ApiObject, type KindDef } from './api/index.js';
+import {
+  ClusterKind,
+  KindRegistry,
+  MeshKind,
+  ServiceKind,
+  WorkloadKind,
+  parseAndValidate as parseWith,
+  validateDocuments as validateDocumentsWith,
+  validateObject as validateObjectWith,
+  type ApiObject,
+  type KindDef,
+} from './api/index.js';
 import { PolicySet, type AnyPolicyPlugin } from './policies/plugin.js';
 import { TrafficPolicyPlugin } from './policies/traffic/plugin.js';
 import { FailoverPolicyPlugin } from './policies/failover/plugin.js';

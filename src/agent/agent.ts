@@ -277,7 +277,10 @@ export class Agent implements AgentApi {
     // Ages change every tick; compare what matters (state and versions) to decide whether to send.
     const proxies = this.proxies();
     const identities = this.identity?.issuedCertificates() ?? [];
-    const fingerprint = JSON.stringify([proxies.map((p) => [p.nodeId, Object.entries(p.types).map(([t, s]) => [t, s.state, s.sentVersion, s.ackedVersion, s.nack])]), identities.map((i) => i.serialNumber)]);
+    const fingerprint = JSON.stringify([
+      proxies.map((p) => [p.nodeId, Object.entries(p.types).map(([t, s]) => [t, s.state, s.sentVersion, s.ackedVersion, s.nack])]),
+      identities.map((i) => i.serialNumber),
+    ]);
     if (fingerprint === this.lastProxyReport) return;
     this.lastProxyReport = fingerprint;
     this.hub.sendProxyStatus(proxies, this.state.viewRevision, identities);

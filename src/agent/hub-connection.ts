@@ -221,7 +221,8 @@ export class HubConnection {
     };
     stream.on('data', (m: HubMessage) => this.onMessage(m));
     stream.on('error', (err: Error & { details?: string }) => {
-      if (!this.lastError || this.connected || !this.lastError.startsWith('hub rejected')) this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}${hint(err.details ?? err.message, !!this.opts.credentials)}`;
+      if (!this.lastError || this.connected || !this.lastError.startsWith('hub rejected'))
+        this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}${hint(err.details ?? err.message, !!this.opts.credentials)}`;
       onEnd(err.message);
     });
     stream.on('end', () => onEnd('stream ended'));

@@ -41,8 +41,7 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
       const types: Record<string, ProxyTypeSummary> = {};
       for (const [url, t] of Object.entries(p.types)) {
         const nacked = t.lastNack !== undefined && (!t.lastAckAt || t.lastNack.at >= t.lastAckAt);
-        const state: SyncState =
-          t.lastSentVersion === undefined ? 'WAITING' : nacked ? 'NACKED' : t.ackedVersion === t.lastSentVersion ? 'SYNCED' : 'STALE';
+        const state: SyncState = t.lastSentVersion === undefined ? 'WAITING' : nacked ? 'NACKED' : t.ackedVersion === t.lastSentVersion ? 'SYNCED' : 'STALE';
         const s: ProxyTypeSummary = { state, subscribed: t.subscribed };
         if (t.lastSentVersion !== undefined) s.sentVersion = t.lastSentVersion;
         if (t.ackedVersion !== undefined) s.ackedVersion = t.ackedVersion;

@@ -17,21 +17,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  agentId,
-  certInfo,
-  createCsr,
-  fingerprint,
-  generateKeyPair,
-  intermediateId,
-  parseSpiffeId,
-  renewalTime,
-  splitPem,
-  uriSans,
-  verifyChain,
-  type CaMaterial,
-  type KeyPair,
-} from '../ca/index.js';
+import { agentId, certInfo, createCsr, fingerprint, generateKeyPair, intermediateId, parseSpiffeId, renewalTime, splitPem, uriSans, verifyChain, type CaMaterial, type KeyPair } from '../ca/index.js';
 import { parseJoinToken, type JoinToken } from '../channel/join-token.js';
 import { agentChannelClient, type AgentMessage, type HubMessage, type Issued, type JoinResponse, type TrustBundle } from '../channel/protocol.js';
 import { agentCredentials, JoinError, probeHubRoot } from '../channel/tls.js';
@@ -213,7 +199,12 @@ export class AgentTrust {
         client.join({ tokenId: token.id, tokenSecret: token.secret, cluster: this.opts.cluster, csrPem }, { deadline: Date.now() + 15_000 }, (err, r) => {
           if (err) {
             const transient = err.code === 14 /* UNAVAILABLE */ || err.code === 4; /* DEADLINE_EXCEEDED */
-            reject(new JoinError(transient ? `cannot reach the hub at ${this.opts.hubAddress} to join (${err.details || err.message})` : `join refused by the hub: ${err.details || err.message}`, !transient));
+            reject(
+              new JoinError(
+                transient ? `cannot reach the hub at ${this.opts.hubAddress} to join (${err.details || err.message})` : `join refused by the hub: ${err.details || err.message}`,
+                !transient,
+              ),
+            );
           } else resolve(r!);
         });
       });
@@ -386,7 +377,9 @@ export class AgentTrust {
   private intermediateReason(b: TrustBundle, now: number): string | undefined {
     const c = this.intermediate;
     if (!c) return 'none yet';
-    const id = uriSans(c.cert.raw).map(parseSpiffeId).find((x) => x?.kind === 'intermediate');
+    const id = uriSans(c.cert.raw)
+      .map(parseSpiffeId)
+      .find((x) => x?.kind === 'intermediate');
     if (id?.trustDomain !== b.trustDomain) return `trust domain is now ${b.trustDomain}`;
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
     const ttl = Number(b.intermediateTtlMs);
@@ -398,7 +391,9 @@ export class AgentTrust {
   private agentCertReason(b: TrustBundle, now: number): string | undefined {
     const c = this.channel;
     if (!c) return undefined;
-    const id = uriSans(c.cert.raw).map(parseSpiffeId).find((x) => x?.kind === 'agent');
+    const id = uriSans(c.cert.raw)
+      .map(parseSpiffeId)
+      .find((x) => x?.kind === 'agent');
     if (id?.trustDomain !== b.trustDomain) return `trust domain is now ${b.trustDomain}`;
     if (!signedBy(c.cert, b.signerPem)) return 'the mesh CA that signs changed (root rotation)';
     if (now >= renewAt(c)) return 'half of its lifetime passed';
@@ -478,7 +473,9 @@ export class AgentTrust {
     const c = this.intermediate;
     if (!c || Date.parse(c.cert.validTo) <= Date.now()) return undefined;
     const certs = splitPem(c.chainPem);
-    const id = uriSans(c.cert.raw).map(parseSpiffeId).find((x) => x?.kind === 'intermediate');
+    const id = uriSans(c.cert.raw)
+      .map(parseSpiffeId)
+      .find((x) => x?.kind === 'intermediate');
     return {
       ca: { certPem: certs[0]!, keyPem: c.keyPem, chainPem: certs.slice(1).join(''), rootsPem: this.bundlePem },
       trustDomain: id?.trustDomain ?? this.stored.trustDomain ?? 'meshfed.local',

@@ -191,7 +191,12 @@ export class ViewState {
         } else if (ref.cluster !== this.cluster) this.unindex(ref);
       }
       if (v.upserts.length > 0 || v.deletes.length > 0) {
-        void this.journal?.append(v.revision, v.upserts.map((o) => [keyOf(refOf(o)), o]), v.deletes, () => this.view);
+        void this.journal?.append(
+          v.revision,
+          v.upserts.map((o) => [keyOf(refOf(o)), o]),
+          v.deletes,
+          () => this.view,
+        );
       }
     }
     this.revision = v.revision;

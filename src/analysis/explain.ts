@@ -258,7 +258,9 @@ export function formatExplain(r: ExplainResult): string {
     for (const [line, who] of why) out.push(`  ${who.join(', ')}: ${line}`);
   }
   for (const n of r.notes) out.push(`note: ${n}`);
-  const v = { ALLOW: 'allowed', DENY: 'DENIED (PERMISSION_DENIED)', MIXED: 'MIXED: allowed by some endpoints that get calls, denied by others', NO_ENDPOINT: 'no endpoint gets calls (UNAVAILABLE)' }[r.verdict];
+  const v = { ALLOW: 'allowed', DENY: 'DENIED (PERMISSION_DENIED)', MIXED: 'MIXED: allowed by some endpoints that get calls, denied by others', NO_ENDPOINT: 'no endpoint gets calls (UNAVAILABLE)' }[
+    r.verdict
+  ];
   out.push('', `verdict: ${v}`);
   return out.join('\n') + '\n';
 }

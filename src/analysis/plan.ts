@@ -144,11 +144,19 @@ export function lineDiff(a: string[], b: string[]): string[] {
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) (ops.push({ op: ' ', line: a[i]! }), i++, j++);
-    else if (j < m && (i >= n || dp[i]![j + 1]! >= dp[i + 1]![j]!)) (ops.push({ op: '+', line: b[j]! }), j++);
-    else (ops.push({ op: '-', line: a[i]! }), i++);
+    if (i < n && j < m && a[i] === b[j]) {
+      ops.push({ op: ' ', line: a[i]! });
+      i++;
+      j++;
+    } else if (j < m && (i >= n || dp[i]![j + 1]! >= dp[i + 1]![j]!)) {
+      ops.push({ op: '+', line: b[j]! });
+      j++;
+    } else {
+      ops.push({ op: '-', line: a[i]! });
+      i++;
+    }
   }
-  const keep = ops.map((o, k) => ops.slice(Math.max(0, k - 2), k + 3).some((x) => x.op !== ' '));
+  const keep = ops.map((_o, k) => ops.slice(Math.max(0, k - 2), k + 3).some((x) => x.op !== ' '));
   const out: string[] = [];
   ops.forEach((o, k) => {
     if (keep[k]) out.push(`${o.op} ${o.line}`);
@@ -158,7 +166,12 @@ export function lineDiff(a: string[], b: string[]): string[] {
 }
 
 interface Lb {
-  endpoints: { locality: { sub_zone: string }; load_balancing_weight: { value: number }; priority: number; lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } }; health_status: string }[] }[];
+  endpoints: {
+    locality: { sub_zone: string };
+    load_balancing_weight: { value: number };
+    priority: number;
+    lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } }; health_status: string }[];
+  }[];
 }
 
 /**
@@ -193,7 +206,10 @@ export function expectedSplit(resources: XdsResource[], listener: string, servic
       for (const l of chosen) {
         for (const e of l.eps) {
           const sa = e.endpoint.address.socket_address;
-          add(who.get(`${sa.address}:${sa.port_value}`) ?? `${l.locality.sub_zone}/${sa.address}:${sa.port_value}`, (100 * (1 - abort) * (t.w / total) * (l.load_balancing_weight.value / lw)) / l.eps.length);
+          add(
+            who.get(`${sa.address}:${sa.port_value}`) ?? `${l.locality.sub_zone}/${sa.address}:${sa.port_value}`,
+            (100 * (1 - abort) * (t.w / total) * (l.load_balancing_weight.value / lw)) / l.eps.length,
+          );
         }
       }
     }
@@ -207,7 +223,13 @@ function describeMatch(m: Record<string, unknown>): string {
   if (typeof m.path === 'string') parts.push(`path ${m.path}`);
   else if (m.prefix) parts.push(`prefix ${String(m.prefix)}`);
   for (const h of (m.headers as { name: string; string_match?: Record<string, string>; present_match?: boolean; invert_match?: boolean }[] | undefined) ?? []) {
-    const v = h.string_match ? Object.entries(h.string_match).map(([k, x]) => `${k} "${x}"`).join('') : h.present_match ? 'present' : 'absent';
+    const v = h.string_match
+      ? Object.entries(h.string_match)
+          .map(([k, x]) => `${k} "${x}"`)
+          .join('')
+      : h.present_match
+        ? 'present'
+        : 'absent';
     parts.push(`${h.invert_match ? 'not ' : ''}header ${h.name} ${v}`);
   }
   return parts.join(', ') || 'every call';
@@ -227,17 +249,24 @@ export function formatPlan(p: PlanResult): string {
       out.push('', `${id}: enforced by ${st.destinations.join(', ') || 'no workload'}; sources ${st.sources?.join(', ') || 'none'}`);
       // Their RBAC lives in the destinations' server listeners, not in the client resources diffed below.
       out.push('  (server-side RBAC: `meshfed explain --with -f FILE` shows the verdict for a caller)');
-    }
-    else out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
+    } else out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
     for (const c of st.conflicts) out.push(`  CONFLICT ${c.field} on ${c.service}: ${c.message}`);
     for (const x of st.problems) out.push(`  PROBLEM ${x.path}: ${x.message}`);
   }
   if (p.clusters.length === 0) out.push('', 'no xDS resource would change in any cluster');
-  for (const [changes, clusters] of groupBy(p.clusters, (c) => c.changes, (c) => c.cluster)) {
+  for (const [changes, clusters] of groupBy(
+    p.clusters,
+    (c) => c.changes,
+    (c) => c.cluster,
+  )) {
     const counts = ['added', 'changed', 'removed'].map((k) => `${changes.filter((x) => x.change === k).length} ${k}`).join(', ');
     out.push('', `== ${clusters.length > 1 ? 'clusters' : 'cluster'} ${clusters.join(', ')}: ${counts}`);
     const sign = (c: ResourceChange['change']) => (c === 'added' ? '+' : c === 'removed' ? '-' : '~');
-    for (const [ch, names] of groupBy(changes, (c) => ({ type: c.type, change: c.change, diff: c.change === 'changed' ? c.diff : undefined }), (c) => c.name)) {
+    for (const [ch, names] of groupBy(
+      changes,
+      (c) => ({ type: c.type, change: c.change, diff: c.change === 'changed' ? c.diff : undefined }),
+      (c) => c.name,
+    )) {
       if (ch.change !== 'changed') {
         for (const n of names) out.push(`  ${sign(ch.change)} ${ch.type} ${n}`);
         continue;
@@ -250,7 +279,11 @@ export function formatPlan(p: PlanResult): string {
     out.push('', `== service ${s.service}: workloads ${s.workloads.join(', ') || 'none'}`);
     out.push(`  expected split of calls to ${s.service}, per source cluster and route:`);
     const rows: string[][] = [['FROM', 'ROUTE (MATCH)', 'BEFORE', 'AFTER']];
-    for (const [sp, sources] of groupBy(Object.entries(s.split), ([, v]) => v, ([k]) => k)) {
+    for (const [sp, sources] of groupBy(
+      Object.entries(s.split),
+      ([, v]) => v,
+      ([k]) => k,
+    )) {
       // Routes are matched by what they match, not by name: "every call" before
       // and after is the same traffic even when the route was renamed.
       const matches = [...new Set([...sp.before.map((r) => r.match), ...sp.after.map((r) => r.match)])];

@@ -42,8 +42,7 @@ export interface KindObject<K extends string, S extends TSchema, St extends TSch
   status?: Static<St>;
 }
 
-export interface KindDef<K extends string = string, S extends TObject = TObject, St extends TSchema = TSchema>
-  extends KindOptions<K, S, St> {
+export interface KindDef<K extends string = string, S extends TObject = TObject, St extends TSchema = TSchema> extends KindOptions<K, S, St> {
   /** Schema of the whole object (envelope, spec, status). */
   schema: TObject;
   /** Type carrier only: `typeof XKind.$object` is the object type. */
@@ -55,9 +54,7 @@ export interface KindDef<K extends string = string, S extends TObject = TObject,
   check(input: unknown): { ok: true; value: KindObject<K, S, St> } | { ok: false; errors: FieldError[] };
 }
 
-export function defineKind<K extends string, S extends TObject, St extends TSchema>(
-  opts: KindOptions<K, S, St>,
-): KindDef<K, S, St> {
+export function defineKind<K extends string, S extends TObject, St extends TSchema>(opts: KindOptions<K, S, St>): KindDef<K, S, St> {
   const schema = Type.Object(
     {
       apiVersion: Type.Literal(API_VERSION),

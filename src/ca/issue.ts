@@ -256,7 +256,9 @@ export function bundle(...pems: string[]): string {
   const out: string[] = [];
   for (const c of pems.flatMap(splitPem)) {
     const fp = new X509Certificate(c).fingerprint256;
-    if (!seen.has(fp)) (seen.add(fp), out.push(c));
+    if (seen.has(fp)) continue;
+    seen.add(fp);
+    out.push(c);
   }
   return out.join('');
 }

@@ -20,10 +20,7 @@ export interface ServerCertificate {
   notAfter: Date;
 }
 
-export async function issueServerCertificate(
-  ca: CaMaterial,
-  opts: { spiffeId: string; hosts: string[]; ttlSeconds: number; now?: Date },
-): Promise<ServerCertificate> {
+export async function issueServerCertificate(ca: CaMaterial, opts: { spiffeId: string; hosts: string[]; ttlSeconds: number; now?: Date }): Promise<ServerCertificate> {
   const kp = await generateKeyPair();
   const issuerCert = new x509.X509Certificate(ca.certPem);
   const issuerKey = await importKeyPair(ca.keyPem);

@@ -42,20 +42,22 @@ export function checkHubIdentity(cert: DetailedPeerCertificate): Error | undefin
   if (!hub) return new Error(`the hub's certificate carries no hub SPIFFE ID (spiffe://<trust domain>/meshfed/hub); its URI SANs: ${ids.join(', ') || 'none'}`);
   const issuer = cert.issuerCertificate;
   if (issuer?.raw && issuer !== cert) {
-    const byIntermediate = uriSans(issuer.raw).map(parseSpiffeId).find((id) => id?.kind === 'intermediate');
-    if (byIntermediate) return new Error(`the hub's certificate was issued by cluster ${byIntermediate.kind === 'intermediate' ? byIntermediate.cluster : '?'}'s intermediate CA, not by the mesh CA: refusing an impostor`);
+    const byIntermediate = uriSans(issuer.raw)
+      .map(parseSpiffeId)
+      .find((id) => id?.kind === 'intermediate');
+    if (byIntermediate)
+      return new Error(
+        `the hub's certificate was issued by cluster ${byIntermediate.kind === 'intermediate' ? byIntermediate.cluster : '?'}'s intermediate CA, not by the mesh CA: refusing an impostor`,
+      );
   }
   return undefined;
 }
 
 /** Credentials for an agent: the bundle as trust anchors, and its client certificate once it has one. */
 export function agentCredentials(rootsPem: string, client?: { keyPem: string; certChainPem: string }): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(
-    Buffer.from(rootsPem),
-    client ? Buffer.from(client.keyPem) : null,
-    client ? Buffer.from(client.certChainPem) : null,
-    { checkServerIdentity: (_host, cert) => checkHubIdentity(cert as DetailedPeerCertificate) },
-  );
+  return grpc.credentials.createSsl(Buffer.from(rootsPem), client ? Buffer.from(client.keyPem) : null, client ? Buffer.from(client.certChainPem) : null, {
+    checkServerIdentity: (_host, cert) => checkHubIdentity(cert as DetailedPeerCertificate),
+  });
 }
 
 export class JoinError extends Error {
@@ -100,7 +102,12 @@ export async function probeHubRoot(address: string, pins: string[], timeoutMs = 
       if (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENOTFOUND' || err.code === 'ETIMEDOUT') {
         reject(new JoinError(`cannot reach the hub at ${address} (${err.code})`, false));
       } else {
-        reject(new JoinError(`the hub at ${address} did not complete a TLS handshake (${err.code ?? err.message}): is it running with --insecure-channel? Then start the agent with --insecure-channel too`, false));
+        reject(
+          new JoinError(
+            `the hub at ${address} did not complete a TLS handshake (${err.code ?? err.message}): is it running with --insecure-channel? Then start the agent with --insecure-channel too`,
+            false,
+          ),
+        );
       }
     });
   });
@@ -121,12 +128,18 @@ export async function probeHubRoot(address: string, pins: string[], timeoutMs = 
     );
   }
   try {
-    verifyChain(certs[0]!.toString(), certs.slice(1).map((c) => c.toString()), [pinned.toString()]);
+    verifyChain(
+      certs[0]!.toString(),
+      certs.slice(1).map((c) => c.toString()),
+      [pinned.toString()],
+    );
   } catch (err) {
     throw new JoinError(`the hub's certificate does not chain to the CA pinned in the join token: ${(err as Error).message}`, true);
   }
   const identity = checkHubIdentity(chain);
   if (identity) throw new JoinError(identity.message, true);
-  const hub = uriSans(certs[0]!.raw).map(parseSpiffeId).find((id) => id?.kind === 'hub')!;
+  const hub = uriSans(certs[0]!.raw)
+    .map(parseSpiffeId)
+    .find((id) => id?.kind === 'hub')!;
   return { rootPem: pinned.toString(), trustDomain: hub.trustDomain };
 }

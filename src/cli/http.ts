@@ -12,13 +12,7 @@ interface ErrorBody {
   details?: unknown;
 }
 
-export async function request<T>(
-  base: string,
-  what: string,
-  method: string,
-  path: string,
-  body?: { text: string; contentType: string },
-): Promise<T> {
+export async function request<T>(base: string, what: string, method: string, path: string, body?: { text: string; contentType: string }): Promise<T> {
   const url = new URL(path, base.endsWith('/') ? base : base + '/');
   let res: Response;
   try {

@@ -56,7 +56,9 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
     const out = table(
       ['CLUSTER', 'PROXY', ...types, 'LAST-ACK', ...(hubRevision !== undefined ? ['BEHIND'] : []), 'CONNECTED'],
       rows.map((p) => {
-        const ackAges = Object.values(p.types).map((t) => t.sinceAckMs).filter((x): x is number => x !== undefined);
+        const ackAges = Object.values(p.types)
+          .map((t) => t.sinceAckMs)
+          .filter((x): x is number => x !== undefined);
         return [
           p.agentCluster,
           p.nodeId,
@@ -67,7 +69,11 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
         ];
       }),
     );
-    const nacks = rows.flatMap((p) => Object.entries(p.types).filter(([, t]) => t.nack).map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}${s.hint ? `\n    hint: ${s.hint}` : ''}`));
+    const nacks = rows.flatMap((p) =>
+      Object.entries(p.types)
+        .filter(([, t]) => t.nack)
+        .map(([t, s]) => `  ${p.nodeId} ${t}: ${s.nack}${s.hint ? `\n    hint: ${s.hint}` : ''}`),
+    );
     return out + (nacks.length ? `\nNACKs:\n${nacks.join('\n')}\n` : '');
   });
 }
@@ -84,7 +90,9 @@ function trustLines(s: AgentStatus): string[] {
   ];
   if (t.agentCert) lines.push(`agent cert:  ${t.agentCert.spiffeId} serial ${t.agentCert.serial.slice(0, 16)}, expires ${until(t.agentCert.notAfter)}, renews ${until(t.agentCert.nextRenewal)}`);
   if (t.intermediate) {
-    lines.push(`intermediate: ${t.intermediate.spiffeId} serial ${t.intermediate.serial.slice(0, 16)}, expires ${until(t.intermediate.notAfter)}, renews ${until(t.intermediate.nextRenewal)}, issuer ${t.intermediate.issuer?.slice(0, 16) ?? '?'}`);
+    lines.push(
+      `intermediate: ${t.intermediate.spiffeId} serial ${t.intermediate.serial.slice(0, 16)}, expires ${until(t.intermediate.notAfter)}, renews ${until(t.intermediate.nextRenewal)}, issuer ${t.intermediate.issuer?.slice(0, 16) ?? '?'}`,
+    );
   } else lines.push('intermediate: none yet');
   if (t.intermediateError) lines.push(`intermediate error: ${t.intermediateError}`);
   if (t.lastError) lines.push(`trust error: ${t.lastError}`);

@@ -57,7 +57,12 @@ export function formatTrustStatus(s: TrustStatus): string {
   const pending = s.tokens.filter((t) => t.state === 'pending');
   if (pending.length) {
     out.push('');
-    out.push(table(['JOIN TOKEN', 'CLUSTER', 'EXPIRES'], pending.map((t) => [t.id, t.cluster, until(t.expiresAt)])).trimEnd());
+    out.push(
+      table(
+        ['JOIN TOKEN', 'CLUSTER', 'EXPIRES'],
+        pending.map((t) => [t.id, t.cluster, until(t.expiresAt)]),
+      ).trimEnd(),
+    );
   }
   out.push('');
   if (s.warnings.length === 0) out.push('warnings: none');

@@ -10,7 +10,7 @@
 // verdict), and runs until Ctrl-C or --duration.
 import { API_VERSION, type ApiObject } from '../api/index.js';
 import { formatExplain, type ExplainResult } from '../analysis/explain.js';
-import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from './fleet.js';
+import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, type ServerHandle } from './fleet.js';
 
 interface Tick {
   ok: number;
@@ -102,15 +102,19 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
 
     const deadline = opts.durationSec !== undefined ? started + opts.durationSec * 1000 : Infinity;
     const sleep = (ms: number) =>
-      Promise.race([
-        new Promise<'slept'>((r) => setTimeout(() => r('slept'), Math.max(0, Math.min(ms, deadline - Date.now())))),
-        interrupted,
-        client.exited.then(() => 'client-exited' as const),
-      ]);
+      Promise.race([new Promise<'slept'>((r) => setTimeout(() => r('slept'), Math.max(0, Math.min(ms, deadline - Date.now())))), interrupted, client.exited.then(() => 'client-exited' as const)]);
     /** meshfed register helloworld-v1 again (after it was drained or lost). */
     const registerV1 = async (): Promise<void> => {
       const s = servers[0]!;
-      await fleet.register('cluster1', { name: s.name, namespace: 'sample', service: 'helloworld', address: s.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v1' }, serviceAccount: 'helloworld' });
+      await fleet.register('cluster1', {
+        name: s.name,
+        namespace: 'sample',
+        service: 'helloworld',
+        address: s.address,
+        servicePort: HELLOWORLD_PORT,
+        labels: { version: 'v1' },
+        serviceAccount: 'helloworld',
+      });
     };
     const script: { afterMs: number; run: () => Promise<void> }[] = [
       {
@@ -134,7 +138,22 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         run: async () => {
           step('traffic shift: TrafficPolicy helloworld-shift sends 75% to cluster2 (v2) and 25% to cluster3 (v3)');
           await fleet.apply([
-            { apiVersion: API_VERSION, kind: 'TrafficPolicy', metadata: { name: 'helloworld-shift', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], routes: [{ split: [{ cluster: 'cluster2', weight: 75 }, { cluster: 'cluster3', weight: 25 }] }] } },
+            {
+              apiVersion: API_VERSION,
+              kind: 'TrafficPolicy',
+              metadata: { name: 'helloworld-shift', namespace: 'sample' },
+              spec: {
+                destinations: [{ name: 'helloworld' }],
+                routes: [
+                  {
+                    split: [
+                      { cluster: 'cluster2', weight: 75 },
+                      { cluster: 'cluster3', weight: 25 },
+                    ],
+                  },
+                ],
+              },
+            },
           ]);
           phase = 'shift 75/25';
         },
@@ -142,16 +161,18 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
       {
         afterMs: 6000,
         run: async () => {
-          step('failover: delete the shift; FailoverPolicy affinity local keeps cluster1\'s calls in cluster1');
+          step("failover: delete the shift; FailoverPolicy affinity local keeps cluster1's calls in cluster1");
           await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-shift?namespace=sample`, { method: 'DELETE' });
-          await fleet.apply([{ apiVersion: API_VERSION, kind: 'FailoverPolicy', metadata: { name: 'helloworld-local', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], affinity: 'local' } }]);
+          await fleet.apply([
+            { apiVersion: API_VERSION, kind: 'FailoverPolicy', metadata: { name: 'helloworld-local', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], affinity: 'local' } },
+          ]);
           phase = 'affinity local';
         },
       },
       {
         afterMs: 5000,
         run: async () => {
-          step('losing cluster1\'s endpoint: fails over to cluster2 (same region) before cluster3');
+          step("losing cluster1's endpoint: fails over to cluster2 (same region) before cluster3");
           await fleet.deregister('cluster1', { namespace: 'sample', name: 'helloworld-v1' });
           phase = 'cluster1 lost';
         },
@@ -169,7 +190,9 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         run: async () => {
           step('access: AccessPolicy no-demo-client DENIES cluster1/sample/demo-client -> helloworld; meshfed explain says why');
           accessStep = true;
-          await fleet.apply([accessPolicy('no-demo-client', { action: 'DENY', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'demo-client' }] })]);
+          await fleet.apply([
+            accessPolicy('no-demo-client', { action: 'DENY', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'demo-client' }] }),
+          ]);
           phase = 'access denied';
           await explainDemo(fleet.hubUrl);
         },
@@ -219,14 +242,21 @@ function accessPolicy(name: string, spec: Record<string, unknown>): ApiObject {
 async function explainDemo(hubUrl: string): Promise<void> {
   const r = await fetch(`${hubUrl}/api/v1alpha1/explain`, {
     method: 'POST',
-    body: JSON.stringify({ from: { cluster: 'cluster1', namespace: 'sample', workload: 'demo-client', serviceAccount: 'demo-client' }, to: 'helloworld.sample', method: 'helloworld.Greeter/SayHello' }),
+    body: JSON.stringify({
+      from: { cluster: 'cluster1', namespace: 'sample', workload: 'demo-client', serviceAccount: 'demo-client' },
+      to: 'helloworld.sample',
+      method: 'helloworld.Greeter/SayHello',
+    }),
   });
   if (!r.ok) {
     out(`  explain failed: ${await r.text()}`);
     return;
   }
   out('  meshfed explain --from cluster1/sample/demo-client --service-account demo-client --to helloworld.sample --method helloworld.Greeter/SayHello');
-  for (const l of formatExplain((await r.json()) as ExplainResult).trimEnd().split('\n')) out(`    ${l}`);
+  for (const l of formatExplain((await r.json()) as ExplainResult)
+    .trimEnd()
+    .split('\n'))
+    out(`    ${l}`);
 }
 
 function step(s: string): void {
@@ -239,7 +269,9 @@ function formatTick(t: number, phase: string, tick: Tick): string {
     .sort()
     .map(([k, v]) => `${k} ${pct(v, total).padStart(4)} ${bar(v, total)}`);
   // PERMISSION_DENIED comes from an AccessPolicy (the access step): shown apart from failures.
-  const denied = Object.entries(tick.errors).filter(([k]) => k.startsWith('PERMISSION_DENIED')).reduce((n, [, v]) => n + v, 0);
+  const denied = Object.entries(tick.errors)
+    .filter(([k]) => k.startsWith('PERMISSION_DENIED'))
+    .reduce((n, [, v]) => n + v, 0);
   const failed = (tick.failed > denied ? `  FAILED ${tick.failed - denied}` : '') + (denied ? `  DENIED ${denied} (PERMISSION_DENIED)` : '');
   return `  t=${String(t).padStart(3)}s  [${phase}]  ${total} calls: ${parts.join('  ')}${failed}`;
 }

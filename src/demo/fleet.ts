@@ -93,8 +93,16 @@ export class LocalFleet {
     this.hub = this.procs.start(
       'hub',
       [
-        meshfedBin(), 'hub', '--data-dir', join(this.dir, 'hub'), '--listen', `127.0.0.1:${this.hubPorts.api}`, '--agent-listen', this.hubAgentAddr,
-        ...(this.insecureChannel ? ['--insecure-channel'] : []), ...extraArgs,
+        meshfedBin(),
+        'hub',
+        '--data-dir',
+        join(this.dir, 'hub'),
+        '--listen',
+        `127.0.0.1:${this.hubPorts.api}`,
+        '--agent-listen',
+        this.hubAgentAddr,
+        ...(this.insecureChannel ? ['--insecure-channel'] : []),
+        ...extraArgs,
       ],
       this.env(),
     );
@@ -155,9 +163,23 @@ export class LocalFleet {
       if (token) env.MESHFED_JOIN_TOKEN = token;
     }
     const args = [
-      meshfedBin(), 'agent', '--cluster', c.name, '--hub', this.hubAgentAddr,
-      '--network', c.network, '--region', c.region, ...c.zones.flatMap((z) => ['--zone', z]),
-      '--xds-listen', `127.0.0.1:${xdsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--data-dir', dataDir,
+      meshfedBin(),
+      'agent',
+      '--cluster',
+      c.name,
+      '--hub',
+      this.hubAgentAddr,
+      '--network',
+      c.network,
+      '--region',
+      c.region,
+      ...c.zones.flatMap((z) => ['--zone', z]),
+      '--xds-listen',
+      `127.0.0.1:${xdsPort}`,
+      '--api-listen',
+      `127.0.0.1:${apiPort}`,
+      '--data-dir',
+      dataDir,
       ...(this.insecureChannel ? ['--insecure-channel'] : []),
       ...(opts.extraArgs ?? []),
     ];
@@ -267,29 +289,54 @@ export class LocalFleet {
     const bootstrap = await this.bootstrap(cluster, ns, o.name, true, certDir);
     const child = this.procs.start(
       `server-${o.name}`,
-      [sampleProgram('server'), '--address', '127.0.0.1', '--port', String(port), '--cluster', cluster, '--version', o.version, '--name', o.name, ...(o.failRate ? ['--fail-rate', String(o.failRate)] : []), ...(o.maxConnectionAgeMs ? ['--max-connection-age-ms', String(o.maxConnectionAgeMs)] : [])],
+      [
+        sampleProgram('server'),
+        '--address',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--cluster',
+        cluster,
+        '--version',
+        o.version,
+        '--name',
+        o.name,
+        ...(o.failRate ? ['--fail-rate', String(o.failRate)] : []),
+        ...(o.maxConnectionAgeMs ? ['--max-connection-age-ms', String(o.maxConnectionAgeMs)] : []),
+      ],
       // RBAC (AccessPolicies) is experimental in grpc-js-xds: without this a Listener with RBAC filters is NACKed.
       { GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap, ...(o.rbac === false ? {} : { GRPC_XDS_EXPERIMENTAL_RBAC: 'true' }) },
     );
     await child.waitEvent((e) => e.event === 'serving');
     const address = `127.0.0.1:${port}`;
     if (o.register !== false) {
-      const r = await this.register(cluster, { name: o.name, namespace: ns, service: o.service ?? 'helloworld', address, servicePort: HELLOWORLD_PORT, labels: { version: o.version }, serviceAccount: o.registeredServiceAccount ?? sa, ...(o.zone ? { zone: o.zone } : {}) });
+      const r = await this.register(cluster, {
+        name: o.name,
+        namespace: ns,
+        service: o.service ?? 'helloworld',
+        address,
+        servicePort: HELLOWORLD_PORT,
+        labels: { version: o.version },
+        serviceAccount: o.registeredServiceAccount ?? sa,
+        ...(o.zone ? { zone: o.zone } : {}),
+      });
       if (r.status >= 300) throw new Error(`register ${o.name}: ${JSON.stringify(r.body)}`);
     }
     return { child, cluster, name: o.name, address };
   }
 
   /** Starts a helloworld client in a cluster; it prints a JSON tick per second. */
-  startClient(
-    cluster: string,
-    bootstrap: string,
-    o: { target: string; rate: number; name?: string; deadlineMs?: number; headers?: Record<string, string>; tickMs?: number; method?: string },
-  ): Child {
+  startClient(cluster: string, bootstrap: string, o: { target: string; rate: number; name?: string; deadlineMs?: number; headers?: Record<string, string>; tickMs?: number; method?: string }): Child {
     return this.procs.start(
       `client-${o.name ?? cluster}`,
       [
-        sampleProgram('client'), '--target', o.target, '--rate', String(o.rate), '--deadline-ms', String(o.deadlineMs ?? 2000),
+        sampleProgram('client'),
+        '--target',
+        o.target,
+        '--rate',
+        String(o.rate),
+        '--deadline-ms',
+        String(o.deadlineMs ?? 2000),
         ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['--header', `${k}=${v}`]),
         ...(o.tickMs ? ['--tick-ms', String(o.tickMs)] : []),
         ...(o.method ? ['--method', o.method] : []),

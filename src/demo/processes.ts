@@ -84,10 +84,7 @@ export class ProcessGroup {
       onEvent: (fn) => listeners.push(fn),
       waitEvent: (pred, timeoutMs = 20_000) =>
         new Promise((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`${name}: no matching event within ${timeoutMs} ms\n${stderrTail.slice(-10).join('\n')}`)),
-            timeoutMs,
-          );
+          const timer = setTimeout(() => reject(new Error(`${name}: no matching event within ${timeoutMs} ms\n${stderrTail.slice(-10).join('\n')}`)), timeoutMs);
           const done = (e: Record<string, unknown>) => {
             if (!pred(e)) return;
             clearTimeout(timer);

@@ -128,10 +128,7 @@ export class RegistrationSource implements DiscoverySource {
       const existing = this.entries.get(k);
       if (existing && same(existing, stored)) return { outcome: 'unchanged' as const, workload: existing.workload };
       if (existing && !r.replace) {
-        throw new MeshfedError(
-          'conflict',
-          `workload ${k} is already registered with a different definition (${describe(existing)}); deregister it first or register with --replace`,
-        );
+        throw new MeshfedError('conflict', `workload ${k} is already registered with a different definition (${describe(existing)}); deregister it first or register with --replace`);
       }
       this.checkConflicts(stored, k);
       await this.persist([{ put: stored }]);
@@ -188,15 +185,15 @@ export class RegistrationSource implements DiscoverySource {
   private notify(delta: DiscoveryDelta): void {
     if (!this.onChange) return;
     // The whole state only if the listener reads it.
-    const self = this;
     let state: DiscoveredState | undefined;
+    const current = () => (state ??= this.current());
     this.onChange(
       {
         get services() {
-          return (state ??= self.current()).services;
+          return current().services;
         },
         get workloads() {
-          return (state ??= self.current()).workloads;
+          return current().workloads;
         },
       },
       delta,

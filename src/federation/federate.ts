@@ -83,9 +83,7 @@ export function federateService(
   if (parts.length === 0) return undefined;
   parts.sort((a, b) => a.cluster.localeCompare(b.cluster));
   const exported = parts.filter((p) => p.exported);
-  const reference = [...(exported.length > 0 ? exported : parts)].sort(
-    (a, b) => a.since.localeCompare(b.since) || a.cluster.localeCompare(b.cluster),
-  )[0]!;
+  const reference = [...(exported.length > 0 ? exported : parts)].sort((a, b) => a.since.localeCompare(b.since) || a.cluster.localeCompare(b.cluster))[0]!;
   const conflicts: FederationConflict[] = [];
   for (const p of exported) {
     const diff = portsDiffer(reference.ports, p.ports);
@@ -173,10 +171,7 @@ function portsDiffer(ref: ServicePort[], other: ServicePort[]): string | undefin
 }
 
 /** Finds the service a hostname (with optional :port) names, for any of the documented forms. */
-export function resolveHostname(
-  view: FederatedView,
-  target: string,
-): { service: GlobalService; part?: ServicePart; port: ServicePort } | { error: string } {
+export function resolveHostname(view: FederatedView, target: string): { service: GlobalService; part?: ServicePart; port: ServicePort } | { error: string } {
   const m = /^(.*?)(?::(\d+))?$/.exec(target)!;
   const host = m[1]!;
   const portNum = m[2] ? Number(m[2]) : undefined;

@@ -125,9 +125,7 @@ export class FederationIndex {
     for (const gk of this.dirty) {
       const defs = this.services.get(gk);
       const [namespace, name] = gk.split('/') as [string, string];
-      const g = defs
-        ? federateService(namespace, name, defs.values(), (cluster) => this.workloads.get(partKey(cluster, namespace, name))?.list.values() ?? [], this.topo)
-        : undefined;
+      const g = defs ? federateService(namespace, name, defs.values(), (cluster) => this.workloads.get(partKey(cluster, namespace, name))?.list.values() ?? [], this.topo) : undefined;
       if (g) {
         this.result.set(gk, g);
         changed.set(gk, g);

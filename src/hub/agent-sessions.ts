@@ -282,7 +282,8 @@ class AgentSession implements ViewSubscriber {
       const issued = what === 'intermediate' ? await this.trust.signIntermediate(this.cluster, csrPem) : await this.trust.signAgentCert(this.cluster, csrPem);
       send(this.stream, what === 'intermediate' ? { intermediate: issued } : { agentCert: issued });
     } catch (err) {
-      const message = err instanceof CsrRejected ? `${what === 'intermediate' ? 'intermediate CA' : 'agent certificate'} CSR refused: ${err.message}` : `cannot issue the ${what} certificate: ${errorMessage(err)}`;
+      const message =
+        err instanceof CsrRejected ? `${what === 'intermediate' ? 'intermediate CA' : 'agent certificate'} CSR refused: ${err.message}` : `cannot issue the ${what} certificate: ${errorMessage(err)}`;
       log.warn('CSR refused', { cluster: this.cluster, what, message });
       send(this.stream, { csrRejected: { what, message } });
     }

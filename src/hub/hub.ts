@@ -72,7 +72,7 @@ export class Hub {
     grpcServer.addService(agentChannelServerService(), { ...sessions.handler(), Join: joinHandler(trust, secure) });
     if (!secure) {
       log.warn(
-        'THE AGENT CHANNEL IS INSECURE (--insecure-channel): plaintext, and agents are not authenticated: anything that reaches it can pose as any cluster and get that cluster\'s intermediate CA. Development and benchmarks only.',
+        "THE AGENT CHANNEL IS INSECURE (--insecure-channel): plaintext, and agents are not authenticated: anything that reaches it can pose as any cluster and get that cluster's intermediate CA. Development and benchmarks only.",
       );
     }
     try {
@@ -141,9 +141,7 @@ function joinHandler(trust: HubTrust, secure: boolean): grpc.handleUnaryCall<Joi
 
 /** After a restart no agent is connected yet, whatever the stored status says. */
 async function markAgentsDisconnected(store: Store): Promise<void> {
-  const stale = (await store.list({ kind: 'Cluster' })).filter(
-    (c) => (c.status as { agent?: { connected?: boolean } } | undefined)?.agent?.connected,
-  );
+  const stale = (await store.list({ kind: 'Cluster' })).filter((c) => (c.status as { agent?: { connected?: boolean } } | undefined)?.agent?.connected);
   if (stale.length === 0) return;
   await store.commit(
     stale.map((c) => {

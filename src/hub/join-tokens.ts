@@ -13,12 +13,20 @@ import type { TokenRecord, TrustState } from './trust-state.js';
 export function checkJoinToken(tokens: TokenRecord[], req: JoinRequest, now: Date): TokenRecord {
   const id = String(req.tokenId ?? '');
   const rec = tokens.find((t) => t.id === id);
-  if (!rec) throw new MeshfedError('unauthenticated', `join token ${id || '(empty id)'} is not known to this hub: wrong hub, mistyped, or forgotten a day after it expired or was used`, { reason: 'UnknownToken' });
+  if (!rec)
+    throw new MeshfedError('unauthenticated', `join token ${id || '(empty id)'} is not known to this hub: wrong hub, mistyped, or forgotten a day after it expired or was used`, {
+      reason: 'UnknownToken',
+    });
   if (!secretMatches(String(req.tokenSecret ?? ''), rec.hash)) throw new MeshfedError('unauthenticated', `join token ${id}: the secret does not match`, { reason: 'BadToken' });
   if (rec.revokedAt) throw new MeshfedError('forbidden', `join token ${id} was revoked at ${rec.revokedAt}: ${rec.revokedReason ?? ''}`, { reason: 'RevokedToken' });
-  if (rec.usedAt) throw new MeshfedError('forbidden', `join token ${id} was already used at ${rec.usedAt}: join tokens are single-use; create a new one (meshfed cluster add ${rec.cluster})`, { reason: 'UsedToken' });
-  if (Date.parse(rec.expiresAt) <= now.getTime()) throw new MeshfedError('forbidden', `join token ${id} expired at ${rec.expiresAt}; create a new one (meshfed cluster add ${rec.cluster} --token-ttl ...)`, { reason: 'ExpiredToken' });
-  if (req.cluster !== rec.cluster) throw new MeshfedError('forbidden', `join token ${id} is for cluster "${rec.cluster}", but the agent says it is cluster "${req.cluster}"`, { reason: 'WrongCluster' });
+  if (rec.usedAt)
+    throw new MeshfedError('forbidden', `join token ${id} was already used at ${rec.usedAt}: join tokens are single-use; create a new one (meshfed cluster add ${rec.cluster})`, {
+      reason: 'UsedToken',
+    });
+  if (Date.parse(rec.expiresAt) <= now.getTime())
+    throw new MeshfedError('forbidden', `join token ${id} expired at ${rec.expiresAt}; create a new one (meshfed cluster add ${rec.cluster} --token-ttl ...)`, { reason: 'ExpiredToken' });
+  if (req.cluster !== rec.cluster)
+    throw new MeshfedError('forbidden', `join token ${id} is for cluster "${rec.cluster}", but the agent says it is cluster "${req.cluster}"`, { reason: 'WrongCluster' });
   return rec;
 }
 

@@ -21,11 +21,9 @@ export async function applyObjects(store: Store, objects: ApiObject[]): Promise<
     const def = findKind(o.kind);
     if (!def) throw new MeshfedError('invalid', `unknown kind "${o.kind}"`, { reason: 'UnknownKind' });
     if (def.discovered) {
-      throw new MeshfedError(
-        'invalid',
-        `${describeRef(refOf(o))}: ${o.kind} objects are reported by agents and read-only; register workloads with the cluster's agent (meshfed register)`,
-        { reason: 'ReadOnlyKind' },
-      );
+      throw new MeshfedError('invalid', `${describeRef(refOf(o))}: ${o.kind} objects are reported by agents and read-only; register workloads with the cluster's agent (meshfed register)`, {
+        reason: 'ReadOnlyKind',
+      });
     }
     const key = keyOf(refOf(o));
     if (seen.has(key)) throw new MeshfedError('invalid', `${describeRef(refOf(o))} appears twice in one apply`, { reason: 'Duplicate' });

@@ -14,7 +14,11 @@ export type RotationStep = 'add' | 'activate' | 'retire';
 /** Why `step` cannot run in this state, or undefined. `clusters`: the Clusters that exist (others are not waited for). */
 export function rotationRefusal(state: TrustState, step: RotationStep, opts: { force?: boolean; clusters?: string[] }): MeshfedError | undefined {
   if (state.mode === 'external') {
-    return new MeshfedError('conflict', 'the mesh CA is user-supplied (--ca-cert): rotate it outside meshfed, then restart the hub with the new --ca-cert/--ca-key, keeping the old root in --ca-roots until every intermediate is re-issued', { reason: 'ExternalCa' });
+    return new MeshfedError(
+      'conflict',
+      'the mesh CA is user-supplied (--ca-cert): rotate it outside meshfed, then restart the hub with the new --ca-cert/--ca-key, keeping the old root in --ca-roots until every intermediate is re-issued',
+      { reason: 'ExternalCa' },
+    );
   }
   const phase = state.rotation?.phase ?? 'none';
   const conflict = (msg: string): MeshfedError => new MeshfedError('conflict', msg, { reason: 'RotationPhase' });
@@ -23,7 +27,8 @@ export function rotationRefusal(state: TrustState, step: RotationStep, opts: { f
     return undefined;
   }
   if (step === 'activate') {
-    if (phase !== 'new-root-in-bundle') return conflict(phase === 'none' ? 'no root rotation in progress: start one with meshfed trust rotate-root' : `the new root is already active (phase ${phase}): the next step is --retire`);
+    if (phase !== 'new-root-in-bundle')
+      return conflict(phase === 'none' ? 'no root rotation in progress: start one with meshfed trust rotate-root' : `the new root is already active (phase ${phase}): the next step is --retire`);
     return undefined;
   }
   if (phase !== 'new-root-active') return conflict(phase === 'none' ? 'no root rotation in progress' : `the new root does not sign yet (phase ${phase}): run --activate first`);

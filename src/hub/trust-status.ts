@@ -83,8 +83,18 @@ export function trustStatus(i: {
   }
   const hubInfo = certInfo(i.server.certPem);
   const hubX = new X509Certificate(i.server.certPem);
-  const dnsNames = (hubX.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:')).map((s) => s.replace(/^(DNS|IP Address):/, ''));
-  const hub = { notBefore: hubInfo.notBefore, notAfter: hubInfo.notAfter, nextRenewal: renewalTime(hubInfo.notBefore, hubInfo.notAfter).toISOString(), spiffeId: hubInfo.uris[0] ?? '', serial: hubInfo.serialNumber, dnsNames };
+  const dnsNames = (hubX.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
+    .map((s) => s.replace(/^(DNS|IP Address):/, ''));
+  const hub = {
+    notBefore: hubInfo.notBefore,
+    notAfter: hubInfo.notAfter,
+    nextRenewal: renewalTime(hubInfo.notBefore, hubInfo.notAfter).toISOString(),
+    spiffeId: hubInfo.uris[0] ?? '',
+    serial: hubInfo.serialNumber,
+    dnsNames,
+  };
   if (i.channel === 'mtls') {
     const w = expiryWarning('the hub channel certificate', hub.notBefore, hub.notAfter, i.now);
     if (w) warnings.push(w);
@@ -100,7 +110,8 @@ export function trustStatus(i: {
       out.intermediate = cert(ct.intermediate);
       const w = expiryWarning(`cluster ${name}: intermediate CA`, ct.intermediate.notBefore, ct.intermediate.notAfter, i.now);
       if (w) warnings.push(w);
-      else if (ct.intermediate.signer !== signerFp) warnings.push(`cluster ${name}: intermediate CA is signed by a CA that no longer signs (${ct.intermediate.signer.slice(0, 16)}); its agent re-issues it when connected`);
+      else if (ct.intermediate.signer !== signerFp)
+        warnings.push(`cluster ${name}: intermediate CA is signed by a CA that no longer signs (${ct.intermediate.signer.slice(0, 16)}); its agent re-issues it when connected`);
     }
     const newest = ct?.agentCerts.at(-1);
     if (newest) {

@@ -53,7 +53,7 @@ import { ReloadableServerCredentials } from '../channel/tls.js';
 import { x509 } from '../ca/x509.js';
 import type { Store } from '../store/store.js';
 import { writeFileDurable } from '../util/files.js';
-import { errorMessage, MeshfedError } from '../util/errors.js';
+import { errorMessage } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { checkJoinToken, csrRefusal, revokeClusterTokens, unknownClusterRefusal } from './join-tokens.js';
 import { activateNewRoot, addNewRoot, retireOldRoot, rotationRefusal, type RotationStep } from './root-rotation.js';
@@ -68,7 +68,6 @@ const log = logger('hub.trust');
 
 const ROOT_VALIDITY_DAYS = 3650;
 const SERVER_CERT_TTL_MS = 30 * 86_400_000;
-
 
 export interface ExternalCa {
   certChainPem: string;
@@ -139,7 +138,7 @@ export class HubTrust {
       // It signs the clusters' intermediate CAs: a path length of 0 would make every workload chain invalid.
       const bc = new x509.X509Certificate(this.external.certPem).getExtension(x509.BasicConstraintsExtension);
       if (bc?.pathLength === 0) {
-        throw new Error('--ca-cert: its basicConstraints pathLenConstraint is 0, so it cannot sign the clusters\' intermediate CAs; issue it with a path length of at least 1 (or none)');
+        throw new Error("--ca-cert: its basicConstraints pathLenConstraint is 0, so it cannot sign the clusters' intermediate CAs; issue it with a path length of at least 1 (or none)");
       }
       const roots = splitPem(this.external.rootsPem);
       const next: TrustState = state ?? { version: 1, mode: 'external', roots: [], clusters: {}, tokens: [] };
@@ -407,17 +406,24 @@ export class HubTrust {
     }
     const uris = uriSans(raw);
     const id = uris.map(parseSpiffeId).find((x) => x?.kind === 'agent');
-    if (!id || id.kind !== 'agent') return { code: 'Unauthenticated', message: `the client certificate carries no agent SPIFFE ID (spiffe://<trust domain>/meshfed/agent/<cluster>); URI SANs: ${uris.join(', ') || 'none'}` };
+    if (!id || id.kind !== 'agent')
+      return { code: 'Unauthenticated', message: `the client certificate carries no agent SPIFFE ID (spiffe://<trust domain>/meshfed/agent/<cluster>); URI SANs: ${uris.join(', ') || 'none'}` };
     if (id.cluster !== helloCluster) {
       return { code: 'IdentityMismatch', message: `this agent's certificate is for cluster "${id.cluster}" (${agentId(id.trustDomain, id.cluster)}), but its Hello names cluster "${helloCluster}"` };
     }
     const ct = this.state.clusters[id.cluster];
     if (ct?.revoked) {
-      return { code: 'Revoked', message: `${ct.revoked.reason} at ${ct.revoked.at}: its agent certificates were revoked. To rejoin: meshfed cluster add ${id.cluster} ..., then start the agent with the new join token` };
+      return {
+        code: 'Revoked',
+        message: `${ct.revoked.reason} at ${ct.revoked.at}: its agent certificates were revoked. To rejoin: meshfed cluster add ${id.cluster} ..., then start the agent with the new join token`,
+      };
     }
     const serial = cert.serialNumber.toUpperCase();
     if (!ct?.agentCerts.some((r) => r.serial === serial)) {
-      return { code: 'Revoked', message: `agent certificate ${serial} of cluster "${id.cluster}" is not valid at this hub (revoked when the cluster was deleted, or issued before the hub's data was reset): join again with a new token` };
+      return {
+        code: 'Revoked',
+        message: `agent certificate ${serial} of cluster "${id.cluster}" is not valid at this hub (revoked when the cluster was deleted, or issued before the hub's data was reset): join again with a new token`,
+      };
     }
     return undefined;
   }
@@ -498,5 +504,3 @@ export class HubTrust {
     });
   }
 }
-
-

@@ -19,10 +19,7 @@ export const DestinationSelector = Type.Object(
 export type DestinationSelector = Static<typeof DestinationSelector>;
 
 /** Source clusters whose clients get the policy (one proxy class per cluster: the agent's). */
-export const SourceSelector = Type.Object(
-  { cluster: Type.String({ minLength: 1, description: 'clients in this cluster' }) },
-  { additionalProperties: false },
-);
+export const SourceSelector = Type.Object({ cluster: Type.String({ minLength: 1, description: 'clients in this cluster' }) }, { additionalProperties: false });
 export type SourceSelector = Static<typeof SourceSelector>;
 
 export { Duration, DURATION, durationMs } from '../api/duration.js';
@@ -111,7 +108,10 @@ export function applicable<O extends ClientPolicyObject>(policies: readonly O[],
  * clusters the view cannot satisfy. `services` are the selected services, for
  * kind-specific checks.
  */
-export function clientPolicyStatus(view: FederatedView, p: ClientPolicyObject): { services: GlobalService[]; status: { services: string[]; clusters: string[]; conflicts: never[]; problems: FieldError[] } } {
+export function clientPolicyStatus(
+  view: FederatedView,
+  p: ClientPolicyObject,
+): { services: GlobalService[]; status: { services: string[]; clusters: string[]; conflicts: never[]; problems: FieldError[] } } {
   const clusters = view.clusters.map((c) => c.name);
   const services = view.services.filter((s) => selects(p, s));
   const problems: FieldError[] = [];

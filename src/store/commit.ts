@@ -148,10 +148,9 @@ export class CommitPipeline {
     try {
       await this.wal.undoPartialAppend();
     } catch (err) {
-      this.failure = new Error(
-        `store ${this.wal.path} is in an unknown state after a failed write (${cause.message}) and could not be restored (${errorMessage(err)}); reopen the store`,
-        { cause: err },
-      );
+      this.failure = new Error(`store ${this.wal.path} is in an unknown state after a failed write (${cause.message}) and could not be restored (${errorMessage(err)}); reopen the store`, {
+        cause: err,
+      });
       this.logger.error(`meshfed store: ${this.failure.message}`);
     }
   }

@@ -106,13 +106,7 @@ export class FileStore implements Store {
     }
   }
 
-  private static async recover(
-    dataDir: string,
-    lock: DataDirLock,
-    policy: CompactionPolicy,
-    historyLimit: number,
-    logger: StoreLogger,
-  ): Promise<FileStore> {
+  private static async recover(dataDir: string, lock: DataDirLock, policy: CompactionPolicy, historyLimit: number, logger: StoreLogger): Promise<FileStore> {
     const snapshot = await readSnapshot(dataDir);
     const contents = await readLog(dataDir, logger);
 

@@ -79,10 +79,7 @@ async function acquireLockFile(dataDir: string): Promise<void> {
     if (content === undefined) continue; // released meanwhile
     const pid = Number.parseInt(content.toString('utf8').trim(), 10);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
-      throw new Error(
-        `store data directory ${dataDir} is locked by process ${pid} (${lockPath}); another hub is using it. ` +
-          `If no such hub is running, delete ${lockPath}.`,
-      );
+      throw new Error(`store data directory ${dataDir} is locked by process ${pid} (${lockPath}); another hub is using it. ` + `If no such hub is running, delete ${lockPath}.`);
     }
     await rm(lockPath, { force: true });
   }

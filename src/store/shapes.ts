@@ -14,13 +14,5 @@ export function isRevision(v: unknown): v is number {
 
 /** The minimum the store needs to key an object (schemas are the callers' business). */
 export function isStorable(v: unknown): v is ApiObject {
-  return (
-    isRecord(v) &&
-    typeof v.kind === 'string' &&
-    v.kind !== '' &&
-    !v.kind.includes('/') &&
-    isRecord(v.metadata) &&
-    typeof v.metadata.name === 'string' &&
-    v.metadata.name !== ''
-  );
+  return isRecord(v) && typeof v.kind === 'string' && v.kind !== '' && !v.kind.includes('/') && isRecord(v.metadata) && typeof v.metadata.name === 'string' && v.metadata.name !== '';
 }

@@ -148,12 +148,7 @@ function withMetadata(o: ApiObject, metadata: ApiObject['metadata']): ApiObject 
 
 /** What decides 'unchanged': the store-managed metadata fields are ignored. */
 function sameContent(a: ApiObject, b: ApiObject): boolean {
-  return (
-    jsonEqual(a.spec, b.spec) &&
-    jsonEqual(a.status, b.status) &&
-    jsonEqual(a.metadata.labels, b.metadata.labels) &&
-    jsonEqual(a.metadata.annotations, b.metadata.annotations)
-  );
+  return jsonEqual(a.spec, b.spec) && jsonEqual(a.status, b.status) && jsonEqual(a.metadata.labels, b.metadata.labels) && jsonEqual(a.metadata.annotations, b.metadata.annotations);
 }
 
 /** Deep equality of JSON values; object key order does not matter. */

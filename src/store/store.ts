@@ -7,9 +7,7 @@
 import type { ApiObject, ObjectRef } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 
-export type StoreOp =
-  | { type: 'put'; object: ApiObject }
-  | { type: 'delete'; ref: ObjectRef };
+export type StoreOp = { type: 'put'; object: ApiObject } | { type: 'delete'; ref: ObjectRef };
 
 export type OpOutcome = 'created' | 'configured' | 'unchanged' | 'deleted' | 'not-found';
 
@@ -43,7 +41,10 @@ export const REVISION_COMPACTED = 'RevisionCompacted';
  * isRevisionCompacted.
  */
 export class RevisionCompactedError extends MeshfedError {
-  constructor(readonly requested: number, readonly oldest: number) {
+  constructor(
+    readonly requested: number,
+    readonly oldest: number,
+  ) {
     super('gone', `revision ${requested} is compacted; oldest available is ${oldest}: list again`, {
       reason: REVISION_COMPACTED,
       details: { requested, oldest },

@@ -147,9 +147,7 @@ export async function readLog(dataDir: string, logger: WalLogger): Promise<LogCo
     } finally {
       await h.close();
     }
-    logger.warn(
-      `meshfed store: discarded ${s.buf.length - s.scan.goodEnd} bytes of incomplete log at the end of ${s.path} (an unacknowledged write interrupted by a crash)`,
-    );
+    logger.warn(`meshfed store: discarded ${s.buf.length - s.scan.goodEnd} bytes of incomplete log at the end of ${s.path} (an unacknowledged write interrupted by a crash)`);
   }
 
   return {

@@ -7,19 +7,7 @@
 // add a pool entry per object.
 
 /** Property names whose string values repeat across objects. */
-const REPEATING = new Set([
-  'apiVersion',
-  'kind',
-  'namespace',
-  'cluster',
-  'service',
-  'serviceAccount',
-  'zone',
-  'region',
-  'network',
-  'health',
-  'protocol',
-]);
+const REPEATING = new Set(['apiVersion', 'kind', 'namespace', 'cluster', 'service', 'serviceAccount', 'zone', 'region', 'network', 'health', 'protocol']);
 
 /**
  * The string as one flat sequence. A string built by concatenation (a template

@@ -100,13 +100,7 @@ export interface DeltaResource {
 }
 
 /** A DeltaDiscoveryResponse: each resource wrapped in a Resource { name, version, resource }. */
-export function deltaResponse(
-  systemVersion: string,
-  typeUrl: string,
-  nonce: string,
-  resources: readonly DeltaResource[],
-  removed: readonly string[],
-): Buffer {
+export function deltaResponse(systemVersion: string, typeUrl: string, nonce: string, resources: readonly DeltaResource[], removed: readonly string[]): Buffer {
   const parts: Buffer[] = [...stringField(1, systemVersion)];
   for (const r of resources) {
     const any = r.frame.subarray(r.anyOffset);

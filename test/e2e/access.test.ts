@@ -84,7 +84,12 @@ function observed(t: Tick): Verdict | 'OTHER' {
 async function explainApi(c: Caller, withObjects?: ApiObject[]): Promise<ExplainResult> {
   const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/explain`, {
     method: 'POST',
-    body: JSON.stringify({ from: { cluster: c.cluster, namespace: NS, workload: c.name, serviceAccount: c.sa }, to: 'rebel-base.sample.cluster2', method: `helloworld.Greeter/${c.method}`, ...(withObjects ? { with: withObjects } : {}) }),
+    body: JSON.stringify({
+      from: { cluster: c.cluster, namespace: NS, workload: c.name, serviceAccount: c.sa },
+      to: 'rebel-base.sample.cluster2',
+      method: `helloworld.Greeter/${c.method}`,
+      ...(withObjects ? { with: withObjects } : {}),
+    }),
   });
   assert.equal(r.status, 200, await r.clone().text());
   return (await r.json()) as ExplainResult;
@@ -114,7 +119,10 @@ async function expectVerdicts(want: Record<string, Verdict>, t0: number, marks =
     const ex = await explainApi(c);
     assert.equal(real, v, `${name}: real calls ${JSON.stringify(window)}`);
     assert.equal(ex.verdict, real, `${name}: explain says ${ex.verdict} (${ex.endpoints.map((e) => e.access.reason).join('; ')}), the calls did ${real}`);
-    assert.deepEqual(ex.endpoints.map((e) => `${e.cluster}/${e.workload}`), ['cluster2/rebel-base-c2']);
+    assert.deepEqual(
+      ex.endpoints.map((e) => `${e.cluster}/${e.workload}`),
+      ['cluster2/rebel-base-c2'],
+    );
   }
   return took;
 }
@@ -144,11 +152,18 @@ test('x-wing in cluster1 may call rebel-base; x-wing in cluster2 (same namespace
   assert.match(allow.endpoints[0]!.access.reason, /sources\[0\]/);
 
   // Status: what the policy resolved to, and the unregistered caller's service account named as a problem.
-  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/rebel-base-from-cluster1?namespace=${NS}`)).json()) as { status: { destinations: string[]; sources: string[]; problems: { path: string }[] } };
+  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/rebel-base-from-cluster1?namespace=${NS}`)).json()) as {
+    status: { destinations: string[]; sources: string[]; problems: { path: string }[] };
+  };
   assert.deepEqual(st.status.destinations, ['cluster2/sample/rebel-base-c2 (rebel-base)', 'cluster3/sample/rebel-base-c3 (rebel-base)']);
   assert.deepEqual(st.status.sources, [`spiffe://${TD}/cluster/cluster1/ns/sample/sa/x-wing`]);
-  assert.deepEqual(st.status.problems.map((p) => p.path), ['/spec/sources/0/serviceAccount']);
-  process.stdout.write(`# ALLOW x-wing@cluster1 applied to running servers: x-wing@cluster2 denied after ${took['xw2-hello']} ms; x-wing@cluster1: ${during.ok} calls, ${during.failed} failed meanwhile\n`);
+  assert.deepEqual(
+    st.status.problems.map((p) => p.path),
+    ['/spec/sources/0/serviceAccount'],
+  );
+  process.stdout.write(
+    `# ALLOW x-wing@cluster1 applied to running servers: x-wing@cluster2 denied after ${took['xw2-hello']} ms; x-wing@cluster1: ${during.ok} calls, ${during.failed} failed meanwhile\n`,
+  );
 });
 
 test('method-level rules: SayHello allowed, SayGoodbye denied for the same caller', async () => {
@@ -225,7 +240,23 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   const { writeFile } = await import('node:fs/promises');
   const file = `${fleet.dir}/deny.yaml`;
   await writeFile(file, JSON.stringify(deny));
-  const { stdout } = await run(process.execPath, [meshfedBin(), 'explain', '--from', 'cluster1/sample/xw1-live', '--service-account', 'x-wing', '--to', 'rebel-base.sample.cluster2', '--method', 'helloworld.Greeter/SayHello', '--with', '-f', file, '--hub', fleet.hubUrl]);
+  const { stdout } = await run(process.execPath, [
+    meshfedBin(),
+    'explain',
+    '--from',
+    'cluster1/sample/xw1-live',
+    '--service-account',
+    'x-wing',
+    '--to',
+    'rebel-base.sample.cluster2',
+    '--method',
+    'helloworld.Greeter/SayHello',
+    '--with',
+    '-f',
+    file,
+    '--hub',
+    fleet.hubUrl,
+  ]);
   assert.match(stdout, /cluster2\s+rebel-base-c2\s+\S+\s+0\s+100%\s+HEALTHY\s+STRICT\s+DENY\s+AccessPolicy sample\/deny-x-wing/);
   assert.match(stdout, /verdict: DENIED/);
   const ms = (k: 'deny' | 'allow') => rounds.map((r) => r[k]).join(', ');

@@ -63,7 +63,10 @@ test('apply creates, re-apply is unchanged, get prints a table and -o json|yaml'
   r = await meshfed(['get', 'cluster', 'cluster9', '-o', 'json']);
   assert.equal((JSON.parse(r.stdout) as { spec: { region: string } }).spec.region, 'eu-west1');
   r = await meshfed(['get', 'cl', '-o', 'yaml']);
-  assert.deepEqual((parseYaml(r.stdout) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name), ['cluster1', 'cluster9']);
+  assert.deepEqual(
+    (parseYaml(r.stdout) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name),
+    ['cluster1', 'cluster9'],
+  );
   r = await meshfed(['delete', 'cluster', 'cluster9']);
   assert.equal(r.code, 0);
   assert.equal(r.stdout, 'Cluster cluster9 deleted\n');
@@ -218,7 +221,20 @@ test('a port already in use stops the hub or agent at start with the address nam
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`hub API: 127\\.0\\.0\\.1:${busy} is already in use`));
   const xds = fleet.agent('cluster1').xdsPort;
-  r = await meshfed(['agent', '--cluster', 'cluster1', '--hub', fleet.hubAgentAddr, '--xds-listen', `127.0.0.1:${xds}`, '--api-listen', `127.0.0.1:${await freePort()}`, '--data-dir', join(fleet.dir, 'agent-busy'), '--insecure-channel']);
+  r = await meshfed([
+    'agent',
+    '--cluster',
+    'cluster1',
+    '--hub',
+    fleet.hubAgentAddr,
+    '--xds-listen',
+    `127.0.0.1:${xds}`,
+    '--api-listen',
+    `127.0.0.1:${await freePort()}`,
+    '--data-dir',
+    join(fleet.dir, 'agent-busy'),
+    '--insecure-channel',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`agent xDS server: 127\\.0\\.0\\.1:${xds} is already in use`));
 });

@@ -51,7 +51,10 @@ test('reports after the first are deltas: the hub follows registrations and dere
   });
   // The Service of a deregistered last workload disappears too.
   const svcs = await getJson<{ items: { metadata: { name: string } }[] }>(`${fleet.hubUrl}/api/v1alpha1/services?cluster=east`);
-  assert.deepEqual(svcs.items.map((s) => s.metadata.name), ['hello']);
+  assert.deepEqual(
+    svcs.items.map((s) => s.metadata.name),
+    ['hello'],
+  );
   const cl = await getJson<{ status: { services: number; workloads: number } }>(`${fleet.hubUrl}/api/v1alpha1/clusters/east`);
   assert.deepEqual([cl.status.services, cl.status.workloads], [1, 1]);
 });
@@ -63,13 +66,14 @@ test('an agent that imports one namespace receives only that namespace', async (
     return v.services.length > 0 ? v.services.map((s) => `${s.namespace}/${s.name}`) : undefined;
   });
   // Give the tools registration time to have reached the hub and be filtered out.
-  await eventually('echo at the hub', async () =>
-    (await getJson<{ items: unknown[] }>(`${fleet.hubUrl}/api/v1alpha1/workloads?namespace=tools`)).items.length === 1 ? true : undefined,
-  );
+  await eventually('echo at the hub', async () => ((await getJson<{ items: unknown[] }>(`${fleet.hubUrl}/api/v1alpha1/workloads?namespace=tools`)).items.length === 1 ? true : undefined));
   await new Promise((r) => setTimeout(r, 300));
   const after = await getJson<{ services: { name: string; namespace: string }[] }>(`${fleet.agent('west').apiUrl}/v1/services`);
   assert.deepEqual(names, ['sample/hello']);
-  assert.deepEqual(after.services.map((s) => `${s.namespace}/${s.name}`), ['sample/hello']);
+  assert.deepEqual(
+    after.services.map((s) => `${s.namespace}/${s.name}`),
+    ['sample/hello'],
+  );
   const agents = await getJson<{ items: { cluster: string; importNamespaces: string[] }[] }>(`${fleet.hubUrl}/api/v1alpha1/agents`);
   assert.deepEqual(agents.items.find((a) => a.cluster === 'west')!.importNamespaces, ['sample']);
 });

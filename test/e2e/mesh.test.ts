@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
-import { TickLog, type Tick } from '../helpers/tick-log.js';
+import { TickLog } from '../helpers/tick-log.js';
 
 let fleet: LocalFleet;
 const servers: ServerHandle[] = [];
@@ -111,7 +111,10 @@ test('with the hub stopped traffic keeps flowing; restarted, it keeps its object
 
   await fleet.startHub();
   const clusters = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/clusters`)).json()) as { items: { metadata: { name: string } }[] };
-  assert.deepEqual(clusters.items.map((c) => c.metadata.name), ['cluster1', 'cluster2', 'cluster3']);
+  assert.deepEqual(
+    clusters.items.map((c) => c.metadata.name),
+    ['cluster1', 'cluster2', 'cluster3'],
+  );
   const meshes = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/meshes`)).json()) as { items: unknown[] };
   assert.equal(meshes.items.length, 1);
   for (const c of DEMO_CLUSTERS) await fleet.waitAgent(c.name, (s) => s.hub.connected === true);

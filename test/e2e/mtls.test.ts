@@ -52,15 +52,13 @@ function walk(dir: string): string[] {
 async function plaintextCall(address: string): Promise<HelloReply> {
   const c = new (greeter().Client)(address, grpc.credentials.createInsecure());
   try {
-    return await new Promise<HelloReply>((resolve, reject) =>
-      c.SayHello({ name: 'plain' }, new grpc.Metadata(), { deadline: Date.now() + 2000 }, (err, r) => (err ? reject(err) : resolve(r!))),
-    );
+    return await new Promise<HelloReply>((resolve, reject) => c.SayHello({ name: 'plain' }, new grpc.Metadata(), { deadline: Date.now() + 2000 }, (err, r) => (err ? reject(err) : resolve(r!))));
   } finally {
     c.close();
   }
 }
 
-test('a cross-cluster call is mutually authenticated: the server sees the caller\'s SPIFFE ID', async () => {
+test("a cross-cluster call is mutually authenticated: the server sees the caller's SPIFFE ID", async () => {
   const log = await meshClient('cluster1', 'x-wing', 'x-wing');
   await log.waitFor(0, 4, (t) => t.ok > 0 && t.failed === 0);
   const sum = await log.calls(log.mark(), 200);
@@ -78,14 +76,22 @@ test('a cross-cluster call is mutually authenticated: the server sees the caller
     listed = ((await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trust`)).json()) as { workloads: typeof listed }).workloads;
     await new Promise((r) => setTimeout(r, 200));
   }
-  for (const w of want) assert.ok(listed.some((l) => l.spiffeId === w && Date.parse(l.notAfter) > Date.now()), `${w} in trust status: ${JSON.stringify(listed)}`);
+  for (const w of want)
+    assert.ok(
+      listed.some((l) => l.spiffeId === w && Date.parse(l.notAfter) > Date.now()),
+      `${w} in trust status: ${JSON.stringify(listed)}`,
+    );
   const cli = spawnSync(process.execPath, [meshfedBin(), 'trust', 'status', '--hub', fleet.hubUrl], { encoding: 'utf8' });
   assert.equal(cli.status, 0, cli.stderr);
   assert.match(cli.stdout, /WORKLOAD IDENTITY[\s\S]*spiffe:\/\/meshfed\.local\/cluster\/cluster1\/ns\/sample\/sa\/x-wing/);
 
   // The workload's key was generated beside it: no agent or hub file, log or API answer holds it.
   // Base64 characters 48..88 of a P-256 PKCS#8 key encode bytes 36..66: the private scalar only (before: the fixed ASN.1 header).
-  const key = readFileSync(join(fleet.dir, 'identities', 'cluster1-x-wing', 'key.pem'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('').slice(48, 88);
+  const key = readFileSync(join(fleet.dir, 'identities', 'cluster1-x-wing', 'key.pem'), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('')
+    .slice(48, 88);
   const leaks = walk(fleet.dir).filter((f) => !f.includes(`${join('identities', 'cluster1-x-wing')}`) && readFileSync(f).toString('latin1').replace(/\s/g, '').includes(key));
   assert.deepEqual(leaks, [], 'the workload key appears outside its own directory');
   for (const path of ['/v1/identity/certificates', '/v1/status']) assert.ok(!(await (await fetch(`${fleet.agent('cluster1').apiUrl}${path}`)).text()).includes(key));
@@ -101,10 +107,18 @@ test('STRICT refuses plaintext; a client with a certificate from a foreign root 
   const bundle = (await (await fetch(`${fleet.agent('cluster1').apiUrl}/v1/identity/bundle`, { headers: { authorization: `Bearer ${token}` } })).json()) as { caPem: string };
   const foreignRoot = await createRootCa({ trustDomain: TD, validityDays: 1 });
   const ik = await generateKeyPair();
-  const inter = await signCsr(foreignRoot, { csrPem: await createCsr(ik, { uris: [intermediateId(TD, 'cluster1')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'cluster1'), ttlSeconds: 3600 });
+  const inter = await signCsr(foreignRoot, {
+    csrPem: await createCsr(ik, { uris: [intermediateId(TD, 'cluster1')], ca: true }),
+    profile: 'intermediate',
+    expectedId: intermediateId(TD, 'cluster1'),
+    ttlSeconds: 3600,
+  });
   const wk = await generateKeyPair();
   const id = workloadId(TD, 'cluster1', 'sample', 'x-wing');
-  const leaf = await signCsr({ certPem: inter.certPem, keyPem: ik.privateKeyPem, chainPem: '', rootsPem: foreignRoot.rootsPem }, { csrPem: await createCsr(wk, { uris: [id], ca: false }), profile: 'workload', expectedId: id, ttlSeconds: 600 });
+  const leaf = await signCsr(
+    { certPem: inter.certPem, keyPem: ik.privateKeyPem, chainPem: '', rootsPem: foreignRoot.rootsPem },
+    { csrPem: await createCsr(wk, { uris: [id], ca: false }), profile: 'workload', expectedId: id, ttlSeconds: 600 },
+  );
   const dir = join(fleet.dir, 'foreign');
   mkdirSync(dir, { recursive: true });
   writeCredentials(dir, { certChainPem: leaf.chainPem, keyPem: wk.privateKeyPem, caPem: bundle.caPem });
@@ -138,7 +152,11 @@ test('PERMISSIVE (per-service override) accepts plaintext; back to STRICT refuse
   await fleet.apply([mesh({ mtls: { mode: 'STRICT' } })]);
   const t1 = Date.now();
   let refused = false;
-  while (!refused && Date.now() - t1 < 15_000) refused = await plaintextCall(server2.address).then(() => false, () => true);
+  while (!refused && Date.now() - t1 < 15_000)
+    refused = await plaintextCall(server2.address).then(
+      () => false,
+      () => true,
+    );
   assert.ok(refused, 'plaintext refused again in STRICT');
   process.stdout.write(`# STRICT re-applied in ${Date.now() - t1} ms\n`);
 });
@@ -172,7 +190,9 @@ test('workload certificates and intermediates rotate under load with no failed c
   assert.ok(issuers.size >= 2 && serverIssuers.size >= 2, `intermediates renewed: client side ${issuers.size}, server side ${serverIssuers.size}`);
   assert.equal(sum.failed, 0, JSON.stringify(sum.errors));
   assert.ok(sum.ok > 500);
-  process.stdout.write(`# rotation under load (20 s, 50 calls/s): ${leaves.size} client certificates, ${issuers.size} cluster1 intermediates, ${serverIssuers.size} cluster2 intermediates; ${sum.ok} calls ok, ${sum.failed} failed\n`);
+  process.stdout.write(
+    `# rotation under load (20 s, 50 calls/s): ${leaves.size} client certificates, ${issuers.size} cluster1 intermediates, ${serverIssuers.size} cluster2 intermediates; ${sum.ok} calls ok, ${sum.failed} failed\n`,
+  );
   await fleet.procs.stop(log.child);
   await fleet.apply([mesh({ mtls: { mode: 'STRICT' } })]);
 });
@@ -219,7 +239,9 @@ test('the root rotates in three steps under load with no failed call: new root i
   const sum = log.since(mark);
   assert.equal(sum.failed, 0, JSON.stringify(sum.errors));
   assert.ok(sum.ok > 100);
-  process.stdout.write(`# root rotation under load: new root in every bundle ${tBundle} ms after add, every workload re-issued ${tSigned} ms after activate, old root gone ${tRetired} ms after retire; ${sum.ok} calls ok, ${sum.failed} failed\n`);
+  process.stdout.write(
+    `# root rotation under load: new root in every bundle ${tBundle} ms after add, every workload re-issued ${tSigned} ms after activate, old root gone ${tRetired} ms after retire; ${sum.ok} calls ok, ${sum.failed} failed\n`,
+  );
   // A fresh handshake after the rotation works too.
   const fresh = await meshClient('cluster1', 'after-rotation', 'x-wing');
   await fresh.waitFor(0, 4, (t) => t.ok > 0 && t.failed === 0);

@@ -14,7 +14,10 @@ const NS = 'sample';
 before(async () => {
   fleet = await LocalFleet.create();
   await fleet.startHub();
-  await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests (mtls.test.ts) */, ...DEMO_CLUSTERS.map(clusterObject)]);
+  await fleet.apply([
+    { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests (mtls.test.ts) */,
+    ...DEMO_CLUSTERS.map(clusterObject),
+  ]);
   for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);
   for (const [cluster, name, version] of [
     ['cluster1', 'hw-c1-v1', 'v1'],
@@ -41,7 +44,9 @@ async function remove(plural: string, name: string): Promise<void> {
 
 async function client(cluster: string, name: string, o: { rate?: number; headers?: Record<string, string>; tickMs?: number } = {}): Promise<TickLog> {
   const bootstrap = await fleet.bootstrap(cluster, NS, name, false);
-  return new TickLog(fleet.startClient(cluster, bootstrap, { target: 'xds:///helloworld.sample', rate: o.rate ?? 100, name, ...(o.headers ? { headers: o.headers } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }));
+  return new TickLog(
+    fleet.startClient(cluster, bootstrap, { target: 'xds:///helloworld.sample', rate: o.rate ?? 100, name, ...(o.headers ? { headers: o.headers } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }),
+  );
 }
 
 async function register(name: string): Promise<void> {
@@ -60,7 +65,15 @@ test('weighted split across clusters and subsets: 75% v3 in cluster2, 15% v1 and
   await fleet.apply([
     policy('TrafficPolicy', 'helloworld-split', {
       destinations: [{ name: 'helloworld' }],
-      routes: [{ split: [{ cluster: 'cluster2', subset: { version: 'v3' }, weight: 75 }, { cluster: 'cluster1', subset: { version: 'v1' }, weight: 15 }, { cluster: 'cluster1', subset: { version: 'v2' }, weight: 10 }] }],
+      routes: [
+        {
+          split: [
+            { cluster: 'cluster2', subset: { version: 'v3' }, weight: 75 },
+            { cluster: 'cluster1', subset: { version: 'v1' }, weight: 15 },
+            { cluster: 'cluster1', subset: { version: 'v2' }, weight: 10 },
+          ],
+        },
+      ],
     }),
   ]);
   await log.waitFor(log.mark(), 2, only(['cluster1/', 'cluster2/']));
@@ -72,10 +85,16 @@ test('weighted split across clusters and subsets: 75% v3 in cluster2, 15% v1 and
     const got = pct(sum.byBackend[k] ?? 0, total);
     assert.ok(Math.abs(got - w) <= 3, `${k}: ${got}% of ${total} calls, want ${w}% +-3`);
   }
-  process.stdout.write(`# split over ${total} calls: ${Object.keys(want).map((k) => `${k} ${pct(sum.byBackend[k] ?? 0, total)}%`).join(', ')} (want 75/15/10)\n`);
+  process.stdout.write(
+    `# split over ${total} calls: ${Object.keys(want)
+      .map((k) => `${k} ${pct(sum.byBackend[k] ?? 0, total)}%`)
+      .join(', ')} (want 75/15/10)\n`,
+  );
 
   // Status lists what the policy applies to.
-  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-split?namespace=${NS}`)).json()) as { status: { services: string[]; clusters: string[]; problems: unknown[] } };
+  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-split?namespace=${NS}`)).json()) as {
+    status: { services: string[]; clusters: string[]; problems: unknown[] };
+  };
   assert.deepEqual(st.status.services, ['helloworld.sample']);
   assert.deepEqual(st.status.clusters, ['cluster1', 'cluster2', 'cluster3']);
   assert.deepEqual(st.status.problems, []);
@@ -124,7 +143,10 @@ test('a route timeout cuts injected delays: delayed calls end with DEADLINE_EXCE
     const sum = await log.calls(log.mark(), 1000);
     const rate = pct(sum.failed, sum.ok + sum.failed);
     assert.ok(Math.abs(rate - 30) <= 5, `timed out ${rate}% of ${sum.ok + sum.failed}, want 30 +-5: ${JSON.stringify(sum.errors).slice(0, 500)}`);
-    assert.ok(Object.keys(sum.errors).every((e) => e.startsWith('DEADLINE_EXCEEDED')), JSON.stringify(sum.errors).slice(0, 500));
+    assert.ok(
+      Object.keys(sum.errors).every((e) => e.startsWith('DEADLINE_EXCEEDED')),
+      JSON.stringify(sum.errors).slice(0, 500),
+    );
     process.stdout.write(`# delay 2 s on 30% with a 600 ms route timeout (margin for a loaded machine): ${rate}% of ${sum.ok + sum.failed} calls ended DEADLINE_EXCEEDED\n`);
   } finally {
     await fleet.procs.stop(log.child);
@@ -136,16 +158,20 @@ test('retries hide a failing endpoint', async () => {
   const bad = await fleet.startServer('cluster2', { name: 'hw-c2-bad', version: 'bad', failRate: 1 });
   const log = await client('cluster2', 'retry-client', { rate: 200 });
   try {
-  await log.waitFor(0, 2, (t) => t.failed > 0);
-  const without = await log.calls(log.mark(), 400);
-  assert.ok(without.failed > 0);
-  await fleet.apply([policy('TrafficPolicy', 'helloworld-retries', { destinations: [{ name: 'helloworld' }], routes: [{ retries: { attempts: 5, on: ['unavailable'], backoff: { baseInterval: '5ms' } } }] })]);
-  await log.waitFor(log.mark(), 2, (t) => t.ok > 0 && t.failed === 0);
-  const withRetries = await log.calls(log.mark(), 2000);
-  // Round robin interleaves concurrent calls, so a retry can land on the bad endpoint again: (1/5)^5 per call.
-  const failedWith = pct(withRetries.failed, withRetries.ok + withRetries.failed);
-  assert.ok(failedWith <= 0.5, `${failedWith}% failed with retries: ${JSON.stringify(withRetries.errors)}`);
-  process.stdout.write(`# failing endpoint (1 of 5): without retries ${pct(without.failed, without.ok + without.failed)}% failed; with 5 attempts ${withRetries.failed} of ${withRetries.ok + withRetries.failed} failed\n`);
+    await log.waitFor(0, 2, (t) => t.failed > 0);
+    const without = await log.calls(log.mark(), 400);
+    assert.ok(without.failed > 0);
+    await fleet.apply([
+      policy('TrafficPolicy', 'helloworld-retries', { destinations: [{ name: 'helloworld' }], routes: [{ retries: { attempts: 5, on: ['unavailable'], backoff: { baseInterval: '5ms' } } }] }),
+    ]);
+    await log.waitFor(log.mark(), 2, (t) => t.ok > 0 && t.failed === 0);
+    const withRetries = await log.calls(log.mark(), 2000);
+    // Round robin interleaves concurrent calls, so a retry can land on the bad endpoint again: (1/5)^5 per call.
+    const failedWith = pct(withRetries.failed, withRetries.ok + withRetries.failed);
+    assert.ok(failedWith <= 0.5, `${failedWith}% failed with retries: ${JSON.stringify(withRetries.errors)}`);
+    process.stdout.write(
+      `# failing endpoint (1 of 5): without retries ${pct(without.failed, without.ok + without.failed)}% failed; with 5 attempts ${withRetries.failed} of ${withRetries.ok + withRetries.failed} failed\n`,
+    );
   } finally {
     await fleet.procs.stop(log.child);
     await fleet.deregister('cluster2', { namespace: NS, name: 'hw-c2-bad' });
@@ -240,7 +266,12 @@ test('affinity local keeps traffic local; fails over zone/region first, then oth
 
   // Local and same-region gone: the other region.
   m = log.mark();
-  for (const [c, n] of [['cluster1', 'hw-c1-v1'], ['cluster1', 'hw-c1-v2'], ['cluster2', 'hw-c2-v3']] as const) await fleet.deregister(c, { namespace: NS, name: n });
+  for (const [c, n] of [
+    ['cluster1', 'hw-c1-v1'],
+    ['cluster1', 'hw-c1-v2'],
+    ['cluster2', 'hw-c2-v3'],
+  ] as const)
+    await fleet.deregister(c, { namespace: NS, name: n });
   const outRegion = await log.waitFor(m, 3, only(['cluster3/']));
   for (const n of ['hw-c1-v1', 'hw-c1-v2', 'hw-c2-v3']) await register(n);
   await log.waitFor(log.mark(), 3, only(['cluster1/']));
@@ -269,11 +300,26 @@ test('meshfed plan (POST /plan) shows per-cluster diffs and the expected split, 
   const before = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };
   const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/plan`, {
     method: 'POST',
-    body: JSON.stringify([policy('TrafficPolicy', 'canary', { destinations: [{ name: 'helloworld' }], routes: [{ split: [{ cluster: 'cluster2', weight: 99 }, { cluster: 'cluster3', weight: 1 }] }] })]),
+    body: JSON.stringify([
+      policy('TrafficPolicy', 'canary', {
+        destinations: [{ name: 'helloworld' }],
+        routes: [
+          {
+            split: [
+              { cluster: 'cluster2', weight: 99 },
+              { cluster: 'cluster3', weight: 1 },
+            ],
+          },
+        ],
+      }),
+    ]),
   });
   assert.equal(r.status, 200);
   const p = (await r.json()) as { clusters: { cluster: string; changes: { name: string }[] }[]; services: { split: Record<string, { after: { shares: Record<string, number> }[] }> }[] };
-  assert.deepEqual(p.clusters.map((c) => c.cluster), ['cluster1', 'cluster2', 'cluster3']);
+  assert.deepEqual(
+    p.clusters.map((c) => c.cluster),
+    ['cluster1', 'cluster2', 'cluster3'],
+  );
   assert.ok(p.clusters[0]!.changes.some((c) => c.name === 'outbound|50051|cluster=cluster3|helloworld.sample'));
   assert.deepEqual(p.services[0]!.split.cluster1!.after[0]!.shares, { 'cluster2/v3': 99, 'cluster3/v3': 1 });
   const after = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };

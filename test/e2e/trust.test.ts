@@ -80,7 +80,10 @@ describe('mTLS with join tokens', () => {
     assert.equal(s.trust.channel, 'mtls');
     assert.equal(s.trust.agentCert?.spiffeId, agentId(TD, 'east'));
     assert.equal(s.trust.intermediate?.spiffeId, intermediateId(TD, 'east'));
-    assert.deepEqual(s.trust.bundle.map((b) => b.fingerprint), [fingerprint(await bundle())]);
+    assert.deepEqual(
+      s.trust.bundle.map((b) => b.fingerprint),
+      [fingerprint(await bundle())],
+    );
     const trustDir = join(fleet.agent('east').dataDir, 'trust');
     assert.equal((await stat(trustDir)).mode & 0o777, 0o700);
     for (const f of ['channel.pem', 'intermediate.pem']) assert.equal((await stat(join(trustDir, f))).mode & 0o777, 0o600, f);
@@ -201,10 +204,7 @@ describe('mTLS with join tokens', () => {
 
   test('no intermediate or channel key reaches the hub (data dir, API, logs); no join token appears in a log', async () => {
     const keyLines = (pem: string) => pem.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----'));
-    const secrets = [
-      ...keyLines(readCredential(fleet.agent('east').dataDir, 'intermediate.pem').keyPem),
-      ...keyLines(readCredential(fleet.agent('east').dataDir, 'channel.pem').keyPem),
-    ];
+    const secrets = [...keyLines(readCredential(fleet.agent('east').dataDir, 'intermediate.pem').keyPem), ...keyLines(readCredential(fleet.agent('east').dataDir, 'channel.pem').keyPem)];
     assert.ok(secrets.length >= 2);
     const files = async (dir: string): Promise<string[]> => {
       const out: string[] = [];
@@ -319,7 +319,10 @@ describe('mTLS with join tokens', () => {
     r = await meshfed(fleet, ['trust', 'status', '-o', 'yaml']);
     const y = parseYaml(r.stdout) as TrustStatus;
     assert.deepEqual(y.workloads, []);
-    assert.deepEqual(y.roots.map((x) => x.phase), ['retired', 'active']);
+    assert.deepEqual(
+      y.roots.map((x) => x.phase),
+      ['retired', 'active'],
+    );
     assert.equal(y.clusters.find((c) => c.cluster === 'west')?.agentCert?.root, fresh);
   });
 
@@ -331,7 +334,11 @@ describe('mTLS with join tokens', () => {
     await fleet.startAgent(A, { waitReady: false });
     await fleet.waitAgent('east', (s) => /hub rejected this agent \(Revoked\): cluster "east" was deleted at the hub at .*revoked/.test(s.hub.lastError ?? ''));
     const st = await trustStatus();
-    assert.equal(st.clusters.find((c) => c.cluster === 'east'), undefined, 'a deleted cluster is no longer listed');
+    assert.equal(
+      st.clusters.find((c) => c.cluster === 'east'),
+      undefined,
+      'a deleted cluster is no longer listed',
+    );
   });
 });
 

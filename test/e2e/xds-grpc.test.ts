@@ -32,8 +32,7 @@ describe('xDS end to end with grpc-js-xds processes', () => {
     const b = grpcBootstrap({ xdsServer: xdsAddr, nodeId: nodeIdFor(cluster, 'sample', workload), cluster, locality: { region, zone }, server });
     return { GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(b) };
   };
-  const spawnClient = (name: string, cluster: string, args: string[]): NodeProc =>
-    spawnNode(name, CLIENT, args, bootstrapEnv(cluster, name, false));
+  const spawnClient = (name: string, cluster: string, args: string[]): NodeProc => spawnNode(name, CLIENT, args, bootstrapEnv(cluster, name, false));
   const resourcesFor = (bs: HelloworldBackend[]) => translateClient(helloworldView(bs), { cluster: 'cluster1', policies: policySet([]) });
   const ackOf = (nodeId: string, typeUrl: string, version: string) => events.find((e) => e.kind === 'ack' && e.nodeId === nodeId && e.typeUrl === typeUrl && e.version === version);
   const ticksAfter = (i: number) => client.lines.slice(i).filter(isTick);
@@ -52,7 +51,12 @@ describe('xDS end to end with grpc-js-xds processes', () => {
 
   it('holds every request until the first snapshot; servers and an early client are served after it', async (t) => {
     servers = backends.map((b) =>
-      spawnNode(`server-${b.cluster}`, SERVER, ['--address', b.address, '--port', String(b.port), '--cluster', b.cluster, '--version', b.version, '--name', `helloworld-${b.version}-0`], bootstrapEnv(b.cluster, `helloworld-${b.version}-0`, true)),
+      spawnNode(
+        `server-${b.cluster}`,
+        SERVER,
+        ['--address', b.address, '--port', String(b.port), '--cluster', b.cluster, '--version', b.version, '--name', `helloworld-${b.version}-0`],
+        bootstrapEnv(b.cluster, `helloworld-${b.version}-0`, true),
+      ),
     );
     client = spawnClient('client-global', 'cluster1', ['--target', 'xds:///helloworld.sample', '--rate', '40', '--deadline-ms', '4000']);
     // Everyone connected and asked for its listener; nobody got an answer.
@@ -128,14 +132,21 @@ describe('xDS end to end with grpc-js-xds processes', () => {
     t.diagnostic(`setResources -> client EDS ACK: ${(ack.at - t0).toFixed(1)} ms`);
     // Only the client's assignment changed: nothing else was pushed to anyone.
     const sends = events.slice(sentBefore).filter((e) => e.kind === 'send');
-    assert.deepEqual(sends.map((e) => `${e.nodeId} ${e.kind === 'send' ? e.typeUrl : ''}`), [`${clientNode} ${ENDPOINT_TYPE}`]);
+    assert.deepEqual(
+      sends.map((e) => `${e.nodeId} ${e.kind === 'send' ? e.typeUrl : ''}`),
+      [`${clientNode} ${ENDPOINT_TYPE}`],
+    );
     // The tick in progress may still hold calls made before the update; the two after it may not.
     const ackTickIndex = client.lines.length;
     await eventually(() => ticksAfter(ackTickIndex).length >= 3, 6000, 'three ticks');
     const all = ticksAfter(from);
     const later = ticksAfter(ackTickIndex).slice(1, 3);
     t.diagnostic(`ticks since the update: ${JSON.stringify(all.map((k) => k.byBackend))}`);
-    assert.equal(all.reduce((a, k) => a + k.failed, 0), 0, JSON.stringify(all.map((k) => k.errors)));
+    assert.equal(
+      all.reduce((a, k) => a + k.failed, 0),
+      0,
+      JSON.stringify(all.map((k) => k.errors)),
+    );
     for (const k of later) {
       assert.equal(k.byBackend['cluster3/v3'], undefined, JSON.stringify(k));
       assert.ok(k.ok > 0);
@@ -175,8 +186,15 @@ describe('xDS end to end with grpc-js-xds processes', () => {
     const mark = client.lines.length;
     await eventually(() => ticksAfter(mark).length >= 1, 3000, 'a tick after the restart');
     const ticks = ticksAfter(from);
-    assert.equal(ticks.reduce((a, k) => a + k.failed, 0), 0, JSON.stringify(ticks.map((k) => k.errors)));
-    assert.ok(ticks.every((k) => k.ok > 0), 'calls kept flowing from the cached config');
+    assert.equal(
+      ticks.reduce((a, k) => a + k.failed, 0),
+      0,
+      JSON.stringify(ticks.map((k) => k.errors)),
+    );
+    assert.ok(
+      ticks.every((k) => k.ok > 0),
+      'calls kept flowing from the cached config',
+    );
   });
 
   it('lets the client print its totals and exit on SIGTERM', async () => {

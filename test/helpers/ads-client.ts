@@ -26,10 +26,7 @@ let adsCtor: grpc.ServiceClientConstructor | undefined;
 export function adsClientConstructor(): grpc.ServiceClientConstructor {
   if (!adsCtor) {
     // makeGenericClientConstructor wants grpc-js's ServiceDefinition; proto-loader's is the same shape.
-    adsCtor = grpc.makeGenericClientConstructor(
-      adsServiceDefinition(),
-      'AggregatedDiscoveryService',
-    );
+    adsCtor = grpc.makeGenericClientConstructor(adsServiceDefinition(), 'AggregatedDiscoveryService');
   }
   return adsCtor;
 }

@@ -8,13 +8,7 @@ export function cluster(name: string, region: string, zones: string[], network =
   return { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name }, spec: { network, region, zones } };
 }
 
-export function service(
-  clusterName: string,
-  name: string,
-  namespace: string,
-  ports: ServicePort[],
-  opts: { exported?: boolean; since?: string } = {},
-): Service {
+export function service(clusterName: string, name: string, namespace: string, ports: ServicePort[], opts: { exported?: boolean; since?: string } = {}): Service {
   return {
     apiVersion: API_VERSION,
     kind: 'Service',
@@ -58,11 +52,7 @@ export interface HelloworldBackend {
  * workload per backend given (workload name helloworld-<version>-<i>).
  */
 export function helloworldView(backends: HelloworldBackend[]): FederatedView {
-  const clusters = [
-    cluster('cluster1', 'us-east1', ['us-east1-a', 'us-east1-b']),
-    cluster('cluster2', 'us-west1', ['us-west1-a']),
-    cluster('cluster3', 'eu-west1', ['eu-west1-a']),
-  ];
+  const clusters = [cluster('cluster1', 'us-east1', ['us-east1-a', 'us-east1-b']), cluster('cluster2', 'us-west1', ['us-west1-a']), cluster('cluster3', 'eu-west1', ['eu-west1-a'])];
   const services = clusters.map((c) => service(c.metadata.name, 'helloworld', 'sample', [GRPC_PORT]));
   const workloads = backends.map((b, i) => {
     const opts: { zone?: string; health?: Health; labels: Record<string, string> } = { labels: { app: 'helloworld', version: b.version } };

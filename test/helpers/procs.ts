@@ -123,7 +123,14 @@ export function spawnNode(name: string, script: string, args: string[], env: Rec
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what}\nstdout: ${lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${err.slice(-2000)}`));
+          reject(
+            new Error(
+              `${name}: timed out after ${timeoutMs} ms waiting for ${what}\nstdout: ${lines
+                .slice(-5)
+                .map((l) => JSON.stringify(l))
+                .join('\n')}\nstderr: ${err.slice(-2000)}`,
+            ),
+          );
         }, timeoutMs);
         const onExit = (): void => {
           done();

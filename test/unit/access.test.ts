@@ -58,10 +58,20 @@ const objects: ApiObject[] = [
 ];
 const view = federate({ clusters, services: objects.filter((o) => o.kind === 'Service') as never, workloads: objects.filter((o) => o.kind === 'Workload') as never });
 const rb2 = objects.find((o) => o.metadata.name === 'rebel-base-c2') as Workload;
-const target = (mode: 'STRICT' | 'PERMISSIVE' = 'STRICT'): AccessTarget => listenerTarget(rb2, 40001, view.services.find((g) => g.name === 'rebel-base'), mode);
+const target = (mode: 'STRICT' | 'PERMISSIVE' = 'STRICT'): AccessTarget =>
+  listenerTarget(
+    rb2,
+    40001,
+    view.services.find((g) => g.name === 'rebel-base'),
+    mode,
+  );
 const env = (policies: AccessPolicy[], defaultAction: 'ALLOW' | 'DENY' = 'ALLOW'): AccessEnv => ({ trustDomain: TD, defaultAction, policies, endpoints: () => viewEndpoints(view) });
 
-const allowC1 = ap('x-wing-c1', { action: 'ALLOW', destinations: [{ name: 'rebel-base', methods: ['helloworld.Greeter/SayHello'] }], sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'x-wing' }] });
+const allowC1 = ap('x-wing-c1', {
+  action: 'ALLOW',
+  destinations: [{ name: 'rebel-base', methods: ['helloworld.Greeter/SayHello'] }],
+  sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'x-wing' }],
+});
 const denyGold = ap('no-gold', { action: 'DENY', destinations: [{ name: 'rebel-base', cluster: 'cluster2' }], sources: [{ labels: { squadron: 'gold' } }] }, '2024-02-01T00:00:00Z');
 
 describe('AccessPolicy validation', () => {
@@ -92,12 +102,21 @@ describe('AccessPolicy translation', () => {
 
   it('DENY filter then ALLOW filter before the router; labels resolved to identities; strict Envoy encoding (golden)', () => {
     const filters = accessHttpFilters(compileAccess(env([allowC1, denyGold]), target()));
-    assert.deepEqual(filters.map((f) => f.name), ['meshfed.access.deny', 'meshfed.access.allow']);
+    assert.deepEqual(
+      filters.map((f) => f.name),
+      ['meshfed.access.deny', 'meshfed.access.allow'],
+    );
     const listener = serverListenerResource(serverListenerName('10.2.0.1', 40001), { address: '10.2.0.1', port: 40001, mode: 'STRICT', httpFilters: filters });
     encodeResource(listener);
     const hcm = (listener.message.filter_chains as { filters: { typed_config: { http_filters: { name: string; is_optional?: boolean }[] } }[] }[])[0]!.filters[0]!.typed_config;
-    assert.deepEqual(hcm.http_filters.map((f) => f.name), ['meshfed.access.deny', 'meshfed.access.allow', 'envoy.filters.http.router']);
-    assert.ok(hcm.http_filters.every((f) => f.is_optional === undefined), 'never optional');
+    assert.deepEqual(
+      hcm.http_filters.map((f) => f.name),
+      ['meshfed.access.deny', 'meshfed.access.allow', 'envoy.filters.http.router'],
+    );
+    assert.ok(
+      hcm.http_filters.every((f) => f.is_optional === undefined),
+      'never optional',
+    );
     golden.expect('access/testdata/rebel-base-cluster2.yaml', filters);
     assert.match(JSON.stringify(filters[0]), new RegExp(id('cluster2', 'x-wing')), 'gold squadron label -> the identity of x-wing-c2');
   });
@@ -106,7 +125,11 @@ describe('AccessPolicy translation', () => {
     assert.deepEqual(accessHttpFilters(compileAccess(env([]), target())), []);
     const deny = accessHttpFilters(compileAccess(env([], 'DENY'), target()));
     assert.deepEqual(deny, [{ name: 'meshfed.access.allow', typed_config: { '@type': RBAC_TYPE, rules: { action: 'ALLOW', policies: {} } } }]);
-    const noFilters = translateServerListener(serverListenerName('10.2.0.1', 40001), () => 'STRICT', () => [])!;
+    const noFilters = translateServerListener(
+      serverListenerName('10.2.0.1', 40001),
+      () => 'STRICT',
+      () => [],
+    )!;
     assert.equal(JSON.stringify(noFilters.message).includes('rbac'), false);
   });
 
@@ -148,17 +171,72 @@ describe('the rule, and explain agreeing with the RBAC engine gRPC runs', () => 
   const callers = [id('cluster1', 'x-wing'), id('cluster2', 'x-wing'), id('cluster3', 'tie-fighter', 'empire'), undefined];
   const methods = ['/helloworld.Greeter/SayHello', '/helloworld.Greeter/SayGoodbye'];
   const cases: [string, AccessPolicy[], 'ALLOW' | 'DENY', ('ALLOW' | 'DENY')[][]][] = [
-    ['no policy, default ALLOW', [], 'ALLOW', [['ALLOW', 'ALLOW'], ['ALLOW', 'ALLOW'], ['ALLOW', 'ALLOW'], ['ALLOW', 'ALLOW']]],
-    ['no policy, default DENY', [], 'DENY', [['DENY', 'DENY'], ['DENY', 'DENY'], ['DENY', 'DENY'], ['DENY', 'DENY']]],
-    ['x-wing@cluster1 may SayHello; ALLOW restricts everyone else', [allowC1], 'ALLOW', [['ALLOW', 'DENY'], ['DENY', 'DENY'], ['DENY', 'DENY'], ['DENY', 'DENY']]],
+    [
+      'no policy, default ALLOW',
+      [],
+      'ALLOW',
+      [
+        ['ALLOW', 'ALLOW'],
+        ['ALLOW', 'ALLOW'],
+        ['ALLOW', 'ALLOW'],
+        ['ALLOW', 'ALLOW'],
+      ],
+    ],
+    [
+      'no policy, default DENY',
+      [],
+      'DENY',
+      [
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+      ],
+    ],
+    [
+      'x-wing@cluster1 may SayHello; ALLOW restricts everyone else',
+      [allowC1],
+      'ALLOW',
+      [
+        ['ALLOW', 'DENY'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+      ],
+    ],
     [
       'DENY (gold squadron = x-wing@cluster2) wins over ALLOW everyone in sample',
       [ap('sample', { action: 'ALLOW', destinations: [{ name: 'rebel-base' }], sources: [{ namespace: 'sample' }] }), denyGold],
       'ALLOW',
-      [['ALLOW', 'ALLOW'], ['DENY', 'DENY'], ['DENY', 'DENY'], ['DENY', 'DENY']],
+      [
+        ['ALLOW', 'ALLOW'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+        ['DENY', 'DENY'],
+      ],
     ],
-    ['DENY every caller of SayGoodbye, default ALLOW', [ap('bye', { action: 'DENY', destinations: [{ name: 'rebel-base', methods: ['helloworld.Greeter/SayGoodbye'] }] })], 'ALLOW', [['ALLOW', 'DENY'], ['ALLOW', 'DENY'], ['ALLOW', 'DENY'], ['ALLOW', 'DENY']]],
-    ['ALLOW every identity (sources [{}]) of any service of the namespace', [ap('mesh', { action: 'ALLOW', destinations: [{}], sources: [{}] })], 'DENY', [['ALLOW', 'ALLOW'], ['ALLOW', 'ALLOW'], ['ALLOW', 'ALLOW'], ['DENY', 'DENY']]],
+    [
+      'DENY every caller of SayGoodbye, default ALLOW',
+      [ap('bye', { action: 'DENY', destinations: [{ name: 'rebel-base', methods: ['helloworld.Greeter/SayGoodbye'] }] })],
+      'ALLOW',
+      [
+        ['ALLOW', 'DENY'],
+        ['ALLOW', 'DENY'],
+        ['ALLOW', 'DENY'],
+        ['ALLOW', 'DENY'],
+      ],
+    ],
+    [
+      'ALLOW every identity (sources [{}]) of any service of the namespace',
+      [ap('mesh', { action: 'ALLOW', destinations: [{}], sources: [{}] })],
+      'DENY',
+      [
+        ['ALLOW', 'ALLOW'],
+        ['ALLOW', 'ALLOW'],
+        ['ALLOW', 'ALLOW'],
+        ['DENY', 'DENY'],
+      ],
+    ],
   ];
   for (const [name, policies, def, want] of cases) {
     it(name, () => {
@@ -204,7 +282,16 @@ describe('AccessPolicy status', () => {
     assert.deepEqual(b.destinations, []);
     assert.deepEqual(
       b.problems.map((p) => p.path),
-      ['/spec/destinations/0/name', '/spec/destinations/1/cluster', '/spec/destinations/2/cluster', '/spec/destinations/3/ports/0', '/spec/sources/0/cluster', '/spec/sources/1/serviceAccount', '/spec/sources/2/labels', '/spec/sources/3/namespace'],
+      [
+        '/spec/destinations/0/name',
+        '/spec/destinations/1/cluster',
+        '/spec/destinations/2/cluster',
+        '/spec/destinations/3/ports/0',
+        '/spec/sources/0/cluster',
+        '/spec/sources/1/serviceAccount',
+        '/spec/sources/2/labels',
+        '/spec/sources/3/namespace',
+      ],
     );
     assert.match(b.problems[0]!.message, /no service "death-star" in namespace "sample"/);
     assert.match(b.problems[4]!.message, /no member cluster "cluster7"/);
@@ -226,10 +313,13 @@ describe('explain', () => {
     const r = explain([...objects, mesh, allowC1], { from, to: 'rebel-base', method: 'helloworld.Greeter/SayGoodbye' });
     assert.equal(r.from.identity, id('cluster1', 'x-wing'));
     assert.deepEqual(r.route, { name: 'default', match: 'every call', from: 'no TrafficPolicy (default route)' });
-    assert.deepEqual(r.endpoints.map((e) => [e.cluster, e.workload, e.priority, e.share, e.access.action, e.access.decidedBy]), [
-      ['cluster2', 'rebel-base-c2', 0, 50, 'DENY', 'AccessPolicy sample/x-wing-c1'],
-      ['cluster3', 'rebel-base-c3', 0, 50, 'DENY', 'AccessPolicy sample/x-wing-c1'],
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.cluster, e.workload, e.priority, e.share, e.access.action, e.access.decidedBy]),
+      [
+        ['cluster2', 'rebel-base-c2', 0, 50, 'DENY', 'AccessPolicy sample/x-wing-c1'],
+        ['cluster3', 'rebel-base-c3', 0, 50, 'DENY', 'AccessPolicy sample/x-wing-c1'],
+      ],
+    );
     assert.equal(r.verdict, 'DENY');
     const hello = explain([...objects, mesh, allowC1], { from, to: 'rebel-base.sample.cluster2', method: 'helloworld.Greeter/SayHello' });
     assert.equal(hello.verdict, 'ALLOW');
@@ -238,13 +328,21 @@ describe('explain', () => {
   });
 
   it('--with: the same dry run as plan; failover priorities and a TrafficPolicy split show', () => {
-    const failover: ApiObject = { apiVersion: API_VERSION, kind: 'FailoverPolicy', metadata: { name: 'fo', namespace: 'sample', creationTimestamp: '2024-01-01T00:00:00Z' }, spec: { destinations: [{ name: 'rebel-base' }], affinity: 'local', order: ['zone', 'region'] } };
+    const failover: ApiObject = {
+      apiVersion: API_VERSION,
+      kind: 'FailoverPolicy',
+      metadata: { name: 'fo', namespace: 'sample', creationTimestamp: '2024-01-01T00:00:00Z' },
+      spec: { destinations: [{ name: 'rebel-base' }], affinity: 'local', order: ['zone', 'region'] },
+    };
     const r = explain([...objects, mesh, failover], { from, to: 'rebel-base', with: [denyGold] });
     assert.deepEqual(r.applied, ['AccessPolicy sample/no-gold']);
-    assert.deepEqual(r.endpoints.map((e) => [e.cluster, e.priority, e.share, e.access.action]), [
-      ['cluster2', 0, 100, 'ALLOW'],
-      ['cluster3', 1, 0, 'ALLOW'],
-    ]);
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.cluster, e.priority, e.share, e.access.action]),
+      [
+        ['cluster2', 0, 100, 'ALLOW'],
+        ['cluster3', 1, 0, 'ALLOW'],
+      ],
+    );
     const gold = explain([...objects, mesh], { from: { cluster: 'cluster2', namespace: 'sample', workload: 'x-wing-c2' }, to: 'rebel-base', with: [denyGold] });
     assert.equal(gold.verdict, 'MIXED', 'cluster2 denies the gold squadron, cluster3 has no policy');
     assert.match(formatExplain(gold), /cluster2\s+rebel-base-c2.*DENY\s+AccessPolicy sample\/no-gold/);

@@ -85,7 +85,12 @@ describe('agent trust', () => {
     t.onHubMessage({ trustBundle: { ...bundleOf(root), rotationPhase: 'none', intermediateTtlMs: '7200000' } });
     await s.next((m) => !!m.intermediateCsr);
     // An answer for another key is refused; the right one is kept.
-    const other = await signCsr(root, { csrPem: await createCsr(await generateKeyPair(), { uris: [intermediateId(TD, 'east')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'east'), ttlSeconds: 600 });
+    const other = await signCsr(root, {
+      csrPem: await createCsr(await generateKeyPair(), { uris: [intermediateId(TD, 'east')], ca: true }),
+      profile: 'intermediate',
+      expectedId: intermediateId(TD, 'east'),
+      ttlSeconds: 600,
+    });
     t.onHubMessage({ intermediate: { certChainPem: other.chainPem, rootsPem: root.certPem } });
     await settle();
     assert.match(t.status().intermediateError ?? '', /not for this agent's key/);
@@ -106,7 +111,6 @@ describe('agent trust', () => {
     assert.equal(t.status().intermediate?.spiffeId, intermediateId(TD, 'east'));
     assert.equal((await stat(join(dir, 'trust', 'intermediate.pem'))).mode & 0o777, 0o600);
     assert.ok(changes >= 2);
-
 
     // The Mesh's TTL changes: re-issue. The signer changes: re-issue.
     t.onHubMessage({ trustBundle: bundleOf(root, 3_600_000) });

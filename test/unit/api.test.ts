@@ -30,7 +30,10 @@ test('field errors name the field path', () => {
   if (r.ok) return;
   const paths = r.errors.map((e) => e.path);
   assert.ok(paths.includes('/spec/zones'), JSON.stringify(r.errors));
-  assert.ok(paths.some((p) => p.startsWith('/spec/netwrok')), `unknown field reported: ${JSON.stringify(r.errors)}`);
+  assert.ok(
+    paths.some((p) => p.startsWith('/spec/netwrok')),
+    `unknown field reported: ${JSON.stringify(r.errors)}`,
+  );
 });
 
 test('multi-document YAML yields every object; JSON works too', () => {
@@ -100,10 +103,7 @@ test('a Workload needs an IP address and a cluster', () => {
   });
   assert.equal(r.ok, false);
   if (r.ok) return;
-  assert.deepEqual(
-    r.errors.map((e) => e.path).sort(),
-    ['/metadata/cluster', '/spec/address'],
-  );
+  assert.deepEqual(r.errors.map((e) => e.path).sort(), ['/metadata/cluster', '/spec/address']);
 });
 
 test('namespaced kinds require a namespace', () => {
@@ -136,7 +136,9 @@ test('every kind yields a structural CRD from its one schema', async () => {
     };
     walk(schema);
   }
-  const cluster = crdFor(KINDS.find((k) => k.kind === 'Cluster')!) as { spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { required: string[]; properties: Record<string, { type: string }> } } } } }[] } };
+  const cluster = crdFor(KINDS.find((k) => k.kind === 'Cluster')!) as {
+    spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { required: string[]; properties: Record<string, { type: string }> } } } } }[] };
+  };
   const spec = cluster.spec.versions[0]!.schema.openAPIV3Schema.properties.spec;
   assert.deepEqual(spec.required.sort(), ['network', 'region', 'zones']);
   assert.equal(spec.properties.zones!.type, 'array');

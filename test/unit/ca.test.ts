@@ -31,7 +31,12 @@ const TD = 'meshfed.local';
 
 async function clusterCa(root: CaMaterial, cluster: string, ttl = 3600): Promise<CaMaterial> {
   const kp = await generateKeyPair();
-  const issued = await signCsr(root, { csrPem: await createCsr(kp, { uris: [intermediateId(TD, cluster)], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, cluster), ttlSeconds: ttl });
+  const issued = await signCsr(root, {
+    csrPem: await createCsr(kp, { uris: [intermediateId(TD, cluster)], ca: true }),
+    profile: 'intermediate',
+    expectedId: intermediateId(TD, cluster),
+    ttlSeconds: ttl,
+  });
   return { certPem: issued.certPem, keyPem: kp.privateKeyPem, chainPem: issued.chainPem.slice(issued.certPem.length), rootsPem: root.rootsPem };
 }
 

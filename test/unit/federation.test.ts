@@ -37,20 +37,26 @@ test('a service exported from three clusters is one global service with three pa
   assert.equal(view.services.length, 1);
   const g = view.services[0]!;
   assert.deepEqual(g.hostnames, ['helloworld.sample', 'helloworld.sample.svc.clusterset.local']);
-  assert.deepEqual(g.parts.map((p) => [p.cluster, p.hostname, p.inGlobal]), [
-    ['cluster1', 'helloworld.sample.cluster1', true],
-    ['cluster2', 'helloworld.sample.cluster2', true],
-    ['cluster3', 'helloworld.sample.cluster3', true],
-  ]);
+  assert.deepEqual(
+    g.parts.map((p) => [p.cluster, p.hostname, p.inGlobal]),
+    [
+      ['cluster1', 'helloworld.sample.cluster1', true],
+      ['cluster2', 'helloworld.sample.cluster2', true],
+      ['cluster3', 'helloworld.sample.cluster3', true],
+    ],
+  );
   const e = g.parts[2]!.endpoints[0]!;
   assert.deepEqual([e.cluster, e.region, e.zone, e.network], ['cluster3', 'us-west1', 'us-west1-a', 'net2']);
   assert.deepEqual(g.parts[0]!.endpoints[0]!.labels, { version: 'v1' });
   assert.equal(g.conflicts.length, 0);
 });
 
-test('a workload without a zone gets its cluster\'s first zone; an explicit zone is kept', () => {
+test("a workload without a zone gets its cluster's first zone; an explicit zone is kept", () => {
   const view = federate({ clusters, services: [svc('cluster1')], workloads: [wl('cluster1', 'a', '10.0.0.1'), wl('cluster1', 'b', '10.0.0.2', { zone: 'us-east1-c' })] });
-  assert.deepEqual(view.services[0]!.parts[0]!.endpoints.map((e) => e.zone), ['us-east1-a', 'us-east1-c']);
+  assert.deepEqual(
+    view.services[0]!.parts[0]!.endpoints.map((e) => e.zone),
+    ['us-east1-a', 'us-east1-c'],
+  );
 });
 
 test('conflicting ports: the oldest export wins, the other part is excluded and reported', () => {
@@ -61,9 +67,22 @@ test('conflicting ports: the oldest export wins, the other part is excluded and 
   });
   const g = view.services[0]!;
   assert.equal(g.referenceCluster, 'cluster2');
-  assert.deepEqual(g.ports.map((p) => p.port), [9000]);
-  assert.deepEqual(g.parts.map((p) => [p.cluster, p.inGlobal]), [['cluster1', false], ['cluster2', true], ['cluster3', false]]);
-  assert.deepEqual(g.conflicts.map((c) => c.cluster), ['cluster1', 'cluster3']);
+  assert.deepEqual(
+    g.ports.map((p) => p.port),
+    [9000],
+  );
+  assert.deepEqual(
+    g.parts.map((p) => [p.cluster, p.inGlobal]),
+    [
+      ['cluster1', false],
+      ['cluster2', true],
+      ['cluster3', false],
+    ],
+  );
+  assert.deepEqual(
+    g.conflicts.map((c) => c.cluster),
+    ['cluster1', 'cluster3'],
+  );
   assert.match(g.conflicts[0]!.message, /cluster1 defines ports grpc:50051\/GRPC .* uses cluster2's grpc:9000\/GRPC \(oldest export wins\).*helloworld\.sample\.cluster1 only/);
 });
 
@@ -75,15 +94,27 @@ test('equal ages break ties by cluster name, so every agent picks the same refer
 test('an unexported part is not in the global service', () => {
   const view = federate({ clusters, services: [svc('cluster1', 50051, undefined, false), svc('cluster2')], workloads: [] });
   const g = view.services[0]!;
-  assert.deepEqual(g.parts.map((p) => [p.cluster, p.inGlobal]), [['cluster1', false], ['cluster2', true]]);
+  assert.deepEqual(
+    g.parts.map((p) => [p.cluster, p.inGlobal]),
+    [
+      ['cluster1', false],
+      ['cluster2', true],
+    ],
+  );
   assert.equal(g.conflicts.length, 0);
 });
 
 test('the Mesh limits which clusters federate; unknown clusters are ignored', () => {
   const mesh: Mesh = { apiVersion: V, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'x', clusters: ['cluster1', 'cluster2'] } };
   const view = federate({ clusters, mesh, services: [svc('cluster1'), svc('cluster3'), svc('nowhere')], workloads: [wl('cluster3', 'c', '10.0.0.3')] });
-  assert.deepEqual(view.clusters.map((c) => c.name), ['cluster1', 'cluster2']);
-  assert.deepEqual(view.services[0]!.parts.map((p) => p.cluster), ['cluster1']);
+  assert.deepEqual(
+    view.clusters.map((c) => c.name),
+    ['cluster1', 'cluster2'],
+  );
+  assert.deepEqual(
+    view.services[0]!.parts.map((p) => p.cluster),
+    ['cluster1'],
+  );
 });
 
 test('hostnames resolve in every documented form', () => {
@@ -103,7 +134,11 @@ test('the incremental index always agrees with federate() and recomputes only wh
   const { FederationIndex } = await import('../../src/federation/incremental.js');
   const idx = new FederationIndex();
   let services: Service[] = [svc('cluster1'), svc('cluster2', 9000, '2026-05-01T00:00:00Z'), svc('cluster3', 50051, undefined, true, 'other')];
-  let workloads: Workload[] = [wl('cluster1', 'a', '10.0.0.1'), wl('cluster2', 'b', '10.0.0.2'), { ...wl('cluster3', 'c', '10.0.0.3'), spec: { ...wl('cluster3', 'c', '10.0.0.3').spec, service: 'other' } }];
+  let workloads: Workload[] = [
+    wl('cluster1', 'a', '10.0.0.1'),
+    wl('cluster2', 'b', '10.0.0.2'),
+    { ...wl('cluster3', 'c', '10.0.0.3'), spec: { ...wl('cluster3', 'c', '10.0.0.3').spec, service: 'other' } },
+  ];
   idx.setClusters(clusters);
   services.forEach((s) => idx.upsertService(s));
   workloads.forEach((w) => idx.upsertWorkload(w));

@@ -98,9 +98,7 @@ async function droppingHub(dropAfterMs: number): Promise<{ address: string; conn
       stream.on('error', () => undefined);
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { address: `127.0.0.1:${port}`, connects, drops, close: () => server.forceShutdown() };
 }
 

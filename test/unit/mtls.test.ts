@@ -46,7 +46,12 @@ describe('mTLS resources', () => {
     }
   });
   it('PERMISSIVE, DISABLE, a per-service override and no security settings: plaintext clusters', () => {
-    for (const sec of [undefined, { ...strict, mode: 'DISABLE' as const }, { ...strict, mode: 'PERMISSIVE' as const }, { ...strict, serviceModes: new Map([['sample/helloworld', 'DISABLE' as const]]) }]) {
+    for (const sec of [
+      undefined,
+      { ...strict, mode: 'DISABLE' as const },
+      { ...strict, mode: 'PERMISSIVE' as const },
+      { ...strict, serviceModes: new Map([['sample/helloworld', 'DISABLE' as const]]) },
+    ]) {
       for (const c of clusters(sec)) assert.equal(c.message.transport_socket, undefined, `${c.name} with ${JSON.stringify(sec?.mode)}`);
     }
   });
@@ -66,7 +71,10 @@ describe('mTLS resources', () => {
   it('the gRPC bootstrap names the file_watcher provider the TLS contexts refer to', () => {
     const b = grpcBootstrap({ xdsServer: '127.0.0.1:1', nodeId: 'c~n~w', cluster: 'c', locality: { region: '', zone: '' }, certDir: '/run/meshfed/' }) as Record<string, unknown>;
     assert.deepEqual(b.certificate_providers, {
-      meshfed: { plugin_name: 'file_watcher', config: { certificate_file: '/run/meshfed/cert.pem', private_key_file: '/run/meshfed/key.pem', ca_certificate_file: '/run/meshfed/ca.pem', refresh_interval: '1s' } },
+      meshfed: {
+        plugin_name: 'file_watcher',
+        config: { certificate_file: '/run/meshfed/cert.pem', private_key_file: '/run/meshfed/key.pem', ca_certificate_file: '/run/meshfed/ca.pem', refresh_interval: '1s' },
+      },
     });
   });
 });
@@ -75,10 +83,18 @@ describe('workload identity on the agent', () => {
   async function setup(): Promise<{ wi: WorkloadIdentity; dir: string; ca: CaMaterial; set: (c: CaMaterial | undefined) => void }> {
     const root = await createRootCa({ trustDomain: TD, validityDays: 1 });
     const kp = await generateKeyPair();
-    const inter = await signCsr(root, { csrPem: await createCsr(kp, { uris: [intermediateId(TD, 'cluster1')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'cluster1'), ttlSeconds: 3600 });
+    const inter = await signCsr(root, {
+      csrPem: await createCsr(kp, { uris: [intermediateId(TD, 'cluster1')], ca: true }),
+      profile: 'intermediate',
+      expectedId: intermediateId(TD, 'cluster1'),
+      ttlSeconds: 3600,
+    });
     let ca: CaMaterial | undefined = { certPem: inter.certPem, keyPem: kp.privateKeyPem, chainPem: '', rootsPem: root.rootsPem };
     const dir = mkdtempSync(path.join(tmpdir(), 'meshfed-wi-'));
-    const wi = await WorkloadIdentity.open(dir, 'cluster1', { current: () => (ca ? { ca, trustDomain: TD } : undefined), onChange: () => undefined }, () => ({ trustDomain: TD, workloadCertTtlMs: 60_000 }));
+    const wi = await WorkloadIdentity.open(dir, 'cluster1', { current: () => (ca ? { ca, trustDomain: TD } : undefined), onChange: () => undefined }, () => ({
+      trustDomain: TD,
+      workloadCertTtlMs: 60_000,
+    }));
     return { wi, dir, ca: ca!, set: (c) => (ca = c) };
   }
   it('a token names one identity; only its hash is stored; the CSR for it is signed and chains to the root', async () => {
@@ -102,13 +118,25 @@ describe('workload identity on the agent', () => {
   });
   it('refuses a missing, unknown or expired token, and answers 503 while the cluster has no intermediate', async () => {
     const { wi, set } = await setup();
-    assert.throws(() => wi.whoami(undefined), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /Bearer/.test(e.message));
-    assert.throws(() => wi.whoami('Bearer nope'), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /not recognised/.test(e.message));
+    assert.throws(
+      () => wi.whoami(undefined),
+      (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /Bearer/.test(e.message),
+    );
+    assert.throws(
+      () => wi.whoami('Bearer nope'),
+      (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /not recognised/.test(e.message),
+    );
     const t = await wi.createToken({ namespace: 'a', serviceAccount: 'b', ttlSeconds: 0.05 });
     await new Promise((r) => setTimeout(r, 80));
-    assert.throws(() => wi.whoami(`Bearer ${t.token}`), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /expired/.test(e.message));
+    assert.throws(
+      () => wi.whoami(`Bearer ${t.token}`),
+      (e: unknown) => e instanceof MeshfedError && e.httpStatus === 401 && /expired/.test(e.message),
+    );
     await assert.rejects(wi.createToken({ namespace: 'A B', serviceAccount: 'b' }), /namespace/);
     set(undefined);
-    assert.throws(() => wi.bundle(), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 503 && /no intermediate CA yet/.test(e.message));
+    assert.throws(
+      () => wi.bundle(),
+      (e: unknown) => e instanceof MeshfedError && e.httpStatus === 503 && /no intermediate CA yet/.test(e.message),
+    );
   });
 });

@@ -46,7 +46,16 @@ const split = obj('TrafficPolicy', 'split', {
   destinations: [{ name: 'helloworld' }],
   routes: [
     { name: 'canary', match: { headers: [{ name: 'x-canary', exact: 'yes' }] }, split: [{ cluster: 'cluster3', weight: 100 }], fault: { abort: { percent: 10 } } },
-    { name: 'main', split: [{ cluster: 'cluster2', subset: { version: 'v3' }, weight: 75 }, { cluster: 'cluster1', subset: { version: 'v1' }, weight: 15 }, { cluster: 'cluster1', subset: { version: 'v2' }, weight: 10 }], retries: { attempts: 3 }, timeout: '2s' },
+    {
+      name: 'main',
+      split: [
+        { cluster: 'cluster2', subset: { version: 'v3' }, weight: 75 },
+        { cluster: 'cluster1', subset: { version: 'v1' }, weight: 15 },
+        { cluster: 'cluster1', subset: { version: 'v2' }, weight: 10 },
+      ],
+      retries: { attempts: 3 },
+      timeout: '2s',
+    },
   ],
   loadBalancing: { policy: 'RING_HASH', hashHeader: 'x-user' },
   outlierDetection: { failurePercentage: { threshold: 50 } },
@@ -67,7 +76,20 @@ describe('TrafficPolicy', () => {
         return (e as Error).message;
       }
     };
-    assert.match(bad({ destinations: [{ name: 'helloworld' }], routes: [{ split: [{ cluster: 'a', weight: 50 }, { cluster: 'b', weight: 40 }] }] }), /\/spec\/routes\/0\/split.*add up to 90/);
+    assert.match(
+      bad({
+        destinations: [{ name: 'helloworld' }],
+        routes: [
+          {
+            split: [
+              { cluster: 'a', weight: 50 },
+              { cluster: 'b', weight: 40 },
+            ],
+          },
+        ],
+      }),
+      /\/spec\/routes\/0\/split.*add up to 90/,
+    );
     assert.match(bad({ destinations: [{ name: 'helloworld' }], routes: [{ retrys: {} }] }), /\/spec\/routes\/0/);
     assert.match(bad({ destinations: [{ name: 'helloworld' }], loadBalancing: { policy: 'RING_HASH' } }), /hashHeader/);
     assert.match(bad({ destinations: [{ name: 'helloworld' }], routes: [{ split: [{ weight: 100 }] }, { split: [{ weight: 100 }] }] }), /\/spec\/routes\/0\/match/);
@@ -77,16 +99,32 @@ describe('TrafficPolicy', () => {
     const res = resources('cluster1', [split]);
     for (const r of res) encodeResource(r);
     const names = res.map((r) => r.name);
-    for (const n of ['outbound|8080|cluster=cluster2,version=v3|helloworld.sample', 'outbound|8080|cluster=cluster1,version=v1|helloworld.sample', 'outbound|8080|cluster=cluster3|helloworld.sample']) {
+    for (const n of [
+      'outbound|8080|cluster=cluster2,version=v3|helloworld.sample',
+      'outbound|8080|cluster=cluster1,version=v1|helloworld.sample',
+      'outbound|8080|cluster=cluster3|helloworld.sample',
+    ]) {
       assert.ok(names.filter((x) => x === n).length === 2, `${n}: a Cluster and its ClusterLoadAssignment`);
     }
     golden.expectCases('traffic/testdata/split-cluster1', goldenCasesByType(res.filter((r) => !r.name.includes(':') && !r.name.includes('clusterset') && !/\.cluster\d$/.test(r.name))));
     const shares = expectedSplit(res, 'helloworld.sample', hw);
-    assert.deepEqual(shares.map((s) => s.shares), [{ 'failed (fault)': 10, 'cluster3/v3': 90 }, { 'cluster2/v3': 75, 'cluster1/v1': 15, 'cluster1/v2': 10 }, { 'cluster1/v1': 25, 'cluster1/v2': 25, 'cluster2/v3': 25, 'cluster3/v3': 25 }].slice(0, shares.length));
+    assert.deepEqual(
+      shares.map((s) => s.shares),
+      [
+        { 'failed (fault)': 10, 'cluster3/v3': 90 },
+        { 'cluster2/v3': 75, 'cluster1/v1': 15, 'cluster1/v2': 10 },
+        { 'cluster1/v1': 25, 'cluster1/v2': 25, 'cluster2/v3': 25, 'cluster3/v3': 25 },
+      ].slice(0, shares.length),
+    );
   });
 
   it('oldest policy wins per field; the newer one reports the conflict; status lists services, clusters and problems', () => {
-    const newer = obj('TrafficPolicy', 'newer', { destinations: [{}], loadBalancing: { policy: 'ROUND_ROBIN' }, routes: [{ split: [{ cluster: 'cluster1', subset: { version: 'v9' }, weight: 100 }] }] }, '2024-06-01T00:00:00Z');
+    const newer = obj(
+      'TrafficPolicy',
+      'newer',
+      { destinations: [{}], loadBalancing: { policy: 'ROUND_ROBIN' }, routes: [{ split: [{ cluster: 'cluster1', subset: { version: 'v9' }, weight: 100 }] }] },
+      '2024-06-01T00:00:00Z',
+    );
     const ghost = obj('TrafficPolicy', 'ghost', { destinations: [{ name: 'nope' }], outlierDetection: {} }, '2024-06-02T00:00:00Z');
     const st = policyStatuses(view, policySet([newer, split, ghost]));
     const n = st.get('TrafficPolicy sample/newer')!;
@@ -112,7 +150,12 @@ describe('FailoverPolicy', () => {
     assert.equal(p['cluster2/us-west1-a'], 0);
     assert.deepEqual(new Set(Object.values(p)), new Set([0, 1]), 'no gaps');
     assert.deepEqual(prio('cluster2', { affinity: 'local', clusters: ['cluster3'] }), { 'cluster1/us-east1-a': 2, 'cluster1/us-east1-b': 2, 'cluster2/us-west1-a': 0, 'cluster3/eu-west1-a': 1 });
-    golden.expect('failover/testdata/local-from-cluster2.yaml', resources('cluster2', [obj('FailoverPolicy', 'fo', { destinations: [{ name: 'helloworld' }], affinity: 'local', clusters: ['cluster3'] })]).filter((r) => r.typeUrl === ENDPOINT_TYPE && r.name === 'outbound|8080||helloworld.sample')[0]!.message);
+    golden.expect(
+      'failover/testdata/local-from-cluster2.yaml',
+      resources('cluster2', [obj('FailoverPolicy', 'fo', { destinations: [{ name: 'helloworld' }], affinity: 'local', clusters: ['cluster3'] })]).filter(
+        (r) => r.typeUrl === ENDPOINT_TYPE && r.name === 'outbound|8080||helloworld.sample',
+      )[0]!.message,
+    );
   });
   it('remote: other clusters first, own last; none: one priority', () => {
     const p = prio('cluster1', { affinity: 'remote' });
@@ -127,9 +170,16 @@ describe('FailoverPolicy', () => {
       { cluster: 'cluster3', version: 'v3', address: '10.3.0.1', port: 1 },
     ]);
     const s = v.services[0]!;
-    const res = translateService(s, { cluster: 'cluster1', locality: { region: 'us-east1', zones: ['us-east1-a'] }, policies: policySet([obj('FailoverPolicy', 'fo', { destinations: [{}] })]) }).resources;
+    const res = translateService(s, {
+      cluster: 'cluster1',
+      locality: { region: 'us-east1', zones: ['us-east1-a'] },
+      policies: policySet([obj('FailoverPolicy', 'fo', { destinations: [{}] })]),
+    }).resources;
     const cla = res.find((r) => r.typeUrl === ENDPOINT_TYPE && r.name === 'outbound|8080||helloworld.sample')!;
-    assert.deepEqual((cla.message.endpoints as { priority: number }[]).map((l) => l.priority), [0, 1, 2]);
+    assert.deepEqual(
+      (cla.message.endpoints as { priority: number }[]).map((l) => l.priority),
+      [0, 1, 2],
+    );
   });
   it('rejects a cluster order with affinity none', () => {
     assert.throws(() => obj('FailoverPolicy', 'x', { destinations: [{}], affinity: 'none', clusters: ['cluster1'] }), /\/spec\/clusters/);
@@ -152,16 +202,36 @@ describe('incrementality and plan', () => {
       ...clusters.map((c) => service(c.metadata.name, 'helloworld', 'sample', [GRPC_PORT])),
       ...clusters.map((c, i) => workload(c.metadata.name, `hw-v${i + 1}`, 'sample', 'helloworld', `10.0.0.${i + 1}`, { grpc: 8080 }, { labels: { version: `v${i + 1}` } })),
     ];
-    const shift = obj('TrafficPolicy', 'shift', { destinations: [{ name: 'helloworld' }], routes: [{ name: 'main', split: [{ cluster: 'cluster2', weight: 75 }, { cluster: 'cluster3', weight: 25 }] }] });
+    const shift = obj('TrafficPolicy', 'shift', {
+      destinations: [{ name: 'helloworld' }],
+      routes: [
+        {
+          name: 'main',
+          split: [
+            { cluster: 'cluster2', weight: 75 },
+            { cluster: 'cluster3', weight: 25 },
+          ],
+        },
+      ],
+    });
     const p = computePlan(objects, [shift]);
-    assert.deepEqual(p.clusters.map((c) => c.cluster), ['cluster1', 'cluster2', 'cluster3']);
+    assert.deepEqual(
+      p.clusters.map((c) => c.cluster),
+      ['cluster1', 'cluster2', 'cluster3'],
+    );
     const c1 = p.clusters[0]!.changes;
-    assert.deepEqual(c1.filter((c) => c.change === 'added').map((c) => c.name).sort(), [
-      'outbound|8080|cluster=cluster2|helloworld.sample',
-      'outbound|8080|cluster=cluster2|helloworld.sample',
-      'outbound|8080|cluster=cluster3|helloworld.sample',
-      'outbound|8080|cluster=cluster3|helloworld.sample',
-    ]);
+    assert.deepEqual(
+      c1
+        .filter((c) => c.change === 'added')
+        .map((c) => c.name)
+        .sort(),
+      [
+        'outbound|8080|cluster=cluster2|helloworld.sample',
+        'outbound|8080|cluster=cluster2|helloworld.sample',
+        'outbound|8080|cluster=cluster3|helloworld.sample',
+        'outbound|8080|cluster=cluster3|helloworld.sample',
+      ],
+    );
     assert.ok(c1.some((c) => c.change === 'changed' && c.type === 'RouteConfiguration' && c.diff!.some((l) => l.startsWith('+') && l.includes('weighted_clusters'))));
     const sp = p.services[0]!;
     assert.equal(sp.service, 'helloworld.sample');

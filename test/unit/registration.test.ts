@@ -38,14 +38,20 @@ test('register derives the workload and its service, persists before resolving, 
     assert.equal(r.workload.metadata.cluster, 'cluster1');
     assert.equal(r.workload.spec.zone, 'z1');
     const last = states.at(-1)!;
-    assert.deepEqual(last.services.map((x) => [x.metadata.name, x.spec.ports]), [['helloworld', [{ name: 'grpc', port: 5001, protocol: 'GRPC' }]]]);
+    assert.deepEqual(
+      last.services.map((x) => [x.metadata.name, x.spec.ports]),
+      [['helloworld', [{ name: 'grpc', port: 5001, protocol: 'GRPC' }]]],
+    );
     // Appended to the journal (fsynced) before register() resolved.
     const journal = (await readFile(join(dir, 'registrations.jsonl'), 'utf8')).split('\n').filter(Boolean);
     assert.equal(journal.length, 1);
     assert.equal((JSON.parse(journal[0]!) as { put: { workload: { metadata: { name: string } } } }).put.workload.metadata.name, 'hw-1');
     const again = new RegistrationSource(dir, { cluster: 'cluster1', zones: () => [] });
     await again.start(() => {});
-    assert.deepEqual(again.list().map((w) => w.metadata.name), ['hw-1']);
+    assert.deepEqual(
+      again.list().map((w) => w.metadata.name),
+      ['hw-1'],
+    );
     await again.stop();
   } finally {
     await cleanup();
@@ -105,8 +111,14 @@ test('deregister by name or by address; unknown is a 404', async () => {
   try {
     await s.register({ ...base, name: 'hw-1' });
     await s.register({ ...base, name: 'hw-2', address: '127.0.0.1:5002' });
-    assert.deepEqual((await s.deregister({ address: '127.0.0.1:5002' })).map((w) => w.metadata.name), ['hw-2']);
-    assert.deepEqual((await s.deregister({ namespace: 'sample', name: 'hw-1' })).map((w) => w.metadata.name), ['hw-1']);
+    assert.deepEqual(
+      (await s.deregister({ address: '127.0.0.1:5002' })).map((w) => w.metadata.name),
+      ['hw-2'],
+    );
+    assert.deepEqual(
+      (await s.deregister({ namespace: 'sample', name: 'hw-1' })).map((w) => w.metadata.name),
+      ['hw-1'],
+    );
     assert.equal(s.current().services.length, 0);
     await assert.rejects(s.deregister({ name: 'hw-1' }), (e: unknown) => e instanceof MeshfedError && e.httpStatus === 404);
   } finally {
@@ -154,7 +166,10 @@ test('the journal is compacted into registrations.json; a restart replays both, 
     const names = again.list().map((w) => w.metadata.name);
     assert.equal(names.length, n - Math.ceil(n / 3));
     assert.ok(!names.includes('w-0') && names.includes('w-1') && !names.includes('w-1497') && names.includes('w-1499'));
-    assert.deepEqual(again.current().services.map((x) => x.metadata.name), ['helloworld']);
+    assert.deepEqual(
+      again.current().services.map((x) => x.metadata.name),
+      ['helloworld'],
+    );
     await again.stop();
   } finally {
     await cleanup();

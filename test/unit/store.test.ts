@@ -239,8 +239,14 @@ test('a torn last log line is discarded and earlier commits survive', async () =
     const s2 = await FileStore.open(dir, { logger });
     try {
       assert.equal(s2.revision(), 2);
-      assert.deepEqual((await s2.list()).map((o) => o.metadata.name), ['c1', 'c2']);
-      assert.ok(logger.lines.some((l) => l.startsWith('warn') && l.includes('discarded')), logger.lines.join('\n'));
+      assert.deepEqual(
+        (await s2.list()).map((o) => o.metadata.name),
+        ['c1', 'c2'],
+      );
+      assert.ok(
+        logger.lines.some((l) => l.startsWith('warn') && l.includes('discarded')),
+        logger.lines.join('\n'),
+      );
       assert.deepEqual(await readFile(join(dir, 'wal.jsonl')), good, 'torn tail is cut off');
       assert.equal((await s2.commit([{ type: 'put', object: cluster('c3') }])).revision, 3);
     } finally {
@@ -249,7 +255,10 @@ test('a torn last log line is discarded and earlier commits survive', async () =
     const s3 = await open(dir);
     try {
       assert.equal(s3.revision(), 3);
-      assert.deepEqual((await s3.list()).map((o) => o.metadata.name), ['c1', 'c2', 'c3']);
+      assert.deepEqual(
+        (await s3.list()).map((o) => o.metadata.name),
+        ['c1', 'c2', 'c3'],
+      );
     } finally {
       await s3.close();
     }
@@ -306,7 +315,10 @@ test('concurrent commits share fsyncs, keep call order, and a torn group is drop
     const s2 = await open(dir);
     try {
       assert.equal(s2.revision(), 1);
-      assert.deepEqual((await s2.list()).map((o) => o.metadata.name), ['c0']);
+      assert.deepEqual(
+        (await s2.list()).map((o) => o.metadata.name),
+        ['c0'],
+      );
     } finally {
       await s2.close();
     }
@@ -391,7 +403,10 @@ test('crash after the snapshot but before the old log segment was removed replay
     const s2 = await open(dir, { compactEvery: 3 });
     try {
       assert.equal(s2.revision(), 4);
-      assert.deepEqual((await s2.list()).map((o) => o.metadata.name), ['b', 'c']);
+      assert.deepEqual(
+        (await s2.list()).map((o) => o.metadata.name),
+        ['b', 'c'],
+      );
       assert.ok(!(await readdir(dir)).includes('snapshot.json.tmp'));
       // The next compaction cleans up the leftover segment.
       for (let i = 0; i < 3; i++) await s2.commit([{ type: 'put', object: cluster(`x${i}`) }]);
@@ -402,7 +417,10 @@ test('crash after the snapshot but before the old log segment was removed replay
     const s3 = await open(dir);
     try {
       assert.equal(s3.revision(), 7);
-      assert.deepEqual((await s3.list()).map((o) => o.metadata.name), ['b', 'c', 'x0', 'x1', 'x2']);
+      assert.deepEqual(
+        (await s3.list()).map((o) => o.metadata.name),
+        ['b', 'c', 'x0', 'x1', 'x2'],
+      );
     } finally {
       await s3.close();
     }
@@ -447,7 +465,10 @@ test('watch replays retained history in order, then streams live events after th
           [4, 'ADDED', 'c', '4'],
         ],
       );
-      assert.ok(logger.lines.some((l) => l.includes('listener bug')), 'listener error is reported');
+      assert.ok(
+        logger.lines.some((l) => l.includes('listener bug')),
+        'listener error is reported',
+      );
 
       // Events are copies: a listener mutating one does not affect others or the store.
       seen[3]!.object.metadata.name = 'mutated';
@@ -496,7 +517,10 @@ test('the compacted-revision error is a MeshfedError: gone (410), reason Revisio
       assert.ok(!isRevisionCompacted(new MeshfedError('gone', 'x')));
       assert.ok(!isRevisionCompacted(new Error('revision 0 is compacted')));
       // Other watch errors are not it.
-      assert.throws(() => s.watch(-1, () => {}), (err: unknown) => err instanceof RangeError && !isRevisionCompacted(err));
+      assert.throws(
+        () => s.watch(-1, () => {}),
+        (err: unknown) => err instanceof RangeError && !isRevisionCompacted(err),
+      );
     } finally {
       await s.close();
     }
@@ -559,13 +583,19 @@ test('a failed log write changes nothing in memory and rejects naming the file',
     await assert.rejects(s.commit([{ type: 'put', object: cluster('d') }]), /wal\.jsonl/);
     await assert.rejects(s.commit([{ type: 'put', object: cluster('e') }]), /reopen the store/);
     assert.equal(s.revision(), 2);
-    assert.deepEqual((await s.list()).map((o) => o.metadata.name), ['a', 'c']);
+    assert.deepEqual(
+      (await s.list()).map((o) => o.metadata.name),
+      ['a', 'c'],
+    );
     await s.close();
 
     const s2 = await open(dir);
     try {
       assert.equal(s2.revision(), 2);
-      assert.deepEqual((await s2.list()).map((o) => o.metadata.name), ['a', 'c']);
+      assert.deepEqual(
+        (await s2.list()).map((o) => o.metadata.name),
+        ['a', 'c'],
+      );
     } finally {
       await s2.close();
     }
@@ -612,13 +642,7 @@ test('list filters by kind, namespace and cluster, sorted by key', async () => {
         { type: 'put', object: cluster('east') },
       ]);
       const names = (objs: ApiObject[]) => objs.map((o) => `${o.kind}/${o.metadata.cluster ?? ''}/${o.metadata.name}`);
-      assert.deepEqual(names(await s.list()), [
-        'Cluster//east',
-        'Cluster//west',
-        'Service/east/db',
-        'Service/east/web',
-        'Service/west/api',
-      ]);
+      assert.deepEqual(names(await s.list()), ['Cluster//east', 'Cluster//west', 'Service/east/db', 'Service/east/web', 'Service/west/api']);
       assert.deepEqual(names(await s.list({ kind: 'Cluster' })), ['Cluster//east', 'Cluster//west']);
       assert.deepEqual(names(await s.list({ kind: 'Service', namespace: 'shop' })), ['Service/east/web', 'Service/west/api']);
       assert.deepEqual(names(await s.list({ cluster: 'east' })), ['Service/east/db', 'Service/east/web']);

@@ -9,19 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { API_VERSION } from '../../src/api/index.js';
-import {
-  agentId,
-  createCsr,
-  createRootCa,
-  CsrRejected,
-  fingerprint,
-  generateKeyPair,
-  intermediateId,
-  signCsr,
-  splitPem,
-  verifyChain,
-  type CaMaterial,
-} from '../../src/ca/index.js';
+import { agentId, createCsr, createRootCa, CsrRejected, fingerprint, generateKeyPair, intermediateId, signCsr, splitPem, verifyChain, type CaMaterial } from '../../src/ca/index.js';
 import { importKeyPair, x509 } from '../../src/ca/x509.js';
 import { formatJoinToken, hashSecret, MalformedJoinToken, newJoinToken, parseJoinToken, secretMatches } from '../../src/channel/join-token.js';
 import { expiryWarning, HubTrust, trustStatus, type TrustState } from '../../src/hub/trust.js';
@@ -78,7 +66,10 @@ describe('join tokens', () => {
     assert.match(text, /^mfj1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}\.a{64},b{64}$/);
     assert.deepEqual(parseJoinToken(text), t);
     for (const bad of [text.replace('mfj1', 'mfj2'), text.split('.').slice(0, 3).join('.'), text.replace(t.secret, 'short'), text.replace(/a{64}/, 'zz')]) {
-      assert.throws(() => parseJoinToken(bad), (e: Error) => e instanceof MalformedJoinToken && !e.message.includes(t.secret) && /mfj1\.<id>\.<secret>/.test(e.message));
+      assert.throws(
+        () => parseJoinToken(bad),
+        (e: Error) => e instanceof MalformedJoinToken && !e.message.includes(t.secret) && /mfj1\.<id>\.<secret>/.test(e.message),
+      );
     }
     assert.ok(secretMatches(t.secret, hashSecret(t.secret)));
     assert.ok(!secretMatches(t.secret + 'x', hashSecret(t.secret)));
@@ -124,7 +115,10 @@ describe('hub trust', () => {
     const res = await trust.redeemJoinToken(req);
     const certs = splitPem(res.certChainPem);
     verifyChain(certs[0]!, certs.slice(1), splitPem(res.rootsPem));
-    assert.equal(new X509Certificate(certs[0]!).publicKey.export({ type: 'spki', format: 'pem' }), (await import('node:crypto')).createPublicKey(good.key.privateKeyPem).export({ type: 'spki', format: 'pem' }));
+    assert.equal(
+      new X509Certificate(certs[0]!).publicKey.export({ type: 'spki', format: 'pem' }),
+      (await import('node:crypto')).createPublicKey(good.key.privateKeyPem).export({ type: 'spki', format: 'pem' }),
+    );
     await refusedJoin(trust.redeemJoinToken(req), 'UsedToken', /was already used at .*single-use/);
     const short = parseJoinToken((await trust.createJoinToken('east', 1)).token);
     await new Promise((r) => setTimeout(r, 10));
@@ -199,7 +193,10 @@ describe('hub trust', () => {
     const keys = (await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem'));
     assert.deepEqual(keys, [`root-${fresh.slice(0, 16)}.key.pem`], "the retired root's key is deleted");
     const st = trust.status({ clusters: ['east'], connected: new Set(), channel: 'mtls' });
-    assert.deepEqual(st.roots.map((r) => r.phase), ['retired', 'active']);
+    assert.deepEqual(
+      st.roots.map((r) => r.phase),
+      ['retired', 'active'],
+    );
     assert.equal(st.rotation.phase, 'none');
   });
 
@@ -227,11 +224,20 @@ describe('hub trust', () => {
     assert.equal(chain.length, 2, 'cluster intermediate + the user-supplied mesh CA');
     verifyChain(chain[0]!, chain.slice(1), [userRoot.certPem]);
     await assert.rejects(trust.rotateRoot('add'), /user-supplied/);
-    assert.deepEqual((await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem')), [], 'no key of the user CA is written');
+    assert.deepEqual(
+      (await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem')),
+      [],
+      'no key of the user CA is written',
+    );
 
     // A CA that may not sign CAs (path length 0) is refused at start.
     const k0 = await generateKeyPair();
-    const pathLen0 = await signCsr(userRoot, { csrPem: await createCsr(k0, { uris: [intermediateId(TD, 'meshca')], ca: true }), profile: 'intermediate', expectedId: intermediateId(TD, 'meshca'), ttlSeconds: 86_400 });
+    const pathLen0 = await signCsr(userRoot, {
+      csrPem: await createCsr(k0, { uris: [intermediateId(TD, 'meshca')], ca: true }),
+      profile: 'intermediate',
+      expectedId: intermediateId(TD, 'meshca'),
+      ttlSeconds: 86_400,
+    });
     await assert.rejects(hub({ external: { certChainPem: pathLen0.certPem, keyPem: k0.privateKeyPem, rootsPem: userRoot.certPem } }), /pathLenConstraint is 0/);
   });
 });
@@ -261,7 +267,17 @@ describe('trust status warnings', () => {
       },
       tokens: [],
     };
-    const st = trustStatus({ state, trustDomain: TD, intermediateTtlMs: 100_000, signerPem: root.certPem, server: { certPem: root.certPem }, channel: 'insecure', clusters: ['east', 'west'], connected: new Set(), now });
+    const st = trustStatus({
+      state,
+      trustDomain: TD,
+      intermediateTtlMs: 100_000,
+      signerPem: root.certPem,
+      server: { certPem: root.certPem },
+      channel: 'insecure',
+      clusters: ['east', 'west'],
+      connected: new Set(),
+      now,
+    });
     assert.equal(st.warnings.length, 3, st.warnings.join('\n'));
     assert.match(st.warnings[0]!, /cluster east: intermediate CA expires in 10s/);
     assert.match(st.warnings[1]!, /cluster west: intermediate CA is signed by a CA that no longer signs/);

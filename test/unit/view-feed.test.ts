@@ -159,7 +159,10 @@ test('an agent that resumes gets only the logged changes after its revision; one
       const back = new FakeAgent();
       feed.attach(back, undefined, held);
       await until('catch-up', () => back.revision === store.revision());
-      assert.ok(back.views.every((v) => !v.full), 'no full view');
+      assert.ok(
+        back.views.every((v) => !v.full),
+        'no full view',
+      );
       assert.deepEqual([...back.state.keys()].sort(), ['Workload/ns/w-2', 'Workload/ns/w-3']);
       const builds = feed.stats().fullViewsBuilt;
       // Push the log past its 4 KiB cap: revision `held` is no longer covered.

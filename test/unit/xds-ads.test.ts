@@ -1,7 +1,7 @@
 // ADS protocol behaviour of AdsServer, driven by a bare ADS client over loopback
 // so every request is exactly what the test says.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { translateClient, translateServerListener } from '../../src/translate/xds/index.js';
 import { AdsServer, type AdsEvent } from '../../src/xds/ads-server.js';
 import { grpcBootstrap, nodeIdFor, parseNodeId } from '../../src/xds/bootstrap.js';
@@ -25,7 +25,9 @@ function resources(extra = false): XdsResources {
 }
 
 function names(r: RawResponse): string[] {
-  return r.resources.map((a) => (decodeResource(a.type_url, a.value) as { name?: string; cluster_name?: string }).name ?? (decodeResource(a.type_url, a.value) as { cluster_name: string }).cluster_name);
+  return r.resources.map(
+    (a) => (decodeResource(a.type_url, a.value) as { name?: string; cluster_name?: string }).name ?? (decodeResource(a.type_url, a.value) as { cluster_name: string }).cluster_name,
+  );
 }
 
 describe('AdsServer (state of the world)', () => {
@@ -63,10 +65,13 @@ describe('AdsServer (state of the world)', () => {
     assert.equal(p[0]!.types[LISTENER_TYPE]!.lastSentVersion, undefined);
     ads.setResources(resources());
     const got = [await c.next(), await c.next()].sort((a, b) => a.type_url.localeCompare(b.type_url));
-    assert.deepEqual(got.map((r) => [r.type_url, r.version_info, r.resources.length]), [
-      [CLUSTER_TYPE, '1', resources().clusters.size],
-      [LISTENER_TYPE, '1', 1],
-    ]);
+    assert.deepEqual(
+      got.map((r) => [r.type_url, r.version_info, r.resources.length]),
+      [
+        [CLUSTER_TYPE, '1', resources().clusters.size],
+        [LISTENER_TYPE, '1', 1],
+      ],
+    );
   });
 
   it('rejects a snapshot with an invalid resource and keeps the previous one', async () => {

@@ -219,7 +219,13 @@ describe('AdsServer incremental (delta) xDS', () => {
     const [dr, sr] = await Promise.all([d.next(), s.next()]);
     assert.equal(dr.system_version_info, sr.version_info);
     assert.deepEqual(dr.resources[0]!.resource!.value, sr.resources[0]!.value);
-    assert.deepEqual(ads.proxies().map((p) => p.protocol).sort(), ['delta', 'sotw']);
+    assert.deepEqual(
+      ads
+        .proxies()
+        .map((p) => p.protocol)
+        .sort(),
+      ['delta', 'sotw'],
+    );
     assert.deepEqual([ads.stats().deltaStreams, ads.stats().sotwStreams], [1, 1]);
     // Routes are untouched by all of this.
     assert.equal(ads.stats().typeVersions[ROUTE_TYPE], '1');

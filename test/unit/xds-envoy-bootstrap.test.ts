@@ -81,7 +81,9 @@ describe('Envoy bootstrap', () => {
     bad3.static_resources.clusters[0]!.connect_timeout = 1;
     assert.throws(() => encodeEnvoyBootstrap(bad3), /connect_timeout: expected a duration like "1.5s"/);
     const bad4 = structuredClone(b);
-    (bad4.static_resources.clusters[0]!.typed_extension_protocol_options as Record<string, Record<string, unknown>>)['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']!.explicit_http_config = { http2: {} };
+    (bad4.static_resources.clusters[0]!.typed_extension_protocol_options as Record<string, Record<string, unknown>>)['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']!.explicit_http_config = {
+      http2: {},
+    };
     assert.throws(() => encodeEnvoyBootstrap(bad4), /explicit_http_config\.http2: unknown field/);
   });
 });

@@ -148,7 +148,10 @@ describe('AdsServer incremental updates (state of the world)', () => {
     await c.nothingWithin(20);
     const got = [await c.next(), await c.next()];
     // Clusters before endpoints (make before break).
-    assert.deepEqual(got.map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE]);
+    assert.deepEqual(
+      got.map((r) => r.type_url),
+      [CLUSTER_TYPE, ENDPOINT_TYPE],
+    );
     assert.deepEqual(names(got[0]!), [clusterName(0)]);
     assert.equal(firstAddress(got[1]!), '10.0.0.2', 'the last upsert wins');
     await c.nothingWithin(80);
@@ -206,7 +209,13 @@ describe('AdsServer incremental updates (state of the world)', () => {
     assert.deepEqual([st.lastNack?.version, st.lastNack?.message], [r2.version_info, 'bad endpoints']);
     // Restating the rejected content changes nothing; a new one goes out.
     ads.applyChanges({ upserts: [assignment(0, 1)], removals: [] });
-    ads.setResources({ ...fleet(2), endpoints: new Map([[clusterName(0), assignment(0, 1)], [clusterName(1), assignment(1)]]) });
+    ads.setResources({
+      ...fleet(2),
+      endpoints: new Map([
+        [clusterName(0), assignment(0, 1)],
+        [clusterName(1), assignment(1)],
+      ]),
+    });
     await c.nothingWithin(80);
     ads.applyChanges({ upserts: [assignment(0, 2)], removals: [] });
     const r3 = await c.next();
@@ -221,7 +230,10 @@ describe('AdsServer incremental updates (state of the world)', () => {
     const c = client('c');
     c.send({ type_url: LISTENER_TYPE, resource_names: [svcName(0)] });
     const all = fleet(3);
-    ads.applyChanges({ upserts: RESOURCE_TYPES.flatMap((t) => [...(t === LISTENER_TYPE ? all.listeners : t === ROUTE_TYPE ? all.routes : t === CLUSTER_TYPE ? all.clusters : all.endpoints).values()]), removals: [] });
+    ads.applyChanges({
+      upserts: RESOURCE_TYPES.flatMap((t) => [...(t === LISTENER_TYPE ? all.listeners : t === ROUTE_TYPE ? all.routes : t === CLUSTER_TYPE ? all.clusters : all.endpoints).values()]),
+      removals: [],
+    });
     ads.flush();
     await c.nothingWithin(80);
     assert.equal(ads.ready, false);
@@ -276,7 +288,10 @@ describe('AdsServer debug mode', () => {
     const ads = new AdsServer({ debug: true });
     ads.setResources(fleet(1));
     ads.applyChanges({ upserts: [withPanic(0)], removals: [] });
-    assert.throws(() => ads.applyChanges({ upserts: [withPanic(-0)], removals: [] }), /xDS debug: Cluster "outbound\|8080\|\|svc-0\.ns": content hash \S+ is cached with bytes \S+ but the same content now encodes to bytes \S+/);
+    assert.throws(
+      () => ads.applyChanges({ upserts: [withPanic(-0)], removals: [] }),
+      /xDS debug: Cluster "outbound\|8080\|\|svc-0\.ns": content hash \S+ is cached with bytes \S+ but the same content now encodes to bytes \S+/,
+    );
     // Without debug mode the cached bytes are kept silently: the hazard debug mode exists for.
     const lax = new AdsServer({ debug: false });
     lax.setResources(fleet(1));

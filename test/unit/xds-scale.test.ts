@@ -42,11 +42,23 @@ async function setup(services: number, perService: number, streams: number, hot:
     const node = { id: `c~ns~w${i}`, cluster: 'c', locality: { region: 'r', zone: 'z' } };
     if (i < hot && i % 10 === 9) {
       const d = new DeltaAdsClient(address, node, { autoAck: true });
-      for (const [t, n] of [[LISTENER_TYPE, svcName(svc)], [ROUTE_TYPE, svcName(svc)], [CLUSTER_TYPE, clusterName(svc)], [ENDPOINT_TYPE, clusterName(svc)]] as const) d.subscribe(t, [n]);
+      for (const [t, n] of [
+        [LISTENER_TYPE, svcName(svc)],
+        [ROUTE_TYPE, svcName(svc)],
+        [CLUSTER_TYPE, clusterName(svc)],
+        [ENDPOINT_TYPE, clusterName(svc)],
+      ] as const)
+        d.subscribe(t, [n]);
       clients.push(d);
     } else {
       const c = new RawAdsClient(address, node, { autoAck: true });
-      for (const [t, n] of [[LISTENER_TYPE, svcName(svc)], [ROUTE_TYPE, svcName(svc)], [CLUSTER_TYPE, clusterName(svc)], [ENDPOINT_TYPE, clusterName(svc)]] as const) c.send({ type_url: t, resource_names: [n] });
+      for (const [t, n] of [
+        [LISTENER_TYPE, svcName(svc)],
+        [ROUTE_TYPE, svcName(svc)],
+        [CLUSTER_TYPE, clusterName(svc)],
+        [ENDPOINT_TYPE, clusterName(svc)],
+      ] as const)
+        c.send({ type_url: t, resource_names: [n] });
       clients.push(c);
     }
   }
@@ -135,9 +147,17 @@ async function compare(t: TestContext, sizes: [number, number][], streams: numbe
 }
 
 describe('cost of one change', () => {
-
   it('is the same work at 1x and 10x fleet: one encode, one response per subscribed stream', async (t) => {
-    const [small, big] = await compare(t, [[50, 2], [500, 2]], 100, 10, 40);
+    const [small, big] = await compare(
+      t,
+      [
+        [50, 2],
+        [500, 2],
+      ],
+      100,
+      10,
+      40,
+    );
     for (const c of [small!, big!]) {
       assert.equal(c.encodesPerChange, 1);
       assert.equal(c.responsesPerChange, 10, 'only the subscribed streams get a response');
@@ -150,7 +170,16 @@ describe('cost of one change', () => {
 
   it('at fleet scale (MESHFED_XDS_BENCH=1): 10k and 100k resources, 1,000 streams, 100 subscribed', { skip: !BENCH && 'set MESHFED_XDS_BENCH=1', timeout: 600_000 }, async (t) => {
     // 10k services x (listener, route, cluster, assignment) = 40k; x2 aliases...: 1x ~10k, 10x ~100k resources.
-    const [small, big] = await compare(t, [[1_000, 4], [10_000, 4]], 1_000, 100, 200);
+    const [small, big] = await compare(
+      t,
+      [
+        [1_000, 4],
+        [10_000, 4],
+      ],
+      1_000,
+      100,
+      200,
+    );
     const ratio = pct(big!.applyMs, 50) / pct(small!.applyMs, 50);
     t.diagnostic(`applyChanges p50 10x/1x: ${ratio.toFixed(2)}; converge p99 10x: ${pct(big!.convergeMs, 99).toFixed(1)} ms`);
     assert.equal(big!.encodesPerChange, 1);

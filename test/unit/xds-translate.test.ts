@@ -17,11 +17,7 @@ import { policySet } from '../../src/registry.js';
 const golden = goldenFiles(import.meta.url, 'test/unit/golden');
 
 function fixtureView(): FederatedView {
-  const clusters = [
-    cluster('cluster1', 'us-east1', ['us-east1-a', 'us-east1-b']),
-    cluster('cluster2', 'us-west1', ['us-west1-a']),
-    cluster('cluster3', 'eu-west1', ['eu-west1-a', 'eu-west1-b']),
-  ];
+  const clusters = [cluster('cluster1', 'us-east1', ['us-east1-a', 'us-east1-b']), cluster('cluster2', 'us-west1', ['us-west1-a']), cluster('cluster3', 'eu-west1', ['eu-west1-a', 'eu-west1-b'])];
   const grpc = { name: 'grpc', port: 8080, protocol: 'GRPC' as const };
   const services = [
     service('cluster1', 'helloworld', 'sample', [grpc]),
@@ -147,8 +143,7 @@ describe('xDS client translation', () => {
       }
     }
     // Global and alias share one backend; per-cluster names have their own.
-    const routeCluster = (name: string) =>
-      ((get(c1, ROUTE_TYPE, name).message.virtual_hosts as { routes: { route: { cluster: string } }[] }[])[0]!.routes[0]!.route.cluster);
+    const routeCluster = (name: string) => (get(c1, ROUTE_TYPE, name).message.virtual_hosts as { routes: { route: { cluster: string } }[] }[])[0]!.routes[0]!.route.cluster;
     assert.equal(routeCluster('helloworld.sample'), 'outbound|8080||helloworld.sample');
     assert.equal(routeCluster('helloworld.sample.svc.clusterset.local:8080'), 'outbound|8080||helloworld.sample');
     assert.equal(routeCluster('helloworld.sample.cluster2'), 'outbound|8080||helloworld.sample.cluster2');
@@ -167,9 +162,18 @@ describe('xDS client translation', () => {
       assert.ok(c1.endpoints.has(r.name), `no ClusterLoadAssignment for ${r.name}`);
       const od = r.message.outlier_detection as Record<string, { value?: number; seconds?: number }>;
       for (const f of [
-        'interval', 'base_ejection_time', 'max_ejection_time', 'max_ejection_percent',
-        'enforcing_success_rate', 'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor',
-        'enforcing_failure_percentage', 'failure_percentage_minimum_hosts', 'failure_percentage_request_volume', 'failure_percentage_threshold',
+        'interval',
+        'base_ejection_time',
+        'max_ejection_time',
+        'max_ejection_percent',
+        'enforcing_success_rate',
+        'success_rate_minimum_hosts',
+        'success_rate_request_volume',
+        'success_rate_stdev_factor',
+        'enforcing_failure_percentage',
+        'failure_percentage_minimum_hosts',
+        'failure_percentage_request_volume',
+        'failure_percentage_threshold',
       ]) {
         assert.ok(od[f] !== undefined, `${r.name}: outlier_detection.${f} must be set explicitly`);
       }
@@ -203,26 +207,38 @@ describe('xDS client translation', () => {
     ]);
   });
 
-  it('gives a per-cluster hostname only that cluster\'s endpoints', () => {
+  it("gives a per-cluster hostname only that cluster's endpoints", () => {
     for (const c of ['cluster1', 'cluster2', 'cluster3']) {
       const locs = localities(c1, `outbound|8080||helloworld.sample.${c}`);
       assert.ok(locs.length > 0);
-      assert.ok(locs.every((l) => l.locality.sub_zone === c), `${c}: ${JSON.stringify(locs.map((l) => l.locality))}`);
+      assert.ok(
+        locs.every((l) => l.locality.sub_zone === c),
+        `${c}: ${JSON.stringify(locs.map((l) => l.locality))}`,
+      );
     }
   });
 
   it('shows a service that is not exported only in its own cluster', () => {
     assert.ok(c2.listeners.has('local.sample.cluster2'));
     // Not exported anywhere: its own cluster still reaches it by the global name.
-    assert.deepEqual(localities(c2, 'outbound|8080||local.sample').map((l) => l.locality.sub_zone), ['cluster2']);
+    assert.deepEqual(
+      localities(c2, 'outbound|8080||local.sample').map((l) => l.locality.sub_zone),
+      ['cluster2'],
+    );
     for (const name of c1.listeners.keys()) assert.ok(!name.startsWith('local.'), `cluster1 must not see ${name}`);
     for (const name of c1.endpoints.keys()) assert.ok(!name.includes('local.sample'), `cluster1 must not see ${name}`);
   });
 
   it('leaves a conflicting part out of the global service but keeps its per-cluster name', () => {
-    assert.deepEqual(localities(c1, 'outbound|7000||conflicted.sample').map((l) => l.locality.sub_zone), ['cluster1']);
+    assert.deepEqual(
+      localities(c1, 'outbound|7000||conflicted.sample').map((l) => l.locality.sub_zone),
+      ['cluster1'],
+    );
     assert.ok(!c1.clusters.has('outbound|7001||conflicted.sample'));
-    assert.deepEqual(localities(c1, 'outbound|7001||conflicted.sample.cluster3').map((l) => l.locality.sub_zone), ['cluster3']);
+    assert.deepEqual(
+      localities(c1, 'outbound|7001||conflicted.sample.cluster3').map((l) => l.locality.sub_zone),
+      ['cluster3'],
+    );
     assert.ok(c1.listeners.has('conflicted.sample.cluster3:7001'));
   });
 
@@ -263,19 +279,25 @@ describe('xDS client translation', () => {
     assert.equal(dl.api_listener.api_listener['@type'], 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager');
     const cla = get(c1, ENDPOINT_TYPE, 'outbound|8080||helloworld.sample');
     const dc = decodeResource(ENDPOINT_TYPE, encodeResource(cla).value) as { endpoints: Loc[] };
-    assert.deepEqual(dc.endpoints.map((l) => l.load_balancing_weight.value), [1, 1, 1, 2, 1]);
+    assert.deepEqual(
+      dc.endpoints.map((l) => l.load_balancing_weight.value),
+      [1, 1, 1, 2, 1],
+    );
     assert.deepEqual(dc.endpoints[0]!.locality, { region: 'us-east1', zone: 'us-east1-a', sub_zone: 'cluster1' });
   });
 
   it('rejects a misspelled field, naming the resource and the full path', () => {
     const r = structuredClone(get(c1, CLUSTER_TYPE, 'outbound|8080||helloworld.sample'));
     (r.message.outlier_detection as Record<string, unknown>).enforcing_sucess_rate = { value: 0 };
-    assert.throws(() => encodeResource(r), (e: Error) => {
-      assert.match(e.message, /Cluster "outbound\|8080\|\|helloworld\.sample"/);
-      assert.match(e.message, /outlier_detection\.enforcing_sucess_rate: unknown field "enforcing_sucess_rate"/);
-      assert.match(e.message, /did you mean "enforcing_success_rate"/);
-      return true;
-    });
+    assert.throws(
+      () => encodeResource(r),
+      (e: Error) => {
+        assert.match(e.message, /Cluster "outbound\|8080\|\|helloworld\.sample"/);
+        assert.match(e.message, /outlier_detection\.enforcing_sucess_rate: unknown field "enforcing_sucess_rate"/);
+        assert.match(e.message, /did you mean "enforcing_success_rate"/);
+        return true;
+      },
+    );
     // Inside an Any, inside a repeated field.
     const l = structuredClone(get(c1, LISTENER_TYPE, 'helloworld.sample'));
     const hcm = (l.message.api_listener as { api_listener: { http_filters: Record<string, unknown>[] } }).api_listener;
@@ -309,7 +331,10 @@ describe('xDS server listener translation', () => {
     const m = r.message as {
       address: unknown;
       default_filter_chain?: unknown;
-      filter_chains: { filter_chain_match?: unknown; filters: { typed_config: { route_config: { virtual_hosts: { domains: string[]; routes: Record<string, unknown>[] }[] }; http_filters: { name: string }[] } }[] }[];
+      filter_chains: {
+        filter_chain_match?: unknown;
+        filters: { typed_config: { route_config: { virtual_hosts: { domains: string[]; routes: Record<string, unknown>[] }[] }; http_filters: { name: string }[] } }[];
+      }[];
     };
     assert.deepEqual(m.address, { socket_address: { address: '127.0.0.1', port_value: 50051 } });
     assert.equal(m.default_filter_chain, undefined);

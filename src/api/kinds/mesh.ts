@@ -22,13 +22,9 @@ export const MeshMtls = Type.Object(
   {
     mode: Type.Optional({ ...MtlsMode, default: 'STRICT' }),
     services: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { namespace: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }), mode: MtlsMode },
-          { additionalProperties: false },
-        ),
-        { description: 'per-service overrides of the mesh-wide mode' },
-      ),
+      Type.Array(Type.Object({ namespace: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }), mode: MtlsMode }, { additionalProperties: false }), {
+        description: 'per-service overrides of the mesh-wide mode',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -51,9 +47,7 @@ export type MeshAccess = Static<typeof MeshAccess>;
 export const MeshSpec = Type.Object(
   {
     trustDomain: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'meshfed.local', description: 'SPIFFE trust domain' }),
-    clusters: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: 'clusters that federate; empty or unset means every Cluster' }),
-    ),
+    clusters: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: 'clusters that federate; empty or unset means every Cluster' })),
     ca: Type.Optional(MeshCa),
     mtls: Type.Optional(MeshMtls),
     access: Type.Optional(MeshAccess),

@@ -33,7 +33,13 @@ export const WorkloadKind = defineKind({
     { header: 'ADDRESS', value: (o) => `${o.spec.address}:${Object.values(o.spec.ports).join(',')}` },
     { header: 'ZONE', value: (o) => o.spec.zone ?? '' },
     { header: 'HEALTH', value: (o) => o.spec.health },
-    { header: 'LABELS', value: (o) => Object.entries(o.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') },
+    {
+      header: 'LABELS',
+      value: (o) =>
+        Object.entries(o.metadata.labels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+    },
   ],
   validateObject: (o) => {
     const errs: FieldError[] = [];

@@ -33,7 +33,7 @@ export function addClusterCommands(program: Command): void {
   const trust = program.command('trust').description("the mesh's root of trust: status and root rotation");
   trust
     .command('status')
-    .description('trust domain, roots and their phase, each cluster\'s intermediate CA and agent certificate, warnings')
+    .description("trust domain, roots and their phase, each cluster's intermediate CA and agent certificate, warnings")
     .addOption(hubOption())
     .addOption(outputOption())
     .action(async (o: { hub: string; output: string }) => {
@@ -62,7 +62,11 @@ async function addCluster(name: string, o: { region?: string; zones?: string; ne
   durationFlag(o.tokenTtl, '--token-ttl');
   const spec: Record<string, unknown> = {};
   if (o.region) spec.region = o.region;
-  if (o.zones) spec.zones = o.zones.split(',').map((z) => z.trim()).filter(Boolean);
+  if (o.zones)
+    spec.zones = o.zones
+      .split(',')
+      .map((z) => z.trim())
+      .filter(Boolean);
   if (o.network) spec.network = o.network;
   const body: Record<string, unknown> = { ttl: o.tokenTtl };
   if (Object.keys(spec).length) body.spec = spec;

@@ -11,6 +11,8 @@ import { getCommand } from '../get.js';
 import { request } from '../http.js';
 import { parseFormat, print } from '../output.js';
 import { parseAndValidate } from '../../registry.js';
+import type { ExplainResult } from '../../analysis/explain.js';
+import type { PlanResult } from '../../analysis/plan.js';
 
 interface Outcomes {
   results: { object: string; outcome: string }[];
@@ -57,7 +59,7 @@ export function addObjectCommands(program: Command): void {
     .action(async (o: { filename: string[]; hub: string; output: string }) => {
       const format = parseFormat(o.output);
       const objects = await readObjects(o.filename);
-      const r = await request<import('../../analysis/plan.js').PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
+      const r = await request<PlanResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/plan', {
         text: JSON.stringify(objects),
         contentType: 'application/json',
       });
@@ -74,7 +76,7 @@ export function addObjectCommands(program: Command): void {
     .requiredOption('--from <cluster/namespace/workload>', 'the calling workload')
     .requiredOption('--to <service[.namespace]>', 'what it dials (a global, per-cluster or clusterset name; optional :port)')
     .option('--method <pkg.Service/Method>', 'the gRPC method called')
-    .option('--service-account <sa>', 'the caller\'s service account, when it is not a registered Workload')
+    .option('--service-account <sa>', "the caller's service account, when it is not a registered Workload")
     .option('--with', 'as if the -f files were applied (dry run, like plan)')
     .option('-f, --filename <file>', 'objects to consider applied (repeatable; implies --with)', collect, [])
     .addOption(hubOption())
@@ -125,7 +127,7 @@ async function explain(o: ExplainFlags): Promise<void> {
   const body: Record<string, unknown> = { from: { cluster, namespace, workload, ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}) }, to: o.to };
   if (o.method) body.method = o.method.replace(/^\//, '');
   if (o.filename.length > 0) body.with = await readObjects(o.filename);
-  const r = await request<import('../../analysis/explain.js').ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', {
+  const r = await request<ExplainResult>(o.hub, 'hub', 'POST', 'api/v1alpha1/explain', {
     text: JSON.stringify(body),
     contentType: 'application/json',
   });

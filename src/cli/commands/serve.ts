@@ -8,6 +8,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
 import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
+import type { AgentOptions } from '../../agent/agent.js';
+import type { HubOptions } from '../../hub/hub.js';
 
 interface HubFlags {
   dataDir: string;
@@ -45,7 +47,7 @@ export function addServeCommands(program: Command): void {
     .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
     .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
-    .option('--channel-san <name>', "a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)", collect, [])
+    .option('--channel-san <name>', 'a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)', collect, [])
     .option('--ca-cert <file>', 'use this CA certificate (an intermediate of your root, chain after it) as the mesh CA instead of a generated root')
     .option('--ca-key <file>', 'the key of --ca-cert')
     .option('--ca-roots <file>', 'the roots --ca-cert chains to (the trust bundle)')
@@ -60,7 +62,7 @@ export function addServeCommands(program: Command): void {
     .option('--hub <host:port>', 'hub agent-channel address', '127.0.0.1:7401')
     .option('--network <name>', "the cluster's network (checked against the Cluster object)")
     .option('--region <name>', "the cluster's region (checked against the Cluster object)")
-    .option('--zone <zone>', "a zone of the cluster (repeatable; checked against the Cluster object)", collect, [])
+    .option('--zone <zone>', 'a zone of the cluster (repeatable; checked against the Cluster object)', collect, [])
     .option('--xds-listen <host:port>', 'xDS (ADS) address; plaintext, so loopback by default', '127.0.0.1:15010')
     .option('--api-listen <host:port>', 'agent API address (registration, status, bootstrap)', '127.0.0.1:15011')
     .option('--data-dir <dir>', 'registrations and the last view from the hub')
@@ -77,7 +79,7 @@ async function runHub(o: HubFlags): Promise<void> {
   const { Hub } = await import('../../hub/hub.js');
   const given = [o.caCert, o.caKey, o.caRoots].filter(Boolean).length;
   if (given !== 0 && given !== 3) throw new MeshfedError('usage', '--ca-cert, --ca-key and --ca-roots go together');
-  const opts: import('../../hub/hub.js').HubOptions = {
+  const opts: HubOptions = {
     dataDir: o.dataDir,
     api: addressFlag(o.listen, '--listen'),
     agents: addressFlag(o.agentListen, '--agent-listen'),
@@ -101,7 +103,7 @@ async function runHub(o: HubFlags): Promise<void> {
 async function runAgent(o: AgentFlags): Promise<void> {
   const { Agent } = await import('../../agent/agent.js');
   addressFlag(o.hub, '--hub');
-  const opts: import('../../agent/agent.js').AgentOptions = {
+  const opts: AgentOptions = {
     cluster: o.cluster,
     hub: o.hub,
     xds: addressFlag(o.xdsListen, '--xds-listen'),

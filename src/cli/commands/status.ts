@@ -6,12 +6,7 @@ import { agentOption, collect, hubOption, outputOption } from '../flags.js';
 import { printAgentStatus, printProxyStatus } from '../status.js';
 
 export function addStatusCommands(program: Command): void {
-  program
-    .command('status')
-    .description("this cluster's agent: readiness, hub connection, what it serves")
-    .addOption(agentOption())
-    .addOption(outputOption())
-    .action(printAgentStatus);
+  program.command('status').description("this cluster's agent: readiness, hub connection, what it serves").addOption(agentOption()).addOption(outputOption()).action(printAgentStatus);
 
   program
     .command('proxy-status')

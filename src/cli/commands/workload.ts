@@ -41,14 +41,14 @@ interface BootstrapFlags {
 export function addWorkloadCommands(program: Command): void {
   program
     .command('register')
-    .description('register a workload (VM or process) with this cluster\'s agent')
+    .description("register a workload (VM or process) with this cluster's agent")
     .requiredOption('--service <name>', 'service the workload serves')
     .requiredOption('-n, --namespace <ns>', 'namespace of the service')
     .requiredOption('--address <ip:port>', 'where the workload listens')
     .option('--name <name>', 'workload name (default: <service>-<ip>-<port>)')
     .option('--label <k=v>', 'workload label, e.g. version=v1 (repeatable)', collect, [])
     .option('--service-account <sa>', 'service account (identity)', 'default')
-    .option('--zone <zone>', 'zone (default: the cluster\'s first zone)')
+    .option('--zone <zone>', "zone (default: the cluster's first zone)")
     .addOption(new Option('--health <state>', 'health').choices(['healthy', 'unhealthy', 'draining']).default('healthy'))
     .option('--port-name <name>', 'service port name', 'grpc')
     .option('--service-port <port>', 'service port number (default: the workload port)')
@@ -81,14 +81,14 @@ export function addWorkloadCommands(program: Command): void {
     .requiredOption('--name <name>', 'workload name (becomes the node id)')
     .option('--zone <zone>', 'zone of the workload')
     .option('--server', 'for an xDS-enabled gRPC server (adds the server listener template)')
-    .option('--envoy', 'an Envoy v3 bootstrap instead (ADS to this cluster\'s agent)')
+    .option('--envoy', "an Envoy v3 bootstrap instead (ADS to this cluster's agent)")
     .option('--delta', 'with --envoy: incremental (delta) xDS')
     .option('--out <file>', 'write to a file instead of stdout')
     .option('--cert-dir <dir>', 'where `meshfed identity run` writes the certificates: adds the certificate provider mTLS needs')
     .addOption(agentOption())
     .action(bootstrap);
 
-  const identity = program.command('identity').description('workload identities: tokens, and the helper that keeps a workload\'s certificates current');
+  const identity = program.command('identity').description("workload identities: tokens, and the helper that keeps a workload's certificates current");
   identity
     .command('token')
     .description('create an identity token for a namespace and service account (give it to `meshfed identity run`)')

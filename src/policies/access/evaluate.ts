@@ -34,11 +34,7 @@ export interface AccessEnv {
 
 // RBAC rules in the xDS (protobufjs fromObject) shape, the subset we generate.
 export type StringMatcher = { exact: string } | { prefix: string } | { safe_regex: { regex: string } };
-export type Principal =
-  | { any: true }
-  | { authenticated: { principal_name?: StringMatcher } }
-  | { or_ids: { ids: Principal[] } }
-  | { not_id: Principal };
+export type Principal = { any: true } | { authenticated: { principal_name?: StringMatcher } } | { or_ids: { ids: Principal[] } } | { not_id: Principal };
 export type Permission = { any: true } | { url_path: { path: StringMatcher } } | { or_rules: { rules: Permission[] } };
 
 export interface CompiledPolicy {
@@ -155,7 +151,11 @@ function compileDestination(d: AccessDestination): { permission: Permission; tex
 }
 
 /** The principals of a policy's sources (plus the fail-closed one for DENY when the target is not STRICT). */
-export function compileSources(env: Pick<AccessEnv, 'trustDomain' | 'endpoints'>, p: AccessPolicy, target: Pick<AccessTarget, 'mode' | 'service' | 'namespace'>): Pick<CompiledPolicy, 'principals' | 'sourceText' | 'sourceRefs'> {
+export function compileSources(
+  env: Pick<AccessEnv, 'trustDomain' | 'endpoints'>,
+  p: AccessPolicy,
+  target: Pick<AccessTarget, 'mode' | 'service' | 'namespace'>,
+): Pick<CompiledPolicy, 'principals' | 'sourceText' | 'sourceRefs'> {
   const c: Pick<CompiledPolicy, 'principals' | 'sourceText' | 'sourceRefs'> = { principals: [], sourceText: [], sourceRefs: [] };
   if (!p.spec.sources) {
     c.principals.push({ any: true });
@@ -266,4 +266,3 @@ export function evaluateAccess(c: CompiledAccess, call: AccessCall): AccessVerdi
 export function callerIdentity(td: string, mode: MtlsMode, from: { cluster: string; namespace: string; serviceAccount: string }): string | undefined {
   return mode === 'STRICT' ? workloadId(td, from.cluster, from.namespace, from.serviceAccount) : undefined;
 }
-

@@ -26,14 +26,12 @@ export const AccessDestination = Type.Object(
         description: 'service ports, by number or name; unset: every port',
       }),
     ),
-    methods: Type.Optional(
-      Type.Array(Type.String({ pattern: METHOD_PATTERN }), { minItems: 1, description: 'gRPC methods: pkg.Service/Method or pkg.Service/*; unset: every method' }),
-    ),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: METHOD_PATTERN }), { minItems: 1, description: 'gRPC methods: pkg.Service/Method or pkg.Service/*; unset: every method' })),
     paths: Type.Optional(
-      Type.Array(
-        Type.Object({ exact: Type.Optional(Type.String({ pattern: '^/' })), prefix: Type.Optional(Type.String({ pattern: '^/' })) }, { additionalProperties: false }),
-        { minItems: 1, description: 'request paths (gRPC: /pkg.Service/Method)' },
-      ),
+      Type.Array(Type.Object({ exact: Type.Optional(Type.String({ pattern: '^/' })), prefix: Type.Optional(Type.String({ pattern: '^/' })) }, { additionalProperties: false }), {
+        minItems: 1,
+        description: 'request paths (gRPC: /pkg.Service/Method)',
+      }),
     ),
   },
   { additionalProperties: false, description: 'services of the policy namespace; every set field must match' },
@@ -112,6 +110,11 @@ export function validateAccessPolicy(spec: AccessPolicySpec): FieldError[] {
 
 export function describeSource(s: AccessSource): string {
   const parts = [`${s.cluster ?? '*'}/${s.namespace ?? '*'}/${s.serviceAccount ?? '*'}`];
-  if (s.labels) parts.push(Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join('+'));
+  if (s.labels)
+    parts.push(
+      Object.entries(s.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('+'),
+    );
   return parts.join(':');
 }

@@ -17,8 +17,7 @@ export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
   enforcedBy: 'server',
   status: (view, policies, env) => accessStatuses(view, policies, env.security, env.accessDefault),
   xds: {
-    serverHttpFilters: (ctx, target, policies) =>
-      accessHttpFilters(compileAccess({ trustDomain: ctx.trustDomain, defaultAction: ctx.accessDefault, policies, endpoints: ctx.identities }, target)),
+    serverHttpFilters: (ctx, target, policies) => accessHttpFilters(compileAccess({ trustDomain: ctx.trustDomain, defaultAction: ctx.accessDefault, policies, endpoints: ctx.identities }, target)),
     // A deny-all default restricts every server, with or without policies.
     serverActive: (ctx, policies) => policies.length > 0 || ctx.accessDefault === 'DENY',
     serverReadsWorkloads: (policies) => policies.some((p) => p.spec.sources?.some((x) => x.labels)),

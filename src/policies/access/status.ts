@@ -70,7 +70,8 @@ export function accessStatuses(view: FederatedView, policies: readonly AccessPol
       if (d.ports) {
         const known = new Set(named.flatMap((g) => g.ports.flatMap((x) => [x.port, x.name])));
         const k = d.ports.findIndex((x) => !known.has(x));
-        if (k >= 0) return st.problems.push({ path: `${path}/ports/${k}`, message: `no port ${JSON.stringify(d.ports[k])} on ${d.name ? `service "${d.name}"` : `the services of namespace "${ns}"`}` });
+        if (k >= 0)
+          return st.problems.push({ path: `${path}/ports/${k}`, message: `no port ${JSON.stringify(d.ports[k])} on ${d.name ? `service "${d.name}"` : `the services of namespace "${ns}"`}` });
       }
       return st.problems.push({ path, message: `selects no workload in namespace "${ns}"` });
     });
@@ -82,7 +83,8 @@ export function accessStatuses(view: FederatedView, policies: readonly AccessPol
       const inScope = endpoints.filter((e) => (s.cluster === undefined || e.cluster === s.cluster) && (s.namespace === undefined || e.namespace === s.namespace));
       if (s.labels) {
         const hit = inScope.filter((e) => (s.serviceAccount === undefined || e.serviceAccount === s.serviceAccount) && Object.entries(s.labels!).every(([k, v]) => e.labels[k] === v));
-        if (hit.length === 0) return st.problems.push({ path: `${path}/labels`, message: `no workload${where ? ` in ${where}` : ''} has labels ${JSON.stringify(s.labels)}: this source matches no caller` });
+        if (hit.length === 0)
+          return st.problems.push({ path: `${path}/labels`, message: `no workload${where ? ` in ${where}` : ''} has labels ${JSON.stringify(s.labels)}: this source matches no caller` });
         return;
       }
       if (s.namespace !== undefined && !inScope.length && !view.services.some((g) => g.namespace === s.namespace)) {

@@ -11,16 +11,14 @@ export const FailoverPolicySpec = Type.Object(
     sources: Type.Optional(Type.Array(SourceSelector, { minItems: 1 })),
     affinity: Type.Union([Type.Literal('local'), Type.Literal('remote'), Type.Literal('none')], {
       default: 'local',
-      description: 'local: only the client\'s cluster while any of its endpoints is healthy; remote: other clusters first; none: spread over all',
+      description: "local: only the client's cluster while any of its endpoints is healthy; remote: other clusters first; none: spread over all",
     }),
     order: Type.Array(Type.Union([Type.Literal('zone'), Type.Literal('region')]), {
       uniqueItems: true,
       default: ['zone', 'region'],
       description: 'locality tiers after the preferred clusters: same zone, then same region, then every other region',
     }),
-    clusters: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'explicit failover order of other clusters (before the locality tiers)' }),
-    ),
+    clusters: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'explicit failover order of other clusters (before the locality tiers)' })),
   },
   { additionalProperties: false },
 );

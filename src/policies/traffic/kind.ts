@@ -10,9 +10,23 @@ import { DestinationSelector, Duration, PolicyStatus, SourceSelector, noDuplicat
 export const RETRY_CODES = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
 
 export const GRPC_CODES: Record<string, number> = {
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 };
 
 const Percent = Type.Number({ minimum: 0, maximum: 100, description: 'percentage of calls, 0-100' });
@@ -30,9 +44,7 @@ export const HeaderMatch = Type.Object(
 
 export const RouteMatch = Type.Object(
   {
-    path: Type.Optional(
-      Type.Object({ prefix: Type.Optional(Type.String()), exact: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
-    ),
+    path: Type.Optional(Type.Object({ prefix: Type.Optional(Type.String()), exact: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false })),
     method: Type.Optional(
       Type.Object(
         {
@@ -51,7 +63,7 @@ export const SplitTarget = Type.Object(
   {
     cluster: Type.Optional(Type.String({ minLength: 1, description: 'only endpoints in this cluster' })),
     subset: Type.Optional(Labels),
-    weight: Type.Integer({ minimum: 0, maximum: 100, description: 'percent of the route\'s calls; the weights of a split add up to 100' }),
+    weight: Type.Integer({ minimum: 0, maximum: 100, description: "percent of the route's calls; the weights of a split add up to 100" }),
   },
   { additionalProperties: false },
 );
@@ -71,7 +83,15 @@ export const Fault = Type.Object(
     delay: Type.Optional(Type.Object({ fixed: Duration, percent: Percent }, { additionalProperties: false })),
     abort: Type.Optional(
       Type.Object(
-        { grpcStatus: Type.Union(Object.keys(GRPC_CODES).filter((c) => c !== 'OK').map((c) => Type.Literal(c)), { default: 'UNAVAILABLE' }), percent: Percent },
+        {
+          grpcStatus: Type.Union(
+            Object.keys(GRPC_CODES)
+              .filter((c) => c !== 'OK')
+              .map((c) => Type.Literal(c)),
+            { default: 'UNAVAILABLE' },
+          ),
+          percent: Percent,
+        },
         { additionalProperties: false },
       ),
     ),

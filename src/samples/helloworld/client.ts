@@ -92,12 +92,15 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
   return new Promise((resolve) => {
     // Start as many calls as the rate says should have started by now: exact on
     // average, whatever the timer jitter.
-    const pace = setInterval(() => {
-      const now = Date.now();
-      const due = Math.min(maxCalls, Math.floor(((now - t0) / 1000) * opts.rate) + 1);
-      while (started < due && now < endAt && !opts.signal?.aborted) call();
-      if (started >= maxCalls || now >= endAt || opts.signal?.aborted) stopStarting();
-    }, Math.max(1, Math.min(20, Math.floor(1000 / opts.rate))));
+    const pace = setInterval(
+      () => {
+        const now = Date.now();
+        const due = Math.min(maxCalls, Math.floor(((now - t0) / 1000) * opts.rate) + 1);
+        while (started < due && now < endAt && !opts.signal?.aborted) call();
+        if (started >= maxCalls || now >= endAt || opts.signal?.aborted) stopStarting();
+      },
+      Math.max(1, Math.min(20, Math.floor(1000 / opts.rate))),
+    );
     const ticker = setInterval(() => {
       opts.onTick?.(tick);
       tick = emptyStats();

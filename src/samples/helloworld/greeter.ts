@@ -35,23 +35,9 @@ export const GREETER_METHODS = ['SayHello', 'SayGoodbye'] as const;
 export type GreeterMethod = (typeof GREETER_METHODS)[number];
 
 export interface GreeterClient extends grpc.Client {
-  SayHello(
-    req: HelloRequest,
-    options: grpc.CallOptions,
-    callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
-  ): grpc.ClientUnaryCall;
-  SayHello(
-    req: HelloRequest,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
-  ): grpc.ClientUnaryCall;
-  SayGoodbye(
-    req: HelloRequest,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void,
-  ): grpc.ClientUnaryCall;
+  SayHello(req: HelloRequest, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void): grpc.ClientUnaryCall;
+  SayHello(req: HelloRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void): grpc.ClientUnaryCall;
+  SayGoodbye(req: HelloRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, reply?: HelloReply) => void): grpc.ClientUnaryCall;
 }
 
 let loaded: { service: grpc.ServiceDefinition; Client: new (target: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => GreeterClient } | undefined;

@@ -41,7 +41,12 @@ function callerIdentity(call: grpc.ServerUnaryCall<HelloRequest, HelloReply>): s
   const auth = call.getAuthContext();
   if (!auth.transportSecurityType) return 'plaintext';
   const san = auth.sslPeerCertificate?.subjectaltname ?? '';
-  return san.split(', ').find((s) => s.startsWith('URI:'))?.slice(4) ?? 'tls-without-client-certificate';
+  return (
+    san
+      .split(', ')
+      .find((s) => s.startsWith('URI:'))
+      ?.slice(4) ?? 'tls-without-client-certificate'
+  );
 }
 
 export function startGreeterServer(opts: GreeterServerOptions): RunningGreeterServer {

@@ -37,26 +37,26 @@ export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: S
   const sorted = [...groups.values()].sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone));
   const prio = priorities(ctx, backend, sorted);
   const localities = sorted.map((g, i) => {
-      const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
-      return {
-        locality: { region: g.region, zone: g.zone, sub_zone: g.cluster },
-        // Weight = healthy endpoints, so every healthy endpoint gets an equal share.
-        // A locality with none keeps weight 1 instead of being dropped: config dumps
-        // still show its UNHEALTHY/DRAINING endpoints and localities and priorities
-        // stay stable for failover; gRPC skips a locality without healthy endpoints
-        // and Envoy scales a locality's weight by its healthy share, so it gets no
-        // traffic either way. (A locality with no weight would be dropped silently.)
-        load_balancing_weight: wrap(Math.max(healthy, 1)),
-        // Contiguous from 0 (gRPC rejects gaps): see policies/failover.
-        priority: prio[i]!,
-        lb_endpoints: g.endpoints
-          .sort((a, b) => cmp(a.ep.workload, b.ep.workload) || cmp(a.ep.address, b.ep.address))
-          .map(({ ep, port }) => ({
-            endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
-            health_status: ep.health,
-          })),
-      };
-    });
+    const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
+    return {
+      locality: { region: g.region, zone: g.zone, sub_zone: g.cluster },
+      // Weight = healthy endpoints, so every healthy endpoint gets an equal share.
+      // A locality with none keeps weight 1 instead of being dropped: config dumps
+      // still show its UNHEALTHY/DRAINING endpoints and localities and priorities
+      // stay stable for failover; gRPC skips a locality without healthy endpoints
+      // and Envoy scales a locality's weight by its healthy share, so it gets no
+      // traffic either way. (A locality with no weight would be dropped silently.)
+      load_balancing_weight: wrap(Math.max(healthy, 1)),
+      // Contiguous from 0 (gRPC rejects gaps): see policies/failover.
+      priority: prio[i]!,
+      lb_endpoints: g.endpoints
+        .sort((a, b) => cmp(a.ep.workload, b.ep.workload) || cmp(a.ep.address, b.ep.address))
+        .map(({ ep, port }) => ({
+          endpoint: { address: { socket_address: { address: ep.address, port_value: port } } },
+          health_status: ep.health,
+        })),
+    };
+  });
   return { typeUrl: ENDPOINT_TYPE, name, message: { cluster_name: name, endpoints: localities } };
 }
 

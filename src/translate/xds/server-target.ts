@@ -8,7 +8,9 @@ import type { ServerTarget } from '../../policies/plugin.js';
 export function listenerTarget(w: Workload, port: number, g: GlobalService | undefined, mode: MtlsMode): ServerTarget {
   const cluster = w.metadata.cluster ?? '';
   const part = g?.parts.find((p) => p.cluster === cluster);
-  const names = Object.entries(w.spec.ports).filter(([, p]) => p === port).map(([n]) => n);
+  const names = Object.entries(w.spec.ports)
+    .filter(([, p]) => p === port)
+    .map(([n]) => n);
   return {
     cluster,
     namespace: w.metadata.namespace ?? '',

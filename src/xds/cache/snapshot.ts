@@ -225,8 +225,7 @@ export class ResourceCache implements SnapshotView {
     if (Buffer.compare(Buffer.from(fresh.buffer, fresh.byteOffset, fresh.byteLength), e.any.value) !== 0) {
       throw new MeshfedError(
         'internal',
-        `xDS debug: ${shortType(r.typeUrl)} "${r.name}": content hash ${e.hash} is cached with bytes ${bytesHash(e.any.value)} ` +
-          `but the same content now encodes to bytes ${bytesHash(fresh)}`,
+        `xDS debug: ${shortType(r.typeUrl)} "${r.name}": content hash ${e.hash} is cached with bytes ${bytesHash(e.any.value)} ` + `but the same content now encodes to bytes ${bytesHash(fresh)}`,
       );
     }
   }

@@ -66,7 +66,19 @@ export class SotwStream extends XdsStream<SotwTypeState> {
       }
     }
     if (!st) {
-      st = { stream: this, typeUrl, names: new Set(), wildcard: false, dirty: new Set(), mustRespond: true, sentResources: 0, everNamed: false, sent: new Map(), wildcardChanged: false, answered: false };
+      st = {
+        stream: this,
+        typeUrl,
+        names: new Set(),
+        wildcard: false,
+        dirty: new Set(),
+        mustRespond: true,
+        sentResources: 0,
+        everNamed: false,
+        sent: new Map(),
+        wildcardChanged: false,
+        answered: false,
+      };
       this.types.set(typeUrl, st);
     }
     const wildcard = FULL_STATE_TYPES.has(typeUrl) && (req.resource_names.includes('*') || (req.resource_names.length === 0 && !st.everNamed));
