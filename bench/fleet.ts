@@ -36,6 +36,7 @@ import {
 } from './model.js';
 import { cpuMs, machine, settledRss, stableRss, type Machine } from './proc.js';
 import { formatProfile, monotonicUs, summarizeProfile, type ProfileSummary } from './profile.js';
+import { errorMessage } from '../src/util/errors.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -644,7 +645,7 @@ async function runPoint(label: string, scale: Scale, o: Options, deadline: Deadl
     await run.init();
     await phases(run, label, scale, o, deadline, r, profDir);
   } catch (err) {
-    r.error = err instanceof Error ? err.message : String(err);
+    r.error = errorMessage(err);
     progress(`${label}: FAILED: ${r.error}`);
   } finally {
     progress(`${label}: stopping processes`);
@@ -1231,7 +1232,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`bench: ${errorMessage(err)}\n`);
   for (const r of activeRuns) r.killNow();
   process.exit(2);
 });

@@ -18,6 +18,7 @@ import { TrafficPolicyPlugin } from '../policies/traffic/plugin.js';
 import { AccessPolicyPlugin } from '../policies/access/plugin.js';
 import { serviceMode, type SecuritySettings } from '../api/index.js';
 import { policySet } from '../registry.js';
+import { MeshfedError } from '../util/errors.js';
 
 export interface ExplainRequest {
   /** The calling workload. serviceAccount is needed only when it is not a registered Workload. */
@@ -60,12 +61,13 @@ export interface ExplainResult {
   notes: string[];
 }
 
-export class ExplainError extends Error {
+/** An explain request that names something unknown (from, to: not-found) or malformed (invalid). */
+export class ExplainError extends MeshfedError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(`${field}: ${message}`);
+    super(field === 'from' || field === 'to' ? 'not-found' : 'invalid', `${field}: ${message}`, { reason: 'Invalid' });
   }
 }
 

@@ -5,6 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { API_VERSION, type ApiObject } from './meta.js';
 import type { FieldError } from './kind.js';
 import type { KindRegistry } from './registry.js';
+import { MeshfedError } from '../util/errors.js';
 
 export interface DocumentError {
   /** 0-based document index in the input */
@@ -15,10 +16,10 @@ export interface DocumentError {
   errors: FieldError[];
 }
 
-export class InvalidInputError extends Error {
+/** Input with invalid documents; `problems` names document, object and field of each. */
+export class InvalidInputError extends MeshfedError {
   constructor(readonly problems: DocumentError[]) {
-    super(formatProblems(problems));
-    this.name = 'InvalidInputError';
+    super('invalid', formatProblems(problems), { reason: 'Invalid', details: problems });
   }
 }
 

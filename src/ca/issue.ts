@@ -6,6 +6,7 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { generateKeyPair, importKeyPair, SIGN_ALG, splitPem, x509, type KeyPair } from './x509.js';
 import { parseSpiffeId } from './spiffe.js';
+import { MeshfedError } from '../util/errors.js';
 
 /** A CA that can sign: its certificate, key, the chain above it (not the root) and the roots that anchor it. */
 export interface CaMaterial {
@@ -17,10 +18,10 @@ export interface CaMaterial {
   rootsPem: string;
 }
 
-export class CsrRejected extends Error {
+/** A CSR meshfed will not sign; the message says why. */
+export class CsrRejected extends MeshfedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'CsrRejected';
+    super('invalid', message, { reason: 'CsrRejected' });
   }
 }
 

@@ -9,6 +9,7 @@
 // when the token was made: the agent accepts the hub's TLS certificate only if
 // it chains to one of them.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { MeshfedError } from '../util/errors.js';
 
 const PREFIX = 'mfj1';
 const ID = /^[0-9a-f]{16}$/;
@@ -30,10 +31,9 @@ export function formatJoinToken(t: JoinToken): string {
   return `${PREFIX}.${t.id}.${t.secret}.${t.pins.join(',')}`;
 }
 
-export class MalformedJoinToken extends Error {
+export class MalformedJoinToken extends MeshfedError {
   constructor(why: string) {
-    super(`join token is malformed (${why}): expected ${PREFIX}.<id>.<secret>.<root sha256>, as printed by meshfed cluster add`);
-    this.name = 'MalformedJoinToken';
+    super('invalid', `join token is malformed (${why}): expected ${PREFIX}.<id>.<secret>.<root sha256>, as printed by meshfed cluster add`, { reason: 'MalformedJoinToken' });
   }
 }
 

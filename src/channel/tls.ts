@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect, type DetailedPeerCertificate, type SecureContextOptions } from 'node:tls';
 import { fingerprint, parseSpiffeId, uriSans, verifyChain } from '../ca/index.js';
 import { HUB_TLS_NAME } from './protocol.js';
+import { MeshfedError } from '../util/errors.js';
 
 /**
  * Server credentials whose certificate and trusted roots change without a
@@ -60,14 +61,14 @@ export function agentCredentials(rootsPem: string, client?: { keyPem: string; ce
   });
 }
 
-export class JoinError extends Error {
+/** A join that failed: `unavailable` when a retry may succeed (the hub unreachable), `invalid` when it cannot with this token. */
+export class JoinError extends MeshfedError {
   constructor(
     message: string,
     /** Permanent: retrying with the same token cannot succeed. */
     readonly permanent: boolean,
   ) {
-    super(message);
-    this.name = 'JoinError';
+    super(permanent ? 'invalid' : 'unavailable', message, { reason: 'JoinFailed' });
   }
 }
 

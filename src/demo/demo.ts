@@ -11,6 +11,7 @@
 import { API_VERSION, type ApiObject } from '../api/index.js';
 import { formatExplain, type ExplainResult } from '../analysis/explain.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, type ServerHandle } from './fleet.js';
+import { errorMessage } from '../util/errors.js';
 
 interface Tick {
   ok: number;
@@ -229,7 +230,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     if (denied > 0) out(`  denied by the AccessPolicy (on purpose): ${denied}`);
     return await stop(totals.failed === 0 && totals.ok > 0 ? 0 : 1);
   } catch (err) {
-    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`demo failed: ${errorMessage(err)}\n`);
     return await stop(1);
   }
 }

@@ -3,9 +3,9 @@
 // endpoints and access verdict of one call). Both are computed from the
 // store's current objects and never write. Refusals are MeshfedErrors the
 // router answers.
-import { InvalidInputError, type ApiObject } from '../api/index.js';
+import type { ApiObject } from '../api/index.js';
 import { computePlan, type PlanResult } from '../analysis/plan.js';
-import { explain, ExplainError, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
+import { explain, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
 import type { Store } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
 import { findKind, parseAndValidate, POLICY_KINDS } from '../registry.js';
@@ -47,20 +47,11 @@ async function explainRequest(store: Store, body: string): Promise<ExplainResult
   const r: ExplainRequest = { from, to: req.to };
   if (req.method !== undefined) r.method = String(req.method);
   if (req.with !== undefined) {
-    try {
-      r.with = parseAndValidate(JSON.stringify(req.with), 'with');
-    } catch (err) {
-      if (err instanceof InvalidInputError) throw new MeshfedError('invalid', err.message, { details: err.problems });
-      throw err;
-    }
+    // An InvalidInputError is a MeshfedError (400, the problems as details).
+    r.with = parseAndValidate(JSON.stringify(req.with), 'with');
     for (const o of r.with) if (findKind(o.kind)?.discovered) throw new MeshfedError('invalid', `with: ${o.kind} objects are reported by agents`, { reason: 'ReadOnlyKind' });
   }
   const current = await currentObjects(store);
-  try {
-    return explain(current, r);
-  } catch (err) {
-    // An unknown caller or service is not found; anything else in the request is invalid (both say Invalid, as before).
-    if (err instanceof ExplainError) throw new MeshfedError(err.field === 'from' || err.field === 'to' ? 'not-found' : 'invalid', err.message, { reason: 'Invalid' });
-    throw err;
-  }
+  // ExplainError is a MeshfedError: an unknown caller or service answers 404, a malformed request 400 (both reason Invalid).
+  return explain(current, r);
 }

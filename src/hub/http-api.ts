@@ -21,7 +21,7 @@
 //   POST   /api/v1alpha1/trust/rotate-root   body {step: add|activate|retire, force?}
 //   POST   /api/v1alpha1/explain          body: {from, to, method?, with?}: route, endpoints and the access verdict of a call (nothing is written)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { InvalidInputError, type ApiObject, type ObjectRef } from '../api/index.js';
+import type { ApiObject, ObjectRef } from '../api/index.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
@@ -175,13 +175,8 @@ function parseJsonBody(text: string): Record<string, unknown> {
 
 /** Objects in a request body (YAML or JSON, validated all or nothing), or a 400 naming what is wrong. */
 async function objectsFromBody(req: IncomingMessage, source: string): Promise<ApiObject[]> {
-  let objects: ApiObject[];
-  try {
-    objects = parseAndValidate(await readBody(req), source);
-  } catch (err) {
-    if (err instanceof InvalidInputError) throw new MeshfedError('invalid', err.message, { details: err.problems });
-    throw err;
-  }
+  // An InvalidInputError is a MeshfedError (400, the problems as details).
+  const objects = parseAndValidate(await readBody(req), source);
   if (objects.length === 0) throw new MeshfedError('invalid', 'no objects in the request');
   return objects;
 }

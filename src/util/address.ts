@@ -1,3 +1,4 @@
+import { errorMessage } from './errors.js';
 // host:port parsing with errors that name the flag.
 export interface HostPort {
   host: string;
@@ -20,7 +21,7 @@ export function formatHostPort(hp: HostPort): string {
 /** An error for EADDRINUSE that says which port and what to do. */
 export function describeListenError(err: unknown, what: string, addr: string): Error {
   const code = (err as { code?: string }).code;
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use|No address added/.test(msg)) {
     return new Error(`${what}: ${addr} is already in use; stop what holds it or choose another address`);
   }

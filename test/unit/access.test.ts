@@ -17,6 +17,7 @@ import { policyStatuses } from '../../src/policies/resolve.js';
 import { serverListenerResource, translateServerListener } from '../../src/translate/xds/index.js';
 import { encodeResource, protoRoot } from '../../src/xds/proto.js';
 import { goldenFiles } from '../helpers/golden.js';
+import { MeshfedError } from '../../src/util/errors.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
 import { serverListenerName } from '../../src/xdsapi/index.js';
 import { parseAndValidate, policySet } from '../../src/registry.js';
@@ -350,8 +351,15 @@ describe('explain', () => {
 
   it('names the field of what it cannot find', () => {
     assert.throws(() => explain(objects, { from: { ...from, workload: 'ghost' }, to: 'rebel-base' }), /from: .*--service-account/);
-    assert.throws(() => explain(objects, { from, to: 'death-star' }), /^Error: to: no service/);
-    assert.throws(() => explain(objects, { from, to: 'rebel-base', method: 'SayHello' }), /method: "SayHello" is not pkg.Service\/Method/);
+    // Unknown caller or service: not found (HTTP 404, exit 4); a malformed method: invalid (400).
+    assert.throws(
+      () => explain(objects, { from, to: 'death-star' }),
+      (e: unknown) => e instanceof MeshfedError && e.code === 'not-found' && e.httpStatus === 404 && /^to: no service/.test(e.message),
+    );
+    assert.throws(
+      () => explain(objects, { from, to: 'rebel-base', method: 'SayHello' }),
+      (e: unknown) => e instanceof MeshfedError && e.code === 'invalid' && /method: "SayHello" is not pkg.Service\/Method/.test(e.message),
+    );
     assert.equal(explain(objects, { from: { ...from, workload: 'ghost', serviceAccount: 'x-wing' }, to: 'rebel-base' }).verdict, 'ALLOW');
   });
 });

@@ -6,7 +6,7 @@ import { translateClient, translateServerListener } from '../../src/translate/xd
 import { AdsServer, type AdsEvent } from '../../src/xds/ads-server.js';
 import { grpcBootstrap, nodeIdFor, parseNodeId } from '../../src/xds/bootstrap.js';
 import { decodeResource } from '../../src/xds/proto.js';
-import { contentHash } from '../../src/xds/snapshot.js';
+import { contentHash } from '../../src/xds/cache/snapshot.js';
 import { RawAdsClient, type RawResponse } from '../helpers/ads-client.js';
 import { helloworldView } from '../helpers/mesh-fixture.js';
 import { serverListenerName, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, mapFor, type XdsResources } from '../../src/xdsapi/index.js';

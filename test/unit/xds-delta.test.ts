@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import { translateServerListener } from '../../src/translate/xds/index.js';
 import { AdsServer, type AdsEvent, type AdsServerOptions } from '../../src/xds/ads-server.js';
 import { decodeResource } from '../../src/xds/proto.js';
-import { contentHash } from '../../src/xds/snapshot.js';
+import { contentHash } from '../../src/xds/cache/snapshot.js';
 import { RawAdsClient } from '../helpers/ads-client.js';
 import { DeltaAdsClient, type DeltaResponse } from '../helpers/delta-client.js';
 import { assignment, cluster, clusterName, fleet, listener, svcName } from '../helpers/envoy-fleet.js';

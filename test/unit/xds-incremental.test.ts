@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { AdsServer, type AdsEvent, type AdsServerOptions } from '../../src/xds/ads-server.js';
 import { decodeResource } from '../../src/xds/proto.js';
-import { contentHash } from '../../src/xds/snapshot.js';
+import { contentHash } from '../../src/xds/cache/snapshot.js';
 import { RawAdsClient, type RawResponse } from '../helpers/ads-client.js';
 import { assignment, cluster, clusterName, fleet, svcName } from '../helpers/envoy-fleet.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, RESOURCE_TYPES, ROUTE_TYPE, type XdsResource } from '../../src/xdsapi/index.js';

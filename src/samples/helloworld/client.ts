@@ -11,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials, register } from '@grpc/grpc-js-xds';
 import { parseArgs } from 'node:util';
 import { emit, exitWithParent, GREETER_METHODS, greeter, isMain, type GreeterMethod } from './greeter.js';
+import { errorMessage } from '../../util/errors.js';
 
 export interface GreeterClientOptions {
   target: string;
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
 
 if (isMain(import.meta.url)) {
   main().catch((err: unknown) => {
-    emit({ event: 'error', message: err instanceof Error ? err.message : String(err) });
+    emit({ event: 'error', message: errorMessage(err) });
     process.exit(1);
   });
 }

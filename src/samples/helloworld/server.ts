@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { XdsServer, XdsServerCredentials, register } from '@grpc/grpc-js-xds';
 import { parseArgs } from 'node:util';
 import { emit, exitWithParent, greeter, isMain, type HelloReply, type HelloRequest } from './greeter.js';
+import { errorMessage } from '../../util/errors.js';
 
 export interface GreeterServerOptions {
   address: string;
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
 
 if (isMain(import.meta.url)) {
   main().catch((err: unknown) => {
-    emit({ event: 'error', message: err instanceof Error ? err.message : String(err) });
+    emit({ event: 'error', message: errorMessage(err) });
     process.exit(1);
   });
 }
