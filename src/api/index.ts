@@ -1,3 +1,5 @@
+// The object model: kind definitions, metadata, the core kinds, parsing and CRDs.
+// The kinds meshfed serves (core + policy plugins) are composed in src/registry.ts.
 export * from './meta.js';
 export * from './kind.js';
 export * from './registry.js';

@@ -1,3 +1,4 @@
+// Certificates: SPIFFE IDs, issuing and checking CSRs, credential files, keys.
 export * from './spiffe.js';
 export * from './issue.js';
 export * from './cert-files.js';

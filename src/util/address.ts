@@ -1,5 +1,5 @@
-import { errorMessage } from './errors.js';
 // host:port parsing with errors that name the flag.
+import { errorMessage } from './errors.js';
 export interface HostPort {
   host: string;
   port: number;

@@ -1,8 +1,8 @@
-import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, ROUTE_TYPE, emptyResources, type XdsResource, type XdsResources } from '../../src/xdsapi/index.js';
 // A synthetic fleet of Envoy v3 resources for cache and load tests: per service a
 // Listener (api_listener, RDS), a RouteConfiguration, an EDS Cluster and its
 // ClusterLoadAssignment, all valid for the strict encoder. `gen` varies the
 // endpoints so a test can produce a changed assignment.
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTER_TYPE, ROUTE_TYPE, emptyResources, type XdsResource, type XdsResources } from '../../src/xdsapi/index.js';
 
 export const svcName = (i: number): string => `svc-${i}.ns`;
 export const clusterName = (i: number): string => `outbound|8080||svc-${i}.ns`;

@@ -1,3 +1,5 @@
+// The API model: parsing YAML/JSON documents all or nothing, field-path errors,
+// defaults, and CRDs from the same schemas. Pure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClusterKind, InvalidInputError, parseDocuments, WorkloadKind } from '../../src/api/index.js';

@@ -1,3 +1,5 @@
+// Federation: services merge by namespace and name into global services, per-cluster
+// parts stay addressable, conflicts resolve oldest-export-wins, hostnames resolve. Pure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster, Mesh, Service, Workload } from '../../src/api/index.js';

@@ -1,3 +1,5 @@
+// The registration discovery source (VMs and the demo): registrations persisted
+// (journal + compaction), conflicts refused, deltas exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
