@@ -290,3 +290,54 @@ function runCli(args: string[]): { status: number | null; stdout: string; stderr
   const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'meshfed.js'), ...args], { encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+test('a damaged line inside the last group write refuses the start even though the group looks complete', async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir);
+    await s.commit([{ type: 'put', object: cluster('first') }]);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.commit([{ type: 'put', object: cluster(`g${i}`) }])));
+    await s.close();
+    const wal = join(dir, 'wal.jsonl');
+    const lines = (await readFile(wal, 'utf8')).split(/(?<=\n)/);
+    const inGroup = lines.findIndex((l) => l.includes('"more":true'));
+    assert.ok(inGroup >= 1, 'the concurrent commits were written as a group');
+    lines[inGroup] = flip(lines[inGroup]!);
+    await writeFile(wal, lines.join(''));
+    await assert.rejects(open(dir), isCorrupt(wal, byteLength(lines.slice(0, inGroup))));
+  });
+});
+
+test('two segments: a torn tail in the old one while the new one has records refuses; corruption in the old one is repaired by cutting it and emptying the new one', async () => {
+  await withDir(async (dir) => {
+    const lines = await seed(dir, ['c1', 'c2', 'c3']);
+    const wal = join(dir, 'wal.jsonl');
+    const old = join(dir, 'wal.old.jsonl');
+
+    await writeFile(old, lines[0]! + lines[1]! + lines[2]!.slice(0, 30));
+    await writeFile(wal, lines[2]!);
+    await assert.rejects(open(dir), (err: Error) => err.message.includes(old) && err.message.includes(`byte ${byteLength(lines.slice(0, 2))}`) && err.message.includes('newer segment'));
+
+    await writeFile(old, lines[0]! + flip(lines[1]!));
+    const before = await checkStore(dir);
+    assert.equal(before.problem?.file, old);
+    assert.equal(before.problem?.offset, byteLength(lines.slice(0, 1)));
+    const r = await repairStore(dir, { now: new Date('2026-12-02T02:00:00Z') });
+    assert.deepEqual(
+      r.actions.map((a) => [a.file, a.toBytes]),
+      [
+        [wal, 0],
+        [old, byteLength(lines.slice(0, 1))],
+      ],
+    );
+    assert.deepEqual(r.droppedRevisions, [2, 3]);
+    assert.equal(await readFile(`${wal}.damaged-2026-12-02T02-00-00-000Z`, 'utf8'), lines[2]);
+    assert.equal(await readFile(`${old}.damaged-2026-12-02T02-00-00-000Z`, 'utf8'), lines[0]! + flip(lines[1]!));
+    const s = await open(dir);
+    try {
+      assert.equal(s.revision(), 1);
+      assert.deepEqual(await names(s), ['c1']);
+    } finally {
+      await s.close();
+    }
+  });
+});
