@@ -4,7 +4,7 @@
 // directory lock that keeps them off a running store.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -338,6 +338,43 @@ test('two segments: a torn tail in the old one while the new one has records ref
       assert.deepEqual(await names(s), ['c1']);
     } finally {
       await s.close();
+    }
+  });
+});
+
+test('kill -9 during concurrent commits never leaves corruption: the store starts with every acknowledged write', async () => {
+  await withDir(async (dir) => {
+    const storeModule = join(REPO_ROOT, 'dist', 'src', 'store', 'file-store.js');
+    // Commits in groups of 8 forever, printing each acknowledged name, until killed.
+    const script = `
+      const { FileStore } = await import(${JSON.stringify(storeModule)});
+      const s = await FileStore.open(${JSON.stringify(dir)}, { logger: { warn() {}, error() {} }, compactMinLogBytes: 200000 });
+      for (let i = 0; ; i += 8) {
+        await Promise.all(Array.from({ length: 8 }, (_, j) => s.commit([{ type: 'put', object: { apiVersion: 'meshfed.io/v1alpha1', kind: 'Cluster', metadata: { name: process.env.ROUND + '-k' + (i + j) }, spec: { pad: 'p'.repeat(500) } } }]).then(() => process.stdout.write(process.env.ROUND + '-k' + (i + j) + '\\n'))));
+      }`;
+    const acknowledged = new Set<string>();
+    for (let round = 0; round < 3; round++) {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ROUND: String(round) } });
+      const target = acknowledged.size + 300;
+      const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString('utf8');
+        const parts = buf.split('\n');
+        buf = parts.pop()!;
+        for (const p of parts) acknowledged.add(p);
+        if (acknowledged.size >= target && !child.killed) child.kill('SIGKILL');
+      });
+      assert.equal(await exited, 'SIGKILL', 'the writer ran until killed');
+      const logger = quietLogger();
+      const s = await FileStore.open(dir, { logger });
+      try {
+        const stored = new Set(await names(s));
+        for (const n of acknowledged) assert.ok(stored.has(n), `acknowledged ${n} lost in round ${round}`);
+        assert.ok(!logger.lines.some((l) => l.startsWith('error')), logger.lines.join('\n'));
+      } finally {
+        await s.close();
+      }
     }
   });
 });
