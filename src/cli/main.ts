@@ -11,6 +11,7 @@ import { addDemoCommand } from './commands/demo.js';
 import { addCrdsCommand, addObjectCommands } from './commands/objects.js';
 import { addServeCommands } from './commands/serve.js';
 import { addStatusCommands } from './commands/status.js';
+import { addStoreCommands } from './commands/store.js';
 import { addWorkloadCommands } from './commands/workload.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -46,5 +47,6 @@ export function buildProgram(): Command {
   addStatusCommands(program);
   addCrdsCommand(program);
   addDemoCommand(program);
+  addStoreCommands(program);
   return program;
 }

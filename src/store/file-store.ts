@@ -10,12 +10,14 @@
 //   wal.old.jsonl        previous log segment, only while a snapshot is being written
 //   wal.jsonl            active log segment
 //
-// Recovery = snapshot + replay of every log line with rev > snapshot rev.
+// Recovery = snapshot + replay of every log line with rev > snapshot rev. Start
+// cuts only a torn tail; corruption refuses it, naming file and byte offset
+// (framing.ts has the rules; check.ts is `meshfed store check|repair`).
 // Invariant: every method but commit and close throws once the store is closing;
 // close waits for queued commits and a running compaction, then releases the lock.
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { keyOf, refOf, type ApiObject, type ObjectRef } from '../api/meta.js';
 import { internObject } from '../util/intern.js';
 import { CommitPipeline } from './commit.js';
@@ -23,7 +25,7 @@ import { Compactor, type CompactionPolicy } from './compaction.js';
 import { fsyncDir } from './disk.js';
 import { RevisionHistory } from './history.js';
 import { DataDirLock } from './lock.js';
-import { readSnapshot } from './snapshot.js';
+import { readSnapshot, SNAPSHOT } from './snapshot.js';
 import { normalizeOp, type NormOp } from './stage.js';
 import { kindOfKey, StoreState } from './state.js';
 import type { CommitResult, ListFilter, Store, StoreOp, WatchEvent } from './store.js';
@@ -108,7 +110,7 @@ export class FileStore implements Store {
 
   private static async recover(dataDir: string, lock: DataDirLock, policy: CompactionPolicy, historyLimit: number, logger: StoreLogger): Promise<FileStore> {
     const snapshot = await readSnapshot(dataDir);
-    const contents = await readLog(dataDir, logger);
+    const contents = await readLog(dataDir, logger, snapshot && { path: join(dataDir, SNAPSHOT), rev: snapshot.rev });
 
     const state = new StoreState();
     if (snapshot !== undefined) for (const o of snapshot.objects) state.apply(keyOf(refOf(o)), { kind: o.kind, obj: o });

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { link, realpath, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MeshfedError } from '../util/errors.js';
 import { readIfExists } from './disk.js';
 
 export const LOCK = 'LOCK';
@@ -28,7 +29,7 @@ export class DataDirLock {
   static async acquire(dataDir: string): Promise<DataDirLock> {
     const canonical = await realpath(dataDir);
     if (openDirs.has(canonical)) {
-      throw new Error(`store data directory ${dataDir} is already open in this process (pid ${process.pid})`);
+      throw new MeshfedError('conflict', `store data directory ${dataDir} is already open in this process (pid ${process.pid})`, { reason: 'DataDirLocked' });
     }
     openDirs.add(canonical);
     try {
@@ -79,7 +80,9 @@ async function acquireLockFile(dataDir: string): Promise<void> {
     if (content === undefined) continue; // released meanwhile
     const pid = Number.parseInt(content.toString('utf8').trim(), 10);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
-      throw new Error(`store data directory ${dataDir} is locked by process ${pid} (${lockPath}); another hub is using it. ` + `If no such hub is running, delete ${lockPath}.`);
+      throw new MeshfedError('conflict', `store data directory ${dataDir} is locked by process ${pid} (${lockPath}); another hub is using it. ` + `If no such hub is running, delete ${lockPath}.`, {
+        reason: 'DataDirLocked',
+      });
     }
     await rm(lockPath, { force: true });
   }

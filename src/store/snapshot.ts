@@ -7,7 +7,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ApiObject } from '../api/meta.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, MeshfedError } from '../util/errors.js';
 import { internObject } from '../util/intern.js';
 import { fsyncDir, readIfExists, writeAll } from './disk.js';
 import { isRecord, isRevision, isStorable } from './shapes.js';
@@ -29,14 +29,19 @@ export async function readSnapshot(dataDir: string): Promise<Snapshot | undefine
   const snapPath = join(dataDir, SNAPSHOT);
   const snapText = await readIfExists(snapPath);
   if (snapText === undefined) return undefined;
+  return parseSnapshot(snapText, snapPath);
+}
+
+/** Parses a snapshot file's content; throws naming `snapPath` if it is damaged. */
+export function parseSnapshot(snapText: Buffer, snapPath: string): Snapshot {
   let snap: unknown;
   try {
     snap = JSON.parse(snapText.toString('utf8'));
   } catch (err) {
-    throw new Error(`store snapshot ${snapPath} is corrupt: ${errorMessage(err)}`, { cause: err });
+    throw new MeshfedError('internal', `store snapshot ${snapPath} is corrupt: ${errorMessage(err)}`, { reason: 'StoreCorrupt', cause: err });
   }
   if (!isRecord(snap) || !isRevision(snap.rev) || !Array.isArray(snap.objects) || !snap.objects.every(isStorable)) {
-    throw new Error(`store snapshot ${snapPath} is malformed`);
+    throw new MeshfedError('internal', `store snapshot ${snapPath} is malformed`, { reason: 'StoreCorrupt' });
   }
   const objects: ApiObject[] = [];
   for (const o of snap.objects as ApiObject[]) objects.push(internObject(o));

@@ -4,35 +4,25 @@
 //   wal.jsonl        active segment, appended to
 //   wal.old.jsonl    previous segment, only while a snapshot is being written
 //
-// Line format: `<16 hex chars of sha256(payload)> <payload>\n`, payload
-// `{"rev":N,"ops":[{"put":object}|{"delete":key},...]}`. Every line of a group
-// write but the last carries `"more":true`.
+// Framing and the integrity rules are in framing.ts (pure); this file does the
+// I/O: reading both segments at start, cutting a torn tail, appending.
 // Invariants: append resolves only once the bytes are fsynced (the caller
-// acknowledges nothing before); a group missing its last line was never
-// acknowledged, so at start it is cut off as a torn tail together with any
-// damaged line that ends the log; damage followed by a complete group and more
-// log cannot be a torn write and refuses the start.
-import { createHash } from 'node:crypto';
+// acknowledges nothing before); at start only a torn tail (framing.ts) is cut,
+// durably and with a warning; anything else damaged refuses the start with a
+// StoreCorrupt error naming the file and byte offset.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ApiObject } from '../api/meta.js';
+import { MeshfedError } from '../util/errors.js';
 import { fsyncDir, readIfExists, writeAll } from './disk.js';
-import { isRecord, isRevision, isStorable } from './shapes.js';
+import { encodeLine, inspectLog, type LogRecord, type SnapshotInfo, type StoreProblem, type WalOp } from './framing.js';
+
+export type { WalOp, WalRecord } from './framing.js';
 
 export const WAL = 'wal.jsonl';
 export const WAL_OLD = 'wal.old.jsonl';
 
 export interface WalLogger {
   warn(msg: string): void;
-}
-
-export type WalOp = { put: ApiObject } | { delete: string };
-
-export interface WalRecord {
-  rev: number;
-  ops: WalOp[];
-  /** Set on every line of a group write but the last: a group missing its last line was never acknowledged. */
-  more?: true;
 }
 
 /** One transaction to append: its revision and its ops, each already serialized as a WalOp. */
@@ -44,7 +34,7 @@ export interface WalEntry {
 /** What start-up found in the log, torn tails already cut off. */
 export interface LogContents {
   /** Old segment first, then the active one; the records of complete groups. */
-  segments: { path: string; records: { rec: WalRecord; line: number }[] }[];
+  segments: { path: string; records: LogRecord[] }[];
   /** Whether the active segment existed (else it is created, and the directory fsynced). */
   activeExisted: boolean;
   /** Byte length of the active segment after cutting its torn tail. */
@@ -53,77 +43,16 @@ export interface LogContents {
   oldSegment: boolean;
 }
 
-// ---- record framing ----
-
-function encodeLine(rev: number, ops: string[], more: boolean): string {
-  const payload = `{"rev":${rev},"ops":[${ops.join(',')}]${more ? ',"more":true' : ''}}`;
-  return `${checksum(payload)} ${payload}\n`;
-}
-
-function checksum(payload: string | Buffer): string {
-  return createHash('sha256').update(payload).digest('hex').slice(0, 16);
-}
-
-function decodeLine(line: Buffer): WalRecord | undefined {
-  const sp = line.indexOf(0x20);
-  if (sp !== 16) return undefined;
-  const payload = line.subarray(sp + 1);
-  if (line.subarray(0, sp).toString('latin1') !== checksum(payload)) return undefined;
-  let rec: unknown;
-  try {
-    rec = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(rec) || !isRevision(rec.rev) || rec.rev === 0 || !Array.isArray(rec.ops)) return undefined;
-  for (const op of rec.ops) {
-    if (!isRecord(op)) return undefined;
-    if ('put' in op ? !isStorable(op.put) : typeof op.delete !== 'string') return undefined;
-  }
-  return rec as unknown as WalRecord;
-}
-
-interface WalScan {
-  records: { rec: WalRecord; line: number }[];
-  /** Byte length of the prefix made of complete, acknowledged-shape groups. */
-  goodEnd: number;
-}
-
-/**
- * Splits a log segment into records. A group write ends with a line without
- * `more`; lines after the last complete group, or from the first damaged line
- * on, are the torn tail of a write that was never acknowledged. A damaged line
- * followed by a complete group and then still more log cannot be a torn write.
- */
-function scanWal(buf: Buffer, path: string): WalScan {
-  const entries: { end: number; rec: WalRecord | undefined }[] = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    const nl = buf.indexOf(0x0a, pos);
-    const end = nl === -1 ? buf.length : nl + 1;
-    entries.push({ end, rec: nl === -1 ? undefined : decodeLine(buf.subarray(pos, nl)) });
-    pos = end;
-  }
-  let firstBad = entries.findIndex((e) => e.rec === undefined);
-  if (firstBad === -1) firstBad = entries.length;
-  else {
-    const groupEnd = entries.findIndex((e, i) => i > firstBad && e.rec !== undefined && !e.rec.more);
-    if (groupEnd !== -1 && groupEnd < entries.length - 1) {
-      throw new Error(`store log ${path} is corrupt at line ${firstBad + 1} (acknowledged commits follow it); refusing to start`);
-    }
-  }
-  let complete = 0;
-  for (let i = 0; i < firstBad; i++) if (!entries[i]!.rec!.more) complete = i + 1;
-  return {
-    records: entries.slice(0, complete).map((e, i) => ({ rec: e.rec!, line: i + 1 })),
-    goodEnd: complete === 0 ? 0 : entries[complete - 1]!.end,
-  };
-}
-
 // ---- reading at start ----
 
-/** Reads both segments and cuts off a torn tail (durably), refusing damage that is not one. */
-export async function readLog(dataDir: string, logger: WalLogger): Promise<LogContents> {
+/** The error that refuses a start (and that `meshfed store check` reports): code internal, reason StoreCorrupt, the problem as details. */
+export function storeCorruptError(problem: StoreProblem): MeshfedError {
+  const hint = problem.repairable ? '; run `meshfed store check` to see the damage and `meshfed store repair` to keep the valid prefix' : '';
+  return new MeshfedError('internal', `${problem.message}; refusing to start${hint}`, { reason: 'StoreCorrupt', details: problem });
+}
+
+/** Reads both segments, refuses damage (framing.ts rules) and cuts a torn tail off durably. */
+export async function readLog(dataDir: string, logger: WalLogger, snapshot: SnapshotInfo | undefined): Promise<LogContents> {
   const oldPath = join(dataDir, WAL_OLD);
   const walPath = join(dataDir, WAL);
   const oldBuf = await readIfExists(oldPath);
@@ -131,29 +60,29 @@ export async function readLog(dataDir: string, logger: WalLogger): Promise<LogCo
   const segments: { path: string; buf: Buffer }[] = [];
   if (oldBuf !== undefined) segments.push({ path: oldPath, buf: oldBuf });
   if (walBuf !== undefined) segments.push({ path: walPath, buf: walBuf });
-  const scans = segments.map((s) => ({ ...s, scan: scanWal(s.buf, s.path) }));
+  const found = inspectLog(snapshot, segments, walPath);
+  if (found.problem !== undefined) throw storeCorruptError(found.problem);
 
-  for (let i = 0; i < scans.length; i++) {
-    const s = scans[i]!;
-    if (s.scan.goodEnd === s.buf.length) continue;
-    // Only the very last write can be torn; damage followed by more log is lost acknowledged data.
-    if (scans.slice(i + 1).some((later) => later.buf.length > 0)) {
-      throw new Error(`store log ${s.path} is corrupt at byte ${s.scan.goodEnd} and a newer segment follows; refusing to start`);
-    }
+  if (found.torn !== undefined) {
+    const t = found.torn;
+    const s = found.scans[t.segment]!;
     const h = await open(s.path, 'r+');
     try {
-      await h.truncate(s.scan.goodEnd);
+      await h.truncate(t.offset);
       await h.sync();
     } finally {
       await h.close();
     }
-    logger.warn(`meshfed store: discarded ${s.buf.length - s.scan.goodEnd} bytes of incomplete log at the end of ${s.path} (an unacknowledged write interrupted by a crash)`);
+    logger.warn(
+      `meshfed store: discarded a torn write at the end of ${s.path}: ${t.bytes} bytes from byte ${t.offset} (${t.lines} incomplete line${t.lines === 1 ? '' : 's'}); ` +
+        'the write was never completed, so it was never acknowledged',
+    );
   }
 
   return {
-    segments: scans.map((s) => ({ path: s.path, records: s.scan.records })),
+    segments: found.scans.map((s) => ({ path: s.path, records: s.records })),
     activeExisted: walBuf !== undefined,
-    activeSize: walBuf !== undefined ? scans[scans.length - 1]!.scan.goodEnd : 0,
+    activeSize: walBuf !== undefined ? found.scans[found.scans.length - 1]!.goodEnd : 0,
     oldSegment: oldBuf !== undefined,
   };
 }
