@@ -193,7 +193,7 @@ interface Miss {
 }
 
 /** Undefined when the rule allows the permission whole, else where it fell short. */
-export function ruleMiss(rule: RoleRule, perm: Permission): Miss | undefined {
+export function ruleMiss(rule: RoleRule, perm: Permission, question = false): Miss | undefined {
   const verb = canonicalVerb(perm.verb);
   if (!rule.verbs.some((v) => v === '*' || v === verb)) return { stage: Stage.Verb, why: 'no role allows it' };
   if (!rule.kinds.some((k) => matchPattern(k, perm.kind))) return { stage: Stage.Verb, why: 'no role allows it' };
@@ -207,8 +207,9 @@ export function ruleMiss(rule: RoleRule, perm: Permission): Miss | undefined {
   }
   if (!rule.destinations && !rule.workloads) return undefined;
   if (perm.object === undefined) {
-    // Reads and dry runs without an object are scoped by namespace, cluster and name only; a write must show what it selects.
-    if (verb === 'create' || verb === 'update' || verb === 'delete') {
+    // Reads and dry runs without an object are scoped by namespace, cluster and name only; a write must show what it
+    // selects (a question, can-i, is answered for some object within the selectors).
+    if (!question && (verb === 'create' || verb === 'update' || verb === 'delete')) {
       return { stage: Stage.Object, why: 'its roles allow it only for some destinations or sources, and the request carries no object to check' };
     }
     return undefined;
@@ -227,14 +228,22 @@ export function ruleMiss(rule: RoleRule, perm: Permission): Miss | undefined {
   return undefined;
 }
 
-/** May `principal` do `perm`? Allowed reasons name the Role and RoleBinding; denials say what is missing. */
-export function authorize(roles: readonly Role[], bindings: readonly RoleBinding[], principal: Principal, perm: Permission): Decision {
+/**
+ * May `principal` do `perm`? Allowed reasons name the Role and RoleBinding;
+ * denials say what is missing. `question` (can-i): a write without an object
+ * is allowed by a selector-scoped rule, for objects within its selectors (the
+ * reason says so); a request to the API never sets it.
+ */
+export function authorize(roles: readonly Role[], bindings: readonly RoleBinding[], principal: Principal, perm: Permission, question = false): Decision {
   if (isSuperuser(principal)) return { allowed: true, reason: `${describePrincipal(principal)} is in group ${SUPERUSER_GROUP}` };
   const granted = grantedRules(roles, bindings, principal);
   let closest: Miss | undefined;
   for (const g of granted) {
-    const miss = ruleMiss(g.rule, perm);
-    if (!miss) return { allowed: true, reason: `allowed by Role ${g.role} (rule ${g.index}) through RoleBinding ${g.binding}` };
+    const miss = ruleMiss(g.rule, perm, question);
+    if (!miss) {
+      const only = perm.object === undefined && (g.rule.destinations || g.rule.workloads) ? ', only for objects within its destination and workload selectors' : '';
+      return { allowed: true, reason: `allowed by Role ${g.role} (rule ${g.index}) through RoleBinding ${g.binding}${only}` };
+    }
     if (!closest || miss.stage > closest.stage) closest = miss;
   }
   const why = closest?.why ?? (granted.length ? 'no role allows it' : 'no role allows it (no RoleBinding names it or its groups)');

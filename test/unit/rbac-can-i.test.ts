@@ -25,7 +25,12 @@ async function withStore(fn: (store: FileStore) => Promise<void>): Promise<void>
           apiVersion: API_VERSION,
           kind: 'Role',
           metadata: { name: 'shifter' },
-          spec: { rules: [{ kinds: ['TrafficPolicy'], verbs: ['create', 'read'], namespaces: ['team-a'], actions: ['traffic-shift'] }] },
+          spec: {
+            rules: [
+              { kinds: ['TrafficPolicy'], verbs: ['create', 'read'], namespaces: ['team-a'], actions: ['traffic-shift'] },
+              { kinds: ['AccessPolicy'], verbs: ['create'], namespaces: ['team-a'], destinations: [{ namespace: 'team-a' }] },
+            ],
+          },
         },
         { apiVersion: API_VERSION, kind: 'RoleBinding', metadata: { name: 'team-a-shifts' }, spec: { roleRef: 'shifter', subjects: [{ kind: 'Group', name: 'team-a' }] } },
       ]),
@@ -47,6 +52,11 @@ describe('canIAnswer', () => {
       assert.equal(yes.permission.kind, 'TrafficPolicy');
       const fault = (await canIAnswer(store, alice, { verb: 'create', kind: 'tp', namespace: 'team-a', actions: ['traffic-shift', 'fault-injection'] })) as CanIAnswer;
       assert.deepEqual([fault.allowed, fault.reason], [false, 'user alice may not create TrafficPolicy in namespace team-a: no role allows action fault-injection']);
+      const selected = (await canIAnswer(store, alice, { verb: 'create', kind: 'ap', namespace: 'team-a' })) as CanIAnswer;
+      assert.deepEqual(
+        [selected.allowed, selected.reason],
+        [true, 'allowed by Role shifter (rule 1) through RoleBinding team-a-shifts, only for objects within its destination and workload selectors'],
+      );
       const watch = (await canIAnswer(store, alice, { verb: 'watch', kind: 'TrafficPolicy', namespace: 'team-a' })) as CanIAnswer;
       assert.equal(watch.allowed, true);
       const trust = (await canIAnswer(store, alice, { verb: 'rotate-root', kind: 'trust' })) as CanIAnswer;
@@ -59,7 +69,10 @@ describe('canIAnswer', () => {
       assert.equal(l.superuser, false);
       assert.deepEqual(
         l.rules.map((r) => [r.role, r.rule, r.binding, r.verbs]),
-        [['shifter', 0, 'team-a-shifts', ['create', 'read']]],
+        [
+          ['shifter', 0, 'team-a-shifts', ['create', 'read']],
+          ['shifter', 1, 'team-a-shifts', ['create']],
+        ],
       );
       const admin = (await canIAnswer(store, { ...alice, name: 'root', groups: ['meshfed:admins'] }, { list: true })) as CanIListAnswer;
       assert.deepEqual([admin.superuser, admin.rules.length], [true, 0]);

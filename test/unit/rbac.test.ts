@@ -288,6 +288,8 @@ describe('authorize', () => {
     assert.match(decide(rules, { verb: 'delete', kind: 'TrafficPolicy', namespace: 'prod', name: 'p' }).reason, /carries no object to check$/);
     assert.ok(decide(rules, permissionFor('delete', shift)).allowed);
     assert.ok(decide(rules, { verb: 'read', kind: 'TrafficPolicy', namespace: 'prod' }).allowed);
+    const question = authorize([role('r', rules)], [binding('b', 'r', [{ kind: 'User', name: 'alice' }])], alice, { verb: 'delete', kind: 'TrafficPolicy', namespace: 'prod' }, true);
+    assert.deepEqual(question, { allowed: true, reason: 'allowed by Role r (rule 0) through RoleBinding b, only for objects within its destination and workload selectors' });
   });
 
   it('the deny reason comes from the rule that came closest', () => {
@@ -398,5 +400,26 @@ describe('actionsOf and permissionsFor', () => {
       [true, false],
     );
     assert.equal(permissionsFor('create', shift).length, 1);
+  });
+});
+
+describe('the docs/api.md example', () => {
+  it('a team that may shift traffic in its namespace but not inject faults', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const md = await readFile(new URL('../../../docs/api.md', import.meta.url), 'utf8');
+    const block = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('name: team-a-traffic'));
+    assert.ok(block, 'the Role example is in docs/api.md');
+    const objects = parseAndValidate(block, 'docs/api.md');
+    const roles = objects.filter((o): o is Role => o.kind === 'Role');
+    const bindings = objects.filter((o): o is RoleBinding => o.kind === 'RoleBinding');
+    const canary = policy('TrafficPolicy', { destinations: [{ name: 'reviews' }], routes: [{ split: [{ subset: { version: 'v1' }, weight: 100 }], timeout: '1s' }] }, 'team-a');
+    const faulty = policy('TrafficPolicy', { destinations: [{ name: 'reviews' }], routes: [{ split: [{ subset: { version: 'v1' }, weight: 100 }], fault: { abort: { percent: 5 } } }] }, 'team-a');
+    const elsewhere = policy('TrafficPolicy', { destinations: [{ name: 'reviews' }], routes: [{ split: [{ subset: { version: 'v1' }, weight: 100 }] }] }, 'team-b');
+    const carol: Principal = { kind: 'user', name: 'carol', groups: ['team-a'], via: 'token', credentialId: 't3' };
+    assert.ok(authorize(roles, bindings, carol, permissionFor('create', canary)).allowed);
+    assert.equal(authorize(roles, bindings, carol, permissionFor('create', faulty)).reason, 'user carol may not create TrafficPolicy "p" in namespace team-a: no role allows action fault-injection');
+    assert.ok(!authorize(roles, bindings, carol, permissionFor('create', elsewhere)).allowed);
+    assert.ok(!authorize(roles, bindings, carol, { verb: 'rotate-root', kind: 'Trust' }).allowed);
+    assert.ok(authorize(roles, bindings, carol, { verb: 'watch', kind: 'Workload', namespace: 'team-a', cluster: 'cluster1' }).allowed);
   });
 });
