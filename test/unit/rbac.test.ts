@@ -8,6 +8,7 @@ import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { RoleBindingKind, RoleKind, type Role, type RoleBinding, type RoleRule } from '../../src/api/kinds/role.js';
 import { permissionFor, permissionsFor } from '../../src/auth/permissions.js';
 import { authorize, checkEscalation, matchPattern, patternCovers } from '../../src/auth/rbac.js';
+import { authorizeWrites } from '../../src/auth/rbac-writes.js';
 import type { Permission, Principal } from '../../src/auth/types.js';
 import { parseAndValidate, pluginOf, VIEW_KINDS } from '../../src/registry.js';
 
@@ -421,5 +422,45 @@ describe('the docs/api.md example', () => {
     assert.ok(!authorize(roles, bindings, carol, permissionFor('create', elsewhere)).allowed);
     assert.ok(!authorize(roles, bindings, carol, { verb: 'rotate-root', kind: 'Trust' }).allowed);
     assert.ok(authorize(roles, bindings, carol, { verb: 'watch', kind: 'Workload', namespace: 'team-a', cluster: 'cluster1' }).allowed);
+  });
+});
+
+describe('authorizeWrites (one request, all or nothing)', () => {
+  const teamRole = role('team', [
+    { kinds: ['TrafficPolicy'], verbs: ['create', 'update', 'delete'], namespaces: ['prod'], actions: ['traffic-shift'] },
+    { kinds: ['Role', 'RoleBinding'], verbs: ['create', 'update'] },
+  ]);
+  const rbac = { roles: [teamRole], bindings: [binding('alice-team', 'team', [{ kind: 'User', name: 'alice' }])] };
+
+  it('allows when every object is allowed, refuses naming the first denial', () => {
+    assert.deepEqual(authorizeWrites(rbac, alice, [{ verb: 'create', object: shift }]), { allowed: true, reason: '1 write allowed' });
+    const d = authorizeWrites(rbac, alice, [
+      { verb: 'create', object: shift },
+      { verb: 'create', object: policy('TrafficPolicy', { destinations: [{ name: 'x' }], routes: [{ split: [{ weight: 100 }] }] }, 'dev', 'q') },
+    ]);
+    assert.equal(d.allowed, false);
+    assert.equal(d.reason, 'user alice may not create TrafficPolicy "q" in namespace dev: no role allows it');
+    assert.equal(d.denied?.name, 'q');
+    assert.equal(authorizeWrites(rbac, alice, [{ verb: 'update', object: shift, previous: shiftAndFault }]).allowed, false, 'removing a fault needs fault-injection');
+  });
+
+  it('checks escalation of Roles and RoleBindings, a Role written in the same request included', () => {
+    const narrow = role('narrow', [{ kinds: ['TrafficPolicy'], verbs: ['create'], namespaces: ['prod'], actions: ['traffic-shift'] }]);
+    const wide = role('wide', [{ kinds: ['TrafficPolicy'], verbs: ['create'], namespaces: ['prod'] }]);
+    const bindTo = (r: string) => binding(`bob-${r}`, r, [{ kind: 'User', name: 'bob' }]);
+    assert.ok(
+      authorizeWrites(rbac, alice, [
+        { verb: 'create', object: narrow },
+        { verb: 'create', object: bindTo('narrow') },
+      ]).allowed,
+    );
+    const d = authorizeWrites(rbac, alice, [
+      { verb: 'create', object: bindTo('wide') },
+      { verb: 'create', object: wide },
+    ]);
+    assert.equal(d.allowed, false);
+    assert.match(d.reason, /may not grant Role wide/);
+    assert.equal(authorizeWrites(rbac, alice, [{ verb: 'create', object: bindTo('nothing') }]).allowed, false);
+    assert.ok(authorizeWrites({ roles: [...rbac.roles, wide], bindings: rbac.bindings }, admin, [{ verb: 'create', object: bindTo('wide') }]).allowed);
   });
 });
