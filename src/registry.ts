@@ -17,6 +17,7 @@ import {
   type ApiObject,
   type KindDef,
 } from './api/index.js';
+import { RoleBindingKind, RoleKind } from './api/kinds/role.js';
 import { PolicySet, type AnyPolicyPlugin } from './policies/plugin.js';
 import { TrafficPolicyPlugin } from './policies/traffic/plugin.js';
 import { FailoverPolicyPlugin } from './policies/failover/plugin.js';
@@ -26,7 +27,10 @@ import { AccessPolicyPlugin } from './policies/access/plugin.js';
 export const POLICY_PLUGINS: readonly AnyPolicyPlugin[] = [TrafficPolicyPlugin, FailoverPolicyPlugin, AccessPolicyPlugin];
 
 /** The kinds of the fleet's topology and discovery, beside the policies. */
-const CORE_KINDS: readonly KindDef[] = [ClusterKind, MeshKind, ServiceKind, WorkloadKind];
+const CORE_KINDS: readonly KindDef[] = [ClusterKind, MeshKind, ServiceKind, WorkloadKind, RoleKind, RoleBindingKind];
+
+/** Kinds that stay at the hub: who may do what is no agent's business. */
+const HUB_ONLY_KINDS: ReadonlySet<KindDef> = new Set([RoleKind, RoleBindingKind]);
 
 /** Every kind the API serves. */
 export const KINDS: readonly KindDef[] = [...CORE_KINDS, ...POLICY_PLUGINS.map((p) => p.kind)];
@@ -35,8 +39,8 @@ export const REGISTRY = new KindRegistry(KINDS);
 
 export const POLICY_KINDS: ReadonlySet<string> = new Set(POLICY_PLUGINS.map((p) => p.kind.kind));
 
-/** Kinds the hub sends to agents: the topology, what every cluster discovered, and every policy. */
-export const VIEW_KINDS: ReadonlySet<string> = new Set(KINDS.map((k) => k.kind));
+/** Kinds the hub sends to agents: the topology, what every cluster discovered, and every policy (not Roles). */
+export const VIEW_KINDS: ReadonlySet<string> = new Set(KINDS.filter((k) => !HUB_ONLY_KINDS.has(k)).map((k) => k.kind));
 
 /** The plugin of a policy kind. */
 export function pluginOf(kind: string): AnyPolicyPlugin | undefined {

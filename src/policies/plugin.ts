@@ -183,6 +183,13 @@ export interface PolicyPlugin<O extends PolicyObject = PolicyObject, R = unknown
   status(view: FederatedView, policies: readonly O[], env: StatusEnv): Map<string, PolicyStatusOut>;
   /** Hooks into the xDS output. */
   readonly xds?: XdsHooks<O, R>;
+  /**
+   * The finer actions an object of this kind uses, for authorization (a Role
+   * rule that lists actions allows only objects whose every action it lists):
+   * e.g. a TrafficPolicy with a route fault uses 'fault-injection'. Unset: the
+   * kind has no finer actions.
+   */
+  actionsOf?(object: O): string[];
 }
 
 /** A plugin of any kind, as lists hold them. */

@@ -15,6 +15,8 @@ export const RBAC_HINT =
 export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
   kind: AccessPolicyKind,
   enforcedBy: 'server',
+  // Granting access and taking it away are separate permissions.
+  actionsOf: (p) => [p.spec.action === 'DENY' ? 'deny' : 'allow'],
   status: (view, policies, env) => accessStatuses(view, policies, env.security, env.accessDefault),
   xds: {
     serverHttpFilters: (ctx, target, policies) => accessHttpFilters(compileAccess({ trustDomain: ctx.trustDomain, defaultAction: ctx.accessDefault, policies, endpoints: ctx.identities }, target)),

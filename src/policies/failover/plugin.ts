@@ -40,6 +40,9 @@ export const FailoverPolicyPlugin: PolicyPlugin<FailoverPolicy, FailoverResolved
     return out;
   },
 
+  // Every FailoverPolicy reorders where calls go: one action.
+  actionsOf: () => ['failover'],
+
   xds: {
     // Failover applies to what the global names reach; a per-cluster name is pinned to its cluster.
     priorities: (ctx, backend, r, localities) => (backend.global && r ? priorities(ctx, r.value, localities) : undefined),

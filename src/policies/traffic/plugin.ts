@@ -64,6 +64,8 @@ export const TrafficPolicyPlugin: PolicyPlugin<TrafficPolicy, TrafficResolved> =
     return out;
   },
 
+  actionsOf: trafficActions,
+
   xds: {
     // Always present, empty: routes switch faults on per route, so a fault policy never changes the Listener.
     clientHttpFilters: () => [faultFilter()],
@@ -81,6 +83,23 @@ export const TrafficPolicyPlugin: PolicyPlugin<TrafficPolicy, TrafficResolved> =
     clusterFields: (_ctx, _backend, r) => ({ ...lbFields(r?.loadBalancing?.value), outlier_detection: outlierFields(r?.outlierDetection?.value) }),
   },
 };
+
+/** Actions (src/auth/rbac.ts) a TrafficPolicy uses: one per feature it sets, in a fixed order. */
+export function trafficActions(p: TrafficPolicy): string[] {
+  const used = new Set<string>();
+  for (const r of p.spec.routes ?? []) {
+    if (r.split) used.add('traffic-shift');
+    if (r.fault) used.add('fault-injection');
+    if (r.retries) used.add('retries');
+    if (r.timeout !== undefined) used.add('timeouts');
+  }
+  if (p.spec.loadBalancing) used.add('load-balancing');
+  if (p.spec.outlierDetection) used.add('outlier-detection');
+  return TRAFFIC_ACTIONS.filter((a) => used.has(a));
+}
+
+/** Every action a TrafficPolicy can use. */
+export const TRAFFIC_ACTIONS = ['traffic-shift', 'fault-injection', 'retries', 'timeouts', 'load-balancing', 'outlier-detection'];
 
 /** Endpoints of the global service a split target selects (parts in the global service only). */
 export function subsetEndpoints(s: GlobalService, t: { cluster?: string; subset?: Record<string, string> }) {
