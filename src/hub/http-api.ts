@@ -123,7 +123,8 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   }
   const principal = await ctx.authenticator.authenticate(req);
   if (!principal) {
-    ctx.limiter.fail(address);
+    // Only a credential that was presented and failed counts: no credential at all is not a guess.
+    if (req.headers.authorization !== undefined) ctx.limiter.fail(address);
     await refuse(new MeshfedError('unauthenticated', UNAUTHENTICATED_MESSAGE), undefined);
   }
   return route({ ctx, req, res, principal: principal!, from, request }, url);
