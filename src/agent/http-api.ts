@@ -91,7 +91,11 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
   let caller: Principal | undefined;
   if (!IDENTITY_TOKEN_ROUTES.has(route)) {
     caller = await auth.authenticate(req);
-    if (!caller) throw new MeshfedError('unauthenticated', UNAUTHENTICATED_MESSAGE.replace('meshfed auth token create, or the admin config the hub wrote at first start', "the agent's <data dir>/agent-admin.token, or a namespace token"));
+    if (!caller)
+      throw new MeshfedError(
+        'unauthenticated',
+        UNAUTHENTICATED_MESSAGE.replace('meshfed auth token create, or the admin config the hub wrote at first start', "the agent's <data dir>/agent-admin.token, or a namespace token"),
+      );
     const read = req.method === 'GET' && route !== 'GET /v1/identity/tokens' && route !== 'GET /v1/identity/certificates';
     if (read) allow(caller, { verb: 'read', kind: 'Agent' });
   }

@@ -79,7 +79,14 @@ export class CredentialStore {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const rec = await this.mutate((s, now) => {
-      const r: ApiTokenRecord = { id, hash: hashSecret(secret), user: t.user, groups: [...new Set(t.groups)], createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + t.ttlMs).toISOString() };
+      const r: ApiTokenRecord = {
+        id,
+        hash: hashSecret(secret),
+        user: t.user,
+        groups: [...new Set(t.groups)],
+        createdAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + t.ttlMs).toISOString(),
+      };
       if (t.scope && t.scope.length) r.scope = [...t.scope];
       s.tokens.push(r);
       return r;

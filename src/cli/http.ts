@@ -120,7 +120,7 @@ export async function request<T>(given: string | undefined, what: 'hub' | 'agent
     if (typeof answer?.reason === 'string') opts.reason = answer.reason;
     if (answer?.details !== undefined) opts.details = answer.details;
     let message = answer?.error ?? `${res.status} ${res.statusText}`;
-    if (res.status === 401) message += what === 'hub' ? ' (credential: the context of MESHFED_CONFIG or --context)' : ' (credential: MESHFED_AGENT_TOKEN or the context\'s agentToken)';
+    if (res.status === 401) message += what === 'hub' ? ' (credential: the context of MESHFED_CONFIG or --context)' : " (credential: MESHFED_AGENT_TOKEN or the context's agentToken)";
     throw new MeshfedError(codeOfAnswer(res.status), message, opts);
   }
   return parsed as T;

@@ -94,9 +94,7 @@ export function createHubHttpServer(store: Store, sessions: AgentSessions, trust
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(ctx, req, res).catch((err: unknown) => sendError(res, err));
   };
-  const server: Server = security.tls
-    ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server)
-    : createServer(handler);
+  const server: Server = security.tls ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server) : createServer(handler);
   return { server, setPort: (port) => (ctx.port = port) };
 }
 

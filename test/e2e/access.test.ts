@@ -240,23 +240,27 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   const { writeFile } = await import('node:fs/promises');
   const file = `${fleet.dir}/deny.yaml`;
   await writeFile(file, JSON.stringify(deny));
-  const { stdout } = await run(process.execPath, [
-    meshfedBin(),
-    'explain',
-    '--from',
-    'cluster1/sample/xw1-live',
-    '--service-account',
-    'x-wing',
-    '--to',
-    'rebel-base.sample.cluster2',
-    '--method',
-    'helloworld.Greeter/SayHello',
-    '--with',
-    '-f',
-    file,
-    '--hub',
-    fleet.hubUrl,
-  ], { env: { ...process.env, ...fleet.cliEnv() } });
+  const { stdout } = await run(
+    process.execPath,
+    [
+      meshfedBin(),
+      'explain',
+      '--from',
+      'cluster1/sample/xw1-live',
+      '--service-account',
+      'x-wing',
+      '--to',
+      'rebel-base.sample.cluster2',
+      '--method',
+      'helloworld.Greeter/SayHello',
+      '--with',
+      '-f',
+      file,
+      '--hub',
+      fleet.hubUrl,
+    ],
+    { env: { ...process.env, ...fleet.cliEnv() } },
+  );
   assert.match(stdout, /cluster2\s+rebel-base-c2\s+\S+\s+0\s+100%\s+HEALTHY\s+STRICT\s+DENY\s+AccessPolicy sample\/deny-x-wing/);
   assert.match(stdout, /verdict: DENIED/);
   const ms = (k: 'deny' | 'allow') => rounds.map((r) => r[k]).join(', ');

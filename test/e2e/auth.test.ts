@@ -179,7 +179,15 @@ test('cross-site requests are refused and nothing is written', async () => {
   // DNS rebinding: the right address under a foreign name (TLS verified as localhost).
   const hostStatus = await new Promise<number>((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port: Number(new URL(fleet.hubUrl).port), path: '/api/v1alpha1/apply', method: 'POST', ca: fleet.hubCa()!, servername: 'localhost', headers: { host: 'evil.example', authorization: `Bearer ${fleet.adminToken}`, 'content-type': 'application/json' } },
+      {
+        host: '127.0.0.1',
+        port: Number(new URL(fleet.hubUrl).port),
+        path: '/api/v1alpha1/apply',
+        method: 'POST',
+        ca: fleet.hubCa()!,
+        servername: 'localhost',
+        headers: { host: 'evil.example', authorization: `Bearer ${fleet.adminToken}`, 'content-type': 'application/json' },
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -215,16 +223,23 @@ test('the CLI: a context with the admin config works; a denial exits 6', async (
   const ok = spawnSync(process.execPath, [meshfedBin(), 'get', 'clusters'], { encoding: 'utf8', env });
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /east/);
-  const none = spawnSync(process.execPath, [meshfedBin(), 'get', 'clusters', '--hub', fleet.hubUrl], { encoding: 'utf8', env: { ...process.env, MESHFED_CONFIG: join(fleet.dir, 'none.yaml'), NODE_EXTRA_CA_CERTS: join(fleet.hubDataDir, 'ca', 'bundle.pem') } });
+  const none = spawnSync(process.execPath, [meshfedBin(), 'get', 'clusters', '--hub', fleet.hubUrl], {
+    encoding: 'utf8',
+    env: { ...process.env, MESHFED_CONFIG: join(fleet.dir, 'none.yaml'), NODE_EXTRA_CA_CERTS: join(fleet.hubDataDir, 'ca', 'bundle.pem') },
+  });
   assert.equal(none.status, 6, none.stderr);
   assert.match(none.stderr, /no valid credential/);
 });
 
 test('--insecure-api refuses a non-loopback address', async () => {
-  const r = spawnSync(process.execPath, [meshfedBin(), 'hub', '--data-dir', join(fleet.dir, 'insecure'), '--listen', `0.0.0.0:${await freePort()}`, '--agent-listen', `127.0.0.1:${await freePort()}`, '--insecure-api'], {
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [meshfedBin(), 'hub', '--data-dir', join(fleet.dir, 'insecure'), '--listen', `0.0.0.0:${await freePort()}`, '--agent-listen', `127.0.0.1:${await freePort()}`, '--insecure-api'],
+    {
+      encoding: 'utf8',
+      timeout: 20_000,
+    },
+  );
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--insecure-api .* refused on 0\.0\.0\.0, which is not a loopback address/);
 });

@@ -34,9 +34,7 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
 const getJson = async <T>(path: string, agent?: string): Promise<T> => (await (agent ? fleet.agentFetch(agent, path) : fleet.hubFetch(path))).json() as Promise<T>;
 
 test('reports after the first are deltas: the hub follows registrations and deregistrations', async () => {
-  const gen0 = await eventually('a session', async () =>
-    (await getJson<{ items: { cluster: string; reportGeneration: number }[] }>(`/api/v1alpha1/agents`)).items.find((i) => i.cluster === 'east'),
-  );
+  const gen0 = await eventually('a session', async () => (await getJson<{ items: { cluster: string; reportGeneration: number }[] }>(`/api/v1alpha1/agents`)).items.find((i) => i.cluster === 'east'));
   assert.equal((await fleet.register('east', { namespace: 'sample', service: 'hello', address: '10.1.0.1:8080', name: 'hello-1' })).status, 201);
   assert.equal((await fleet.register('east', { namespace: 'tools', service: 'echo', address: '10.1.0.2:9090', name: 'echo-1' })).status, 201);
   await eventually('both workloads at the hub', async () => {
