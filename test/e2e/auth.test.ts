@@ -223,6 +223,26 @@ test('the CLI: a context with the admin config works; a denial exits 6', async (
   const ok = spawnSync(process.execPath, [meshfedBin(), 'get', 'clusters'], { encoding: 'utf8', env });
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /east/);
+  const created = spawnSync(process.execPath, [meshfedBin(), 'auth', 'token', 'create', 'bob', '--group', 'dev', '--ttl', '2h'], { encoding: 'utf8', env });
+  assert.equal(created.status, 0, created.stderr);
+  assert.match(created.stdout.trim(), /^mft1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
+  const list = spawnSync(process.execPath, [meshfedBin(), 'auth', 'token', 'list'], { encoding: 'utf8', env });
+  assert.match(list.stdout, /bob\s+dev\s+-\s+active/);
+  assert.ok(!list.stdout.includes(created.stdout.trim().split('.')[2]!));
+  // bob's token in a context of its own: reads are forbidden to him (exit 6).
+  const bobCfg = join(fleet.dir, 'bob.yaml');
+  const cfgEnv = { ...process.env, MESHFED_CONFIG: bobCfg };
+  const set = spawnSync(process.execPath, [meshfedBin(), 'config', 'set-context', 'bob', '--hub', fleet.hubUrl, '--ca', join(fleet.hubDataDir, 'ca', 'bundle.pem'), '--token', created.stdout.trim()], {
+    encoding: 'utf8',
+    env: cfgEnv,
+  });
+  assert.equal(set.status, 0, set.stderr);
+  assert.equal(statSync(bobCfg).mode & 0o777, 0o600);
+  const view = spawnSync(process.execPath, [meshfedBin(), 'config', 'view'], { encoding: 'utf8', env: cfgEnv });
+  assert.match(view.stdout, /token: REDACTED/);
+  const denied = spawnSync(process.execPath, [meshfedBin(), '--context', 'bob', 'get', 'clusters'], { encoding: 'utf8', env: cfgEnv });
+  assert.equal(denied.status, 6, denied.stderr);
+  assert.match(denied.stderr, /user:bob may not read Cluster/);
   const none = spawnSync(process.execPath, [meshfedBin(), 'get', 'clusters', '--hub', fleet.hubUrl], {
     encoding: 'utf8',
     env: { ...process.env, MESHFED_CONFIG: join(fleet.dir, 'none.yaml'), NODE_EXTRA_CA_CERTS: join(fleet.hubDataDir, 'ca', 'bundle.pem') },
