@@ -9,7 +9,7 @@
 // What is measured and how: see the comments of each phase below and bench/README.md.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -154,9 +154,26 @@ class Deadline {
   }
 }
 
+/** API credentials per origin (the hub's admin token, each agent's admin token), read when each process starts. */
+const apiTokens = new Map<string, string>();
+
+/** fetch() with the credential of the API the URL names (hub and agents require one) and a JSON content type for bodies. */
 async function http(url: string, init: RequestInit = {}, timeoutMs = 30_000): Promise<{ status: number; body: string }> {
-  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  const headers = new Headers(init.headers);
+  const token = apiTokens.get(new URL(url).origin);
+  if (token && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+  if (init.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
+  const r = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
   return { status: r.status, body: await r.text() };
+}
+
+/** The token of the admin config a hub writes at first start (it may come just after /healthz answers). */
+async function adminToken(hubDataDir: string): Promise<string> {
+  const file = join(hubDataDir, 'admin.meshfed.yaml');
+  for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+  const m = /token: (\S+)/.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`no token in ${file}`);
+  return m[1]!;
 }
 
 async function getJson<T>(url: string, timeoutMs = 30_000): Promise<T> {
@@ -401,6 +418,7 @@ async function startAgent(run: Run, name: string, c: ClusterInfo, hubAgentAddr: 
   const child = run.critical(run.procs.start(name, args, env));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitHttp(`${apiUrl}/healthz`, name, child);
+  apiTokens.set(new URL(apiUrl).origin, readFileSync(join(dataDir, 'agent-admin.token'), 'utf8').trim());
   return { child, apiUrl, xdsPort, cluster: c };
 }
 
@@ -688,9 +706,23 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
   const hubUrl = `http://127.0.0.1:${hubPorts.api}`;
   const hubAgentAddr = `127.0.0.1:${hubPorts.agents}`;
   progress('starting the hub');
-  const hubArgs = [...nodeFlags('hub'), meshfedBin(), 'hub', '--data-dir', join(run.dir, 'hub'), '--listen', `127.0.0.1:${hubPorts.api}`, '--agent-listen', hubAgentAddr, '--insecure-channel'];
+  const hubArgs = [
+    ...nodeFlags('hub'),
+    meshfedBin(),
+    'hub',
+    '--data-dir',
+    join(run.dir, 'hub'),
+    '--listen',
+    `127.0.0.1:${hubPorts.api}`,
+    '--agent-listen',
+    hubAgentAddr,
+    '--insecure-channel',
+    '--insecure-api',
+  ];
   const hub = run.critical(run.procs.start('hub', hubArgs, env));
   await waitHttp(`${hubUrl}/healthz`, 'hub', hub);
+  // Plain HTTP on loopback (--insecure-api: the benchmark measures the engine), but credentials still: the admin token the hub wrote.
+  apiTokens.set(new URL(hubUrl).origin, await adminToken(join(run.dir, 'hub')));
   const hubPid = pidOf(hub);
   await collect(`${hubUrl}/api/v1alpha1/hub/gc`);
   r.memory.hubEmptyMB = mb(await settledRss(hubPid));
@@ -873,7 +905,7 @@ async function phases(run: Run, label: string, scale: Scale, o: Options, deadlin
       : await http(`${a.apiUrl}/v1/workloads?${new URLSearchParams({ namespace: svc.namespace, name: ch.name })}`, { method: 'DELETE' });
     if (res.status >= 300) throw new Error(`${ch.register ? 'register' : 'deregister'} ${ch.name} at agent A: ${res.status} ${res.body}`);
   };
-  const watch = await HubWatch.start(hubUrl);
+  const watch = await HubWatch.start(hubUrl, apiTokens.get(new URL(hubUrl).origin) ?? '');
   const guard = <T>(p: Promise<T>) => run.guard(p);
   const base = { workers, scale, o, deadline, prepare: () => undefined, act: registerAtA, watch, guard };
   // Warm-up changes (JIT, first pushes) are not measured, in either series.

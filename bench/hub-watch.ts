@@ -12,9 +12,9 @@ export class HubWatch {
 
   private constructor() {}
 
-  static async start(hubUrl: string): Promise<HubWatch> {
+  static async start(hubUrl: string, token: string): Promise<HubWatch> {
     const w = new HubWatch();
-    const res = await fetch(`${hubUrl}/api/v1alpha1/workloads?watch=1`, { signal: w.ctrl.signal });
+    const res = await fetch(`${hubUrl}/api/v1alpha1/workloads?watch=1`, { signal: w.ctrl.signal, headers: { authorization: `Bearer ${token}` } });
     if (!res.ok || !res.body) throw new Error(`hub watch: ${res.status}`);
     void w.read(res.body).catch(() => undefined);
     return w;

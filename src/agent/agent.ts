@@ -25,6 +25,7 @@ import { logger } from '../util/log.js';
 import { memoryMB } from '../util/memory.js';
 import { Compiler, type RecomputeStats, type ResourceCounts } from './compiler.js';
 import { HubConnection, type ViewUpdate } from './hub-connection.js';
+import { AgentTokens } from '../auth/authn-agent.js';
 import { createAgentHttpServer, type AgentApi } from './http-api.js';
 import { summarizeProxies, type ProxySummary } from './proxy-status.js';
 import { ServerListeners } from './server-listeners.js';
@@ -159,7 +160,7 @@ export class Agent implements AgentApi {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
     });
     this.xdsAddress = { host: this.opts.xds.host, port: xdsPort };
-    this.http = createAgentHttpServer(this);
+    this.http = createAgentHttpServer(this, await AgentTokens.open(this.opts.dataDir, this.opts.cluster));
     await new Promise<void>((resolve, reject) => {
       this.http!.once('error', (err) => reject(describeListenError(err, 'agent API', formatHostPort(this.opts.api))));
       this.http!.listen(this.opts.api.port, this.opts.api.host, () => resolve());

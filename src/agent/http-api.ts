@@ -17,6 +17,14 @@
 //   GET    /v1/identity/certificates     certificates issued (SPIFFE ID, serial, expiry)
 //   GET    /v1/identity/bundle           (Bearer token) CA bundle and the current issuer
 //
+//   POST   /v1/auth/tokens               (admin) {namespace, serviceAccounts?, ttl?} -> a namespace token
+//
+// Every route but GET /healthz and /readyz needs a credential (an
+// AgentAuthenticator: src/auth/authn-agent.ts): 401 without one, 403 when the
+// caller may not do it for that namespace and service account. The identity
+// routes marked (Bearer token) take the workload's identity token instead:
+// that token IS their credential. Identity tokens expire (default 1h).
+//
 // Depends on the agent only through AgentApi (implemented by Agent), so this
 // file does not import agent.ts. Errors are MeshfedErrors: their code gives the
 // HTTP status; anything else is a 500. The body is always {error: message}.
@@ -27,6 +35,10 @@ import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { collectGarbage } from '../util/memory.js';
+import { agentAuthorize, type AgentAuthenticator, type AgentTokens } from '../auth/authn-agent.js';
+import { UNAUTHENTICATED_MESSAGE } from '../auth/authn.js';
+import type { Permission, Principal } from '../auth/types.js';
+import { DURATION, durationMs } from '../api/duration.js';
 import type { ProxySummary } from './proxy-status.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 
@@ -48,21 +60,47 @@ export interface AgentApi {
   locality(zone?: string): { region: string; zone: string; subZone: string };
 }
 
-export function createAgentHttpServer(agent: AgentApi): Server {
+/** Default lifetime of an identity token when the request gives none. */
+const IDENTITY_TOKEN_TTL_S = 3600;
+
+/** Routes a workload's identity token authenticates (not the API credential). */
+const IDENTITY_TOKEN_ROUTES = new Set(['GET /v1/identity/whoami', 'POST /v1/identity/certificates', 'GET /v1/identity/bundle']);
+
+export function createAgentHttpServer(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<AgentTokens, 'mintNamespaceToken'>>): Server {
   return createServer((req, res) => {
-    handle(agent, req, res).catch((err: unknown) => {
-      json(res, httpStatusOf(err), { error: errorMessage(err) });
+    handle(agent, auth, req, res).catch((err: unknown) => {
+      json(res, httpStatusOf(err), { error: errorMessage(err), ...(err instanceof MeshfedError ? { reason: err.reason } : {}) });
     });
   });
 }
 
-async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** The caller may do this (else a 403 naming it). */
+function allow(caller: Principal, perm: Permission): void {
+  const d = agentAuthorize(caller, perm);
+  if (!d.allowed) throw new MeshfedError('forbidden', `forbidden: ${d.reason}`);
+}
+
+async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<AgentTokens, 'mintNamespaceToken'>>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   const q = url.searchParams;
   const route = `${req.method} ${url.pathname}`;
+  if (route === 'GET /healthz' || route === 'GET /readyz') {
+    const ready = agent.status().ready;
+    return json(res, route === 'GET /readyz' && !ready ? 503 : 200, { ok: true, ready });
+  }
+  let caller: Principal | undefined;
+  if (!IDENTITY_TOKEN_ROUTES.has(route)) {
+    caller = await auth.authenticate(req);
+    if (!caller)
+      throw new MeshfedError(
+        'unauthenticated',
+        UNAUTHENTICATED_MESSAGE.replace('meshfed auth token create, or the admin config the hub wrote at first start', "the agent's <data dir>/agent-admin.token, or a namespace token"),
+      );
+    const read = req.method === 'GET' && route !== 'GET /v1/identity/tokens' && route !== 'GET /v1/identity/certificates';
+    if (read) allow(caller, { verb: 'read', kind: 'Agent' });
+  }
+  const who = caller!;
   switch (route) {
-    case 'GET /healthz':
-      return json(res, 200, { ok: true, ready: agent.status().ready });
     case 'GET /v1/status':
       return json(res, 200, agent.status());
     case 'GET /v1/workloads':
@@ -74,9 +112,11 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
       } catch (err) {
         throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
       }
+      if (!body || typeof body !== 'object') throw new MeshfedError('invalid', 'request body must be a JSON object (a Registration)');
       for (const f of ['namespace', 'service', 'address'] as const) {
         if (typeof body[f] !== 'string' || !body[f]) throw new MeshfedError('invalid', `${f}: required`);
       }
+      allow(who, { verb: 'register', kind: 'Workload', namespace: body.namespace, name: body.name ?? body.address });
       const r = await agent.registrations.register(body);
       return json(res, r.outcome === 'created' ? 201 : 200, r);
     }
@@ -84,6 +124,8 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
       const sel: { namespace?: string; name?: string; address?: string } = {};
       for (const k of ['namespace', 'name', 'address'] as const) if (q.get(k)) sel[k] = q.get(k)!;
       if (!sel.name && !sel.address) throw new MeshfedError('invalid', 'pass name (and namespace) or address');
+      // Deregistering by address alone could remove another namespace's workload: that is the admin's.
+      allow(who, { verb: 'deregister', kind: 'Workload', ...(sel.namespace && sel.name ? { namespace: sel.namespace } : {}), name: sel.name ?? sel.address! });
       const removed = await agent.registrations.deregister(sel);
       return json(res, 200, { removed });
     }
@@ -92,6 +134,7 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
     case 'GET /v1/proxies':
       return json(res, 200, { cluster: agent.cluster, viewRevision: agent.currentViewRevision, items: agent.proxies() });
     case 'POST /v1/gc':
+      allow(who, { verb: 'gc', kind: 'Agent' });
       // Only with node --expose-gc (benchmarks); a no-op otherwise.
       return json(res, 200, { collected: collectGarbage(), memory: agent.status().memory });
     case 'GET /v1/proxies/raw':
@@ -131,15 +174,34 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
         }),
       );
     }
-    case 'POST /v1/identity/tokens':
-      return json(res, 201, await identity(agent).createToken(await jsonBody(req)));
+    case 'POST /v1/identity/tokens': {
+      const body = await jsonBody<Record<string, unknown> | null>(req);
+      if (!body || typeof body !== 'object') throw new MeshfedError('invalid', 'request body must be a JSON object {namespace, serviceAccount, ttlSeconds?}');
+      if (typeof body.namespace !== 'string' || !body.namespace) throw new MeshfedError('invalid', 'namespace: required');
+      if (typeof body.serviceAccount !== 'string' || !body.serviceAccount) throw new MeshfedError('invalid', 'serviceAccount: required');
+      allow(who, { verb: 'mint-identity-token', kind: 'Identity', namespace: body.namespace, name: body.serviceAccount });
+      return json(res, 201, await identity(agent).createToken({ ...body, ttlSeconds: body.ttlSeconds ?? IDENTITY_TOKEN_TTL_S }));
+    }
     case 'GET /v1/identity/tokens':
+      allow(who, { verb: 'read', kind: 'IdentityToken' });
       return json(res, 200, { items: identity(agent).tokenList() });
+    case 'POST /v1/auth/tokens': {
+      const body = await jsonBody<Record<string, unknown> | null>(req);
+      if (!body || typeof body !== 'object' || typeof body.namespace !== 'string' || !body.namespace) throw new MeshfedError('invalid', 'namespace: required');
+      allow(who, { verb: 'mint-namespace-token', kind: 'Token' });
+      const sas = body.serviceAccounts ?? [];
+      if (!Array.isArray(sas) || !sas.every((x) => typeof x === 'string' && x)) throw new MeshfedError('invalid', 'serviceAccounts: a list of names');
+      const ttl = body.ttl ?? '24h';
+      if (typeof ttl !== 'string' || !new RegExp(DURATION).test(ttl)) throw new MeshfedError('invalid', `ttl: "${String(ttl)}" is not a duration (e.g. 1h, 24h)`);
+      if (!auth.mintNamespaceToken) throw new MeshfedError('invalid', 'this agent does not mint namespace tokens');
+      return json(res, 201, await auth.mintNamespaceToken(body.namespace, sas as string[], durationMs(ttl)));
+    }
     case 'GET /v1/identity/whoami':
       return json(res, 200, identity(agent).whoami(req.headers.authorization));
     case 'POST /v1/identity/certificates':
       return json(res, 200, await identity(agent).sign(req.headers.authorization, (await jsonBody<{ csr?: unknown }>(req)).csr));
     case 'GET /v1/identity/certificates':
+      allow(who, { verb: 'read', kind: 'IdentityCertificate' });
       return json(res, 200, { cluster: agent.cluster, items: identity(agent).issuedCertificates() });
     case 'GET /v1/identity/bundle':
       identity(agent).whoami(req.headers.authorization);

@@ -18,6 +18,11 @@ export interface Principal {
   via: 'certificate' | 'token';
   /** The credential's id (token id or certificate serial), for the audit log; never the secret. */
   credentialId: string;
+  /**
+   * A scoped token's scope (`verb`, `verb:kind`, `*:kind`): the token may be
+   * used only for these, whatever its user may do. Absent: no restriction.
+   */
+  scope?: string[];
 }
 
 /**

@@ -1,4 +1,5 @@
 // Flag parsers and the options several commands share (--hub, --agent, -o).
+// Durations parse one way everywhere (durationFlag): 30m, 1h, 7d.
 // A parser names the flag in its error, and its error carries the exit code
 // docs/cli.md gives: a malformed number or duration is a usage error (2); an
 // address or a file a flag names that cannot be used fails the command (1).
@@ -7,15 +8,14 @@ import { Option } from 'commander';
 import { parseHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
 
-const DEFAULT_HUB = process.env.MESHFED_HUB ?? 'http://127.0.0.1:7400';
-const DEFAULT_AGENT = process.env.MESHFED_AGENT ?? 'http://127.0.0.1:15011';
-
+// No defaults here: an unset --hub/--agent falls back to the env, then the
+// config context, then the built-in address (src/cli/http.ts target()).
 export function hubOption(): Option {
-  return new Option('--hub <url>', 'hub API URL (env MESHFED_HUB)').default(DEFAULT_HUB);
+  return new Option('--hub <url>', "hub API URL (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)");
 }
 
 export function agentOption(): Option {
-  return new Option('--agent <url>', "this cluster's agent API URL (env MESHFED_AGENT)").default(DEFAULT_AGENT);
+  return new Option('--agent <url>', "this cluster's agent API URL (default: env MESHFED_AGENT, the context's agent, http://127.0.0.1:15011)");
 }
 
 export function outputOption(): Option {

@@ -1,29 +1,110 @@
-// HTTP calls from the CLI to the hub or an agent, with errors a person can act on.
+// HTTP calls from the CLI (and the demo fleet) to the hub or an agent, with
+// errors a person can act on. HTTPS with the context's CA bundle and the
+// context's credential (src/cli/config.ts): Node's global fetch cannot take a
+// CA, so calls go through node:http/node:https and answer a standard Response.
 // Every failure is a MeshfedError whose code gives the exit code (docs/cli.md):
 // unreachable (no answer, or no answer in 15 s) is `unavailable` (3); an error
 // answer keeps the API's message, reason and details, and its status decides the
-// code: 404 is `not-found` (4), 409 `conflict` (5), every other status fails (1).
+// code: 401 and 403 are `unauthenticated`/`forbidden` (6), 404 `not-found` (4),
+// 409 `conflict` (5), every other status fails (1).
+import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
+import { currentContext, pemOf } from './config.js';
 
-/** The body of an API error answer (hub and agent alike). */
-interface ErrorBody {
-  error?: string;
-  reason?: string;
-  details?: unknown;
+const DEFAULT_HUB = 'https://127.0.0.1:7400';
+const DEFAULT_AGENT = 'http://127.0.0.1:15011';
+
+/** How to reach an API: its CA bundle and the credential to present. */
+export interface ApiCredentials {
+  ca?: string;
+  token?: string;
+  cert?: string;
+  key?: string;
 }
 
-export async function request<T>(base: string, what: string, method: string, path: string, body?: { text: string; contentType: string }): Promise<T> {
+export interface ApiFetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * fetch() with a CA bundle, a client certificate and a bearer token. A body
+ * without a content type is sent as application/json (the APIs refuse the
+ * simple-request types a foreign web page could send).
+ */
+export function apiFetch(url: string | URL, init: ApiFetchInit = {}, creds: ApiCredentials = {}): Promise<Response> {
+  const u = new URL(url);
+  const headers: Record<string, string> = { ...(init.headers ?? {}) };
+  const lower = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
+  if (creds.token && !lower.has('authorization')) headers.authorization = `Bearer ${creds.token}`;
+  if (init.body !== undefined && !lower.has('content-type')) headers['content-type'] = 'application/json';
+  if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
+  const opts: RequestOptions & { ca?: string; cert?: string; key?: string } = { method: init.method ?? 'GET', headers, timeout: init.timeoutMs ?? 15_000 };
+  if (u.protocol === 'https:') {
+    if (creds.ca) opts.ca = creds.ca;
+    if (creds.cert) opts.cert = creds.cert;
+    if (creds.key) opts.key = creds.key;
+  }
+  return new Promise((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const status = res.statusCode ?? 500;
+        const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+        resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers: headersOf(res.headers) }));
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+function headersOf(h: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [k, v] of Object.entries(h)) {
+    if (Array.isArray(v)) for (const x of v) out.append(k, x);
+    else if (v !== undefined) out.set(k, v);
+  }
+  return out;
+}
+
+/** Where a CLI call goes and with what: the flag (or env) URL, else the context's; the context's CA and credential. */
+export function target(what: 'hub' | 'agent', base: string | undefined): { base: string; creds: ApiCredentials } {
+  const ctx = currentContext();
+  const creds: ApiCredentials = {};
+  if (what === 'hub') {
+    if (ctx?.ca) creds.ca = pemOf(ctx.ca, 'ca');
+    if (ctx?.token) creds.token = ctx.token;
+    if (ctx?.cert && ctx.key) {
+      creds.cert = pemOf(ctx.cert, 'cert');
+      creds.key = pemOf(ctx.key, 'key');
+    }
+    return { base: base ?? process.env.MESHFED_HUB ?? ctx?.hub ?? DEFAULT_HUB, creds };
+  }
+  const token = process.env.MESHFED_AGENT_TOKEN ?? ctx?.agentToken;
+  if (token) creds.token = token;
+  return { base: base ?? process.env.MESHFED_AGENT ?? ctx?.agent ?? DEFAULT_AGENT, creds };
+}
+
+export async function request<T>(given: string | undefined, what: 'hub' | 'agent', method: string, path: string, body?: { text: string; contentType: string }): Promise<T> {
+  const { base, creds } = target(what, given);
   const url = new URL(path, base.endsWith('/') ? base : base + '/');
   let res: Response;
   try {
-    const init: RequestInit = { method, signal: AbortSignal.timeout(15_000) };
+    const init: ApiFetchInit = { method };
     if (body) {
       init.body = body.text;
       init.headers = { 'content-type': body.contentType };
     }
-    res = await fetch(url, init);
+    res = await apiFetch(url, init, creds);
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
+    const cause = (err as { code?: string }).code ?? errorMessage(err);
     throw new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${cause})`, { cause: err });
   }
   const text = await res.text();
@@ -38,19 +119,27 @@ export async function request<T>(base: string, what: string, method: string, pat
     const opts: ErrorOptions = {};
     if (typeof answer?.reason === 'string') opts.reason = answer.reason;
     if (answer?.details !== undefined) opts.details = answer.details;
-    throw new MeshfedError(codeOfAnswer(res.status), answer?.error ?? `${res.status} ${res.statusText}`, opts);
+    let message = answer?.error ?? `${res.status} ${res.statusText}`;
+    if (res.status === 401) message += what === 'hub' ? ' (credential: the context of MESHFED_CONFIG or --context)' : " (credential: MESHFED_AGENT_TOKEN or the context's agentToken)";
+    throw new MeshfedError(codeOfAnswer(res.status), message, opts);
   }
   return parsed as T;
 }
 
+/** The body of an API error answer (hub and agent alike). */
+interface ErrorBody {
+  error?: string;
+  reason?: string;
+  details?: unknown;
+}
+
 /**
- * The code of an error answer. Only not-found and conflict have exit codes of
- * their own in docs/cli.md; any other status (401, 403 and 503 included, which
- * codeOfHttpStatus would make exit 6 or 3) fails the command with 1, as the CLI
- * always has.
+ * The code of an error answer: not-found, conflict, and the denials
+ * (unauthenticated, forbidden: exit 6) have exit codes of their own in
+ * docs/cli.md; any other status (503 included) fails the command with 1.
  */
 function codeOfAnswer(status: number): ErrorCode {
   const code = codeOfHttpStatus(status);
-  if (code === 'not-found' || code === 'conflict') return code;
+  if (code === 'not-found' || code === 'conflict' || code === 'unauthenticated' || code === 'forbidden') return code;
   return status >= 500 ? 'internal' : 'invalid';
 }

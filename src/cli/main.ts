@@ -1,13 +1,14 @@
 // The meshfed CLI: the program, its commands (one module per group under
 // commands/) and the one place that turns an error into a message and an exit
 // code. Exit codes: 0 ok, 1 failed or invalid input, 2 usage error, 3 hub/agent
-// unreachable, 4 not found, 5 conflict (docs/cli.md); a MeshfedError's code
+// unreachable, 4 not found, 5 conflict, 6 unauthenticated or forbidden (docs/cli.md); a MeshfedError's code
 // gives its exit code (util/errors.ts), anything else exits 1.
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError } from '../api/index.js';
 import { errorMessage, exitCodeOf, EXIT } from '../util/errors.js';
 import { addAuthCommands } from './commands/auth.js';
 import { addClusterCommands } from './commands/cluster.js';
+import { addConfigCommands } from './commands/config.js';
 import { addDemoCommand } from './commands/demo.js';
 import { addCrdsCommand, addObjectCommands } from './commands/objects.js';
 import { addServeCommands } from './commands/serve.js';
@@ -50,5 +51,6 @@ export function buildProgram(): Command {
   addCrdsCommand(program);
   addDemoCommand(program);
   addStoreCommands(program);
+  addConfigCommands(program);
   return program;
 }

@@ -42,7 +42,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     out(`meshfed demo: temporary data in ${fleet.dir}`);
     step('starting the hub');
     await fleet.startHub();
-    out(`  hub API ${fleet.hubUrl}, agent channel ${fleet.hubAgentAddr}`);
+    out(`  hub API ${fleet.hubUrl} (HTTPS; the admin credential: MESHFED_CONFIG=${fleet.hubDataDir}/admin.meshfed.yaml meshfed get clusters), agent channel ${fleet.hubAgentAddr}`);
 
     step('creating the mesh (meshfed apply) and three clusters, each with a one-time join token (meshfed cluster add)');
     const applied = await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'meshfed.local', mtls: { mode: 'STRICT' } } }]);
@@ -163,7 +163,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
         afterMs: 6000,
         run: async () => {
           step("failover: delete the shift; FailoverPolicy affinity local keeps cluster1's calls in cluster1");
-          await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-shift?namespace=sample`, { method: 'DELETE' });
+          await fleet.hubFetch('/api/v1alpha1/trafficpolicies/helloworld-shift?namespace=sample', { method: 'DELETE' });
           await fleet.apply([
             { apiVersion: API_VERSION, kind: 'FailoverPolicy', metadata: { name: 'helloworld-local', namespace: 'sample' }, spec: { destinations: [{ name: 'helloworld' }], affinity: 'local' } },
           ]);
@@ -195,17 +195,17 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
             accessPolicy('no-demo-client', { action: 'DENY', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1', namespace: 'sample', serviceAccount: 'demo-client' }] }),
           ]);
           phase = 'access denied';
-          await explainDemo(fleet.hubUrl);
+          await explainDemo(fleet);
         },
       },
       {
         afterMs: 5000,
         run: async () => {
           step('access: delete the DENY; AccessPolicy helloworld-callers ALLOWS only cluster1 callers (any other caller now gets PERMISSION_DENIED)');
-          await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/no-demo-client?namespace=sample`, { method: 'DELETE' });
+          await fleet.hubFetch('/api/v1alpha1/accesspolicies/no-demo-client?namespace=sample', { method: 'DELETE' });
           await fleet.apply([accessPolicy('helloworld-callers', { action: 'ALLOW', destinations: [{ name: 'helloworld' }], sources: [{ cluster: 'cluster1' }] })]);
           phase = 'access allowed';
-          await explainDemo(fleet.hubUrl);
+          await explainDemo(fleet);
         },
       },
     ];
@@ -240,8 +240,8 @@ function accessPolicy(name: string, spec: Record<string, unknown>): ApiObject {
 }
 
 /** `meshfed explain --from cluster1/sample/demo-client --to helloworld.sample`, printed indented. */
-async function explainDemo(hubUrl: string): Promise<void> {
-  const r = await fetch(`${hubUrl}/api/v1alpha1/explain`, {
+async function explainDemo(fleet: LocalFleet): Promise<void> {
+  const r = await fleet.hubFetch('/api/v1alpha1/explain', {
     method: 'POST',
     body: JSON.stringify({
       from: { cluster: 'cluster1', namespace: 'sample', workload: 'demo-client', serviceAccount: 'demo-client' },

@@ -1,12 +1,20 @@
 // A local fleet of real processes: a hub, one agent per cluster, sample gRPC
 // xDS servers and clients. The demo runs one; the end-to-end tests run many.
-import { existsSync } from 'node:fs';
+// The hub API is HTTPS with credentials: the fleet reads the admin token the
+// hub wrote at first start (<hub data dir>/admin.meshfed.yaml) and the current
+// CA bundle (<hub data dir>/ca/bundle.pem, current across root rotations), and
+// each agent's admin token (<agent data dir>/agent-admin.token); hubFetch and
+// agentFetch send them, and cliEnv() gives spawned CLI processes a config.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API_VERSION, type ApiObject } from '../api/index.js';
 import type { AgentStatus } from '../agent/agent.js';
 import type { Registration } from '../discovery/registration.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { apiFetch, type ApiFetchInit } from '../cli/http.js';
+import type { CliConfig } from '../cli/config.js';
 import { freePort, meshfedBin, ProcessGroup, sampleProgram, waitHttp, type Child } from './processes.js';
 
 export interface ClusterSpec {
@@ -48,6 +56,8 @@ export interface FleetOptions {
   echoStderr?: boolean;
   /** Hub and agents with --insecure-channel (no join tokens, plaintext channel). Default: mTLS with join tokens. */
   insecureChannel?: boolean;
+  /** Hub with --insecure-api (plain HTTP; credentials still required). Default: HTTPS. */
+  insecureApi?: boolean;
 }
 
 export class LocalFleet {
@@ -59,6 +69,9 @@ export class LocalFleet {
   /** Join tokens made for clusters (by addCluster or startAgent), used by the next startAgent. */
   readonly tokens = new Map<string, string>();
   readonly insecureChannel: boolean;
+  readonly insecureApi: boolean;
+  /** The hub's admin token (from admin.meshfed.yaml), once the hub started. */
+  adminToken = '';
   private hubPorts: { api: number; agents: number } | undefined;
 
   private constructor(
@@ -66,6 +79,7 @@ export class LocalFleet {
     opts: FleetOptions,
   ) {
     this.insecureChannel = opts.insecureChannel === true;
+    this.insecureApi = opts.insecureApi === true;
     this.procs = new ProcessGroup({ echoStderr: opts.echoStderr ?? false, prefixStderr: true, logDir: join(dir, 'logs') });
   }
 
@@ -86,9 +100,57 @@ export class LocalFleet {
     return { MESHFED_LOG_LEVEL: process.env.MESHFED_LOG_LEVEL ?? 'info' };
   }
 
+  get hubDataDir(): string {
+    return join(this.dir, 'hub');
+  }
+
+  /** The CA bundle the hub API's certificate chains to (current: rewritten on root rotation). */
+  hubCa(): string | undefined {
+    const f = join(this.hubDataDir, 'ca', 'bundle.pem');
+    return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+  }
+
+  /** fetch() to the hub API with its CA and the admin token (or `token`, or none with token ''). */
+  hubFetch(path: string, init: ApiFetchInit & { token?: string } = {}): Promise<Response> {
+    const ca = this.hubCa();
+    const token = init.token ?? this.adminToken;
+    return apiFetch(`${this.hubUrl}${path}`, init, { ...(ca ? { ca } : {}), ...(token ? { token } : {}) });
+  }
+
+  /** An agent's admin token (written at its first start). */
+  agentToken(cluster: string): string {
+    return readFileSync(join(this.agent(cluster).dataDir, 'agent-admin.token'), 'utf8').trim();
+  }
+
+  /** fetch() to a cluster's agent API with its admin token (or `token`, or none with token ''). */
+  agentFetch(cluster: string, path: string, init: ApiFetchInit & { token?: string } = {}): Promise<Response> {
+    const token = init.token ?? this.agentToken(cluster);
+    return apiFetch(`${this.agent(cluster).apiUrl}${path}`, init, token ? { token } : {});
+  }
+
+  /** A CLI config for spawned meshfed processes: the hub (CA as a file, so rotations are followed) and the admin token. */
+  cliConfigPath(agentCluster?: string): string {
+    const file = join(this.dir, agentCluster ? `meshfed-${agentCluster}.yaml` : 'meshfed.yaml');
+    const ctx: CliConfig['contexts'][number] = { name: 'fleet', hub: this.hubUrl, token: this.adminToken };
+    if (!this.insecureApi) ctx.ca = join(this.hubDataDir, 'ca', 'bundle.pem');
+    if (agentCluster) {
+      ctx.agent = this.agent(agentCluster).apiUrl;
+      ctx.agentToken = this.agentToken(agentCluster);
+    }
+    writeFileSync(file, stringifyYaml({ 'current-context': 'fleet', contexts: [ctx] }), { mode: 0o600 });
+    return file;
+  }
+
+  /** Environment for a spawned CLI: MESHFED_CONFIG (and the agent's token when a cluster is given). */
+  cliEnv(agentCluster?: string): Record<string, string> {
+    const env: Record<string, string> = { MESHFED_CONFIG: this.cliConfigPath(agentCluster) };
+    if (agentCluster) env.MESHFED_AGENT_TOKEN = this.agentToken(agentCluster);
+    return env;
+  }
+
   async startHub(extraArgs: string[] = []): Promise<void> {
     this.hubPorts ??= { api: await freePort(), agents: await freePort() };
-    this.hubUrl = `http://127.0.0.1:${this.hubPorts.api}`;
+    this.hubUrl = `${this.insecureApi ? 'http' : 'https'}://127.0.0.1:${this.hubPorts.api}`;
     this.hubAgentAddr = `127.0.0.1:${this.hubPorts.agents}`;
     this.hub = this.procs.start(
       'hub',
@@ -102,11 +164,24 @@ export class LocalFleet {
         '--agent-listen',
         this.hubAgentAddr,
         ...(this.insecureChannel ? ['--insecure-channel'] : []),
+        ...(this.insecureApi ? ['--insecure-api'] : []),
         ...extraArgs,
       ],
       this.env(),
     );
-    await waitHttp(`${this.hubUrl}/healthz`, 'hub', this.hub);
+    const ca = () => {
+      const pem = this.hubCa();
+      return pem ? { ca: pem } : {};
+    };
+    await waitHttp(`${this.hubUrl}/healthz`, 'hub', this.hub, 20_000, ca);
+    // Written before the hub says it started; the healthz above may come first.
+    const adminFile = join(this.hubDataDir, 'admin.meshfed.yaml');
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(adminFile)) {
+      if (Date.now() > deadline) throw new Error(`the hub wrote no ${adminFile}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.adminToken = (parseYaml(readFileSync(adminFile, 'utf8')) as CliConfig).contexts[0]?.token ?? '';
   }
 
   async stopHub(): Promise<void> {
@@ -115,7 +190,7 @@ export class LocalFleet {
   }
 
   async apply(objects: ApiObject[]): Promise<{ results: { object: string; outcome: string }[] }> {
-    const r = await fetch(`${this.hubUrl}/api/v1alpha1/apply`, { method: 'POST', body: JSON.stringify(objects) });
+    const r = await this.hubFetch('/api/v1alpha1/apply', { method: 'POST', body: JSON.stringify(objects) });
     const body = (await r.json()) as { error?: string; results: { object: string; outcome: string }[] };
     if (!r.ok) throw new Error(`apply failed: ${body.error}`);
     return body;
@@ -126,7 +201,7 @@ export class LocalFleet {
    * one-time join token for it (kept for the cluster's next startAgent).
    */
   async addCluster(c: ClusterSpec, opts: { ttl?: string } = {}): Promise<{ token?: string; tokenId?: string; created: boolean; expiresAt?: string }> {
-    const r = await fetch(`${this.hubUrl}/api/v1alpha1/clusters/${c.name}/join-token`, {
+    const r = await this.hubFetch(`/api/v1alpha1/clusters/${c.name}/join-token`, {
       method: 'POST',
       body: JSON.stringify({ ttl: opts.ttl ?? '1h', spec: { network: c.network, region: c.region, zones: c.zones } }),
     });
@@ -138,7 +213,7 @@ export class LocalFleet {
 
   /** A join token for an existing Cluster. */
   async joinToken(cluster: string, ttl = '1h'): Promise<string> {
-    const r = await fetch(`${this.hubUrl}/api/v1alpha1/clusters/${cluster}/join-token`, { method: 'POST', body: JSON.stringify({ ttl }) });
+    const r = await this.hubFetch(`/api/v1alpha1/clusters/${cluster}/join-token`, { method: 'POST', body: JSON.stringify({ ttl }) });
     const body = (await r.json()) as { error?: string; token?: string };
     if (!r.ok || !body.token) throw new Error(`join token for ${cluster}: ${body.error ?? 'no token (insecure hub?)'}`);
     this.tokens.set(cluster, body.token);
@@ -203,7 +278,7 @@ export class LocalFleet {
   }
 
   async agentStatus(cluster: string): Promise<AgentStatus> {
-    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/status`);
+    const r = await this.agentFetch(cluster, '/v1/status');
     return (await r.json()) as AgentStatus;
   }
 
@@ -219,19 +294,19 @@ export class LocalFleet {
   }
 
   async register(cluster: string, reg: Registration): Promise<{ status: number; body: Record<string, unknown> }> {
-    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/workloads`, { method: 'POST', body: JSON.stringify(reg) });
+    const r = await this.agentFetch(cluster, '/v1/workloads', { method: 'POST', body: JSON.stringify(reg) });
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
   }
 
   async deregister(cluster: string, sel: { namespace?: string; name?: string; address?: string }): Promise<number> {
     const qs = new URLSearchParams(sel as Record<string, string>);
-    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/workloads?${qs}`, { method: 'DELETE' });
+    const r = await this.agentFetch(cluster, `/v1/workloads?${qs}`, { method: 'DELETE' });
     return r.status;
   }
 
   async bootstrap(cluster: string, namespace: string, name: string, server: boolean, certDir?: string): Promise<string> {
     const qs = new URLSearchParams({ namespace, name, ...(server ? { server: '1' } : {}), ...(certDir ? { certDir } : {}) });
-    const r = await fetch(`${this.agent(cluster).apiUrl}/v1/bootstrap?${qs}`);
+    const r = await this.agentFetch(cluster, `/v1/bootstrap?${qs}`);
     if (!r.ok) throw new Error(`bootstrap for ${cluster}/${namespace}/${name}: ${await r.text()}`);
     return await r.text();
   }
@@ -244,7 +319,7 @@ export class LocalFleet {
    */
   async startIdentity(cluster: string, namespace: string, serviceAccount: string, name: string): Promise<{ dir: string; child: Child }> {
     const agent = this.agent(cluster);
-    const r = await fetch(`${agent.apiUrl}/v1/identity/tokens`, { method: 'POST', body: JSON.stringify({ namespace, serviceAccount }) });
+    const r = await this.agentFetch(cluster, '/v1/identity/tokens', { method: 'POST', body: JSON.stringify({ namespace, serviceAccount }) });
     if (!r.ok) throw new Error(`identity token for ${cluster}/${namespace}/${serviceAccount}: ${await r.text()}`);
     const { token } = (await r.json()) as { token: string };
     const dir = join(this.dir, 'identities', `${cluster}-${name}`);

@@ -1,6 +1,7 @@
 // Child processes for the demo and the end-to-end tests: start meshfed and the
 // sample programs as real processes, read their JSON-line events, and make sure
 // none is left behind.
+import { apiFetch, type ApiCredentials } from '../cli/http.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
@@ -121,8 +122,8 @@ export class ProcessGroup {
   }
 }
 
-/** Polls an HTTP URL until it answers 2xx, or fails naming what did not come up. */
-export async function waitHttp(url: string, what: string, child?: Child, timeoutMs = 20_000): Promise<void> {
+/** Polls an HTTP(S) URL until it answers 2xx, or fails naming what did not come up; `creds` gives the CA (read at each try). */
+export async function waitHttp(url: string, what: string, child?: Child, timeoutMs = 20_000, creds?: () => ApiCredentials): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exitedCode: number | null | undefined;
   void child?.exited.then((c) => (exitedCode = c));
@@ -131,7 +132,7 @@ export async function waitHttp(url: string, what: string, child?: Child, timeout
       throw new Error(`${what} exited (code ${exitedCode}) while starting:\n${child!.stderrTail.slice(-10).join('\n')}`);
     }
     try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      const r = await apiFetch(url, { timeoutMs: 1000 }, creds?.() ?? {});
       if (r.ok) return;
     } catch {
       // not up yet

@@ -1,10 +1,15 @@
 // The hub's HTTP API router, used by the CLI (and later the UI): it parses the
-// URL and method, reads bounded bodies, dispatches to the handlers
-// (api-status.ts, api-dry-run.ts, api-trust.ts, objects.ts) and writes JSON
-// answers. Errors are answered in one place: a MeshfedError with its HTTP
-// status and the body {error, reason, details}; anything else is a 500
-// {error: "internal error: ...", reason: "Internal"}.
-//   GET    /healthz
+// URL and method, checks the request (cross-site checks, then a credential:
+// api-security.ts, src/auth), asks the Authorizer ONE Permission per route
+// (one per object for apply, plan and delete), audits every write and every
+// denial (awaited before the answer), reads bounded bodies, dispatches to the
+// handlers (api-status.ts, api-dry-run.ts, api-trust.ts, api-auth.ts,
+// objects.ts) and writes JSON answers. Errors are answered in one place: a
+// MeshfedError with its HTTP status and the body {error, reason, details};
+// anything else is a 500 {error: "internal error: ...", reason: "Internal"}.
+// Only GET /healthz is open; everything else answers 401 without a valid
+// credential (one uniform message) and 403 naming the permission missing.
+//   GET    /healthz                                          (no credential)
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
 //   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events)
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
@@ -20,14 +25,30 @@
 //   GET    /api/v1alpha1/trust            roots, rotation phase, what each cluster was issued, warnings
 //   POST   /api/v1alpha1/trust/rotate-root   body {step: add|activate|retire, force?}
 //   POST   /api/v1alpha1/explain          body: {from, to, method?, with?}: route, endpoints and the access verdict of a call (nothing is written)
+//   POST   /api/v1alpha1/auth/tokens      body {user, groups?, scope?, ttl?}: a bearer token (its secret once)
+//   GET    /api/v1alpha1/auth/tokens      tokens (no secrets)
+//   DELETE /api/v1alpha1/auth/tokens/{id} revoke
+//   POST   /api/v1alpha1/auth/can-i       body {verb, kind, name?, namespace?, cluster?, actions?} or {list: true}: what the caller may do
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { ApiObject, ObjectRef } from '../api/index.js';
+import type { Authenticator, FailureLimiter } from '../auth/authn.js';
+import { UNAUTHENTICATED_MESSAGE } from '../auth/authn.js';
+import { describePermission, SUPERUSER_GROUP, type Authorizer } from '../auth/authorizer.js';
+import { permissionFor, permissionsFor } from '../auth/permissions.js';
+import type { RbacAuthorizer } from '../auth/rbac-authorizer.js';
+import type { Write } from '../auth/rbac-writes.js';
+import { canIAnswer } from './api-auth.js';
+import { scopeAllows, type CredentialStore } from '../auth/credentials.js';
+import type { AuditRecord, AuditSink, Permission, Principal } from '../auth/types.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
+import { createTokenAnswer, listTokensAnswer, revokeTokenAnswer } from './api-tokens.js';
 import { explainAnswer, planAnswer } from './api-dry-run.js';
+import { checkCrossSite, type ApiTlsMaterial } from './api-security.js';
 import { globalServicesAnswer, withStatus } from './api-status.js';
 import { joinToken, rotateRoot, trustStatusAnswer, type TrustApiContext } from './api-trust.js';
 import { FederatedViewCache } from './federated-view.js';
@@ -38,52 +59,217 @@ import { findKind, parseAndValidate } from '../registry.js';
 const log = logger('hub.api');
 const MAX_BODY = 8 * 1024 * 1024;
 
-interface ApiContext extends TrustApiContext {
-  views: FederatedViewCache;
+/** What the router needs to check a request: who (authenticator), may they (authorizer), the record (audit). */
+export interface ApiSecurity {
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  /** The RBAC authorizer behind `authorizer`, for whole write requests (updates against stored objects, escalation). */
+  rbac: RbacAuthorizer;
+  audit: AuditSink;
+  credentials: CredentialStore;
+  limiter: FailureLimiter;
+  /** Host names the API answers to (Host and Origin checks). */
+  hosts: Set<string>;
+  /** TLS material; undefined with --insecure-api (plain HTTP). */
+  tls?: ApiTlsMaterial;
 }
 
-export function createHubHttpServer(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean): Server {
-  const ctx: ApiContext = { store, sessions, trust, secure, views: new FederatedViewCache(store) };
-  return createServer((req, res) => {
+interface ApiContext extends TrustApiContext, ApiSecurity {
+  views: FederatedViewCache;
+  /** The listening port, once known (Origin checks). */
+  port: number;
+}
+
+/** One authenticated request on its way through the router. */
+interface Call {
+  ctx: ApiContext;
+  req: IncomingMessage;
+  res: ServerResponse;
+  principal: Principal;
+  from: string;
+  request: string;
+}
+
+export interface HubHttpServer {
+  server: Server;
+  /** Tell the router its port once listening (Origin checks). */
+  setPort(port: number): void;
+}
+
+export function createHubHttpServer(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean, security: ApiSecurity): HubHttpServer {
+  const ctx: ApiContext = { store, sessions, trust, secure, views: new FederatedViewCache(store), port: 0, ...security };
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(ctx, req, res).catch((err: unknown) => sendError(res, err));
-  });
+  };
+  const server: Server = security.tls ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server) : createServer(handler);
+  return { server, setPort: (port) => (ctx.port = port) };
 }
 
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { store, sessions, trust } = ctx;
   const url = new URL(req.url ?? '/', 'http://hub');
+  if (url.pathname === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true, revision: ctx.store.revision() });
+  const address = req.socket.remoteAddress ?? '';
+  const from = `${address}:${req.socket.remotePort ?? 0}`;
+  const request = `${req.method} ${url.pathname}`;
+  const refuse = async (err: MeshfedError, who: Principal | undefined, perm?: Permission): Promise<never> => {
+    await ctx.audit.record(auditRecord(who, from, request, perm, 'denied', err.message));
+    throw err;
+  };
+  try {
+    checkCrossSite(req, ctx.hosts, ctx.port, ctx.tls ? 'https' : 'http');
+  } catch (err) {
+    if (err instanceof MeshfedError) await refuse(err, undefined);
+    throw err;
+  }
+  const waitMs = ctx.limiter.retryAfterMs(address);
+  if (waitMs > 0) {
+    res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
+    await refuse(new MeshfedError('rate-limited', `too many failed authentications from ${address}: retry in ${Math.ceil(waitMs / 1000)} s`), undefined);
+  }
+  const principal = await ctx.authenticator.authenticate(req);
+  if (!principal) {
+    // Only a credential that was presented and failed counts: no credential at all is not a guess.
+    if (req.headers.authorization !== undefined) ctx.limiter.fail(address);
+    await refuse(new MeshfedError('unauthenticated', UNAUTHENTICATED_MESSAGE), undefined);
+  }
+  return route({ ctx, req, res, principal: principal!, from, request }, url);
+}
+
+/** Asks the authorizer (and the token's scope) for one permission; a denial is audited and answered 403 naming it. */
+async function allow(call: Call, perm: Permission): Promise<void> {
+  const p = call.principal;
+  let reason: string | undefined;
+  if (!scopeAllows(p.scope, perm.verb, perm.kind)) reason = `token ${p.credentialId} is scoped to ${p.scope!.join(', ')}`;
+  else {
+    const d = await call.ctx.authorizer.authorize(p, perm);
+    if (!d.allowed) reason = d.reason;
+  }
+  if (reason === undefined) return;
+  const err = new MeshfedError('forbidden', `forbidden: ${p.kind}:${p.name} may not ${describePermission(perm)}: ${reason}`, {
+    details: { permission: { verb: perm.verb, kind: perm.kind, namespace: perm.namespace, cluster: perm.cluster, name: perm.name } },
+  });
+  await call.ctx.audit.record(auditRecord(p, call.from, call.request, perm, 'denied', reason));
+  throw err;
+}
+
+/** Runs a write and audits it (allowed, or failed with why) before the answer. */
+async function audited<T>(call: Call, perms: Permission[], write: () => Promise<T>, revision?: () => number): Promise<T> {
+  try {
+    const out = await write();
+    for (const perm of perms) await call.ctx.audit.record({ ...auditRecord(call.principal, call.from, call.request, perm, 'allowed'), ...(revision ? { revision: revision() } : {}) });
+    return out;
+  } catch (err) {
+    for (const perm of perms) await call.ctx.audit.record(auditRecord(call.principal, call.from, call.request, perm, 'failed', errorMessage(err)));
+    throw err;
+  }
+}
+
+function auditRecord(who: Principal | undefined, from: string, request: string, perm: Permission | undefined, outcome: AuditRecord['outcome'], reason?: string): AuditRecord {
+  const object = perm?.name ? (perm.namespace ? `${perm.namespace}/${perm.name}` : perm.name) : '';
+  const r: AuditRecord = { time: new Date().toISOString(), who: who ? `${who.kind}:${who.name}` : 'anonymous', from, request, verb: perm?.verb ?? '', kind: perm?.kind ?? '', object, outcome };
+  if (who) r.credentialId = who.credentialId;
+  if (reason !== undefined) r.reason = reason;
+  return r;
+}
+
+/** The writes of an apply: create when absent, update (with the stored object it replaces) when present. */
+async function objectWrites(store: Store, objects: readonly ApiObject[]): Promise<Write[]> {
+  const writes: Write[] = [];
+  for (const o of objects) {
+    const ref: ObjectRef = { kind: o.kind, name: o.metadata.name };
+    if (o.metadata.namespace) ref.namespace = o.metadata.namespace;
+    if (o.metadata.cluster) ref.cluster = o.metadata.cluster;
+    const previous = await store.get(ref);
+    writes.push(previous ? { verb: 'update', object: o, previous } : { verb: 'create', object: o });
+  }
+  return writes;
+}
+
+/**
+ * A whole write request past the per-permission checks: for principals outside
+ * the superuser group, updates are also checked against the stored objects and
+ * Roles/RoleBindings for escalation (nobody grants more than they hold).
+ */
+async function allowWrites(call: Call, writes: readonly Write[]): Promise<void> {
+  const p = call.principal;
+  if (p.groups.includes(SUPERUSER_GROUP)) return;
+  const d = call.ctx.rbac.authorizeWrites(p, writes);
+  if (d.allowed) return;
+  const perm = d.denied ?? { verb: 'write', kind: '' };
+  await call.ctx.audit.record(auditRecord(p, call.from, call.request, perm, 'denied', d.reason));
+  throw new MeshfedError('forbidden', `forbidden: ${d.reason}`, { details: { permission: { verb: perm.verb, kind: perm.kind, namespace: perm.namespace, cluster: perm.cluster, name: perm.name } } });
+}
+
+async function route(call: Call, url: URL): Promise<void> {
+  const { ctx, req, res } = call;
+  const { store, sessions, trust } = ctx;
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true, revision: store.revision() });
   if (parts[0] !== 'api' || parts[1] !== 'v1alpha1') throw new MeshfedError('not-found', `no route for ${url.pathname}`);
   const [, , resource, name] = parts;
   if (!resource) throw new MeshfedError('not-found', 'resource missing in path');
   const q = url.searchParams;
+  const revision = () => store.revision();
 
   if (resource === 'apply' && req.method === 'POST') {
     const objects = await objectsFromBody(req, q.get('source') ?? 'request');
-    const results = await applyObjects(store, objects);
-    log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`) });
+    const writes = await objectWrites(store, objects);
+    const perms = writes.flatMap((w) => permissionsFor(w.verb, w.object, w.previous));
+    for (const perm of perms) await allow(call, perm);
+    await allowWrites(call, writes);
+    const results = await audited(call, perms, () => applyObjects(store, objects), revision);
+    log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`), by: call.principal.name });
     return sendJson(res, 200, { results, revision: store.revision() });
   }
-  if (resource === 'globalservices' && req.method === 'GET') return sendJson(res, 200, await globalServicesAnswer(store, ctx.views));
-  if (resource === 'plan' && req.method === 'POST') return sendJson(res, 200, await planAnswer(store, await objectsFromBody(req, q.get('source') ?? 'request')));
-  if (resource === 'explain' && req.method === 'POST') return sendJson(res, 200, await explainAnswer(store, await readBody(req)));
-  if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
-  if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
-    return sendJson(res, 200, await joinToken(ctx, name, parseJsonBody(await readBody(req))));
+  if (resource === 'globalservices' && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'GlobalService' });
+    return sendJson(res, 200, await globalServicesAnswer(store, ctx.views));
   }
-  if (resource === 'trust' && !name && req.method === 'GET') return sendJson(res, 200, await trustStatusAnswer(ctx));
-  if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') return sendJson(res, 200, await rotateRoot(ctx, parseJsonBody(await readBody(req))));
-  if (resource === 'hub' && req.method === 'GET') {
+  if (resource === 'plan' && req.method === 'POST') {
+    const objects = await objectsFromBody(req, q.get('source') ?? 'request');
+    for (const o of objects) await allow(call, permissionFor('plan', o));
+    return sendJson(res, 200, await planAnswer(store, objects));
+  }
+  if (resource === 'explain' && req.method === 'POST') {
+    await allow(call, { verb: 'explain', kind: 'Service' });
+    return sendJson(res, 200, await explainAnswer(store, await readBody(req)));
+  }
+  if (resource === 'agents' && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Agent' });
+    return sendJson(res, 200, { items: sessions.list() });
+  }
+  if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
+    const perm: Permission = { verb: 'mint-join-token', kind: 'Cluster', name };
+    await allow(call, perm);
+    const body = parseJsonBody(await readBody(req));
+    return sendJson(res, 200, await audited(call, [perm], () => joinToken(ctx, name, body), revision));
+  }
+  if (resource === 'trust' && !name && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Trust' });
+    return sendJson(res, 200, await trustStatusAnswer(ctx));
+  }
+  if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') {
+    const perm: Permission = { verb: 'rotate-root', kind: 'Trust' };
+    await allow(call, perm);
+    const body = parseJsonBody(await readBody(req));
+    return sendJson(res, 200, await audited(call, [perm], () => rotateRoot(ctx, body)));
+  }
+  if (resource === 'hub' && !name && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Hub' });
     return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
   }
   if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
+    const perm: Permission = { verb: 'gc', kind: 'Hub' };
+    await allow(call, perm);
     // Only with node --expose-gc (benchmarks); a no-op otherwise.
-    return sendJson(res, 200, { collected: collectGarbage(), memory: memoryMB() });
+    return sendJson(res, 200, await audited(call, [perm], () => Promise.resolve({ collected: collectGarbage(), memory: memoryMB() })));
   }
   if (resource === 'proxies' && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Proxy' });
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
   }
+  if (resource === 'auth' && name === 'tokens') return tokensRoute(call, parts[4]);
+  // Any authenticated principal may ask what it itself may do.
+  if (resource === 'auth' && name === 'can-i' && req.method === 'POST') return sendJson(res, 200, await canIAnswer(store, call.principal, parseJsonBody(await readBody(req))));
 
   const def = findKind(resource);
   if (!def) throw new MeshfedError('not-found', `unknown resource "${resource}"`, { reason: 'UnknownKind' });
@@ -101,9 +287,20 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     }
     return r;
   };
+  const readPerm = (n?: string): Permission => {
+    const perm: Permission = { verb: 'read', kind: def.kind };
+    if (q.get('namespace')) perm.namespace = q.get('namespace')!;
+    if (q.get('cluster')) perm.cluster = q.get('cluster')!;
+    if (n) perm.name = n;
+    return perm;
+  };
 
-  if (req.method === 'GET' && !name && q.get('watch')) return watch(store, def.kind, q, req, res);
+  if (req.method === 'GET' && !name && q.get('watch')) {
+    await allow(call, readPerm());
+    return watch(store, def.kind, q, req, res);
+  }
   if (req.method === 'GET' && !name) {
+    await allow(call, readPerm());
     const filter: { kind: string; namespace?: string; cluster?: string } = { kind: def.kind };
     if (q.get('namespace')) filter.namespace = q.get('namespace')!;
     if (q.get('cluster')) filter.cluster = q.get('cluster')!;
@@ -111,24 +308,64 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     return sendJson(res, 200, { items: await withStatus(store, ctx.views, def.kind, items), revision: store.revision() });
   }
   if (req.method === 'GET' && name) {
+    await allow(call, readPerm(name));
     const obj = await store.get(ref(name));
     if (!obj) throw new MeshfedError('not-found', `${def.kind} "${name}" not found`);
     return sendJson(res, 200, (await withStatus(store, ctx.views, def.kind, [obj]))[0]);
   }
   if (req.method === 'DELETE' && name) {
     const r = ref(name);
-    const results = await deleteObjects(store, [r]);
-    if (results[0]?.outcome === 'not-found') throw new MeshfedError('not-found', `${def.kind} "${name}" not found`);
-    if (def.kind === 'Cluster' && results[0]?.outcome === 'deleted') {
-      // Revoked (persisted) before the answer: a reconnect with the old certificate is refused.
-      await trust.revokeCluster(name, `cluster "${name}" was deleted at the hub`);
-      sessions.disconnect(name, `cluster "${name}" was deleted at the hub`);
-    }
-    log.info('delete', { results: results.map((x) => `${x.object} ${x.outcome}`) });
+    // The stored object (when there is one) is what a delete asks for: its namespace, cluster and actions.
+    const stored = await store.get(r);
+    const perm: Permission = stored ? permissionFor('delete', stored) : { verb: 'delete', kind: def.kind, name };
+    if (!stored && r.namespace) perm.namespace = r.namespace;
+    if (!stored && r.cluster) perm.cluster = r.cluster;
+    await allow(call, perm);
+    const results = await audited(
+      call,
+      [perm],
+      async () => {
+        const out = await deleteObjects(store, [r]);
+        if (out[0]?.outcome === 'not-found') throw new MeshfedError('not-found', `${def.kind} "${name}" not found`);
+        if (def.kind === 'Cluster' && out[0]?.outcome === 'deleted') {
+          // Revoked (persisted) before the answer: a reconnect with the old certificate is refused.
+          await trust.revokeCluster(name, `cluster "${name}" was deleted at the hub`);
+          sessions.disconnect(name, `cluster "${name}" was deleted at the hub`);
+        }
+        return out;
+      },
+      revision,
+    );
+    log.info('delete', { results: results.map((x) => `${x.object} ${x.outcome}`), by: call.principal.name });
     return sendJson(res, 200, { results, revision: store.revision() });
   }
+  return methodNotAllowed(req, res, url);
+}
+
+/** POST/GET auth/tokens, DELETE auth/tokens/{id}. */
+async function tokensRoute(call: Call, id: string | undefined): Promise<void> {
+  const { ctx, req, res } = call;
+  if (!id && req.method === 'POST') {
+    const body = parseJsonBody(await readBody(req));
+    const perm: Permission = { verb: 'create', kind: 'Token', name: typeof body.user === 'string' ? body.user : '' };
+    await allow(call, perm);
+    return sendJson(res, 201, await audited(call, [perm], () => createTokenAnswer(ctx.credentials, call.principal, body)));
+  }
+  if (!id && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Token' });
+    return sendJson(res, 200, listTokensAnswer(ctx.credentials));
+  }
+  if (id && req.method === 'DELETE') {
+    const perm: Permission = { verb: 'delete', kind: 'Token', name: id };
+    await allow(call, perm);
+    return sendJson(res, 200, await audited(call, [perm], () => revokeTokenAnswer(ctx.credentials, call.principal, id)));
+  }
+  return methodNotAllowed(req, res, new URL(req.url ?? '/', 'http://hub'));
+}
+
+function methodNotAllowed(req: IncomingMessage, res: ServerResponse, url: URL): void {
   // A routing answer, not an error kind of its own: the error codes have no 405.
-  return sendJson(res, 405, { error: `${req.method} is not supported on ${url.pathname}`, reason: 'MethodNotAllowed' });
+  sendJson(res, 405, { error: `${req.method} is not supported on ${url.pathname}`, reason: 'MethodNotAllowed' });
 }
 
 function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {

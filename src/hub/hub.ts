@@ -1,14 +1,25 @@
 // The hub process: the store, the HTTP API and the agent channel. It is not in
 // the traffic path: data planes talk only to their cluster's agent.
+// The HTTP API is HTTPS by default (a certificate from the mesh CA, or the
+// user's --api-cert/--api-key) and every route but /healthz needs a
+// credential; plain HTTP only with --insecure-api, on a loopback address.
+// A first start writes the one admin credential (<data dir>/admin.meshfed.yaml).
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, grpcCodeOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
+import { FailureLimiter, TokenAuthenticator } from '../auth/authn.js';
+import { BuiltinAuthorizer } from '../auth/authorizer.js';
+import { RbacAuthorizer } from '../auth/rbac-authorizer.js';
+import { CredentialStore } from '../auth/credentials.js';
+import type { AuditSink } from '../auth/types.js';
 import { AgentSessions } from './agent-sessions.js';
+import { ApiCertificate, apiHosts, LogAuditSink, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
 import { HubTrust, type ExternalCa } from './trust.js';
 
@@ -31,12 +42,28 @@ export interface HubOptions {
   channelHosts?: string[];
   /** Lifetime of agents' channel certificates (default 720h). */
   agentCertTtlMs?: number;
+  /** Plain-HTTP API (--insecure-api): loopback addresses only, with a warning. Credentials are still required. */
+  insecureApi?: boolean;
+  /** The user's API certificate and key instead of one from the mesh CA. */
+  apiCertificate?: UserApiCertificate;
+  /** Extra DNS names / IPs the API answers to (Host checks, certificate SANs). */
+  apiHosts?: string[];
+  /** Where audit records go (default: the hub's log). */
+  audit?: AuditSink;
+  /** Failed authentications per remote address per minute before 429 (default 20). */
+  authFailureLimit?: number;
+}
+
+/** A loopback listen address (where plain HTTP may be allowed). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export class Hub {
   private constructor(
     readonly store: Store,
     private readonly http: Server,
+    private readonly apiCert: ApiCertificate | undefined,
     private readonly grpcServer: grpc.Server,
     readonly sessions: AgentSessions,
     readonly trust: HubTrust,
@@ -45,6 +72,10 @@ export class Hub {
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
+    if (opts.insecureApi && !isLoopback(opts.api.host)) {
+      throw new MeshfedError('usage', `--insecure-api serves the API in plain HTTP: refused on ${opts.api.host}, which is not a loopback address (use 127.0.0.1, or serve TLS)`);
+    }
+    if (opts.insecureApi && opts.apiCertificate) throw new MeshfedError('usage', '--insecure-api and --api-cert: give one');
     const store = await FileStore.open(opts.dataDir);
     let trust: HubTrust | undefined;
     try {
@@ -62,7 +93,32 @@ export class Hub {
     const secure = !opts.insecureChannel;
     await markAgentsDisconnected(store);
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
-    const http = createHubHttpServer(store, sessions, trust, secure);
+    const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
+    let apiCert: ApiCertificate | undefined;
+    let tls: ApiTlsMaterial | undefined;
+    const { store: credentials, created: firstStart } = await CredentialStore.open(opts.dataDir);
+    if (opts.apiCertificate) tls = { cert: opts.apiCertificate.certPem, key: opts.apiCertificate.keyPem, caPem: '' };
+    else if (!opts.insecureApi) {
+      apiCert = await ApiCertificate.issue(trust, hosts);
+      tls = apiCert.tls;
+    }
+    // The superuser group first, then Roles and RoleBindings from the store.
+    const rbac = new RbacAuthorizer(store);
+    const api = createHubHttpServer(store, sessions, trust, secure, {
+      authenticator: new TokenAuthenticator(credentials),
+      authorizer: new BuiltinAuthorizer(rbac),
+      rbac,
+      audit: opts.audit ?? new LogAuditSink(),
+      credentials,
+      limiter: new FailureLimiter(opts.authFailureLimit ?? 20, 60_000),
+      hosts: new Set(hosts.map((h) => h.toLowerCase())),
+      ...(tls ? { tls } : {}),
+    });
+    const http = api.server;
+    apiCert?.attach(http as unknown as HttpsServer);
+    if (opts.insecureApi) {
+      log.warn('THE HUB API IS PLAIN HTTP (--insecure-api): credentials cross the wire unencrypted. Loopback development and benchmarks only.');
+    }
     const grpcServer = new grpc.Server({
       'grpc.keepalive_permit_without_calls': 1,
       // A full report is one message (a whole cluster); views go out in chunks of well under 1 MiB.
@@ -86,14 +142,17 @@ export class Hub {
         throw describeListenError(err, 'hub API', formatHostPort(opts.api));
       });
       const apiPort = (http.address() as { port: number }).port;
+      api.setPort(apiPort);
+      const apiUrl = `${tls ? 'https' : 'http'}://${formatHostPort({ host: opts.api.host === '0.0.0.0' || opts.api.host === '::' ? '127.0.0.1' : opts.api.host, port: apiPort })}`;
+      if (firstStart) await writeAdminCredential(opts.dataDir, credentials, apiUrl, tls ? tls.caPem || undefined : undefined);
       const agentPort = await new Promise<number>((resolve, reject) => {
         grpcServer.bindAsync(formatHostPort(opts.agents), secure ? trust.serverCredentials() : grpc.ServerCredentials.createInsecure(), (err, port) =>
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort });
+      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort });
       log.info('hub started', {
-        api: `http://${formatHostPort(hub.apiAddress)}`,
+        api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
         channel: secure ? 'mTLS' : 'INSECURE',
         trustDomain: trust.trustDomain(),
@@ -103,6 +162,7 @@ export class Hub {
       return hub;
     } catch (err) {
       http.close();
+      apiCert?.close();
       grpcServer.forceShutdown();
       trust.close();
       await store.close();
@@ -111,6 +171,7 @@ export class Hub {
   }
 
   async stop(): Promise<void> {
+    this.apiCert?.close();
     this.trust.close();
     this.sessions.closeAll();
     this.grpcServer.forceShutdown();

@@ -251,6 +251,15 @@ export class HubTrust {
     return issueServerCertificate(this.meshCa(), { spiffeId: hubId(this.settings.trustDomain), hosts, ttlSeconds: SERVER_CERT_TTL_MS / 1000 });
   }
 
+  /**
+   * A TLS server certificate for the hub API from the mesh CA (clients trust
+   * bundlePem()): the hub's SPIFFE ID plus these host names and IPs. The key
+   * is generated here and stays with the caller, in memory.
+   */
+  issueApiCertificate(hosts: string[], ttlMs = SERVER_CERT_TTL_MS): Promise<ServerCertificate> {
+    return issueServerCertificate(this.meshCa(), { spiffeId: hubId(this.settings.trustDomain), hosts, ttlSeconds: ttlMs / 1000 });
+  }
+
   private scheduleServerRenewal(): void {
     if (this.serverTimer) clearTimeout(this.serverTimer);
     const at = renewalTime(this.server.notBefore, this.server.notAfter).getTime();

@@ -40,7 +40,7 @@ function policy(name: string, spec: Record<string, unknown>): ApiObject {
 }
 
 async function remove(name: string): Promise<void> {
-  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/${name}?namespace=${NS}`, { method: 'DELETE' });
+  const r = await fleet.hubFetch(`/api/v1alpha1/accesspolicies/${name}?namespace=${NS}`, { method: 'DELETE' });
   assert.ok(r.status === 200 || r.status === 404, await r.text());
 }
 
@@ -82,7 +82,7 @@ function observed(t: Tick): Verdict | 'OTHER' {
 }
 
 async function explainApi(c: Caller, withObjects?: ApiObject[]): Promise<ExplainResult> {
-  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/explain`, {
+  const r = await fleet.hubFetch(`/api/v1alpha1/explain`, {
     method: 'POST',
     body: JSON.stringify({
       from: { cluster: c.cluster, namespace: NS, workload: c.name, serviceAccount: c.sa },
@@ -108,7 +108,7 @@ async function expectVerdicts(want: Record<string, Verdict>, t0: number, marks =
       took[name] = await c.log.waitFor(marks.get(name)!, 3, (t) => observed(t) === v, 20_000, t0);
     } catch (err) {
       // What the destination's agent last sent its server, for the failure message.
-      const px = (await (await fetch(`${fleet.agent('cluster2').apiUrl}/v1/proxies`)).json()) as { items: ProxySummary[] };
+      const px = (await (await fleet.agentFetch('cluster2', `/v1/proxies`)).json()) as { items: ProxySummary[] };
       throw new Error(`${name}: want ${v}: ${(err as Error).message}; cluster2 proxies: ${JSON.stringify(px.items.map((p) => [p.nodeId, p.types.LDS]))}`);
     }
   }
@@ -152,7 +152,7 @@ test('x-wing in cluster1 may call rebel-base; x-wing in cluster2 (same namespace
   assert.match(allow.endpoints[0]!.access.reason, /sources\[0\]/);
 
   // Status: what the policy resolved to, and the unregistered caller's service account named as a problem.
-  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/accesspolicies/rebel-base-from-cluster1?namespace=${NS}`)).json()) as {
+  const st = (await (await fleet.hubFetch(`/api/v1alpha1/accesspolicies/rebel-base-from-cluster1?namespace=${NS}`)).json()) as {
     status: { destinations: string[]; sources: string[]; problems: { path: string }[] };
   };
   assert.deepEqual(st.status.destinations, ['cluster2/sample/rebel-base-c2 (rebel-base)', 'cluster3/sample/rebel-base-c3 (rebel-base)']);
@@ -215,12 +215,12 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   const deny = policy('deny-x-wing', { action: 'DENY', destinations: [{ name: 'rebel-base' }], sources: [{ cluster: 'cluster1', namespace: NS, serviceAccount: 'x-wing' }] });
   const pid = rb2.child.proc.pid;
   // Dry run first: explain with the policy as if applied says DENY, the real calls are still allowed, nothing is written.
-  const rev = ((await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number }).revision;
+  const rev = ((await (await fleet.hubFetch(`/healthz`)).json()) as { revision: number }).revision;
   const dry = await explainApi(c, [deny]);
   assert.equal(dry.verdict, 'DENY');
   assert.deepEqual(dry.applied, ['AccessPolicy sample/deny-x-wing']);
   assert.equal(observed(await c.log.ticksAfter(c.log.mark(), 2)), 'ALLOW');
-  assert.equal(((await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number }).revision, rev);
+  assert.equal(((await (await fleet.hubFetch(`/healthz`)).json()) as { revision: number }).revision, rev);
 
   const rounds: { deny: number; allow: number }[] = [];
   for (let i = 0; i < 3; i++) {
@@ -240,23 +240,27 @@ test('a DENY policy applied and removed under live traffic takes effect without 
   const { writeFile } = await import('node:fs/promises');
   const file = `${fleet.dir}/deny.yaml`;
   await writeFile(file, JSON.stringify(deny));
-  const { stdout } = await run(process.execPath, [
-    meshfedBin(),
-    'explain',
-    '--from',
-    'cluster1/sample/xw1-live',
-    '--service-account',
-    'x-wing',
-    '--to',
-    'rebel-base.sample.cluster2',
-    '--method',
-    'helloworld.Greeter/SayHello',
-    '--with',
-    '-f',
-    file,
-    '--hub',
-    fleet.hubUrl,
-  ]);
+  const { stdout } = await run(
+    process.execPath,
+    [
+      meshfedBin(),
+      'explain',
+      '--from',
+      'cluster1/sample/xw1-live',
+      '--service-account',
+      'x-wing',
+      '--to',
+      'rebel-base.sample.cluster2',
+      '--method',
+      'helloworld.Greeter/SayHello',
+      '--with',
+      '-f',
+      file,
+      '--hub',
+      fleet.hubUrl,
+    ],
+    { env: { ...process.env, ...fleet.cliEnv() } },
+  );
   assert.match(stdout, /cluster2\s+rebel-base-c2\s+\S+\s+0\s+100%\s+HEALTHY\s+STRICT\s+DENY\s+AccessPolicy sample\/deny-x-wing/);
   assert.match(stdout, /verdict: DENIED/);
   const ms = (k: 'deny' | 'allow') => rounds.map((r) => r[k]).join(', ');
@@ -270,7 +274,7 @@ test('a gRPC server without GRPC_XDS_EXPERIMENTAL_RBAC NACKs the listener; proxy
   const deadline = Date.now() + 15_000;
   let hint: string | undefined;
   while (!hint && Date.now() < deadline) {
-    const r = (await (await fetch(`${fleet.agent('cluster3').apiUrl}/v1/proxies`)).json()) as { items: ProxySummary[] };
+    const r = (await (await fleet.agentFetch('cluster3', `/v1/proxies`)).json()) as { items: ProxySummary[] };
     hint = r.items.find((p) => p.nodeId === 'cluster3~sample~norbac')?.types.LDS?.hint;
     if (!hint) await new Promise((res) => setTimeout(res, 200));
   }

@@ -22,9 +22,9 @@ after(async () => {
   await fleet?.close();
 });
 
-function meshfed(args: string[], opts: { agent?: boolean; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function meshfed(args: string[], opts: { agent?: boolean; input?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env = { ...process.env, MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl };
+    const env = { ...process.env, ...fleet.cliEnv('cluster1'), MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl, ...opts.env };
     const p = spawn(process.execPath, [meshfedBin(), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -166,7 +166,7 @@ test('an agent for an unknown cluster, or with the wrong topology, is refused wi
   await fleet.apply([clusterObject({ name: 'cluster7', network: 'net1', region: 'us-east1', zones: ['a'] })]);
   const wrong = await fleet.startAgent({ name: 'cluster7', network: 'net1', region: 'eu-west1', zones: ['a'] }, { waitReady: false });
   await fleet.waitAgent('cluster7', (s) => /region is "us-east1" at the hub, agent says "eu-west1"/.test(s.hub.lastError ?? ''));
-  const st = await meshfed(['status', '--agent', wrong.apiUrl]);
+  const st = await meshfed(['status', '--agent', wrong.apiUrl], { env: { MESHFED_AGENT_TOKEN: fleet.agentToken('cluster7') } });
   assert.match(st.stdout, /ready:\s+no/);
   assert.match(st.stdout, /DISCONNECTED: hub rejected this agent \(TopologyMismatch\)/);
   await fleet.procs.stop(wrong.child);

@@ -37,7 +37,7 @@ async function allAgentsSee(n: number): Promise<void> {
     await fleet.waitAgent(c.name, () => true);
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const r = (await (await fetch(`${fleet.agent(c.name).apiUrl}/v1/services`)).json()) as {
+      const r = (await (await fleet.agentFetch(c.name, '/v1/services')).json()) as {
         services: { parts: { inGlobal: boolean; endpoints: unknown[] }[] }[];
       };
       const count = r.services.flatMap((s) => s.parts.filter((p) => p.inGlobal)).reduce((k, p) => k + p.endpoints.length, 0);
@@ -110,18 +110,18 @@ test('with the hub stopped traffic keeps flowing; restarted, it keeps its object
   assert.equal(r.status, 201);
 
   await fleet.startHub();
-  const clusters = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/clusters`)).json()) as { items: { metadata: { name: string } }[] };
+  const clusters = (await (await fleet.hubFetch(`/api/v1alpha1/clusters`)).json()) as { items: { metadata: { name: string } }[] };
   assert.deepEqual(
     clusters.items.map((c) => c.metadata.name),
     ['cluster1', 'cluster2', 'cluster3'],
   );
-  const meshes = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/meshes`)).json()) as { items: unknown[] };
+  const meshes = (await (await fleet.hubFetch(`/api/v1alpha1/meshes`)).json()) as { items: unknown[] };
   assert.equal(meshes.items.length, 1);
   for (const c of DEMO_CLUSTERS) await fleet.waitAgent(c.name, (s) => s.hub.connected === true);
   // ...and after the resync it reaches cluster1's client through the hub.
   const mark2 = log.mark();
   await log.waitFor(mark2, 1, (t) => (t.byBackend['cluster2/v2b'] ?? 0) > 0);
-  const workloads = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/workloads?cluster=cluster2`)).json()) as { items: { metadata: { name: string } }[] };
+  const workloads = (await (await fleet.hubFetch(`/api/v1alpha1/workloads?cluster=cluster2`)).json()) as { items: { metadata: { name: string } }[] };
   assert.deepEqual(workloads.items.map((w) => w.metadata.name).sort(), ['helloworld-v2', 'helloworld-v2b']);
   assert.equal(log.since(mark).failed, 0);
   await fleet.procs.stop(log.child);

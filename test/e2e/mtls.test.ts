@@ -73,7 +73,7 @@ test("a cross-cluster call is mutually authenticated: the server sees the caller
   const t0 = Date.now();
   let listed: { spiffeId: string; cluster: string; notAfter: string }[] = [];
   while (!want.every((w) => listed.some((l) => l.spiffeId === w)) && Date.now() - t0 < 10_000) {
-    listed = ((await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trust`)).json()) as { workloads: typeof listed }).workloads;
+    listed = ((await (await fleet.hubFetch(`/api/v1alpha1/trust`)).json()) as { workloads: typeof listed }).workloads;
     await new Promise((r) => setTimeout(r, 200));
   }
   for (const w of want)
@@ -81,7 +81,7 @@ test("a cross-cluster call is mutually authenticated: the server sees the caller
       listed.some((l) => l.spiffeId === w && Date.parse(l.notAfter) > Date.now()),
       `${w} in trust status: ${JSON.stringify(listed)}`,
     );
-  const cli = spawnSync(process.execPath, [meshfedBin(), 'trust', 'status', '--hub', fleet.hubUrl], { encoding: 'utf8' });
+  const cli = spawnSync(process.execPath, [meshfedBin(), 'trust', 'status', '--hub', fleet.hubUrl], { encoding: 'utf8', env: { ...process.env, ...fleet.cliEnv() } });
   assert.equal(cli.status, 0, cli.stderr);
   assert.match(cli.stdout, /WORKLOAD IDENTITY[\s\S]*spiffe:\/\/meshfed\.local\/cluster\/cluster1\/ns\/sample\/sa\/x-wing/);
 
@@ -94,7 +94,7 @@ test("a cross-cluster call is mutually authenticated: the server sees the caller
     .slice(48, 88);
   const leaks = walk(fleet.dir).filter((f) => !f.includes(`${join('identities', 'cluster1-x-wing')}`) && readFileSync(f).toString('latin1').replace(/\s/g, '').includes(key));
   assert.deepEqual(leaks, [], 'the workload key appears outside its own directory');
-  for (const path of ['/v1/identity/certificates', '/v1/status']) assert.ok(!(await (await fetch(`${fleet.agent('cluster1').apiUrl}${path}`)).text()).includes(key));
+  for (const path of ['/v1/identity/certificates', '/v1/status']) assert.ok(!(await (await fleet.agentFetch('cluster1', path)).text()).includes(key));
 });
 
 test('STRICT refuses plaintext; a client with a certificate from a foreign root is refused', async () => {
@@ -102,9 +102,9 @@ test('STRICT refuses plaintext; a client with a certificate from a foreign root 
 
   // Foreign client: its own certificate comes from another root, but it trusts
   // the mesh's root, so only the server's check can refuse it.
-  const who = await fetch(`${fleet.agent('cluster1').apiUrl}/v1/identity/tokens`, { method: 'POST', body: JSON.stringify({ namespace: 'sample', serviceAccount: 'probe' }) });
+  const who = await fleet.agentFetch('cluster1', `/v1/identity/tokens`, { method: 'POST', body: JSON.stringify({ namespace: 'sample', serviceAccount: 'probe' }) });
   const { token } = (await who.json()) as { token: string };
-  const bundle = (await (await fetch(`${fleet.agent('cluster1').apiUrl}/v1/identity/bundle`, { headers: { authorization: `Bearer ${token}` } })).json()) as { caPem: string };
+  const bundle = (await (await fleet.agentFetch('cluster1', `/v1/identity/bundle`, { headers: { authorization: `Bearer ${token}` } })).json()) as { caPem: string };
   const foreignRoot = await createRootCa({ trustDomain: TD, validityDays: 1 });
   const ik = await generateKeyPair();
   const inter = await signCsr(foreignRoot, {
@@ -199,7 +199,7 @@ test('workload certificates and intermediates rotate under load with no failed c
 
 test('the root rotates in three steps under load with no failed call: new root in every bundle, then signing, then the old one retired', async () => {
   const hub = async (step: string) => {
-    const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/trust/rotate-root`, { method: 'POST', body: JSON.stringify({ step }) });
+    const r = await fleet.hubFetch(`/api/v1alpha1/trust/rotate-root`, { method: 'POST', body: JSON.stringify({ step }) });
     assert.equal(r.status, 200, await r.text());
   };
   const id = await fleet.startIdentity('cluster1', 'sample', 'rotator', 'root-rotator');

@@ -38,7 +38,7 @@ function policy(kind: 'TrafficPolicy' | 'FailoverPolicy', name: string, spec: Re
 }
 
 async function remove(plural: string, name: string): Promise<void> {
-  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/${plural}/${name}?namespace=${NS}`, { method: 'DELETE' });
+  const r = await fleet.hubFetch(`/api/v1alpha1/${plural}/${name}?namespace=${NS}`, { method: 'DELETE' });
   assert.ok(r.status === 200 || r.status === 404, await r.text());
 }
 
@@ -92,7 +92,7 @@ test('weighted split across clusters and subsets: 75% v3 in cluster2, 15% v1 and
   );
 
   // Status lists what the policy applies to.
-  const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trafficpolicies/helloworld-split?namespace=${NS}`)).json()) as {
+  const st = (await (await fleet.hubFetch(`/api/v1alpha1/trafficpolicies/helloworld-split?namespace=${NS}`)).json()) as {
     status: { services: string[]; clusters: string[]; problems: unknown[] };
   };
   assert.deepEqual(st.status.services, ['helloworld.sample']);
@@ -297,8 +297,8 @@ test('affinity remote drains the local cluster for its clients', async () => {
 });
 
 test('meshfed plan (POST /plan) shows per-cluster diffs and the expected split, and writes nothing', async () => {
-  const before = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };
-  const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/plan`, {
+  const before = (await (await fleet.hubFetch(`/healthz`)).json()) as { revision: number };
+  const r = await fleet.hubFetch(`/api/v1alpha1/plan`, {
     method: 'POST',
     body: JSON.stringify([
       policy('TrafficPolicy', 'canary', {
@@ -322,6 +322,6 @@ test('meshfed plan (POST /plan) shows per-cluster diffs and the expected split, 
   );
   assert.ok(p.clusters[0]!.changes.some((c) => c.name === 'outbound|50051|cluster=cluster3|helloworld.sample'));
   assert.deepEqual(p.services[0]!.split.cluster1!.after[0]!.shares, { 'cluster2/v3': 99, 'cluster3/v3': 1 });
-  const after = (await (await fetch(`${fleet.hubUrl}/healthz`)).json()) as { revision: number };
+  const after = (await (await fleet.hubFetch(`/healthz`)).json()) as { revision: number };
   assert.equal(after.revision, before.revision);
 });

@@ -37,9 +37,9 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined | fal
   }
 }
 
-function meshfed(fleet: LocalFleet, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function meshfed(fleet: LocalFleet, args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [meshfedBin(), ...args], { env: { ...process.env, MESHFED_HUB: fleet.hubUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [meshfedBin(), ...args], { env: { ...process.env, ...fleet.cliEnv(), MESHFED_HUB: fleet.hubUrl, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -58,7 +58,7 @@ describe('mTLS with join tokens', () => {
   let fleet: LocalFleet;
   /** Every join token made in this suite: none may show up in a log. */
   const tokens: string[] = [];
-  const trustStatus = async (): Promise<TrustStatus> => (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trust`)).json()) as TrustStatus;
+  const trustStatus = async (): Promise<TrustStatus> => (await (await fleet.hubFetch(`/api/v1alpha1/trust`)).json()) as TrustStatus;
   const bundle = async () => readFile(join(fleet.dir, 'hub', 'ca', 'bundle.pem'), 'utf8');
 
   before(async () => {
@@ -137,7 +137,7 @@ describe('mTLS with join tokens', () => {
     await new Promise((r) => setTimeout(r, 1300));
     await fleet.startAgent(B, { waitReady: false });
     await fleet.waitAgent('west', (s) => /join refused by the hub: join token [0-9a-f]{16} expired at/.test(s.hub.lastError ?? ''));
-    const st = await meshfed(fleet, ['status', '--agent', fleet.agent('west').apiUrl]);
+    const st = await meshfed(fleet, ['status', '--agent', fleet.agent('west').apiUrl], { MESHFED_AGENT_TOKEN: fleet.agentToken('west') });
     assert.match(st.stdout, /DISCONNECTED: join refused by the hub: join token [0-9a-f]{16} expired at .*create a new one \(meshfed cluster add west/);
     await fleet.stopAgent('west');
 
@@ -222,7 +222,7 @@ describe('mTLS with join tokens', () => {
       for (const k of secrets) assert.ok(!text.includes(k), `an agent key is in the hub's ${f}`);
     }
     for (const path of ['trust', 'clusters', 'agents', 'globalservices', 'proxies', 'meshes', 'workloads', 'services']) {
-      const text = await (await fetch(`${fleet.hubUrl}/api/v1alpha1/${path}`)).text();
+      const text = await (await fleet.hubFetch(`/api/v1alpha1/${path}`)).text();
       assert.ok(!text.includes('PRIVATE KEY'), `a private key in GET ${path}`);
       for (const k of secrets) assert.ok(!text.includes(k), `an agent key in GET ${path}`);
     }
@@ -327,7 +327,7 @@ describe('mTLS with join tokens', () => {
   });
 
   test('deleting a Cluster cuts its agent off, and a reconnect with its still-valid certificate is refused', async () => {
-    const r = await fetch(`${fleet.hubUrl}/api/v1alpha1/clusters/east`, { method: 'DELETE' });
+    const r = await fleet.hubFetch(`/api/v1alpha1/clusters/east`, { method: 'DELETE' });
     assert.equal(r.status, 200);
     await fleet.waitAgent('east', (s) => !s.hub.connected && /was deleted at the hub/.test(s.hub.lastError ?? ''));
     await fleet.stopAgent('east');
@@ -367,7 +367,7 @@ describe('--insecure-channel (development)', () => {
     assert.equal(s.trust.intermediate?.spiffeId, intermediateId(TD, 'east'));
     const hubLog = await readFile(join(fleet.logDir, 'hub.log'), 'utf8');
     assert.match(hubLog, /WARN .*THE AGENT CHANNEL IS INSECURE/);
-    const st = (await (await fetch(`${fleet.hubUrl}/api/v1alpha1/trust`)).json()) as TrustStatus;
+    const st = (await (await fleet.hubFetch(`/api/v1alpha1/trust`)).json()) as TrustStatus;
     assert.equal(st.channel, 'insecure');
     assert.equal(st.clusters[0]?.intermediate?.spiffeId, intermediateId(TD, 'east'));
   });

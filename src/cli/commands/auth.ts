@@ -8,6 +8,7 @@ import { collect, commaList, hubOption, outputOption } from '../flags.js';
 import { request } from '../http.js';
 import { parseFormat, print, table } from '../output.js';
 import type { CanIAnswer, CanIListAnswer } from '../../hub/api-auth.js';
+import { addAuthTokenCommands } from './auth-token.js';
 
 interface CanIFlags {
   namespace?: string;
@@ -19,7 +20,8 @@ interface CanIFlags {
 }
 
 export function addAuthCommands(program: Command): void {
-  const auth = program.command('auth').description('authorization at the hub: what the current credential may do');
+  const auth = program.command('auth').description("the hub API's credentials (token) and what they may do (can-i)");
+  addAuthTokenCommands(auth);
   auth
     .command('can-i')
     .description('whether the current credential may do VERB on KIND [NAME] (exit 0 yes, 1 no), or with --list every rule it holds')

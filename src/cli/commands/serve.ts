@@ -21,6 +21,10 @@ interface HubFlags {
   caRoots?: string;
   agentCertTtl: string;
   insecureChannel?: boolean;
+  insecureApi?: boolean;
+  apiCert?: string;
+  apiKey?: string;
+  apiSan: string[];
 }
 
 interface AgentFlags {
@@ -53,6 +57,10 @@ export function addServeCommands(program: Command): void {
     .option('--ca-roots <file>', 'the roots --ca-cert chains to (the trust bundle)')
     .option('--agent-cert-ttl <duration>', "lifetime of agents' channel certificates (renewed at half-life)", '720h')
     .option('--insecure-channel', 'plaintext agent channel without agent authentication: development and benchmarks only')
+    .option('--api-cert <file>', 'serve the API with this TLS certificate (chain after it) instead of one from the mesh CA')
+    .option('--api-key <file>', 'the key of --api-cert')
+    .option('--api-san <name>', 'a DNS name or IP clients use to reach the API (Host check, certificate SAN; repeatable)', collect, [])
+    .option('--insecure-api', 'plain-HTTP API (credentials still required): loopback addresses only, development and benchmarks')
     .action(runHub);
 
   program
@@ -86,7 +94,11 @@ async function runHub(o: HubFlags): Promise<void> {
     channelHosts: commaList(o.channelSan),
     agentCertTtlMs: durationFlag(o.agentCertTtl, '--agent-cert-ttl'),
     insecureChannel: o.insecureChannel === true,
+    insecureApi: o.insecureApi === true,
+    apiHosts: commaList(o.apiSan),
   };
+  if (Boolean(o.apiCert) !== Boolean(o.apiKey)) throw new MeshfedError('usage', '--api-cert and --api-key go together');
+  if (o.apiCert && o.apiKey) opts.apiCertificate = { certPem: await readFlagFile(o.apiCert, '--api-cert'), keyPem: await readFlagFile(o.apiKey, '--api-key') };
   if (o.caCert && o.caKey && o.caRoots) {
     opts.externalCa = {
       certChainPem: await readFlagFile(o.caCert, '--ca-cert'),
@@ -95,6 +107,7 @@ async function runHub(o: HubFlags): Promise<void> {
     };
   }
   const hub = await Hub.start(opts).catch((err: unknown) => {
+    if (err instanceof MeshfedError) throw err;
     throw new MeshfedError('internal', errorMessage(err), { cause: err });
   });
   await untilSignal(() => hub.stop());

@@ -6,8 +6,8 @@ import { Option, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { ApiObject } from '../../api/index.js';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
-import { agentOption, collect, integer, nonNegative, outputOption } from '../flags.js';
-import { request } from '../http.js';
+import { agentOption, collect, durationFlag, integer, outputOption } from '../flags.js';
+import { request, target } from '../http.js';
 import { parseFormat, print } from '../output.js';
 
 interface RegisterFlags {
@@ -94,12 +94,11 @@ export function addWorkloadCommands(program: Command): void {
     .description('create an identity token for a namespace and service account (give it to `meshfed identity run`)')
     .requiredOption('-n, --namespace <ns>', 'namespace of the workload')
     .requiredOption('--service-account <sa>', 'service account the workload runs as')
-    .option('--ttl <seconds>', 'token lifetime (default: until the agent forgets it)')
+    .option('--ttl <duration>', 'token lifetime (e.g. 30m, 1h, 7d)', '1h')
     .option('--out <file>', 'write the token to a file (mode 0600) instead of stdout')
     .addOption(agentOption())
-    .action(async (o: { namespace: string; serviceAccount: string; ttl?: string; out?: string; agent: string }) => {
-      const body: Record<string, unknown> = { namespace: o.namespace, serviceAccount: o.serviceAccount };
-      if (o.ttl) body.ttlSeconds = nonNegative(o.ttl, '--ttl');
+    .action(async (o: { namespace: string; serviceAccount: string; ttl: string; out?: string; agent: string }) => {
+      const body: Record<string, unknown> = { namespace: o.namespace, serviceAccount: o.serviceAccount, ttlSeconds: durationFlag(o.ttl, '--ttl') / 1000 };
       const r = await request<{ token: string; spiffeId: string; expires?: string }>(o.agent, 'agent', 'POST', 'v1/identity/tokens', {
         text: JSON.stringify(body),
         contentType: 'application/json',
@@ -125,7 +124,7 @@ export function addWorkloadCommands(program: Command): void {
       process.once('SIGTERM', () => ac.abort());
       process.once('SIGINT', () => ac.abort());
       try {
-        await runSidecar({ agentUrl: o.agent, token, dir: o.dir, once: o.once ?? false, signal: ac.signal });
+        await runSidecar({ agentUrl: target('agent', o.agent).base, token, dir: o.dir, once: o.once ?? false, signal: ac.signal });
       } catch (err) {
         // Whatever stopped the helper fails the command (exit 1), as before.
         throw new MeshfedError('internal', errorMessage(err), { cause: err });

@@ -1,0 +1,162 @@
+// API bearer tokens: created, listed, revoked and checked. Like join tokens
+// (src/channel/join-token.ts) a token is `mft1.<id>.<secret>`; only a SHA-256
+// of the secret is kept. Each token names a user, its groups, an optional
+// scope (the verbs/kinds it may be used for) and an expiry.
+//
+// Invariants: the records live in one file (<dir>/credentials.json, 0600,
+// written durably); every change is on disk before the call returns (so
+// before the API answers); changes run one at a time on a copy that becomes
+// current only once persisted. Secrets are returned once, at creation, and
+// never stored or logged.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hashSecret, secretMatches } from '../channel/join-token.js';
+import { writeFileDurable } from '../util/files.js';
+import { errorMessage, MeshfedError } from '../util/errors.js';
+
+const PREFIX = 'mft1';
+const ID = /^[0-9a-f]{16}$/;
+const SECRET = /^[A-Za-z0-9_-]{43}$/;
+/** Revoked or expired records are forgotten this long after (kept to answer `token list`). */
+const FORGET_AFTER_MS = 7 * 86_400_000;
+
+export interface ApiTokenRecord {
+  id: string;
+  /** SHA-256 of the secret, hex. */
+  hash: string;
+  user: string;
+  groups: string[];
+  /** Verbs or `verb:kind` entries the token may be used for; absent: whatever its user may do. */
+  scope?: string[];
+  createdAt: string;
+  expiresAt: string;
+  revokedAt?: string;
+}
+
+/** A token record without its hash: what `token list` shows. */
+export type ApiTokenInfo = Omit<ApiTokenRecord, 'hash'>;
+
+interface CredentialState {
+  version: 1;
+  tokens: ApiTokenRecord[];
+}
+
+export interface NewToken {
+  user: string;
+  groups: string[];
+  scope?: string[];
+  ttlMs: number;
+}
+
+const USER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.@:]*[A-Za-z0-9])?$/;
+
+export class CredentialStore {
+  private state: CredentialState = { version: 1, tokens: [] };
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly file: string) {}
+
+  /** Opens (or, on a first start, creates) the records in `dir`; `created` says it was a first start. */
+  static async open(dir: string): Promise<{ store: CredentialStore; created: boolean }> {
+    const s = new CredentialStore(join(dir, 'credentials.json'));
+    let created = false;
+    try {
+      s.state = JSON.parse(await readFile(s.file, 'utf8')) as CredentialState;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`API credentials ${s.file}: ${errorMessage(err)}`);
+      created = true;
+      await s.persist(s.state);
+    }
+    return { store: s, created };
+  }
+
+  /** A new token; the answer holds its secret (shown once). */
+  async create(t: NewToken): Promise<{ token: string; info: ApiTokenInfo }> {
+    if (!USER_NAME.test(t.user)) throw new MeshfedError('invalid', `user name "${t.user}": letters, digits and - _ . @ : only`);
+    for (const g of t.groups) if (!USER_NAME.test(g)) throw new MeshfedError('invalid', `group "${g}": letters, digits and - _ . @ : only`);
+    if (!(t.ttlMs >= 1000) || t.ttlMs > 10 * 365 * 86_400_000) throw new MeshfedError('invalid', 'ttl: between 1s and 3650d');
+    const id = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const rec = await this.mutate((s, now) => {
+      const r: ApiTokenRecord = {
+        id,
+        hash: hashSecret(secret),
+        user: t.user,
+        groups: [...new Set(t.groups)],
+        createdAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + t.ttlMs).toISOString(),
+      };
+      if (t.scope && t.scope.length) r.scope = [...t.scope];
+      s.tokens.push(r);
+      return r;
+    });
+    return { token: `${PREFIX}.${id}.${secret}`, info: infoOf(rec) };
+  }
+
+  list(): ApiTokenInfo[] {
+    return this.state.tokens.map(infoOf);
+  }
+
+  /** Revokes a token (persisted before it returns); not-found for an unknown id. */
+  async revoke(id: string): Promise<ApiTokenInfo> {
+    const rec = await this.mutate((s, now) => {
+      const r = s.tokens.find((x) => x.id === id);
+      if (!r) throw new MeshfedError('not-found', `token ${id} not found`);
+      r.revokedAt ??= now.toISOString();
+      return r;
+    });
+    return infoOf(rec);
+  }
+
+  /**
+   * The record a presented token stands for, if it is well formed, known,
+   * its secret matches, and it is neither revoked nor expired; else undefined
+   * (the caller answers one uniform 401: which check failed is not told).
+   */
+  verify(text: string, now = new Date()): ApiTokenRecord | undefined {
+    const parts = text.trim().split('.');
+    if (parts.length !== 3 || parts[0] !== PREFIX || !ID.test(parts[1]!) || !SECRET.test(parts[2]!)) return undefined;
+    const rec = this.state.tokens.find((t) => t.id === parts[1]);
+    // The hash is compared even for an unknown id, so timing does not tell whether an id exists.
+    const matches = secretMatches(parts[2]!, rec?.hash ?? '0'.repeat(64));
+    if (!rec || !matches || rec.revokedAt || Date.parse(rec.expiresAt) <= now.getTime()) return undefined;
+    return rec;
+  }
+
+  private async persist(s: CredentialState): Promise<void> {
+    await writeFileDurable(this.file, JSON.stringify(s, null, 1) + '\n', 0o600);
+  }
+
+  private mutate<T>(fn: (draft: CredentialState, now: Date) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      const draft = structuredClone(this.state);
+      const now = new Date();
+      const result = fn(draft, now);
+      draft.tokens = draft.tokens.filter((t) => {
+        const end = Math.max(Date.parse(t.expiresAt), t.revokedAt ? Date.parse(t.revokedAt) : 0);
+        return !(t.revokedAt || Date.parse(t.expiresAt) <= now.getTime()) || now.getTime() - end < FORGET_AFTER_MS;
+      });
+      await this.persist(draft);
+      this.state = draft;
+      return result;
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+}
+
+function infoOf(r: ApiTokenRecord): ApiTokenInfo {
+  const { hash: _hash, ...info } = r;
+  return info;
+}
+
+/** Does a token's scope allow this verb on this kind? (No scope: yes.) Entries: `verb`, `verb:kind`, `*:kind`, `*`. */
+export function scopeAllows(scope: string[] | undefined, verb: string, kind: string): boolean {
+  if (!scope) return true;
+  return scope.some((e) => {
+    const [v, k] = e.includes(':') ? (e.split(':', 2) as [string, string]) : [e, '*'];
+    return (v === '*' || v === verb) && (k === '*' || k.toLowerCase() === kind.toLowerCase());
+  });
+}
