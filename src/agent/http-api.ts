@@ -26,6 +26,7 @@ import type { FederatedView } from '../federation/types.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
+import { applyServerTimeouts, readJsonObject, sendJson as json } from '../util/http-body.js';
 import { collectGarbage } from '../util/memory.js';
 import type { ProxySummary } from './proxy-status.js';
 import type { WorkloadIdentity } from './workload-identity.js';
@@ -49,11 +50,12 @@ export interface AgentApi {
 }
 
 export function createAgentHttpServer(agent: AgentApi): Server {
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     handle(agent, req, res).catch((err: unknown) => {
       json(res, httpStatusOf(err), { error: errorMessage(err) });
     });
   });
+  return applyServerTimeouts(server);
 }
 
 async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -68,12 +70,8 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
     case 'GET /v1/workloads':
       return json(res, 200, { items: agent.registrations.list() });
     case 'POST /v1/workloads': {
-      let body: Registration;
-      try {
-        body = JSON.parse(await readBody(req)) as Registration;
-      } catch (err) {
-        throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
-      }
+      // A JSON object (not null, not an array), or a 400 naming what it is.
+      const body = (await readJsonObject(req)) as unknown as Registration;
       for (const f of ['namespace', 'service', 'address'] as const) {
         if (typeof body[f] !== 'string' || !body[f]) throw new MeshfedError('invalid', `${f}: required`);
       }
@@ -132,13 +130,13 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
       );
     }
     case 'POST /v1/identity/tokens':
-      return json(res, 201, await identity(agent).createToken(await jsonBody(req)));
+      return json(res, 201, await identity(agent).createToken(await readJsonObject(req)));
     case 'GET /v1/identity/tokens':
       return json(res, 200, { items: identity(agent).tokenList() });
     case 'GET /v1/identity/whoami':
       return json(res, 200, identity(agent).whoami(req.headers.authorization));
     case 'POST /v1/identity/certificates':
-      return json(res, 200, await identity(agent).sign(req.headers.authorization, (await jsonBody<{ csr?: unknown }>(req)).csr));
+      return json(res, 200, await identity(agent).sign(req.headers.authorization, (await readJsonObject(req)).csr));
     case 'GET /v1/identity/certificates':
       return json(res, 200, { cluster: agent.cluster, items: identity(agent).issuedCertificates() });
     case 'GET /v1/identity/bundle':
@@ -152,24 +150,4 @@ async function handle(agent: AgentApi, req: IncomingMessage, res: ServerResponse
 function identity(agent: AgentApi): WorkloadIdentity {
   if (!agent.identity) throw new MeshfedError('unavailable', 'the agent is starting');
   return agent.identity;
-}
-
-async function jsonBody<T = Record<string, unknown>>(req: IncomingMessage): Promise<T> {
-  try {
-    return JSON.parse(await readBody(req)) as T;
-  } catch (err) {
-    throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
-  }
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
 }

@@ -6,13 +6,13 @@
 // {error: "internal error: ...", reason: "Internal"}.
 //   GET    /healthz
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
-//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events)
+//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
 //   POST   /api/v1alpha1/apply            body: YAML or JSON (one or many objects); all or nothing
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
-//   GET    /api/v1alpha1/hub              the hub process: revision, memory, view fan-out (scopes, cached full views, logs)
+//   GET    /api/v1alpha1/hub[?resetEventLoop=1]   the hub process: revision, memory, event-loop delay, view fan-out (scopes, cached full views, logs)
 //   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   GET    /api/v1alpha1/proxies          the data planes each agent last reported
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
@@ -24,6 +24,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { ApiObject, ObjectRef } from '../api/index.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
+import { eventLoopDelay, startEventLoopMonitor } from '../util/event-loop.js';
+import { applyServerTimeouts, decodePathSegments, parseJsonObject, readBody, sendJson } from '../util/http-body.js';
 import { logger } from '../util/log.js';
 import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
@@ -36,7 +38,8 @@ import type { HubTrust } from './trust.js';
 import { findKind, parseAndValidate } from '../registry.js';
 
 const log = logger('hub.api');
-const MAX_BODY = 8 * 1024 * 1024;
+/** A watch stream's unsent bytes at most: a watcher that does not read is dropped past it (as the Kubernetes API server drops slow watchers). */
+export const WATCH_BUFFER_BYTES = 1024 * 1024;
 
 interface ApiContext extends TrustApiContext {
   views: FederatedViewCache;
@@ -44,15 +47,17 @@ interface ApiContext extends TrustApiContext {
 
 export function createHubHttpServer(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean): Server {
   const ctx: ApiContext = { store, sessions, trust, secure, views: new FederatedViewCache(store) };
-  return createServer((req, res) => {
+  startEventLoopMonitor();
+  const server = createServer((req, res) => {
     handle(ctx, req, res).catch((err: unknown) => sendError(res, err));
   });
+  return applyServerTimeouts(server);
 }
 
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { store, sessions, trust } = ctx;
   const url = new URL(req.url ?? '/', 'http://hub');
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = decodePathSegments(url.pathname);
   if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true, revision: store.revision() });
   if (parts[0] !== 'api' || parts[1] !== 'v1alpha1') throw new MeshfedError('not-found', `no route for ${url.pathname}`);
   const [, , resource, name] = parts;
@@ -70,12 +75,12 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   if (resource === 'explain' && req.method === 'POST') return sendJson(res, 200, await explainAnswer(store, await readBody(req)));
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
   if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
-    return sendJson(res, 200, await joinToken(ctx, name, parseJsonBody(await readBody(req))));
+    return sendJson(res, 200, await joinToken(ctx, name, parseJsonObject(await readBody(req))));
   }
   if (resource === 'trust' && !name && req.method === 'GET') return sendJson(res, 200, await trustStatusAnswer(ctx));
-  if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') return sendJson(res, 200, await rotateRoot(ctx, parseJsonBody(await readBody(req))));
+  if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') return sendJson(res, 200, await rotateRoot(ctx, parseJsonObject(await readBody(req))));
   if (resource === 'hub' && req.method === 'GET') {
-    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
+    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), eventLoop: eventLoopDelay(q.get('resetEventLoop') === '1'), views: sessions.viewStats() });
   }
   if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
     // Only with node --expose-gc (benchmarks); a no-op otherwise.
@@ -131,12 +136,29 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   return sendJson(res, 405, { error: `${req.method} is not supported on ${url.pathname}`, reason: 'MethodNotAllowed' });
 }
 
+/**
+ * A watch stream: NDJSON events of one kind from `revision` (default: now).
+ * Bounded: when the client does not read and the unsent bytes pass
+ * WATCH_BUFFER_BYTES, the watch ends with a final ERROR line naming the reason
+ * (the client re-lists and watches again) and its connection is freed.
+ */
 function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
-  const from = Number(q.get('revision') ?? store.revision());
+  const from = watchRevision(q.get('revision'), store.revision());
   let stop: (() => void) | undefined;
+  let dropped = false;
+  const drop = (): void => {
+    dropped = true;
+    stop?.();
+    log.warn('slow watcher dropped', { kind, unsentBytes: res.writableLength, limit: WATCH_BUFFER_BYTES });
+    res.end(JSON.stringify({ type: 'ERROR', reason: 'SlowWatcher', message: `the client read too slowly: more than ${WATCH_BUFFER_BYTES} bytes were unsent; list and watch again` }) + '\n');
+    // A client that does not read never takes the final line: free its buffers.
+    setTimeout(() => res.destroy(), 1000).unref();
+  };
   try {
     stop = store.watch(from, (e) => {
-      if (e.object.kind === kind) res.write(JSON.stringify(e) + '\n');
+      if (dropped || e.object.kind !== kind) return;
+      res.write(JSON.stringify(e) + '\n');
+      if (res.writableLength > WATCH_BUFFER_BYTES) drop();
     });
   } catch (err) {
     if (err instanceof RevisionCompactedError) throw new MeshfedError('gone', err.message);
@@ -147,47 +169,25 @@ function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMess
   req.on('close', () => stop?.());
 }
 
+/** ?revision=: a non-negative integer, or a 400 naming it. */
+function watchRevision(raw: string | null, current: number): number {
+  if (raw === null || raw === '') return current;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n)) throw new MeshfedError('invalid', `revision: "${raw.slice(0, 40)}" is not a non-negative integer`);
+  return n;
+}
+
 // --- bodies
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new MeshfedError('too-large', `request body exceeds ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A JSON object body ({} when empty), or a 400. */
-function parseJsonBody(text: string): Record<string, unknown> {
-  if (!text.trim()) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new MeshfedError('invalid', `request body is not JSON: ${errorMessage(err)}`);
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new MeshfedError('invalid', 'request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
 
 /** Objects in a request body (YAML or JSON, validated all or nothing), or a 400 naming what is wrong. */
 async function objectsFromBody(req: IncomingMessage, source: string): Promise<ApiObject[]> {
-  // An InvalidInputError is a MeshfedError (400, the problems as details).
+  // An InvalidInputError is a MeshfedError (400, the problems as details); the parser bounds documents, objects and depth.
   const objects = parseAndValidate(await readBody(req), source);
   if (objects.length === 0) throw new MeshfedError('invalid', 'no objects in the request');
   return objects;
 }
 
 // --- answers
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
-}
 
 /** Every error of a request, answered once. */
 function sendError(res: ServerResponse, err: unknown): void {
