@@ -79,6 +79,7 @@ function checkTextBounds(text: string, source: string): void {
     if (documents > MAX_DOCUMENTS) throw bound(source, `more than ${MAX_DOCUMENTS} YAML documents in one request`, 'TooManyDocuments', { maxDocuments: MAX_DOCUMENTS });
   }
   let depth = 0;
+  let topLevelObjects = 0; // objects directly in a top-level [ ]: a JSON array of objects, counted before JSON.parse
   let quote = 0; // the open quote character, 0 outside a string
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -89,6 +90,9 @@ function checkTextBounds(text: string, source: string): void {
     else if (c === 39 /* ' */ && (i === 0 || /[\s[{,:]/.test(text[i - 1]!)))
       quote = c; // a YAML quoted scalar, not don't
     else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (c === 123 && depth === 1 && text.charCodeAt(0) === 91 && ++topLevelObjects > MAX_OBJECTS) {
+        throw bound(source, `more than ${MAX_OBJECTS} objects in one request: split it`, 'TooManyObjects', { maxObjects: MAX_OBJECTS });
+      }
       if (++depth > MAX_DEPTH) throw bound(source, `nested deeper than ${MAX_DEPTH} levels`, 'TooDeep', { maxDepth: MAX_DEPTH });
     } else if (c === 93 /* ] */ || c === 125 /* } */) depth = Math.max(0, depth - 1);
   }
@@ -181,4 +185,28 @@ export function validateObject(kinds: KindRegistry, doc: unknown): { ok: true; v
 
 export function parseAndValidate(kinds: KindRegistry, text: string, source = 'input'): ApiObject[] {
   return validateDocuments(kinds, parseDocuments(text, source), source);
+}
+
+/** Documents validated per slice by the async variants: the event loop runs between slices. */
+const SLICE = 100;
+
+/** validateDocuments in slices of SLICE documents, yielding to the event loop between them (a server's request path). */
+export async function validateDocumentsSliced(kinds: KindRegistry, raw: unknown[], source = 'input'): Promise<ApiObject[]> {
+  const problems: DocumentError[] = [];
+  const objects: ApiObject[] = [];
+  for (let start = 0; start < raw.length; start += SLICE) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    raw.slice(start, start + SLICE).forEach((doc, j) => {
+      const r = validateObject(kinds, doc);
+      if (r.ok) objects.push(r.value);
+      else problems.push({ document: start + j, source, object: r.object, errors: r.errors });
+    });
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems);
+  return objects;
+}
+
+/** parseAndValidate with validation in slices (parseDocuments is bounded by the input's size). */
+export async function parseAndValidateSliced(kinds: KindRegistry, text: string, source = 'input'): Promise<ApiObject[]> {
+  return validateDocumentsSliced(kinds, parseDocuments(text, source), source);
 }

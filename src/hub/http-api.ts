@@ -35,11 +35,12 @@ import { joinToken, rotateRoot, trustStatusAnswer, type TrustApiContext } from '
 import { FederatedViewCache } from './federated-view.js';
 import { applyObjects, deleteObjects } from './objects.js';
 import type { HubTrust } from './trust.js';
-import { findKind, parseAndValidate } from '../registry.js';
+import { findKind, parseAndValidateSliced } from '../registry.js';
 
 const log = logger('hub.api');
 /** A watch stream's unsent bytes at most: a watcher that does not read is dropped past it (as the Kubernetes API server drops slow watchers). */
-export const WATCH_BUFFER_BYTES = 1024 * 1024;
+// 256 KiB: 100 stalled watchers hold at most ~25 MB (beside what the kernel buffers per socket).
+export const WATCH_BUFFER_BYTES = 256 * 1024;
 
 interface ApiContext extends TrustApiContext {
   views: FederatedViewCache;
@@ -71,7 +72,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     return sendJson(res, 200, { results, revision: store.revision() });
   }
   if (resource === 'globalservices' && req.method === 'GET') return sendJson(res, 200, await globalServicesAnswer(store, ctx.views));
-  if (resource === 'plan' && req.method === 'POST') return sendJson(res, 200, await planAnswer(store, await objectsFromBody(req, q.get('source') ?? 'request')));
+  if (resource === 'plan' && req.method === 'POST') return sendJson(res, 200, await planAnswer(store, await objectsFromBody(req, q.get('source') ?? 'request', MAX_PLAN_OBJECTS)));
   if (resource === 'explain' && req.method === 'POST') return sendJson(res, 200, await explainAnswer(store, await readBody(req)));
   if (resource === 'agents' && req.method === 'GET') return sendJson(res, 200, { items: sessions.list() });
   if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
@@ -179,11 +180,15 @@ function watchRevision(raw: string | null, current: number): number {
 
 // --- bodies
 
+/** Objects in a plan at most: a dry run computes every cluster's xDS before and after, far heavier than an apply. */
+export const MAX_PLAN_OBJECTS = 200;
+
 /** Objects in a request body (YAML or JSON, validated all or nothing), or a 400 naming what is wrong. */
-async function objectsFromBody(req: IncomingMessage, source: string): Promise<ApiObject[]> {
+async function objectsFromBody(req: IncomingMessage, source: string, max?: number): Promise<ApiObject[]> {
   // An InvalidInputError is a MeshfedError (400, the problems as details); the parser bounds documents, objects and depth.
-  const objects = parseAndValidate(await readBody(req), source);
+  const objects = await parseAndValidateSliced(await readBody(req), source);
   if (objects.length === 0) throw new MeshfedError('invalid', 'no objects in the request');
+  if (max !== undefined && objects.length > max) throw new MeshfedError('invalid', `${objects.length} objects: a plan takes at most ${max}; split it`, { reason: 'TooManyObjects' });
   return objects;
 }
 
