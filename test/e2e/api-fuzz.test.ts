@@ -8,7 +8,10 @@
 // Every request body the generator makes is invalid by construction, so any
 // write would be a bug. MESHFED_FUZZ_SEED=N replays a run (the seed is printed).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TSchema } from '@sinclair/typebox';
 import { API_VERSION } from '../../src/api/index.js';
@@ -46,7 +49,7 @@ function send(base: string, method: string, path: string, body?: string | Buffer
         return;
       }
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8').slice(0, 300) }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8').slice(0, 100_000) }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
@@ -245,7 +248,7 @@ async function run(base: string, cases: Case[], failures: string[]): Promise<voi
       const what = `${c.method} ${c.path.slice(0, 120)} body ${c.body === undefined ? '-' : String(c.body.slice(0, 80))}`;
       try {
         const a = await send(base, c.method, c.path, c.body, c.headers);
-        if (a.status >= 500 || a.status === 0) failures.push(`${a.status} for ${what}: ${a.body}`);
+        if (a.status >= 500 || a.status === 0) failures.push(`${a.status} for ${what}: ${a.body.slice(0, 300)}`);
       } catch (err) {
         // A connection closed after an early 413 (the body was not read) is expected; anything else is not.
         const msg = err instanceof Error ? err.message : String(err);
@@ -309,4 +312,63 @@ test(`agent: ${AGENT_CASES} malformed requests answer 4xx, the agent stays up an
   }
   assert.deepEqual(failures.slice(0, 20), [], `seed ${SEED}: ${failures.length} requests answered 5xx or not at all`);
   assert.equal(await agentState(), state, `seed ${SEED}: a rejected request registered a workload or made a token`);
+});
+
+// ---------------------------------------------------------------- the 500s of issue 11, one by one
+
+test('each input that answered 500 in issue 11 answers 400 naming the problem', async () => {
+  const revision = await hubRevision();
+  const hub = fleet.hubUrl;
+  const cases: [string, string, string, string | undefined, RegExp][] = [
+    [hub, 'GET', '/api/v1alpha1/clusters?watch=1&revision=-1', undefined, /revision: "-1" is not a non-negative integer/],
+    [hub, 'GET', '/api/v1alpha1/clusters?watch=1&revision=abc', undefined, /revision: "abc" is not a non-negative integer/],
+    [hub, 'GET', '/api/v1alpha1/clusters/%E0%A4%A', undefined, /malformed %-escape/],
+    [hub, 'POST', `/api/v1alpha1/clusters/${C1.name}/join-token`, JSON.stringify({ spec: { region: 'r1', zones: 'z1' } }), /zones/],
+    [hub, 'POST', '/api/v1alpha1/clusters/fuzz-new/join-token', JSON.stringify({ spec: 'x' }), /spec: must be an object/],
+    [hub, 'POST', `/api/v1alpha1/clusters/${C1.name}/join-token`, JSON.stringify({ ttl: '99999999999999999999d' }), /longer than the 30d maximum/],
+    [hub, 'POST', '/api/v1alpha1/explain', 'null', /must be a JSON object, not null/],
+    [hub, 'POST', '/api/v1alpha1/apply', 'metadata: *nope\n', /Unresolved alias/],
+    [hub, 'POST', '/api/v1alpha1/apply', ALIAS_BOMB, /too many alias expansions/],
+    [hub, 'POST', '/api/v1alpha1/apply', '['.repeat(1_000_000) + ']'.repeat(1_000_000), /nested deeper than 64 levels/],
+    [hub, 'POST', '/api/v1alpha1/apply', JSON.stringify({ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'aaa' }, spec: { trustDomain: 'evil.local' } }), /Mesh is a singleton/],
+    [hub, 'POST', '/api/v1alpha1/apply', JSON.stringify({ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default', annotations: { a: 'x'.repeat(300_000) } }, spec: {} }), /at most 262144/],
+    [agentUrl, 'POST', '/v1/workloads', 'null', /must be a JSON object, not null/],
+    [agentUrl, 'POST', '/v1/identity/certificates', 'null', /must be a JSON object, not null/],
+    [agentUrl, 'POST', '/v1/identity/tokens', JSON.stringify({ namespace: 'default', serviceAccount: 'sa', ttlSeconds: 1e20 }), /ttlSeconds: a positive number of seconds, at most/],
+  ];
+  for (const [base, method, path, body, pattern] of cases) {
+    const a = await send(base, method, path, body, { 'content-type': 'application/json' });
+    const what = `${method} ${path.slice(0, 60)} ${String(body).slice(0, 60)}`;
+    // The CSR endpoint checks the token first: 401 without one, 400 for the body with one.
+    if (path === '/v1/identity/certificates') assert.ok(a.status === 400 || a.status === 401, `${what}: ${a.status} ${a.body}`);
+    else {
+      assert.equal(a.status, 400, `${what}: ${a.body}`);
+      assert.match((JSON.parse(a.body) as { error: string }).error, pattern, what);
+    }
+  }
+  const big = await send(hub, 'POST', '/api/v1alpha1/apply', 'x'.repeat(3 * 1024 * 1024 + 1)).catch(() => ({ status: 413, body: 'closed early' }));
+  assert.equal(big.status, 413);
+  assert.equal(await hubRevision(), revision, 'nothing was stored');
+});
+
+test('a watcher that does not read is dropped and freed, and the hub says why', async () => {
+  const url = new URL(fleet.hubUrl);
+  const socket = connect(Number(url.port), url.hostname);
+  socket.on('error', () => undefined); // the hub may reset a connection it drops
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(`GET /api/v1alpha1/meshes?watch=1 HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+  socket.pause();
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  // Each apply is a ~200 KB Mesh event: 12 MB in all, where the hub keeps at most 256 KiB unsent.
+  for (let i = 0; i < 60; i++) {
+    await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default', annotations: { note: `${i}`.padEnd(200_000, 'x') } }, spec: { trustDomain: 'fuzz.local' } }]);
+  }
+  let received = 0;
+  socket.on('data', (c: Buffer) => (received += c.length));
+  socket.resume();
+  await closed;
+  assert.ok(received < 6_000_000, `the stream was cut: ${received} of ~12,000,000 bytes arrived`);
+  const log = readFileSync(join(fleet.logDir, 'hub.log'), 'utf8');
+  assert.match(log, /slow watcher dropped/);
+  await healthy(fleet.hubUrl);
 });
