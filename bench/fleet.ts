@@ -2,6 +2,7 @@
 // measured), every other cluster simulated, light ADS clients as proxies on B,
 // a few real grpc-js-xds clients, and a minimal ADS server as the floor.
 //
+//   npm run bench -- --point hostile   (bench/hostile.ts: event-loop stall and memory under hostile requests)
 //   npm run bench -- [--point small|fleet|all] [--clusters N --services N --endpoints N
 //     --proxies N --changes N --clusters-per-service N --subscriptions N] [--cpu-scale] [--json FILE]
 //
@@ -1198,6 +1199,12 @@ function checkScale(s: Scale, label: string): void {
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[argv.indexOf('--point') + 1] === 'hostile' && argv.includes('--point')) {
+    // A point of its own (bench/hostile.ts): hostile requests and stalled watchers against a hub.
+    const { runHostile } = await import('./hostile.js');
+    process.exit(await runHostile());
+  }
   let o: Options;
   try {
     o = parseOptions(process.argv.slice(2));

@@ -12,6 +12,7 @@ import {
   ServiceKind,
   WorkloadKind,
   parseAndValidate as parseWith,
+  parseAndValidateSliced as parseSlicedWith,
   validateDocuments as validateDocumentsWith,
   validateObject as validateObjectWith,
   type ApiObject,
@@ -64,6 +65,11 @@ export function kindNames(): string[] {
 /** YAML or JSON text (several documents) -> validated objects, all or nothing (src/api/parse.ts). */
 export function parseAndValidate(text: string, source = 'input'): ApiObject[] {
   return parseWith(REGISTRY, text, source);
+}
+
+/** parseAndValidate, validating in slices that yield to the event loop (servers). */
+export function parseAndValidateSliced(text: string, source = 'input'): Promise<ApiObject[]> {
+  return parseSlicedWith(REGISTRY, text, source);
 }
 
 export function validateDocuments(raw: unknown[], source = 'input'): ApiObject[] {

@@ -34,6 +34,7 @@ import type { FederatedView } from '../federation/types.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
+import { applyServerTimeouts, readJsonObject, sendJson as json } from '../util/http-body.js';
 import { collectGarbage } from '../util/memory.js';
 import { agentAuthorize, type AgentAuthenticator, type AgentTokens } from '../auth/authn-agent.js';
 import { UNAUTHENTICATED_MESSAGE } from '../auth/authn.js';
@@ -67,11 +68,12 @@ const IDENTITY_TOKEN_TTL_S = 3600;
 const IDENTITY_TOKEN_ROUTES = new Set(['GET /v1/identity/whoami', 'POST /v1/identity/certificates', 'GET /v1/identity/bundle']);
 
 export function createAgentHttpServer(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<AgentTokens, 'mintNamespaceToken'>>): Server {
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     handle(agent, auth, req, res).catch((err: unknown) => {
       json(res, httpStatusOf(err), { error: errorMessage(err), ...(err instanceof MeshfedError ? { reason: err.reason } : {}) });
     });
   });
+  return applyServerTimeouts(server);
 }
 
 /** The caller may do this (else a 403 naming it). */
@@ -106,13 +108,8 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
     case 'GET /v1/workloads':
       return json(res, 200, { items: agent.registrations.list() });
     case 'POST /v1/workloads': {
-      let body: Registration;
-      try {
-        body = JSON.parse(await readBody(req)) as Registration;
-      } catch (err) {
-        throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
-      }
-      if (!body || typeof body !== 'object') throw new MeshfedError('invalid', 'request body must be a JSON object (a Registration)');
+      // A JSON object (not null, not an array), or a 400 naming what it is.
+      const body = (await readJsonObject(req)) as unknown as Registration;
       for (const f of ['namespace', 'service', 'address'] as const) {
         if (typeof body[f] !== 'string' || !body[f]) throw new MeshfedError('invalid', `${f}: required`);
       }
@@ -175,8 +172,7 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
       );
     }
     case 'POST /v1/identity/tokens': {
-      const body = await jsonBody<Record<string, unknown> | null>(req);
-      if (!body || typeof body !== 'object') throw new MeshfedError('invalid', 'request body must be a JSON object {namespace, serviceAccount, ttlSeconds?}');
+      const body = await readJsonObject(req);
       if (typeof body.namespace !== 'string' || !body.namespace) throw new MeshfedError('invalid', 'namespace: required');
       if (typeof body.serviceAccount !== 'string' || !body.serviceAccount) throw new MeshfedError('invalid', 'serviceAccount: required');
       allow(who, { verb: 'mint-identity-token', kind: 'Identity', namespace: body.namespace, name: body.serviceAccount });
@@ -186,8 +182,8 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
       allow(who, { verb: 'read', kind: 'IdentityToken' });
       return json(res, 200, { items: identity(agent).tokenList() });
     case 'POST /v1/auth/tokens': {
-      const body = await jsonBody<Record<string, unknown> | null>(req);
-      if (!body || typeof body !== 'object' || typeof body.namespace !== 'string' || !body.namespace) throw new MeshfedError('invalid', 'namespace: required');
+      const body = await readJsonObject(req);
+      if (typeof body.namespace !== 'string' || !body.namespace) throw new MeshfedError('invalid', 'namespace: required');
       allow(who, { verb: 'mint-namespace-token', kind: 'Token' });
       const sas = body.serviceAccounts ?? [];
       if (!Array.isArray(sas) || !sas.every((x) => typeof x === 'string' && x)) throw new MeshfedError('invalid', 'serviceAccounts: a list of names');
@@ -199,7 +195,7 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
     case 'GET /v1/identity/whoami':
       return json(res, 200, identity(agent).whoami(req.headers.authorization));
     case 'POST /v1/identity/certificates':
-      return json(res, 200, await identity(agent).sign(req.headers.authorization, (await jsonBody<{ csr?: unknown }>(req)).csr));
+      return json(res, 200, await identity(agent).sign(req.headers.authorization, (await readJsonObject(req)).csr));
     case 'GET /v1/identity/certificates':
       allow(who, { verb: 'read', kind: 'IdentityCertificate' });
       return json(res, 200, { cluster: agent.cluster, items: identity(agent).issuedCertificates() });
@@ -214,24 +210,4 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
 function identity(agent: AgentApi): WorkloadIdentity {
   if (!agent.identity) throw new MeshfedError('unavailable', 'the agent is starting');
   return agent.identity;
-}
-
-async function jsonBody<T = Record<string, unknown>>(req: IncomingMessage): Promise<T> {
-  try {
-    return JSON.parse(await readBody(req)) as T;
-  } catch (err) {
-    throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
-  }
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
 }

@@ -9,7 +9,7 @@
 // recompute, see flushTopology). This cluster's own objects are indexed from
 // local discovery, never from the hub's copy. Policies have their own marked
 // section at the end: the only place here that knows policy kinds.
-import { keyOf, meshSettings, parseKey, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
+import { keyOf, meshSettings, parseKey, refOf, theMesh, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import type { DiscoveredState, DiscoveryDelta } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
@@ -103,7 +103,7 @@ export class ViewState {
   }
 
   meshObject(): Mesh | undefined {
-    return this.meshes.values().next().value;
+    return theMesh(this.meshes.values());
   }
 
   /** The local workload registered at address:port, if any. */
@@ -211,7 +211,7 @@ export class ViewState {
   flushTopology(): void {
     if (!this.topologyDirty) return;
     this.topologyDirty = false;
-    this.fed.setClusters([...this.clusters.values()], this.meshes.values().next().value);
+    this.fed.setClusters([...this.clusters.values()], theMesh(this.meshes.values()));
     this.refreshSecurity();
     this.refreshAccessDefault();
   }

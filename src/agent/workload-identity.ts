@@ -40,6 +40,9 @@ export interface IssuedRecord {
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+/** An identity token lives at most a year. */
+const MAX_TOKEN_TTL_SECONDS = 365 * 86_400;
+
 export class WorkloadIdentity {
   private tokens: TokenRecord[] = [];
   /** Last certificate issued per SPIFFE ID (for `meshfed trust status`). */
@@ -70,9 +73,12 @@ export class WorkloadIdentity {
   async createToken(req: { namespace?: unknown; serviceAccount?: unknown; ttlSeconds?: unknown }): Promise<{ token: string; id: string; spiffeId: string; expires?: string }> {
     for (const f of ['namespace', 'serviceAccount'] as const) {
       const v = req[f];
-      if (typeof v !== 'string' || !NAME.test(v)) throw new MeshfedError('invalid', `${f}: required, a DNS label-like name (got ${JSON.stringify(v)})`);
+      if (typeof v !== 'string' || v.length > 253 || !NAME.test(v)) throw new MeshfedError('invalid', `${f}: required, a DNS label-like name (got ${JSON.stringify(v)})`);
     }
-    if (req.ttlSeconds !== undefined && (typeof req.ttlSeconds !== 'number' || req.ttlSeconds <= 0)) throw new MeshfedError('invalid', 'ttlSeconds: a positive number');
+    if (req.ttlSeconds !== undefined && (typeof req.ttlSeconds !== 'number' || !(req.ttlSeconds > 0) || !(req.ttlSeconds <= MAX_TOKEN_TTL_SECONDS))) {
+      // 1e20 seconds is past the last date a Date can hold: bounded, so the expiry is always a time.
+      throw new MeshfedError('invalid', `ttlSeconds: a positive number of seconds, at most ${MAX_TOKEN_TTL_SECONDS} (1 year), got ${JSON.stringify(req.ttlSeconds)?.slice(0, 40)}`);
+    }
     const trust = this.trust.current();
     const token = `mfwi.${randomBytes(24).toString('base64url')}`;
     const rec: TokenRecord = {

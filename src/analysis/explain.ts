@@ -5,7 +5,7 @@
 // cluster's agent would serve (route, clusters, priorities, weights) and the
 // RBAC rules each destination workload's server would enforce, evaluated for
 // the caller's identity. Pure.
-import { meshSettings, type ApiObject, type Mesh, type MtlsMode, type Workload } from '../api/index.js';
+import { meshSettings, theMesh, type ApiObject, type Mesh, type MtlsMode, type Workload } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { translateService } from '../translate/xds/index.js';
 import { callerIdentity, compileAccess, evaluateAccess, type AccessEnv, type AccessVerdict } from '../policies/access/evaluate.js';
@@ -111,7 +111,7 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
   const objects = req.with?.length ? dryRunObjects(current, req.with, now) : current;
   const view = viewOf(objects);
   const set = policySet(objects);
-  const mesh = objects.find((o) => o.kind === 'Mesh') as Mesh | undefined;
+  const mesh = theMesh(objects) as Mesh | undefined;
   const ms = meshSettings(mesh);
   const security: SecuritySettings = { trustDomain: ms.trustDomain, mode: ms.mtlsMode, serviceModes: ms.serviceModes };
   const notes: string[] = [];

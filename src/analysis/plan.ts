@@ -4,7 +4,7 @@
 // traffic split per source cluster out. The same federate/translate functions
 // the agents run are used, so the plan is what the agents would serve.
 import { stringify } from 'yaml';
-import { keyOf, refOf, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
+import { keyOf, refOf, theMesh, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import { federate, globalKey } from '../federation/federate.js';
 import type { FederatedView, GlobalService } from '../federation/types.js';
 import { translateService } from '../translate/xds/index.js';
@@ -96,7 +96,7 @@ export function computePlan(current: ApiObject[], toApply: ApiObject[], now = ne
     const g = find(va, k) ?? find(vb, k)!;
     sp.workloads = g.parts.flatMap((p) => p.endpoints.map((e) => `${e.cluster}/${g.namespace}/${e.workload}`)).sort();
   }
-  const statuses = policyStatuses(va, sa, next.find((o) => o.kind === 'Mesh') as Mesh | undefined);
+  const statuses = policyStatuses(va, sa, theMesh(next) as Mesh | undefined);
   const policies: Record<string, PolicyStatusOut> = {};
   for (const o of toApply) {
     const id = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -109,7 +109,7 @@ export function computePlan(current: ApiObject[], toApply: ApiObject[], now = ne
 export function viewOf(objects: ApiObject[]): FederatedView {
   return federate({
     clusters: objects.filter((o) => o.kind === 'Cluster') as Cluster[],
-    mesh: objects.find((o) => o.kind === 'Mesh') as Mesh | undefined,
+    mesh: theMesh(objects) as Mesh | undefined,
     services: objects.filter((o) => o.kind === 'Service') as Service[],
     workloads: objects.filter((o) => o.kind === 'Workload') as Workload[],
   });

@@ -5,7 +5,7 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
-import { API_VERSION, ObjectMeta } from './meta.js';
+import { API_VERSION, metaErrors, ObjectMeta } from './meta.js';
 
 export interface FieldError {
   /** JSON pointer into the object, e.g. /spec/zones/0 */
@@ -80,6 +80,7 @@ export function defineKind<K extends string, S extends TObject, St extends TSche
       }
       if (errors.length > 0) return { ok: false, errors: dedupe(errors) };
       const obj = value as KindObject<K, S, St>;
+      errors.push(...metaErrors(obj.metadata));
       if (opts.namespaced && !obj.metadata.namespace) {
         errors.push({ path: '/metadata/namespace', message: `${opts.kind} is namespaced: metadata.namespace is required` });
       }

@@ -1,5 +1,9 @@
 // Object metadata shared by every kind. Discovered kinds (Service, Workload) are
-// owned by one cluster, so `cluster` is part of their identity.
+// owned by one cluster, so `cluster` is part of their identity. Labels and
+// annotations obey Kubernetes' rules (metaErrors): keys are qualified names
+// (an optional DNS-subdomain prefix and a 63-character name), label values at
+// most 63 characters of the same alphabet, annotations at most 256 KiB in all
+// (an object is sent to every agent: its size is bounded).
 import { Type, type Static } from '@sinclair/typebox';
 import { flat } from '../util/intern.js';
 
@@ -11,7 +15,8 @@ export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
 export const Name = Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: 63, description: 'DNS-1123 label' });
 
-export const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ maxLength: 63 }), {
+// Keys up to a 253-character prefix, '/' and a 63-character name; metaErrors checks their form.
+export const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 317 }), Type.String({ maxLength: 63 }), {
   description: 'key/value labels, e.g. version: v1',
 });
 
@@ -31,6 +36,59 @@ export const ObjectMeta = Type.Object(
   { additionalProperties: false },
 );
 export type ObjectMeta = Static<typeof ObjectMeta>;
+
+/** Total size of metadata.annotations (keys and values), as Kubernetes: 256 KiB. */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** What is wrong with a label or annotation key (Kubernetes' qualified name), or undefined. */
+export function qualifiedNameProblem(key: string): string | undefined {
+  const slash = key.indexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined) {
+    if (!prefix) return 'the prefix before "/" is empty';
+    if (prefix.length > 253) return `the prefix is ${prefix.length} characters, at most 253`;
+    if (!DNS_SUBDOMAIN.test(prefix)) return `the prefix "${prefix}" is not a DNS subdomain (lowercase letters, digits, "-" and ".")`;
+  }
+  if (!name) return 'the name is empty';
+  if (name.length > 63) return `the name is ${name.length} characters, at most 63`;
+  if (!QUALIFIED_NAME.test(name)) return 'the name must be letters, digits, "-", "_" and ".", starting and ending with a letter or digit';
+  return undefined;
+}
+
+/** What is wrong with a label value, or undefined (empty is allowed). */
+export function labelValueProblem(value: string): string | undefined {
+  if (value.length > 63) return `the value is ${value.length} characters, at most 63`;
+  if (value && !QUALIFIED_NAME.test(value)) return 'the value must be letters, digits, "-", "_" and ".", starting and ending with a letter or digit';
+  return undefined;
+}
+
+/** Kubernetes' rules for labels and annotations; each error names the key. */
+export function metaErrors(meta: ObjectMeta): { path: string; message: string }[] {
+  const errs: { path: string; message: string }[] = [];
+  const at = (field: string, key: string) => `/metadata/${field}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  for (const [k, v] of Object.entries(meta.labels ?? {})) {
+    const kp = qualifiedNameProblem(k);
+    if (kp) errs.push({ path: at('labels', k), message: `label key "${k}": ${kp}` });
+    const vp = labelValueProblem(v);
+    if (vp) errs.push({ path: at('labels', k), message: `label "${k}": ${vp}` });
+    if (errs.length >= 20) return errs;
+  }
+  let size = 0;
+  for (const [k, v] of Object.entries(meta.annotations ?? {})) {
+    size += Buffer.byteLength(k) + Buffer.byteLength(v);
+    const kp = qualifiedNameProblem(k);
+    if (kp) errs.push({ path: at('annotations', k), message: `annotation key "${k.slice(0, 100)}": ${kp}` });
+    if (errs.length >= 20) return errs;
+  }
+  if (size > MAX_ANNOTATIONS_BYTES) {
+    errs.push({ path: '/metadata/annotations', message: `annotations are ${size} bytes in all, at most ${MAX_ANNOTATIONS_BYTES} (256 KiB)` });
+  }
+  return errs;
+}
 
 /** The common envelope; every kind narrows `kind`, `spec` and `status`. */
 export interface ApiObject<K extends string = string, S = unknown, St = unknown> {

@@ -263,6 +263,15 @@ export class RegistrationSource implements DiscoverySource {
   }
 
   private build(r: Registration): Stored {
+    // The request is parsed JSON: check the types the schema check below does not see.
+    for (const f of ['name', 'namespace', 'service', 'address', 'portName', 'serviceAccount', 'zone'] as const) {
+      if (r[f] !== undefined && typeof r[f] !== 'string') throw new MeshfedError('invalid', `${f}: must be a string, got ${JSON.stringify(r[f])?.slice(0, 40)}`);
+    }
+    if (r.servicePort !== undefined && typeof r.servicePort !== 'number') throw new MeshfedError('invalid', `servicePort: must be a number`);
+    if (r.protocol !== undefined && !['GRPC', 'HTTP', 'TCP'].includes(r.protocol))
+      throw new MeshfedError('invalid', `protocol: must be GRPC, HTTP or TCP, got ${JSON.stringify(r.protocol)?.slice(0, 40)}`);
+    if (r.labels !== undefined && (r.labels === null || typeof r.labels !== 'object' || Array.isArray(r.labels))) throw new MeshfedError('invalid', 'labels: must be an object of strings');
+    if (r.replace !== undefined && typeof r.replace !== 'boolean') throw new MeshfedError('invalid', 'replace: must be true or false');
     const m = /^(.+):(\d+)$/.exec(r.address ?? '');
     if (!m) throw new MeshfedError('invalid', `address: expected IP:PORT, got "${r.address}"`);
     const ip = m[1]!.replace(/^\[(.*)\]$/, '$1');

@@ -8,6 +8,7 @@ import { computePlan, type PlanResult } from '../analysis/plan.js';
 import { explain, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
 import type { Store } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
+import { parseJsonObject } from '../util/http-body.js';
 import { findKind, parseAndValidate, POLICY_KINDS } from '../registry.js';
 
 /** The objects plan and explain compute from: the mesh's own and every policy. */
@@ -32,15 +33,10 @@ export async function explainAnswer(store: Store, body: string): Promise<Explain
 }
 
 async function explainRequest(store: Store, body: string): Promise<ExplainResult> {
-  let req: Partial<ExplainRequest> & { with?: unknown };
-  try {
-    req = JSON.parse(body) as typeof req;
-  } catch (err) {
-    // String(err), not its message: this answer has always named the error ("SyntaxError: ...").
-    throw new MeshfedError('invalid', `request body is not JSON: ${String(err)}`);
-  }
+  // A JSON object, or a 400 naming what it is (null, an array, too deep).
+  const req = parseJsonObject(body) as Partial<ExplainRequest> & { with?: unknown };
   const from = req.from;
-  if (!from || typeof from.cluster !== 'string' || typeof from.namespace !== 'string' || typeof from.workload !== 'string') {
+  if (!from || typeof from !== 'object' || typeof from.cluster !== 'string' || typeof from.namespace !== 'string' || typeof from.workload !== 'string') {
     throw new MeshfedError('invalid', 'from: {cluster, namespace, workload[, serviceAccount]} is required');
   }
   if (typeof req.to !== 'string' || !req.to) throw new MeshfedError('invalid', 'to: the service to call is required (name[.namespace])');

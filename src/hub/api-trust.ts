@@ -15,6 +15,9 @@ import { validateObject } from '../registry.js';
 
 const log = logger('hub.api');
 
+/** A join token lives at most this long (a longer one is a standing credential, not a one-time join). */
+const MAX_JOIN_TOKEN_TTL_MS = 30 * 86_400_000;
+
 export interface TrustApiContext {
   store: Store;
   sessions: AgentSessions;
@@ -58,6 +61,10 @@ export async function joinToken(ctx: TrustApiContext, name: string, body: { ttl?
   if (typeof ttl !== 'string' || !new RegExp(DURATION).test(ttl)) throw new MeshfedError('invalid', `ttl: "${String(ttl)}" is not a duration (e.g. 30m, 1h, 2d)`);
   const ttlMs = durationMs(ttl);
   if (ttlMs < 1000) throw new MeshfedError('invalid', `ttl: ${ttl} is shorter than 1s`);
+  if (!(ttlMs <= MAX_JOIN_TOKEN_TTL_MS)) throw new MeshfedError('invalid', `ttl: ${ttl.slice(0, 40)} is longer than the 30d maximum of a join token`);
+  if (body.spec !== undefined && (body.spec === null || typeof body.spec !== 'object' || Array.isArray(body.spec))) {
+    throw new MeshfedError('invalid', 'spec: must be an object {region, zones[, network]}');
+  }
   const existing = (await store.get({ kind: 'Cluster', name })) as Cluster | undefined;
   let created = false;
   if (!existing) {
@@ -66,8 +73,11 @@ export async function joinToken(ctx: TrustApiContext, name: string, body: { ttl?
     if (!r.ok) throw new MeshfedError('invalid', `Cluster ${name}: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { details: r.errors });
     await applyObjects(store, [r.value]);
     created = true;
-  } else if (body.spec && typeof body.spec === 'object') {
+  } else if (body.spec) {
+    // The same schema as a new Cluster's (every field optional here): a wrong type is a 400, not a comparison.
     const want = body.spec as Partial<Cluster['spec']>;
+    const r = validateObject({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name }, spec: { ...existing.spec, ...want } });
+    if (!r.ok) throw new MeshfedError('invalid', `Cluster ${name}: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { details: r.errors });
     const diffs: string[] = [];
     if (want.network !== undefined && want.network !== existing.spec.network) diffs.push(`network is "${existing.spec.network}", not "${want.network}"`);
     if (want.region !== undefined && want.region !== existing.spec.region) diffs.push(`region is "${existing.spec.region}", not "${want.region}"`);

@@ -8,7 +8,7 @@
 // under the revision read first, which the store has already left (revisions
 // only grow), so no later read is answered from it. Answers share the cached
 // objects: callers only serialize or read them, never modify them.
-import type { ApiObject, Cluster, Mesh, Service, Workload } from '../api/index.js';
+import { theMesh, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import { federate } from '../federation/federate.js';
 import type { FederatedView } from '../federation/types.js';
 import { policyStatuses } from '../policies/resolve.js';
@@ -64,7 +64,7 @@ export class FederatedViewCache {
   }
 
   private async compute(revision: number): Promise<Derived> {
-    const mesh = (await this.store.list({ kind: 'Mesh' }))[0] as Mesh | undefined;
+    const mesh = theMesh(await this.store.list({ kind: 'Mesh' })) as Mesh | undefined;
     const view = federate({
       clusters: (await this.store.list({ kind: 'Cluster' })) as Cluster[],
       mesh,

@@ -11,13 +11,13 @@
 // credential (one uniform message) and 403 naming the permission missing.
 //   GET    /healthz                                          (no credential)
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
-//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events)
+//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
 //   POST   /api/v1alpha1/apply            body: YAML or JSON (one or many objects); all or nothing
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
-//   GET    /api/v1alpha1/hub              the hub process: revision, memory, view fan-out (scopes, cached full views, logs)
+//   GET    /api/v1alpha1/hub[?resetEventLoop=1]   the hub process: revision, memory, event-loop delay, view fan-out (scopes, cached full views, logs)
 //   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   GET    /api/v1alpha1/proxies          the data planes each agent last reported
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
@@ -54,10 +54,14 @@ import { joinToken, rotateRoot, trustStatusAnswer, type TrustApiContext } from '
 import { FederatedViewCache } from './federated-view.js';
 import { applyObjects, deleteObjects } from './objects.js';
 import type { HubTrust } from './trust.js';
-import { findKind, parseAndValidate } from '../registry.js';
+import { findKind, parseAndValidateSliced } from '../registry.js';
+import { eventLoopDelay, startEventLoopMonitor } from '../util/event-loop.js';
+import { applyServerTimeouts, decodePathSegments, parseJsonObject, readBody, sendJson } from '../util/http-body.js';
 
 const log = logger('hub.api');
-const MAX_BODY = 8 * 1024 * 1024;
+/** A watch stream's unsent bytes at most: a watcher that does not read is dropped past it (as the Kubernetes API server drops slow watchers). */
+// 256 KiB: 100 stalled watchers hold at most ~25 MB (beside what the kernel buffers per socket).
+export const WATCH_BUFFER_BYTES = 256 * 1024;
 
 /** What the router needs to check a request: who (authenticator), may they (authorizer), the record (audit). */
 export interface ApiSecurity {
@@ -101,7 +105,10 @@ export function createHubHttpServer(store: Store, sessions: AgentSessions, trust
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(ctx, req, res).catch((err: unknown) => sendError(res, err));
   };
-  const server: Server = security.tls ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server) : createServer(handler);
+  startEventLoopMonitor();
+  const server: Server = applyServerTimeouts(
+    security.tls ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server) : createServer(handler),
+  );
   return { server, setPort: (port) => (ctx.port = port) };
 }
 
@@ -203,7 +210,7 @@ async function allowWrites(call: Call, writes: readonly Write[]): Promise<void> 
 async function route(call: Call, url: URL): Promise<void> {
   const { ctx, req, res } = call;
   const { store, sessions, trust } = ctx;
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = decodePathSegments(url.pathname);
   if (parts[0] !== 'api' || parts[1] !== 'v1alpha1') throw new MeshfedError('not-found', `no route for ${url.pathname}`);
   const [, , resource, name] = parts;
   if (!resource) throw new MeshfedError('not-found', 'resource missing in path');
@@ -225,7 +232,7 @@ async function route(call: Call, url: URL): Promise<void> {
     return sendJson(res, 200, await globalServicesAnswer(store, ctx.views));
   }
   if (resource === 'plan' && req.method === 'POST') {
-    const objects = await objectsFromBody(req, q.get('source') ?? 'request');
+    const objects = await objectsFromBody(req, q.get('source') ?? 'request', MAX_PLAN_OBJECTS);
     for (const o of objects) await allow(call, permissionFor('plan', o));
     return sendJson(res, 200, await planAnswer(store, objects));
   }
@@ -240,7 +247,7 @@ async function route(call: Call, url: URL): Promise<void> {
   if (resource === 'clusters' && name && parts[4] === 'join-token' && req.method === 'POST') {
     const perm: Permission = { verb: 'mint-join-token', kind: 'Cluster', name };
     await allow(call, perm);
-    const body = parseJsonBody(await readBody(req));
+    const body = parseJsonObject(await readBody(req));
     return sendJson(res, 200, await audited(call, [perm], () => joinToken(ctx, name, body), revision));
   }
   if (resource === 'trust' && !name && req.method === 'GET') {
@@ -250,12 +257,12 @@ async function route(call: Call, url: URL): Promise<void> {
   if (resource === 'trust' && name === 'rotate-root' && req.method === 'POST') {
     const perm: Permission = { verb: 'rotate-root', kind: 'Trust' };
     await allow(call, perm);
-    const body = parseJsonBody(await readBody(req));
+    const body = parseJsonObject(await readBody(req));
     return sendJson(res, 200, await audited(call, [perm], () => rotateRoot(ctx, body)));
   }
   if (resource === 'hub' && !name && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Hub' });
-    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), views: sessions.viewStats() });
+    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), eventLoop: eventLoopDelay(q.get('resetEventLoop') === '1'), views: sessions.viewStats() });
   }
   if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
     const perm: Permission = { verb: 'gc', kind: 'Hub' };
@@ -269,7 +276,7 @@ async function route(call: Call, url: URL): Promise<void> {
   }
   if (resource === 'auth' && name === 'tokens') return tokensRoute(call, parts[4]);
   // Any authenticated principal may ask what it itself may do.
-  if (resource === 'auth' && name === 'can-i' && req.method === 'POST') return sendJson(res, 200, await canIAnswer(store, call.principal, parseJsonBody(await readBody(req))));
+  if (resource === 'auth' && name === 'can-i' && req.method === 'POST') return sendJson(res, 200, await canIAnswer(store, call.principal, parseJsonObject(await readBody(req))));
 
   const def = findKind(resource);
   if (!def) throw new MeshfedError('not-found', `unknown resource "${resource}"`, { reason: 'UnknownKind' });
@@ -346,7 +353,7 @@ async function route(call: Call, url: URL): Promise<void> {
 async function tokensRoute(call: Call, id: string | undefined): Promise<void> {
   const { ctx, req, res } = call;
   if (!id && req.method === 'POST') {
-    const body = parseJsonBody(await readBody(req));
+    const body = parseJsonObject(await readBody(req));
     const perm: Permission = { verb: 'create', kind: 'Token', name: typeof body.user === 'string' ? body.user : '' };
     await allow(call, perm);
     return sendJson(res, 201, await audited(call, [perm], () => createTokenAnswer(ctx.credentials, call.principal, body)));
@@ -368,12 +375,29 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse, url: URL): 
   sendJson(res, 405, { error: `${req.method} is not supported on ${url.pathname}`, reason: 'MethodNotAllowed' });
 }
 
+/**
+ * A watch stream: NDJSON events of one kind from `revision` (default: now).
+ * Bounded: when the client does not read and the unsent bytes pass
+ * WATCH_BUFFER_BYTES, the watch ends with a final ERROR line naming the reason
+ * (the client re-lists and watches again) and its connection is freed.
+ */
 function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
-  const from = Number(q.get('revision') ?? store.revision());
+  const from = watchRevision(q.get('revision'), store.revision());
   let stop: (() => void) | undefined;
+  let dropped = false;
+  const drop = (): void => {
+    dropped = true;
+    stop?.();
+    log.warn('slow watcher dropped', { kind, unsentBytes: res.writableLength, limit: WATCH_BUFFER_BYTES });
+    res.end(JSON.stringify({ type: 'ERROR', reason: 'SlowWatcher', message: `the client read too slowly: more than ${WATCH_BUFFER_BYTES} bytes were unsent; list and watch again` }) + '\n');
+    // A client that does not read never takes the final line: free its buffers.
+    setTimeout(() => res.destroy(), 1000).unref();
+  };
   try {
     stop = store.watch(from, (e) => {
-      if (e.object.kind === kind) res.write(JSON.stringify(e) + '\n');
+      if (dropped || e.object.kind !== kind) return;
+      res.write(JSON.stringify(e) + '\n');
+      if (res.writableLength > WATCH_BUFFER_BYTES) drop();
     });
   } catch (err) {
     if (err instanceof RevisionCompactedError) throw new MeshfedError('gone', err.message);
@@ -384,47 +408,29 @@ function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMess
   req.on('close', () => stop?.());
 }
 
+/** ?revision=: a non-negative integer, or a 400 naming it. */
+function watchRevision(raw: string | null, current: number): number {
+  if (raw === null || raw === '') return current;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n)) throw new MeshfedError('invalid', `revision: "${raw.slice(0, 40)}" is not a non-negative integer`);
+  return n;
+}
+
 // --- bodies
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new MeshfedError('too-large', `request body exceeds ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** A JSON object body ({} when empty), or a 400. */
-function parseJsonBody(text: string): Record<string, unknown> {
-  if (!text.trim()) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new MeshfedError('invalid', `request body is not JSON: ${errorMessage(err)}`);
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new MeshfedError('invalid', 'request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
+/** Objects in a plan at most: a dry run computes every cluster's xDS before and after, far heavier than an apply. */
+export const MAX_PLAN_OBJECTS = 200;
 
 /** Objects in a request body (YAML or JSON, validated all or nothing), or a 400 naming what is wrong. */
-async function objectsFromBody(req: IncomingMessage, source: string): Promise<ApiObject[]> {
-  // An InvalidInputError is a MeshfedError (400, the problems as details).
-  const objects = parseAndValidate(await readBody(req), source);
+async function objectsFromBody(req: IncomingMessage, source: string, max?: number): Promise<ApiObject[]> {
+  // An InvalidInputError is a MeshfedError (400, the problems as details); the parser bounds documents, objects and depth.
+  const objects = await parseAndValidateSliced(await readBody(req), source);
   if (objects.length === 0) throw new MeshfedError('invalid', 'no objects in the request');
+  if (max !== undefined && objects.length > max) throw new MeshfedError('invalid', `${objects.length} objects: a plan takes at most ${max}; split it`, { reason: 'TooManyObjects' });
   return objects;
 }
 
 // --- answers
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
-}
 
 /** Every error of a request, answered once. */
 function sendError(res: ServerResponse, err: unknown): void {

@@ -18,12 +18,16 @@ import { BuiltinAuthorizer } from '../auth/authorizer.js';
 import { RbacAuthorizer } from '../auth/rbac-authorizer.js';
 import { CredentialStore } from '../auth/credentials.js';
 import type { AuditSink } from '../auth/types.js';
+import { RateLimiter } from '../util/rate-limit.js';
 import { AgentSessions } from './agent-sessions.js';
 import { ApiCertificate, apiHosts, LogAuditSink, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
 import { HubTrust, type ExternalCa } from './trust.js';
 
 const log = logger('hub');
+
+/** Join attempts per remote address: a burst of 20, then one a second (a fleet joins once per cluster; guessing tokens is slowed). */
+const JOIN_RATE = { perSecond: 1, burst: 20, maxKeys: 10_000 };
 
 export interface HubOptions {
   dataDir: string;
@@ -184,7 +188,16 @@ export class Hub {
 
 /** Join: a token and a CSR in, the agent's channel certificate out; refusals name what is wrong. */
 function joinHandler(trust: HubTrust, secure: boolean): grpc.handleUnaryCall<JoinRequest, JoinResponse> {
+  const limiter = new RateLimiter(JOIN_RATE);
   return (call, callback) => {
+    const from = peerAddress(call.getPeer());
+    const allowed = limiter.take(from);
+    if (!allowed.allowed) {
+      log.warn('join rate-limited', { from, cluster: call.request.cluster, retryAfterSeconds: allowed.retryAfterSeconds });
+      const err = new MeshfedError('rate-limited', `too many join attempts from ${from}: retry in ${allowed.retryAfterSeconds}s`);
+      callback({ code: err.grpcCode, details: err.message });
+      return;
+    }
     if (!secure) {
       callback({ code: grpc.status.FAILED_PRECONDITION, details: 'this hub runs with --insecure-channel: agents connect without a join token (start the agent with --insecure-channel)' });
       return;
@@ -198,6 +211,15 @@ function joinHandler(trust: HubTrust, secure: boolean): grpc.handleUnaryCall<Joi
       },
     );
   };
+}
+
+/** The address of a gRPC peer ("ipv4:1.2.3.4:5678", "[::1]:5678", ...) without its port: the rate-limit key. */
+function peerAddress(peer: string): string {
+  const p = peer.replace(/^(ipv4|ipv6|unix):/, '');
+  const v6 = /^\[(.*)\]:\d+$/.exec(p);
+  if (v6) return v6[1]!;
+  const m = /^(.*):\d+$/.exec(p);
+  return m ? m[1]! : p;
 }
 
 /** After a restart no agent is connected yet, whatever the stored status says. */

@@ -26,7 +26,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { meshSettings, type Mesh } from '../api/index.js';
+import { meshSettings, theMesh, type Mesh } from '../api/index.js';
 import {
   agentId,
   certInfo,
@@ -285,7 +285,7 @@ export class HubTrust {
   }
 
   private async readSettings(): Promise<{ trustDomain: string; intermediateTtlMs: number }> {
-    const mesh = (await this.opts.store.list({ kind: 'Mesh' }))[0] as Mesh | undefined;
+    const mesh = theMesh(await this.opts.store.list({ kind: 'Mesh' })) as Mesh | undefined;
     const s = meshSettings(mesh);
     return { trustDomain: s.trustDomain, intermediateTtlMs: s.intermediateCertTtlMs };
   }

@@ -1,5 +1,7 @@
 // Mesh: mesh-wide settings: which clusters federate, the trust domain, the CA's
-// certificate lifetimes and the mTLS mode.
+// certificate lifetimes and the mTLS mode. A singleton: the one Mesh is named
+// `default` (MESH_NAME) and any other name is refused, so a second Mesh can
+// never change the trust domain behind the first one's back.
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, durationMs } from '../duration.js';
 import { defineKind } from '../kind.js';
@@ -58,6 +60,9 @@ export type MeshSpec = Static<typeof MeshSpec>;
 
 const MIN_TTL_MS = 2_000;
 
+/** The name of the one Mesh. */
+export const MESH_NAME = 'default';
+
 export const MeshKind = defineKind({
   kind: 'Mesh',
   plural: 'meshes',
@@ -73,6 +78,12 @@ export const MeshKind = defineKind({
   ],
   validateObject: (o) => {
     const errs: { path: string; message: string }[] = [];
+    if (o.metadata.name !== MESH_NAME) {
+      errs.push({
+        path: '/metadata/name',
+        message: `Mesh is a singleton: its name must be "${MESH_NAME}", not "${o.metadata.name}" (edit the Mesh named "${MESH_NAME}" to change mesh-wide settings)`,
+      });
+    }
     if (o.metadata.namespace) errs.push({ path: '/metadata/namespace', message: 'Mesh is not namespaced' });
     const ca = o.spec.ca;
     for (const f of ['workloadCertTtl', 'intermediateCertTtl'] as const) {
@@ -92,6 +103,12 @@ export const MeshKind = defineKind({
   },
 });
 export type Mesh = typeof MeshKind.$object;
+
+/** The Mesh among `objects` (the one named `default`; a store written before the singleton rule may hold others, which are ignored). */
+export function theMesh<O extends { kind: string; metadata: { name: string } }>(objects: Iterable<O>): O | undefined {
+  for (const o of objects) if (o.kind === 'Mesh' && o.metadata.name === MESH_NAME) return o;
+  return undefined;
+}
 
 /** The effective CA lifetimes and mTLS mode (defaults applied), for hub and agents. */
 export function meshSettings(m: Mesh | undefined): {
