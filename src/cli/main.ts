@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError } from '../api/index.js';
 import { errorMessage, exitCodeOf, EXIT } from '../util/errors.js';
+import { addAuditCommands } from './commands/audit.js';
 import { addClusterCommands } from './commands/cluster.js';
 import { addDemoCommand } from './commands/demo.js';
 import { addCrdsCommand, addObjectCommands } from './commands/objects.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   addObjectCommands(program);
   addWorkloadCommands(program);
   addStatusCommands(program);
+  addAuditCommands(program);
   addCrdsCommand(program);
   addDemoCommand(program);
   return program;
