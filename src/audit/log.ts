@@ -198,9 +198,14 @@ export class AuditLog implements AuditSink {
       if (until !== undefined && r.time > until) continue;
       matches.push(r);
     }
-    // The newest `limit` without sorting every match: the limit-th largest seq (a typed-array sort) is the cut.
+    // The newest `limit` without sorting every match. The store lists a kind in insertion order, which is seq
+    // order unless records were put back behind the log's back: then the limit-th largest seq (a typed-array
+    // sort) is the cut.
     let newest = matches;
-    if (matches.length > limit) {
+    let ascending = true;
+    for (let i = 1; i < matches.length && ascending; i++) ascending = matches[i - 1]!.seq < matches[i]!.seq;
+    if (ascending) newest = matches.slice(Math.max(0, matches.length - limit));
+    else if (matches.length > limit) {
       const seqs = Float64Array.from(matches, (r) => r.seq).sort();
       const cut = seqs[seqs.length - limit]!;
       newest = matches.filter((r) => r.seq >= cut);

@@ -138,6 +138,15 @@ test('a record changed through the store is found at its seq; so is a removed on
 
     // The newest record removed: this hub knows it wrote up to 6.
     await store.commit([{ type: 'put', object: second }]);
+    // Put back, record 2 is listed last by the store: queries still answer by seq.
+    assert.deepEqual(
+      log.query().items.map((r) => r.seq),
+      [6, 5, 4, 3, 2, 1],
+    );
+    assert.deepEqual(
+      log.query({ limit: 5 }).items.map((r) => r.seq),
+      [6, 5, 4, 3, 2],
+    );
     await store.commit([{ type: 'delete', ref: ref(6) }]);
     v = await log.verify();
     assert.equal(v.broken?.seq, 6);
