@@ -12,6 +12,7 @@ import { policyStatuses } from '../policies/resolve.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type XdsResource } from '../xdsapi/index.js';
 import { policySet } from '../registry.js';
 import { type PolicyStatusOut } from '../policies/plugin.js';
+import { lineDiff } from '../util/diff.js';
 
 export interface ResourceChange {
   type: string;
@@ -132,37 +133,6 @@ export function diffResources(before: XdsResource[], after: XdsResource[]): Reso
 
 function lines(r: XdsResource): string[] {
   return stringify(r.message, { lineWidth: 0 }).trimEnd().split('\n');
-}
-
-/** Line diff (LCS), only changed lines with 2 lines of context; '...' between hunks. */
-export function lineDiff(a: string[], b: string[]): string[] {
-  const n = a.length;
-  const m = b.length;
-  const dp: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) dp[i]![j] = a[i] === b[j] ? dp[i + 1]![j + 1]! + 1 : Math.max(dp[i + 1]![j]!, dp[i]![j + 1]!);
-  const ops: { op: ' ' | '-' | '+'; line: string }[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      ops.push({ op: ' ', line: a[i]! });
-      i++;
-      j++;
-    } else if (j < m && (i >= n || dp[i]![j + 1]! >= dp[i + 1]![j]!)) {
-      ops.push({ op: '+', line: b[j]! });
-      j++;
-    } else {
-      ops.push({ op: '-', line: a[i]! });
-      i++;
-    }
-  }
-  const keep = ops.map((_o, k) => ops.slice(Math.max(0, k - 2), k + 3).some((x) => x.op !== ' '));
-  const out: string[] = [];
-  ops.forEach((o, k) => {
-    if (keep[k]) out.push(`${o.op} ${o.line}`);
-    else if (keep[k - 1]) out.push('  ...');
-  });
-  return out;
 }
 
 interface Lb {

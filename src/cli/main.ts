@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { InvalidInputError } from '../api/index.js';
 import { errorMessage, exitCodeOf, EXIT } from '../util/errors.js';
 import { addAuthCommands } from './commands/auth.js';
+import { addAuditCommands } from './commands/audit.js';
 import { addClusterCommands } from './commands/cluster.js';
 import { addConfigCommands } from './commands/config.js';
 import { addDemoCommand } from './commands/demo.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   addWorkloadCommands(program);
   addStatusCommands(program);
   addAuthCommands(program);
+  addAuditCommands(program);
   addCrdsCommand(program);
   addDemoCommand(program);
   addStoreCommands(program);

@@ -1,8 +1,8 @@
 // The hub API's transport and request security, apart from routing: its TLS
 // server certificate (from the mesh CA, renewed at half-life and on root
 // changes, or one the user supplies), the admin credential a first start
-// writes, the cross-site checks every request passes (Host, Origin, content
-// type of writes) and the audit sink of this branch (the hub's structured log).
+// writes and the cross-site checks every request passes (Host, Origin, content
+// type of writes). The audit log is src/audit.
 //
 // Invariants: the certificate's key stays in memory; the admin config file is
 // 0600 and its token is never logged (the log says where the file is); a
@@ -12,7 +12,6 @@ import type { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { AuditRecord, AuditSink } from '../auth/types.js';
 import type { CredentialStore } from '../auth/credentials.js';
 import { SUPERUSER_GROUP } from '../auth/authorizer.js';
 import { renewalTime } from '../ca/index.js';
@@ -162,17 +161,4 @@ function hostOf(host: string): string | undefined {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(:[0-9]+)?$/.exec(host.trim());
   if (!m) return undefined;
   return m[1]!.replace(/^\[|\]$/g, '').toLowerCase();
-}
-
-/** This branch's audit sink: one structured log line per record (the store-backed AuditLog replaces it). */
-export class LogAuditSink implements AuditSink {
-  private readonly audit = logger('audit');
-
-  record(r: AuditRecord): Promise<void> {
-    const line: Record<string, unknown> = { ...r };
-    delete line.diff;
-    if (r.outcome === 'allowed') this.audit.info('audit', line);
-    else this.audit.warn('audit', line);
-    return Promise.resolve();
-  }
 }

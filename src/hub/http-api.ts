@@ -28,6 +28,8 @@
 //   POST   /api/v1alpha1/auth/tokens      body {user, groups?, scope?, ttl?}: a bearer token (its secret once)
 //   GET    /api/v1alpha1/auth/tokens      tokens (no secrets)
 //   DELETE /api/v1alpha1/auth/tokens/{id} revoke
+//   GET    /api/v1alpha1/audit[?since=&until=&who=&kind=&namespace=&outcome=&limit=]   audit records, newest first
+//   GET    /api/v1alpha1/audit/verify     walks the hash chain; the first broken link by seq
 //   POST   /api/v1alpha1/auth/can-i       body {verb, kind, name?, namespace?, cluster?, actions?} or {list: true}: what the caller may do
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -41,6 +43,9 @@ import type { Write } from '../auth/rbac-writes.js';
 import { canIAnswer } from './api-auth.js';
 import { scopeAllows, type CredentialStore } from '../auth/credentials.js';
 import type { AuditRecord, AuditSink, Permission, Principal } from '../auth/types.js';
+import { auditRecordOf, type AuditInput } from '../audit/record.js';
+import type { AuditLog } from '../audit/log.js';
+import { auditAnswer, verifyAnswer } from './api-audit.js';
 import { RevisionCompactedError, type Store } from '../store/store.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
@@ -70,6 +75,8 @@ export interface ApiSecurity {
   /** The RBAC authorizer behind `authorizer`, for whole write requests (updates against stored objects, escalation). */
   rbac: RbacAuthorizer;
   audit: AuditSink;
+  /** The audit log to query (GET audit, audit/verify). */
+  auditLog: AuditLog;
   credentials: CredentialStore;
   limiter: FailureLimiter;
   /** Host names the API answers to (Host and Origin checks). */
@@ -159,24 +166,43 @@ async function allow(call: Call, perm: Permission): Promise<void> {
   throw err;
 }
 
-/** Runs a write and audits it (allowed, or failed with why) before the answer. */
-async function audited<T>(call: Call, perms: Permission[], write: () => Promise<T>, revision?: () => number): Promise<T> {
+/** What one audited write records: its permission and the object before and after it, or the (redacted) body of an operation. */
+interface AuditEntry {
+  perm: Permission;
+  before?: ApiObject | undefined;
+  after?: ApiObject | undefined;
+  body?: unknown;
+}
+
+/** Runs a write and audits it (allowed, with each object's diff, or failed with why) before the answer. */
+async function audited<T>(call: Call, entries: readonly (Permission | AuditEntry)[], write: () => Promise<T>, revision?: () => number): Promise<T> {
+  const list = entries.map((e): AuditEntry => ('perm' in e ? e : { perm: e }));
+  const record = (e: AuditEntry, outcome: AuditRecord['outcome'], reason?: string, rev?: number) => {
+    const input: AuditInput = { principal: call.principal, from: call.from, method: call.req.method ?? '', url: call.req.url ?? '', permission: e.perm, outcome };
+    if (reason !== undefined) input.reason = reason;
+    if (rev !== undefined) input.revision = rev;
+    if (e.before) input.before = e.before;
+    if (e.after) input.after = e.after;
+    if (e.body !== undefined) input.body = e.body;
+    return call.ctx.audit.record(auditRecordOf(input));
+  };
   try {
     const out = await write();
-    for (const perm of perms) await call.ctx.audit.record({ ...auditRecord(call.principal, call.from, call.request, perm, 'allowed'), ...(revision ? { revision: revision() } : {}) });
+    for (const e of list) await record(e, 'allowed', undefined, revision?.());
     return out;
   } catch (err) {
-    for (const perm of perms) await call.ctx.audit.record(auditRecord(call.principal, call.from, call.request, perm, 'failed', errorMessage(err)));
+    for (const e of list) await record(e, 'failed', errorMessage(err));
     throw err;
   }
 }
 
+/** The record of a refused request (no body or diff: nothing was written). */
 function auditRecord(who: Principal | undefined, from: string, request: string, perm: Permission | undefined, outcome: AuditRecord['outcome'], reason?: string): AuditRecord {
-  const object = perm?.name ? (perm.namespace ? `${perm.namespace}/${perm.name}` : perm.name) : '';
-  const r: AuditRecord = { time: new Date().toISOString(), who: who ? `${who.kind}:${who.name}` : 'anonymous', from, request, verb: perm?.verb ?? '', kind: perm?.kind ?? '', object, outcome };
-  if (who) r.credentialId = who.credentialId;
-  if (reason !== undefined) r.reason = reason;
-  return r;
+  const [method = '', url = ''] = request.split(' ', 2);
+  const input: AuditInput = { from, method, url, permission: perm ?? { verb: '', kind: '' }, outcome };
+  if (who) input.principal = who;
+  if (reason !== undefined) input.reason = reason;
+  return auditRecordOf(input);
 }
 
 /** The writes of an apply: create when absent, update (with the stored object it replaces) when present. */
@@ -223,7 +249,8 @@ async function route(call: Call, url: URL): Promise<void> {
     const perms = writes.flatMap((w) => permissionsFor(w.verb, w.object, w.previous));
     for (const perm of perms) await allow(call, perm);
     await allowWrites(call, writes);
-    const results = await audited(call, perms, () => applyObjects(store, objects), revision);
+    const entries = writes.map((w) => ({ perm: permissionFor(w.verb, w.object), before: w.previous, after: w.object }));
+    const results = await audited(call, entries, () => applyObjects(store, objects), revision);
     log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`), by: call.principal.name });
     return sendJson(res, 200, { results, revision: store.revision() });
   }
@@ -248,7 +275,7 @@ async function route(call: Call, url: URL): Promise<void> {
     const perm: Permission = { verb: 'mint-join-token', kind: 'Cluster', name };
     await allow(call, perm);
     const body = parseJsonObject(await readBody(req));
-    return sendJson(res, 200, await audited(call, [perm], () => joinToken(ctx, name, body), revision));
+    return sendJson(res, 200, await audited(call, [{ perm, body }], () => joinToken(ctx, name, body), revision));
   }
   if (resource === 'trust' && !name && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Trust' });
@@ -258,7 +285,7 @@ async function route(call: Call, url: URL): Promise<void> {
     const perm: Permission = { verb: 'rotate-root', kind: 'Trust' };
     await allow(call, perm);
     const body = parseJsonObject(await readBody(req));
-    return sendJson(res, 200, await audited(call, [perm], () => rotateRoot(ctx, body)));
+    return sendJson(res, 200, await audited(call, [{ perm, body }], () => rotateRoot(ctx, body)));
   }
   if (resource === 'hub' && !name && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Hub' });
@@ -273,6 +300,14 @@ async function route(call: Call, url: URL): Promise<void> {
   if (resource === 'proxies' && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Proxy' });
     return sendJson(res, 200, { revision: store.revision(), clusters: sessions.proxies() });
+  }
+  if (resource === 'audit' && !name && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Audit' });
+    return sendJson(res, 200, auditAnswer(ctx.auditLog, q));
+  }
+  if (resource === 'audit' && name === 'verify' && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Audit' });
+    return sendJson(res, 200, await verifyAnswer(ctx.auditLog));
   }
   if (resource === 'auth' && name === 'tokens') return tokensRoute(call, parts[4]);
   // Any authenticated principal may ask what it itself may do.
@@ -330,7 +365,7 @@ async function route(call: Call, url: URL): Promise<void> {
     await allow(call, perm);
     const results = await audited(
       call,
-      [perm],
+      [{ perm, before: stored }],
       async () => {
         const out = await deleteObjects(store, [r]);
         if (out[0]?.outcome === 'not-found') throw new MeshfedError('not-found', `${def.kind} "${name}" not found`);
@@ -356,7 +391,7 @@ async function tokensRoute(call: Call, id: string | undefined): Promise<void> {
     const body = parseJsonObject(await readBody(req));
     const perm: Permission = { verb: 'create', kind: 'Token', name: typeof body.user === 'string' ? body.user : '' };
     await allow(call, perm);
-    return sendJson(res, 201, await audited(call, [perm], () => createTokenAnswer(ctx.credentials, call.principal, body)));
+    return sendJson(res, 201, await audited(call, [{ perm, body }], () => createTokenAnswer(ctx.credentials, call.principal, body)));
   }
   if (!id && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Token' });

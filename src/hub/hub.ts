@@ -18,9 +18,10 @@ import { BuiltinAuthorizer } from '../auth/authorizer.js';
 import { RbacAuthorizer } from '../auth/rbac-authorizer.js';
 import { CredentialStore } from '../auth/credentials.js';
 import type { AuditSink } from '../auth/types.js';
+import { AuditLog } from '../audit/log.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { AgentSessions } from './agent-sessions.js';
-import { ApiCertificate, apiHosts, LogAuditSink, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
+import { ApiCertificate, apiHosts, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
 import { HubTrust, type ExternalCa } from './trust.js';
 
@@ -73,6 +74,8 @@ export class Hub {
     readonly trust: HubTrust,
     readonly apiAddress: HostPort,
     readonly agentAddress: HostPort,
+    /** Every write and denial, hash-chained in the store (src/audit). */
+    readonly auditLog: AuditLog,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
@@ -95,6 +98,8 @@ export class Hub {
       throw err;
     }
     const secure = !opts.insecureChannel;
+    // The audit log lives in the store: persisted (fsync) before a request is answered.
+    const auditLog = await AuditLog.open(store);
     await markAgentsDisconnected(store);
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
     const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
@@ -112,7 +117,8 @@ export class Hub {
       authenticator: new TokenAuthenticator(credentials),
       authorizer: new BuiltinAuthorizer(rbac),
       rbac,
-      audit: opts.audit ?? new LogAuditSink(),
+      audit: opts.audit ?? auditLog,
+      auditLog,
       credentials,
       limiter: new FailureLimiter(opts.authFailureLimit ?? 20, 60_000),
       hosts: new Set(hosts.map((h) => h.toLowerCase())),
@@ -154,7 +160,7 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort });
+      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog);
       log.info('hub started', {
         api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
@@ -169,6 +175,7 @@ export class Hub {
       apiCert?.close();
       grpcServer.forceShutdown();
       trust.close();
+      await auditLog.close();
       await store.close();
       throw err;
     }
@@ -181,6 +188,7 @@ export class Hub {
     this.grpcServer.forceShutdown();
     this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
+    await this.auditLog.close();
     await this.store.close();
     log.info('hub stopped');
   }
