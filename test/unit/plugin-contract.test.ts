@@ -120,7 +120,9 @@ describe('the one list of plugins', () => {
     assert.deepEqual([...POLICY_KINDS], ['TrafficPolicy', 'FailoverPolicy', 'AccessPolicy']);
     assert.deepEqual(
       KINDS.map((k) => k.kind),
-      ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS],
+      ['Cluster', 'Mesh', 'Service', 'Workload', 'Role', 'RoleBinding', ...POLICY_KINDS],
     );
+    // Roles and RoleBindings stay at the hub: agents never receive who may do what.
+    assert.deepEqual([...VIEW_KINDS], ['Cluster', 'Mesh', 'Service', 'Workload', ...POLICY_KINDS]);
   });
 });
