@@ -135,13 +135,16 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     if (err instanceof MeshfedError) await refuse(err, undefined);
     throw err;
   }
-  const waitMs = ctx.limiter.retryAfterMs(address);
-  if (waitMs > 0) {
-    res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
-    await refuse(new MeshfedError('rate-limited', `too many failed authentications from ${address}: retry in ${Math.ceil(waitMs / 1000)} s`), undefined);
-  }
   const principal = await ctx.authenticator.authenticate(req);
   if (!principal) {
+    // Past the limit of failed authentications from this address, failures answer 429 (and are not logged one by
+    // one): the limit stops floods of guesses, while a request with a valid credential from the same address
+    // (a shared NAT, a colleague) still gets in.
+    const waitMs = ctx.limiter.retryAfterMs(address);
+    if (waitMs > 0) {
+      res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
+      await refuse(new MeshfedError('rate-limited', `too many failed authentications from ${address}: retry in ${Math.ceil(waitMs / 1000)} s`), undefined);
+    }
     // Only a credential that was presented and failed counts: no credential at all is not a guess.
     if (req.headers.authorization !== undefined) ctx.limiter.fail(address);
     await refuse(new MeshfedError('unauthenticated', UNAUTHENTICATED_MESSAGE), undefined);

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
+import { join } from 'node:path';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -74,8 +75,9 @@ export class Hub {
     readonly trust: HubTrust,
     readonly apiAddress: HostPort,
     readonly agentAddress: HostPort,
-    /** Every write and denial, hash-chained in the store (src/audit). */
+    /** Every write and denial, hash-chained (src/audit), in a store of its own. */
     readonly auditLog: AuditLog,
+    private readonly auditStore: Store,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
@@ -98,8 +100,10 @@ export class Hub {
       throw err;
     }
     const secure = !opts.insecureChannel;
-    // The audit log lives in the store: persisted (fsync) before a request is answered.
-    const auditLog = await AuditLog.open(store);
+    // The audit log has a store of its own beside the hub's (same write-ahead log, fsync before a request is
+    // answered): audit records must not bump the revision agents and watchers follow, nor use up its watch history.
+    const auditStore = await FileStore.open(join(opts.dataDir, 'audit'));
+    const auditLog = await AuditLog.open(auditStore);
     await markAgentsDisconnected(store);
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
     const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
@@ -160,7 +164,7 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog);
+      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog, auditStore);
       log.info('hub started', {
         api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
@@ -176,6 +180,7 @@ export class Hub {
       grpcServer.forceShutdown();
       trust.close();
       await auditLog.close();
+      await auditStore.close();
       await store.close();
       throw err;
     }
@@ -189,6 +194,7 @@ export class Hub {
     this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
     await this.auditLog.close();
+    await this.auditStore.close();
     await this.store.close();
     log.info('hub stopped');
   }
