@@ -6,8 +6,9 @@
 // status subresource, and watch (newline-delimited JSON events, BOOKMARKs when
 // allowWatchBookmarks, an ERROR event with a 410 Status for a compacted
 // version, as the real server sends). Errors are Status objects. /openapi/v3
-// serves empty per-group documents (kubectl then validates nothing client-side
-// and computes patches from its built-in types).
+// serves per-group documents without schemas and /openapi/v2 an empty one
+// (kubectl then validates nothing client-side and computes patches from its
+// built-in types).
 // Test hooks: compact(), closeWatches(), bookmarkNow(), kubeconfig().
 // Invariants: one global resourceVersion (store.ts); a watch sees every change
 // after its version, in order; close() ends every connection.
@@ -147,6 +148,12 @@ export class KubeApiServer {
     if (p === '/version') return send(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-meshfed-standin', platform: 'linux/amd64' });
     // kubectl apply validates against OpenAPI and refuses when none can be fetched; an empty
     // document means "no schema known", so it validates nothing and falls back to its built-in types
+    // older kubectl (Debian's 1.20) validates against OpenAPI v2, fetched as protobuf
+    if (p === '/openapi/v2') {
+      if (!/protobuf/.test(req.headers.accept ?? '')) return send(res, 200, { swagger: '2.0', info: { title: 'Kubernetes', version: 'v1.31.0' }, paths: {}, definitions: {} });
+      res.writeHead(200, { 'content-type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf' }).end(OPENAPI_V2_PROTOBUF);
+      return;
+    }
     if (p === '/openapi/v3') {
       const paths: Record<string, unknown> = {};
       for (const gv of ['api/v1', ...groupVersions().map((g) => `apis/${g}`)]) paths[gv] = { serverRelativeURL: `/openapi/v3/${gv}?hash=0` };
@@ -330,6 +337,13 @@ function openApiV3(gv: string): JsonObject {
   }
   return { openapi: '3.0.0', info: { title: 'Kubernetes', version: 'v1.31.0' }, paths, components: { schemas: {} } };
 }
+
+/** gnostic openapi_v2.Document{swagger: "2.0", info: {title: "Kubernetes", version: "v1.31.0"}}: no schemas */
+const OPENAPI_V2_PROTOBUF = ((): Buffer => {
+  const str = (field: number, text: string): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2, Buffer.byteLength(text)]), Buffer.from(text)]);
+  const info = Buffer.concat([str(1, 'Kubernetes'), str(2, 'v1.31.0')]);
+  return Buffer.concat([str(1, '2.0'), Buffer.from([(2 << 3) | 2, info.length]), info]);
+})();
 
 function groupVersions(): string[] {
   return [...new Set(RESOURCES.filter((t) => t.group !== '').map((t) => `${t.group}/${t.version}`))];
