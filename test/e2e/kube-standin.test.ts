@@ -220,10 +220,12 @@ test('a stale update is refused with 409 Conflict, and errors are Status objects
 test('server-side apply: create-or-merge per field manager, conflicts unless forced, dropped fields removed', { skip }, async () => {
   const cfg = (labels: string): string =>
     `apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\nmetadata:\n  name: web\n  labels: {${labels}}\nspec:\n  type: ClusterSetIP\n  ports: [{port: 80, protocol: TCP}]\n`;
+  const rvBefore = api.store.resourceVersion;
   assert.match(
     await ok('apply', '--server-side', '--field-manager=meshfed-agent', '-f', await file('si1.yaml', cfg('owner: meshfed, stale: "yes"'))),
     /serviceimport.multicluster.x-k8s.io\/web serverside-applied/,
   );
+  assert.equal(api.store.resourceVersion, rvBefore + 1, 'an apply that creates is one write');
   await ok('apply', '--server-side', '--field-manager=meshfed-agent', '-f', await file('si2.yaml', cfg('owner: meshfed')));
   // managedFields read from the server itself: kubectl versions differ in whether -o yaml shows them
   const raw = async (): Promise<Obj> => (await (await fetch(`${api.url}/apis/multicluster.x-k8s.io/v1alpha1/namespaces/default/serviceimports/web`)).json()) as Obj;

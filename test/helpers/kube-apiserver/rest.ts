@@ -117,7 +117,8 @@ export class Registry {
     return o;
   }
 
-  create(t: Target, body: Json, manager: string): JsonObject {
+  /** POST (and server-side apply of an absent object, which passes its own operation and fields) */
+  create(t: Target, body: Json, manager: string, operation: 'Update' | 'Apply' = 'Update', leaves?: Map<string, string>): JsonObject {
     const obj = checkKind(t, body);
     const meta = metaOf(obj);
     if (!meta['name'] && typeof meta['generateName'] === 'string') meta['name'] = `${meta['generateName']}${Math.random().toString(36).slice(2, 7)}`;
@@ -138,7 +139,7 @@ export class Registry {
     meta['generation'] = 1;
     obj['metadata'] = meta;
     statusOnCreate(t.type, obj);
-    setManager(obj, manager, 'Update', '', fieldLeaves(withoutSystemFields(obj), t.type.mergeKeys));
+    setManager(obj, manager, operation, '', leaves ?? fieldLeaves(withoutSystemFields(obj), t.type.mergeKeys));
     return this.store.put(t.type, obj);
   }
 
@@ -233,12 +234,9 @@ export class Registry {
     const existing = this.store.get(t.type, t.namespace, t.name);
     if (!existing) {
       if (t.subresource === 'status') throw notFound(t.type, t.name);
-      const created = this.create(t, config, '');
-      const stamped = clone(created);
-      metaOf(stamped)['managedFields'] = [];
-      setManager(stamped, manager, 'Apply', '', leaves);
+      const created = this.create(t, config, manager, 'Apply', leaves);
       this.remember(created, manager, t.subresource, part);
-      return this.store.put(t.type, stamped);
+      return created;
     }
     const mine = this.applied.get(String(metaOf(existing)['uid']));
     const clashes: string[] = [];
