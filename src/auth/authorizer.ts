@@ -18,9 +18,11 @@ export const SUPERUSER_GROUP = 'meshfed:admins';
 
 /** The permission in words, for reasons and 403 messages: "create TrafficPolicy sample/split". */
 export function describePermission(p: Permission): string {
-  const where = [p.cluster ? `cluster ${p.cluster}` : '', p.namespace && p.name ? `${p.namespace}/${p.name}` : (p.name ?? (p.namespace ? `namespace ${p.namespace}` : ''))].filter(Boolean).join(' ');
+  const object = p.name !== undefined ? (p.namespace ? `${p.namespace}/${p.name}` : p.name) : p.namespace ? `in namespace ${p.namespace}` : '';
+  // A Cluster's own name is its cluster: say it once.
+  const cluster = p.cluster !== undefined && !(p.kind === 'Cluster' && p.cluster === p.name) ? `in cluster ${p.cluster}` : '';
   const actions = p.actions?.length ? ` (actions ${p.actions.join(', ')})` : '';
-  return `${p.verb} ${p.kind}${where ? ' ' + where : ''}${actions}`;
+  return [p.verb, p.kind, object, cluster].filter(Boolean).join(' ') + actions;
 }
 
 export class BuiltinAuthorizer implements Authorizer {

@@ -361,7 +361,7 @@ test('each input that answered 500 in issue 11 answers 400 naming the problem', 
       assert.match((JSON.parse(a.body) as { error: string }).error, pattern, what);
     }
   }
-  const big = await send(hub, 'POST', '/api/v1alpha1/apply', 'x'.repeat(3 * 1024 * 1024 + 1)).catch(() => ({ status: 413, body: 'closed early' }));
+  const big = await send(hub, 'POST', '/api/v1alpha1/apply', 'x'.repeat(3 * 1024 * 1024 + 1), { 'content-type': 'application/json' }).catch(() => ({ status: 413, body: 'closed early' }));
   assert.equal(big.status, 413);
   assert.equal(await hubRevision(), revision, 'nothing was stored');
 });

