@@ -15,7 +15,8 @@ export interface Authenticator {
 }
 
 /** The one 401 message: it never says which check failed. */
-export const UNAUTHENTICATED_MESSAGE = 'no valid credential: send "Authorization: Bearer <token>" (meshfed auth token create, or the admin config the hub wrote at first start)';
+export const UNAUTHENTICATED_MESSAGE =
+  'no valid credential: send "Authorization: Bearer <token>" or a hub-issued client certificate (meshfed auth token create / auth cert create, or the admin config the hub wrote at first start)';
 
 /** The token of an `Authorization: Bearer <token>` header. */
 export function bearerToken(req: IncomingMessage): string | undefined {

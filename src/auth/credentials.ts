@@ -8,6 +8,11 @@
 // before the API answers); changes run one at a time on a copy that becomes
 // current only once persisted. Secrets are returned once, at creation, and
 // never stored or logged.
+//
+// User client certificates (src/hub/api-certificates.ts) are recorded here too,
+// by serial: the user, its groups (kept here, not in the certificate, so a
+// certificate carries nothing the hub does not stand behind), the expiry and
+// a revocation. A certificate is honoured only while its record says active.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,9 +42,30 @@ export interface ApiTokenRecord {
 /** A token record without its hash: what `token list` shows. */
 export type ApiTokenInfo = Omit<ApiTokenRecord, 'hash'>;
 
+/** An issued user client certificate (no key: the key never left the user). */
+export interface UserCertificateRecord {
+  /** Serial number, lowercase hex without leading zeros (normalizeSerial). */
+  serial: string;
+  user: string;
+  groups: string[];
+  createdAt: string;
+  expiresAt: string;
+  revokedAt?: string;
+}
+
 interface CredentialState {
   version: 1;
   tokens: ApiTokenRecord[];
+  /** Absent in files written before client certificates. */
+  certificates?: UserCertificateRecord[];
+}
+
+/** A certificate serial as recorded: lowercase hex, no leading zeros (Node prints serials upper-case, some tools pad). */
+export function normalizeSerial(serial: string): string {
+  return serial
+    .replace(/:/g, '')
+    .toLowerCase()
+    .replace(/^0+(?=.)/, '');
 }
 
 export interface NewToken {
@@ -49,7 +75,7 @@ export interface NewToken {
   ttlMs: number;
 }
 
-const USER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.@:]*[A-Za-z0-9])?$/;
+export const USER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.@:]*[A-Za-z0-9])?$/;
 
 export class CredentialStore {
   private state: CredentialState = { version: 1, tokens: [] };
@@ -94,6 +120,38 @@ export class CredentialStore {
     return { token: `${PREFIX}.${id}.${secret}`, info: infoOf(rec) };
   }
 
+  /** Records an issued user certificate (persisted before it returns, so before the certificate is handed out). */
+  async recordCertificate(c: { serial: string; user: string; groups: string[]; expiresAt: Date }): Promise<UserCertificateRecord> {
+    return this.mutate((s, now) => {
+      const r: UserCertificateRecord = { serial: normalizeSerial(c.serial), user: c.user, groups: [...new Set(c.groups)], createdAt: now.toISOString(), expiresAt: c.expiresAt.toISOString() };
+      (s.certificates ??= []).push(r);
+      return r;
+    });
+  }
+
+  /** Revokes a user certificate by serial (persisted before it returns); not-found for an unknown serial. */
+  async revokeCertificate(serial: string): Promise<UserCertificateRecord> {
+    const want = normalizeSerial(serial);
+    return this.mutate((s, now) => {
+      const r = (s.certificates ?? []).find((x) => x.serial === want);
+      if (!r) throw new MeshfedError('not-found', `certificate ${serial} not found`);
+      r.revokedAt ??= now.toISOString();
+      return r;
+    });
+  }
+
+  listCertificates(): UserCertificateRecord[] {
+    return (this.state.certificates ?? []).map((c) => ({ ...c, groups: [...c.groups] }));
+  }
+
+  /** The record of an active (known, not revoked, not expired) user certificate, else undefined. */
+  activeCertificate(serial: string, now = new Date()): UserCertificateRecord | undefined {
+    const want = normalizeSerial(serial);
+    const r = (this.state.certificates ?? []).find((x) => x.serial === want);
+    if (!r || r.revokedAt || Date.parse(r.expiresAt) <= now.getTime()) return undefined;
+    return r;
+  }
+
   list(): ApiTokenInfo[] {
     return this.state.tokens.map(infoOf);
   }
@@ -133,10 +191,13 @@ export class CredentialStore {
       const draft = structuredClone(this.state);
       const now = new Date();
       const result = fn(draft, now);
-      draft.tokens = draft.tokens.filter((t) => {
+      const keep = (t: { expiresAt: string; revokedAt?: string }): boolean => {
         const end = Math.max(Date.parse(t.expiresAt), t.revokedAt ? Date.parse(t.revokedAt) : 0);
         return !(t.revokedAt || Date.parse(t.expiresAt) <= now.getTime()) || now.getTime() - end < FORGET_AFTER_MS;
-      });
+      };
+      draft.tokens = draft.tokens.filter(keep);
+      // A revoked certificate's record is kept until it expires (it must keep refusing it), then FORGET_AFTER_MS more.
+      if (draft.certificates) draft.certificates = draft.certificates.filter((c) => Date.parse(c.expiresAt) > now.getTime() || now.getTime() - Date.parse(c.expiresAt) < FORGET_AFTER_MS);
       await this.persist(draft);
       this.state = draft;
       return result;

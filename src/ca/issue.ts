@@ -25,7 +25,8 @@ export class CsrRejected extends MeshfedError {
   }
 }
 
-export type Profile = 'intermediate' | 'workload' | 'agent';
+/** user: a hub API client certificate (client-auth only; its groups are kept by the hub, not in the certificate). */
+export type Profile = 'intermediate' | 'workload' | 'agent' | 'user';
 
 const CLOCK_SKEW_MS = 5_000;
 const OID_SAN = '2.5.29.17';
@@ -165,9 +166,13 @@ export async function signCsr(ca: CaMaterial, req: SignRequest): Promise<Issued>
   const notAfter = new Date(Math.min(now.getTime() + req.ttlSeconds * 1000, issuerCert.notAfter.getTime()));
   const td = expected.trustDomain;
   const isCa = req.profile === 'intermediate';
+  const isUser = req.profile === 'user';
+  if (isUser !== (expected.kind === 'user')) throw new Error(`internal: profile ${req.profile} with expected ID ${req.expectedId}`);
   const ku = isCa
     ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature
-    : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement;
+    : isUser
+      ? x509.KeyUsageFlags.digitalSignature
+      : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement;
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(isCa, isCa ? 0 : undefined, true),
     new x509.KeyUsagesExtension(ku, true),
@@ -175,8 +180,10 @@ export async function signCsr(ca: CaMaterial, req: SignRequest): Promise<Issued>
     await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(issuerCert.publicKey),
   ];
-  if (!isCa) extensions.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]));
-  const cn = req.profile === 'intermediate' && 'cluster' in expected ? `meshfed intermediate ${expected.cluster}` : undefined;
+  // A user certificate authenticates a person to the hub API: client auth only, never a server.
+  if (isUser) extensions.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]));
+  else if (!isCa) extensions.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]));
+  const cn = req.profile === 'intermediate' && 'cluster' in expected ? `meshfed intermediate ${expected.cluster}` : expected.kind === 'user' ? `meshfed user ${expected.name}` : undefined;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: cn ? `O=${td}, CN=${cn}` : `O=${td}`,

@@ -29,6 +29,8 @@ export interface ApiTlsMaterial {
   key: string;
   /** What clients trust: the mesh roots, or the user's CA. */
   caPem: string;
+  /** What client certificates must chain to (the mesh roots), when not caPem (a user-supplied API certificate). */
+  clientCaPem?: string;
 }
 
 /** A user-supplied API certificate (--api-cert/--api-key); clients need its CA (--api-ca, or the system's). */
@@ -82,6 +84,7 @@ export class ApiCertificate {
       const c = await this.trust.issueApiCertificate(this.hosts);
       const caPem = this.trust.bundlePem();
       this.material = { cert: c.chainPem, key: c.keyPem, caPem };
+      // `ca` is also what user client certificates must chain to: rotation updates both.
       this.server?.setSecureContext({ cert: c.chainPem, key: c.keyPem, ca: caPem });
       if (this.timer) clearTimeout(this.timer);
       const at = renewalTime(c.notBefore, c.notAfter).getTime();

@@ -28,6 +28,10 @@
 //   POST   /api/v1alpha1/auth/tokens      body {user, groups?, scope?, ttl?}: a bearer token (its secret once)
 //   GET    /api/v1alpha1/auth/tokens      tokens (no secrets)
 //   DELETE /api/v1alpha1/auth/tokens/{id} revoke
+//   POST   /api/v1alpha1/auth/certificates   body {user, groups?, ttl?, csr}: a user client certificate {certificate, serial, expiresAt}
+//   GET    /api/v1alpha1/auth/certificates   issued user certificates (serial, user, groups, state)
+//   DELETE /api/v1alpha1/auth/certificates/{serial}   revoke
+//   GET    /api/v1alpha1/auth/whoami      the caller's principal and the mesh trust domain (any authenticated caller)
 //   GET    /api/v1alpha1/audit[?since=&until=&who=&kind=&namespace=&outcome=&limit=]   audit records, newest first
 //   GET    /api/v1alpha1/audit/verify     walks the hash chain; the first broken link by seq
 //   POST   /api/v1alpha1/auth/can-i       body {verb, kind, name?, namespace?, cluster?, actions?} or {list: true}: what the caller may do
@@ -51,6 +55,7 @@ import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
+import { createCertificateAnswer, listCertificatesAnswer, revokeCertificateAnswer } from './api-certificates.js';
 import { createTokenAnswer, listTokensAnswer, revokeTokenAnswer } from './api-tokens.js';
 import { explainAnswer, planAnswer } from './api-dry-run.js';
 import { checkCrossSite, type ApiTlsMaterial } from './api-security.js';
@@ -114,7 +119,14 @@ export function createHubHttpServer(store: Store, sessions: AgentSessions, trust
   };
   startEventLoopMonitor();
   const server: Server = applyServerTimeouts(
-    security.tls ? (createHttpsServer({ cert: security.tls.cert, key: security.tls.key, ca: security.tls.caPem }, handler) as unknown as Server) : createServer(handler),
+    // A client certificate is requested, not required: TLS verifies one against `ca` (the mesh's trust bundle) and
+    // the CertificateAuthenticator honours it only when verified; without one, the bearer token decides.
+    security.tls
+      ? (createHttpsServer(
+          { cert: security.tls.cert, key: security.tls.key, ca: security.tls.clientCaPem ?? security.tls.caPem, requestCert: true, rejectUnauthorized: false },
+          handler,
+        ) as unknown as Server)
+      : createServer(handler),
   );
   return { server, setPort: (port) => (ctx.port = port) };
 }
@@ -313,6 +325,10 @@ async function route(call: Call, url: URL): Promise<void> {
     return sendJson(res, 200, await verifyAnswer(ctx.auditLog));
   }
   if (resource === 'auth' && name === 'tokens') return tokensRoute(call, parts[4]);
+  if (resource === 'auth' && name === 'certificates') return certificatesRoute(call, parts[4]);
+  // Any authenticated principal may ask who it is (the credential id, never a secret), and the mesh's trust
+  // domain its certificate requests must name (auth cert create needs it without the right to read Trust).
+  if (resource === 'auth' && name === 'whoami' && req.method === 'GET') return sendJson(res, 200, { ...call.principal, trustDomain: trust.trustDomain() });
   // Any authenticated principal may ask what it itself may do.
   if (resource === 'auth' && name === 'can-i' && req.method === 'POST') return sendJson(res, 200, await canIAnswer(store, call.principal, parseJsonObject(await readBody(req))));
 
@@ -404,6 +420,27 @@ async function tokensRoute(call: Call, id: string | undefined): Promise<void> {
     const perm: Permission = { verb: 'delete', kind: 'Token', name: id };
     await allow(call, perm);
     return sendJson(res, 200, await audited(call, [perm], () => revokeTokenAnswer(ctx.credentials, call.principal, id)));
+  }
+  return methodNotAllowed(req, res, new URL(req.url ?? '/', 'http://hub'));
+}
+
+/** POST/GET auth/certificates, DELETE auth/certificates/{serial}. */
+async function certificatesRoute(call: Call, serial: string | undefined): Promise<void> {
+  const { ctx, req, res } = call;
+  if (!serial && req.method === 'POST') {
+    const body = parseJsonObject(await readBody(req));
+    const perm: Permission = { verb: 'create', kind: 'Certificate', name: typeof body.user === 'string' ? body.user : '' };
+    await allow(call, perm);
+    return sendJson(res, 201, await audited(call, [{ perm, body }], () => createCertificateAnswer(ctx.credentials, ctx.trust, call.principal, body)));
+  }
+  if (!serial && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Certificate' });
+    return sendJson(res, 200, listCertificatesAnswer(ctx.credentials));
+  }
+  if (serial && req.method === 'DELETE') {
+    const perm: Permission = { verb: 'delete', kind: 'Certificate', name: serial };
+    await allow(call, perm);
+    return sendJson(res, 200, await audited(call, [perm], () => revokeCertificateAnswer(ctx.credentials, call.principal, serial)));
   }
   return methodNotAllowed(req, res, new URL(req.url ?? '/', 'http://hub'));
 }

@@ -15,6 +15,7 @@ import { describeListenError, formatHostPort, type HostPort } from '../util/addr
 import { errorMessage, grpcCodeOf, MeshfedError } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { FailureLimiter, TokenAuthenticator } from '../auth/authn.js';
+import { CertificateAuthenticator, FirstOfAuthenticator } from '../auth/authn-cert.js';
 import { BuiltinAuthorizer } from '../auth/authorizer.js';
 import { RbacAuthorizer } from '../auth/rbac-authorizer.js';
 import { CredentialStore } from '../auth/credentials.js';
@@ -110,7 +111,8 @@ export class Hub {
     let apiCert: ApiCertificate | undefined;
     let tls: ApiTlsMaterial | undefined;
     const { store: credentials, created: firstStart } = await CredentialStore.open(opts.dataDir);
-    if (opts.apiCertificate) tls = { cert: opts.apiCertificate.certPem, key: opts.apiCertificate.keyPem, caPem: '' };
+    // User client certificates chain to the mesh roots (as at start; a root rotation is not followed with a user-supplied API certificate).
+    if (opts.apiCertificate) tls = { cert: opts.apiCertificate.certPem, key: opts.apiCertificate.keyPem, caPem: '', clientCaPem: trust.bundlePem() };
     else if (!opts.insecureApi) {
       apiCert = await ApiCertificate.issue(trust, hosts);
       tls = apiCert.tls;
@@ -118,7 +120,8 @@ export class Hub {
     // The superuser group first, then Roles and RoleBindings from the store.
     const rbac = new RbacAuthorizer(store);
     const api = createHubHttpServer(store, sessions, trust, secure, {
-      authenticator: new TokenAuthenticator(credentials),
+      // A verified user client certificate first, else the bearer token.
+      authenticator: new FirstOfAuthenticator(new CertificateAuthenticator(credentials, () => trust.trustDomain()), new TokenAuthenticator(credentials)),
       authorizer: new BuiltinAuthorizer(rbac),
       rbac,
       audit: opts.audit ?? auditLog,

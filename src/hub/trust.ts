@@ -42,6 +42,7 @@ import {
   signCsr,
   splitPem,
   uriSans,
+  userId,
   type CaMaterial,
   type Issued,
   type ServerCertificate,
@@ -258,6 +259,15 @@ export class HubTrust {
    */
   issueApiCertificate(hosts: string[], ttlMs = SERVER_CERT_TTL_MS): Promise<ServerCertificate> {
     return issueServerCertificate(this.meshCa(), { spiffeId: hubId(this.settings.trustDomain), hosts, ttlSeconds: ttlMs / 1000 });
+  }
+
+  /**
+   * A hub API client certificate for `user` from the user's CSR (its key stays
+   * with the user): client-auth only, its one URI SAN exactly the user's
+   * SPIFFE ID (else CsrRejected, a 400). Recording it is the caller's part.
+   */
+  issueUserCertificate(csrPem: string, user: string, ttlMs: number): Promise<Issued> {
+    return signCsr(this.meshCa(), { csrPem, profile: 'user', expectedId: userId(this.settings.trustDomain, user), ttlSeconds: ttlMs / 1000 });
   }
 
   private scheduleServerRenewal(): void {

@@ -12,6 +12,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { API_VERSION } from '../../src/api/index.js';
+import { createCsr, createRootCa, generateKeyPair, signCsr, userId } from '../../src/ca/index.js';
+import { apiFetch } from '../../src/cli/http.js';
 import { LocalFleet, clusterObject, type ClusterSpec } from '../../src/demo/fleet.js';
 import { freePort, meshfedBin } from '../../src/demo/processes.js';
 
@@ -38,6 +40,10 @@ const HUB_ROUTES: [string, string, string?][] = [
   ['POST', '/api/v1alpha1/auth/tokens', '{"user":"x"}'],
   ['GET', '/api/v1alpha1/auth/tokens'],
   ['DELETE', '/api/v1alpha1/auth/tokens/0123456789abcdef'],
+  ['POST', '/api/v1alpha1/auth/certificates', '{"user":"x"}'],
+  ['GET', '/api/v1alpha1/auth/certificates'],
+  ['DELETE', '/api/v1alpha1/auth/certificates/0123456789abcdef'],
+  ['GET', '/api/v1alpha1/auth/whoami'],
   ['GET', '/api/v1alpha1/nosuchthing'],
 ];
 
@@ -285,6 +291,71 @@ test('TLS: the API certificate chains to the mesh CA and names localhost and 127
     });
     assert.equal(status, 200, host);
   }
+});
+
+/** A request presenting a client certificate (and no token). */
+const withCert = (path: string, cert: string, key: string, init: { method?: string; body?: string } = {}): Promise<Response> =>
+  apiFetch(new URL(path, fleet.hubUrl), init, { ca: fleet.hubCa()!, cert, key });
+
+test('user client certificates: issued for a local key, authenticate as the user, refused when foreign or revoked', async () => {
+  const td = ((await (await fleet.hubFetch('/api/v1alpha1/trust')).json()) as { trustDomain: string }).trustDomain;
+  const key = await generateKeyPair();
+  const csr = await createCsr(key, { uris: [userId(td, 'bob')], ca: false });
+  const created = await fleet.hubFetch('/api/v1alpha1/auth/certificates', { method: 'POST', body: JSON.stringify({ user: 'bob', groups: ['dev'], ttl: '2h', csr }) });
+  assert.equal(created.status, 201, await created.clone().text());
+  const c = (await created.json()) as { certificate: string; serial: string; expiresAt: string };
+  assert.match(c.certificate, /BEGIN CERTIFICATE/);
+  assert.ok(Date.parse(c.expiresAt) > Date.now() + 3600_000);
+  // The certificate alone (no token) is user bob with group dev: whoami, and a write denied naming user:bob.
+  const who = await withCert('/api/v1alpha1/auth/whoami', c.certificate, key.privateKeyPem);
+  assert.equal(who.status, 200);
+  assert.deepEqual(await who.json(), { kind: 'user', name: 'bob', groups: ['dev'], via: 'certificate', credentialId: c.serial, trustDomain: td });
+  const before = await revision();
+  const write = await withCert('/api/v1alpha1/apply', c.certificate, key.privateKeyPem, { method: 'POST', body: JSON.stringify([clusterObject({ ...A, name: 'bobs' })]) });
+  assert.equal(write.status, 403);
+  assert.match(((await write.json()) as { error: string }).error, /user:bob may not create Cluster/);
+  assert.equal(await revision(), before);
+  // The issuance is audited like a token's.
+  const audit = (await (await fleet.hubFetch('/api/v1alpha1/audit?kind=Certificate')).json()) as { items: { verb: string; outcome: string; object: string }[] };
+  assert.ok(
+    audit.items.some((r) => r.verb === 'create' && r.outcome === 'allowed' && r.object === 'bob'),
+    JSON.stringify(audit.items),
+  );
+
+  // A CSR naming another user is refused (400), nothing issued.
+  const other = await createCsr(key, { uris: [userId(td, 'alice')], ca: false });
+  const refused = await fleet.hubFetch('/api/v1alpha1/auth/certificates', { method: 'POST', body: JSON.stringify({ user: 'bob', csr: other }) });
+  assert.equal(refused.status, 400);
+  assert.match(((await refused.json()) as { error: string }).error, /user\/alice is not the requester's identity/);
+
+  // The same user ID signed by another CA: 401.
+  const foreignCa = await createRootCa({ trustDomain: td, validityDays: 1 });
+  const foreign = await signCsr(foreignCa, { csrPem: csr, profile: 'user', expectedId: userId(td, 'bob'), ttlSeconds: 3600 });
+  assert.equal((await withCert('/api/v1alpha1/auth/whoami', foreign.chainPem, key.privateKeyPem)).status, 401);
+
+  // Revoked: the next request answers 401.
+  const revoked = await fleet.hubFetch(`/api/v1alpha1/auth/certificates/${c.serial}`, { method: 'DELETE' });
+  assert.equal(revoked.status, 200);
+  assert.equal((await withCert('/api/v1alpha1/auth/whoami', c.certificate, key.privateKeyPem)).status, 401);
+});
+
+test('the CLI: auth cert create writes a 0600 key and a certificate a context presents', async () => {
+  const env = { ...process.env, MESHFED_CONFIG: join(fleet.hubDataDir, 'admin.meshfed.yaml') };
+  const dir = join(fleet.dir, 'certs');
+  const created = spawnSync(process.execPath, [meshfedBin(), 'auth', 'cert', 'create', 'carol', '--group', 'dev', '--ttl', '1h', '--out-dir', dir], { encoding: 'utf8', env });
+  assert.equal(created.status, 0, created.stderr);
+  assert.equal(statSync(join(dir, 'carol.key')).mode & 0o777, 0o600);
+  assert.match(created.stdout, /set-context carol .*--cert .*carol\.crt --key .*carol\.key/);
+  const cfgEnv = { ...process.env, MESHFED_CONFIG: join(fleet.dir, 'carol.yaml') };
+  const set = spawnSync(
+    process.execPath,
+    [meshfedBin(), 'config', 'set-context', 'carol', '--hub', fleet.hubUrl, '--ca', join(fleet.hubDataDir, 'ca', 'bundle.pem'), '--cert', join(dir, 'carol.crt'), '--key', join(dir, 'carol.key')],
+    { encoding: 'utf8', env: cfgEnv },
+  );
+  assert.equal(set.status, 0, set.stderr);
+  const denied = spawnSync(process.execPath, [meshfedBin(), '--context', 'carol', 'get', 'clusters'], { encoding: 'utf8', env: cfgEnv });
+  assert.equal(denied.status, 6, denied.stderr);
+  assert.match(denied.stderr, /user:carol may not read Cluster/);
 });
 
 // Last: it locks this test's address out of failed attempts for a minute.

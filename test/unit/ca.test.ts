@@ -3,6 +3,7 @@
 // Certificates are checked with node:crypto and a real mutual TLS handshake.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import {
   signCsr,
   splitPem,
   verifyChain,
+  userId,
   workloadId,
   writeCredentials,
   type CaMaterial,
@@ -163,5 +165,38 @@ describe('credential files', () => {
     assert.equal(readFileSync(path.join(dir, 'key.pem'), 'utf8'), 'K2');
     assert.equal(readFileSync(path.join(dir, 'ca.pem'), 'utf8'), 'R2');
     assert.equal(statSync(path.join(dir, 'key.pem')).mode & 0o077, 0);
+  });
+});
+
+describe('user client certificates', () => {
+  it('user IDs round-trip; a bad user segment is not a mesh ID', () => {
+    assert.equal(userId('example.org', 'bob'), 'spiffe://example.org/user/bob');
+    assert.deepEqual(parseSpiffeId('spiffe://example.org/user/Bob.Smith'), { kind: 'user', trustDomain: 'example.org', name: 'Bob.Smith' });
+    assert.equal(parseSpiffeId('spiffe://example.org/user/bob/extra'), undefined);
+    assert.equal(parseSpiffeId('spiffe://example.org/user/-bob'), undefined);
+  });
+
+  it('the user profile: client-auth only, not a CA, exactly the expected user ID', async () => {
+    const root = await createRootCa({ trustDomain: 'example.org', validityDays: 1 });
+    const key = await generateKeyPair();
+    const issued = await signCsr(root, {
+      csrPem: await createCsr(key, { uris: [userId('example.org', 'bob')], ca: false }),
+      profile: 'user',
+      expectedId: userId('example.org', 'bob'),
+      ttlSeconds: 3600,
+    });
+    const c = new X509Certificate(issued.certPem);
+    assert.equal(c.ca, false);
+    assert.deepEqual(c.keyUsage, ['1.3.6.1.5.5.7.3.2']);
+    assert.equal(c.subjectAltName, 'URI:spiffe://example.org/user/bob');
+    assert.ok(c.verify(new X509Certificate(root.certPem).publicKey));
+    await assert.rejects(
+      signCsr(root, { csrPem: await createCsr(key, { uris: [userId('example.org', 'alice')], ca: false }), profile: 'user', expectedId: userId('example.org', 'bob'), ttlSeconds: 3600 }),
+      (e: Error) => e instanceof CsrRejected && /user\/alice is not the requester's identity spiffe:\/\/example\.org\/user\/bob/.test(e.message),
+    );
+    await assert.rejects(
+      signCsr(root, { csrPem: await createCsr(key, { uris: [userId('example.org', 'bob')], ca: true }), profile: 'user', expectedId: userId('example.org', 'bob'), ttlSeconds: 3600 }),
+      (e: Error) => e instanceof CsrRejected && /requests CA:TRUE/.test(e.message),
+    );
   });
 });

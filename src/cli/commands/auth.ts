@@ -8,6 +8,7 @@ import { collect, commaList, hubOption, outputOption } from '../flags.js';
 import { request } from '../http.js';
 import { parseFormat, print, table } from '../output.js';
 import type { CanIAnswer, CanIListAnswer } from '../../hub/api-auth.js';
+import { addAuthCertCommands } from './auth-cert.js';
 import { addAuthTokenCommands } from './auth-token.js';
 
 interface CanIFlags {
@@ -20,8 +21,9 @@ interface CanIFlags {
 }
 
 export function addAuthCommands(program: Command): void {
-  const auth = program.command('auth').description("the hub API's credentials (token) and what they may do (can-i)");
+  const auth = program.command('auth').description("the hub API's credentials (token, cert) and what they may do (can-i)");
   addAuthTokenCommands(auth);
+  addAuthCertCommands(auth);
   auth
     .command('can-i')
     .description('whether the current credential may do VERB on KIND [NAME] (exit 0 yes, 1 no), or with --list every rule it holds')
