@@ -9,7 +9,7 @@
 // anything else is a 500 {error: "internal error: ...", reason: "Internal"}.
 // Only GET /healthz is open; everything else answers 401 without a valid
 // credential (one uniform message) and 403 naming the permission missing.
-//   GET    /healthz                                          (no credential)
+//   GET    /healthz                                          (no credential) {ok, revision, version}
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
 //   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
@@ -67,6 +67,7 @@ import type { HubTrust } from './trust.js';
 import { findKind, parseAndValidateSliced } from '../registry.js';
 import { eventLoopDelay, startEventLoopMonitor } from '../util/event-loop.js';
 import { applyServerTimeouts, decodePathSegments, parseJsonObject, readBody, sendJson } from '../util/http-body.js';
+import { meshfedVersion } from '../util/version.js';
 
 const log = logger('hub.api');
 /** A watch stream's unsent bytes at most: a watcher that does not read is dropped past it (as the Kubernetes API server drops slow watchers). */
@@ -133,7 +134,7 @@ export function createHubHttpServer(store: Store, sessions: AgentSessions, trust
 
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://hub');
-  if (url.pathname === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true, revision: ctx.store.revision() });
+  if (url.pathname === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true, revision: ctx.store.revision(), version: meshfedVersion() });
   const address = req.socket.remoteAddress ?? '';
   const from = `${address}:${req.socket.remotePort ?? 0}`;
   const request = `${req.method} ${url.pathname}`;
