@@ -11,15 +11,46 @@ import { errorMessage, MeshfedError } from '../util/errors.js';
 // No defaults here: an unset --hub/--agent falls back to the env, then the
 // config context, then the built-in address (src/cli/http.ts target()).
 export function hubOption(): Option {
-  return new Option('--hub <url>', "hub API URL (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)");
+  return new Option('--hub <url|host:port>', "hub API URL, or HOST:PORT for https:// (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)");
 }
 
 export function agentOption(): Option {
-  return new Option('--agent <url>', "this cluster's agent API URL (default: env MESHFED_AGENT, the context's agent, http://127.0.0.1:15011)");
+  return new Option('--agent <url|host:port>', "this cluster's agent API URL, or HOST:PORT for http:// (default: env MESHFED_AGENT, the context's agent, http://127.0.0.1:15011)");
 }
 
-export function outputOption(): Option {
-  return new Option('-o, --output <format>', 'table, wide, json or yaml').default('table');
+/** The scheme assumed for an API address given as HOST:PORT: the hub API is HTTPS, an agent's is plain HTTP on loopback. */
+export const ASSUMED_SCHEME = { hub: 'https', agent: 'http' } as const;
+
+/**
+ * An API address as a URL string: an http(s) URL as given, or HOST:PORT (IPv6
+ * in brackets) with the scheme of ASSUMED_SCHEME. Anything else fails the
+ * command (exit 1) with one line naming where the address came from.
+ */
+export function apiUrlFlag(v: string, what: 'hub' | 'agent', source: string): string {
+  const value = v.trim();
+  const example = what === 'hub' ? 'https://hub.example:7400 or 127.0.0.1:7400' : 'http://127.0.0.1:15011 or 127.0.0.1:15011';
+  const bad = (why: string) => new MeshfedError('invalid', `${source}: "${v}" ${why} (e.g. ${example})`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    let u: URL;
+    try {
+      u = new URL(value);
+    } catch {
+      throw bad('is not a valid URL');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw bad(`has scheme ${u.protocol.slice(0, -1)}; use http or https`);
+    return value;
+  }
+  if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9.-]+):[0-9]{1,5}$/i.test(value)) throw bad('is neither a URL nor HOST:PORT');
+  try {
+    parseHostPort(value, source);
+  } catch (err) {
+    throw bad(errorMessage(err).replace(`${source}: `, ''));
+  }
+  return `${ASSUMED_SCHEME[what]}://${value}`;
+}
+
+export function outputOption(withName = false): Option {
+  return new Option('-o, --output <format>', withName ? 'table, wide, json, yaml or name (kind/name per line)' : 'table, wide, json or yaml').default('table');
 }
 
 /** Commander's reducer for a repeatable flag: every value, in order. */

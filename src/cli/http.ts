@@ -11,6 +11,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions }
 import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
 import { currentContext, pemOf } from './config.js';
+import { apiUrlFlag } from './flags.js';
 
 const DEFAULT_HUB = 'https://127.0.0.1:7400';
 const DEFAULT_AGENT = 'http://127.0.0.1:15011';
@@ -74,8 +75,19 @@ function headersOf(h: IncomingHttpHeaders): Headers {
   return out;
 }
 
-/** Where a CLI call goes and with what: the flag (or env) URL, else the context's; the context's CA and credential. */
-export function target(what: 'hub' | 'agent', base: string | undefined): { base: string; creds: ApiCredentials } {
+/**
+ * Where a CLI call goes and with what: the flag (or env) URL, else the
+ * context's; the context's CA and credential. Every address, wherever it came
+ * from, may be a URL or HOST:PORT (flags.ts apiUrlFlag).
+ */
+export function target(what: 'hub' | 'agent', given: string | undefined): { base: string; creds: ApiCredentials } {
+  const { base, creds } = rawTarget(what, given);
+  const env = what === 'hub' ? 'MESHFED_HUB' : 'MESHFED_AGENT';
+  const source = given !== undefined ? `--${what}` : process.env[env] !== undefined ? env : `the context's ${what}`;
+  return { base: apiUrlFlag(base, what, source), creds };
+}
+
+function rawTarget(what: 'hub' | 'agent', base: string | undefined): { base: string; creds: ApiCredentials } {
   const ctx = currentContext();
   const creds: ApiCredentials = {};
   if (what === 'hub') {

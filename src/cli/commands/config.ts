@@ -3,6 +3,7 @@
 // Secrets in it are never printed (view redacts them).
 import type { Command } from 'commander';
 import { MeshfedError } from '../../util/errors.js';
+import { apiUrlFlag } from '../flags.js';
 import { configPath, loadConfig, redacted, saveConfig, selectContext, type CliContext } from '../config.js';
 import { table } from '../output.js';
 import { stringify } from 'yaml';
@@ -50,12 +51,12 @@ export function addConfigCommands(program: Command): void {
   config
     .command('set-context <name>')
     .description('create or change a context (only the fields given change)')
-    .option('--hub <url>', 'hub API URL')
+    .option('--hub <url|host:port>', 'hub API URL (HOST:PORT means https://)')
     .option('--ca <file>', 'CA bundle file the hub API certificate chains to')
     .option('--token <token>', 'bearer token (visible in ps: prefer editing the file)')
     .option('--cert <file>', 'client certificate file')
     .option('--key <file>', 'client key file')
-    .option('--agent <url>', 'agent API URL')
+    .option('--agent <url|host:port>', 'agent API URL (HOST:PORT means http://)')
     .option('--agent-token <token>', 'agent API token')
     .action(async (name: string, o: SetContextFlags) => {
       const cfg = loadConfig();
@@ -64,6 +65,9 @@ export function addConfigCommands(program: Command): void {
         ctx = { name };
         cfg.contexts.push(ctx);
       }
+      // An address is stored as the URL it means, so a bad one fails here and not at the next call.
+      if (o.hub !== undefined) o.hub = apiUrlFlag(o.hub, 'hub', '--hub');
+      if (o.agent !== undefined) o.agent = apiUrlFlag(o.agent, 'agent', '--agent');
       for (const k of ['hub', 'ca', 'token', 'cert', 'key', 'agent', 'agentToken'] as const satisfies readonly (keyof CliContext)[]) if (o[k] !== undefined) ctx[k] = o[k];
       cfg['current-context'] ??= name;
       await saveConfig(cfg);

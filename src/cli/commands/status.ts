@@ -12,7 +12,7 @@ export function addStatusCommands(program: Command): void {
     .command('proxy-status')
     .description('every proxy connected to every agent, and its per-type sync state')
     .addOption(hubOption())
-    .option('--agent <url>', 'ask these agents directly instead of the hub (repeatable)', collect, [])
+    .option('--agent <url|host:port>', 'ask these agents directly instead of the hub (repeatable; HOST:PORT means http://)', collect, [])
     .addOption(outputOption())
     .action(printProxyStatus);
 }
