@@ -1,9 +1,12 @@
 // `meshfed get`: API objects, and the federated view (globalservices).
+// Several objects print as one `kind: List` (json, yaml), so `get -o yaml |
+// apply -f -` round-trips; `-o name` prints kind/name lines. -n is ignored for
+// cluster-scoped kinds (as kubectl does): it neither filters nor fails.
 import { type ApiObject, type KindDef } from '../api/index.js';
 import type { GlobalService } from '../federation/types.js';
 import { request } from './http.js';
 import { MeshfedError } from '../util/errors.js';
-import { age, parseFormat, print, table } from './output.js';
+import { age, listOf, parseFormat, print, table } from './output.js';
 import { findKind } from '../registry.js';
 
 interface GetOptions {
@@ -16,27 +19,30 @@ interface GetOptions {
 const GLOBAL = new Set(['globalservices', 'globalservice', 'gsvc']);
 
 export async function getCommand(kind: string, name: string | undefined, o: GetOptions): Promise<void> {
-  const format = parseFormat(o.output);
+  const format = parseFormat(o.output, true);
   if (GLOBAL.has(kind.toLowerCase())) return getGlobalServices(name, o, format);
   const def = findKind(kind);
   if (!def) {
     throw new MeshfedError('usage', `unknown kind "${kind}"; try clusters, meshes, services, workloads, globalservices`);
   }
   const qs = new URLSearchParams();
-  if (o.namespace) qs.set('namespace', o.namespace);
+  if (o.namespace && def.namespaced) qs.set('namespace', o.namespace);
   if (o.cluster) qs.set('cluster', o.cluster);
+  const names = (items: ApiObject[]) => items.map((x) => `${def.kind.toLowerCase()}/${x.metadata.name}\n`).join('');
   if (name) {
     if (def.namespaced && !o.namespace) throw new MeshfedError('usage', `${def.kind} is namespaced: pass -n NAMESPACE`);
     if (def.discovered && !o.cluster) throw new MeshfedError('usage', `${def.kind} belongs to a cluster: pass --cluster NAME`);
     const obj = await request<ApiObject>(o.hub, 'hub', 'GET', `api/v1alpha1/${def.plural}/${encodeURIComponent(name)}?${qs}`);
+    if (format === 'name') return void process.stdout.write(names([obj]));
     return print(obj, format, () => objectTable(def, [obj], format === 'wide'));
   }
   const list = await request<{ items: ApiObject[] }>(o.hub, 'hub', 'GET', `api/v1alpha1/${def.plural}?${qs}`);
+  if (format === 'name') return void process.stdout.write(names(list.items));
   if (list.items.length === 0 && format !== 'json' && format !== 'yaml') {
-    process.stderr.write(`no ${def.plural} found\n`);
+    process.stderr.write(`no ${def.plural} found${qs.has('namespace') ? ` in namespace ${o.namespace}` : ''}\n`);
     return;
   }
-  print({ items: list.items }, format, () => objectTable(def, list.items, format === 'wide'));
+  print(listOf(list.items), format, () => objectTable(def, list.items, format === 'wide'));
 }
 
 function objectTable(def: KindDef, items: ApiObject[], wide: boolean): string {
@@ -61,7 +67,8 @@ async function getGlobalServices(name: string | undefined, o: GetOptions, format
     items = items.filter((s) => s.name === name);
     if (items.length === 0) throw new MeshfedError('not-found', `no global service named ${name}${o.namespace ? ` in ${o.namespace}` : ''}`);
   }
-  print({ items }, format, () => {
+  if (format === 'name') return void process.stdout.write(items.map((s) => `globalservice/${s.hostnames[0]}\n`).join(''));
+  print(listOf(items), format, () => {
     const rows = items.map((s) => {
       const inGlobal = s.parts.filter((p) => p.inGlobal);
       const endpoints = inGlobal.reduce((n, p) => n + p.endpoints.filter((e) => e.health === 'HEALTHY').length, 0);

@@ -1,13 +1,24 @@
-// How the CLI prints: tables for people, JSON or YAML for machines.
+// How the CLI prints: tables for people, JSON or YAML for machines, and
+// kind/name lines for scripts. A list is one `kind: List` document (listOf).
 import { stringify } from 'yaml';
+import { API_VERSION } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 
-export type OutputFormat = 'table' | 'json' | 'yaml' | 'wide';
+export type OutputFormat = 'table' | 'json' | 'yaml' | 'wide' | 'name';
 
-export function parseFormat(v: string | undefined): OutputFormat {
+/** `-o`; `name` (kind/name per line) only where the command lists objects (`withName`). */
+export function parseFormat(v: string | undefined, withName = false): OutputFormat {
   const f = (v ?? 'table').toLowerCase();
-  if (f === 'table' || f === 'json' || f === 'yaml' || f === 'wide') return f;
-  throw new MeshfedError('usage', `-o: unknown output format "${v}" (table, wide, json, yaml)`);
+  if (f === 'table' || f === 'json' || f === 'yaml' || f === 'wide' || (withName && f === 'name')) return f;
+  throw new MeshfedError('usage', `-o: unknown output format "${v}" (table, wide, json, yaml${withName ? ', name' : ''})`);
+}
+
+/**
+ * Several objects as one document, as kubectl prints them: `kind: List` with
+ * `items`, which `meshfed apply -f` takes back (src/api/parse.ts flattens it).
+ */
+export function listOf<T>(items: T[]): { apiVersion: string; kind: 'List'; items: T[] } {
+  return { apiVersion: API_VERSION, kind: 'List', items };
 }
 
 export function table(headers: string[], rows: string[][]): string {

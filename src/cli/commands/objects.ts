@@ -1,5 +1,5 @@
 // API objects at the hub: `meshfed apply`, `plan`, `explain`, `get`, `delete`
-// and `crds`. Files given with -f are read and validated here, all of them
+// and `crds`. Files given with -f (a List is its items) are read and validated here, all of them
 // before anything is sent: one bad document anywhere and nothing is applied
 // (the InvalidInputError names file, document, object and field; exit 1).
 import type { Command } from 'commander';
@@ -91,16 +91,17 @@ export function addObjectCommands(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace')
     .option('--cluster <name>', 'cluster (discovered kinds)')
     .addOption(hubOption())
-    .addOption(outputOption())
+    .addOption(outputOption(true))
     .action(getCommand);
 
   program
     .command('delete')
-    .description('delete objects by kind and name, or those in files')
+    .description('delete objects by kind and name (or KIND/NAME, as get -o name prints), or those in files')
     .argument('[kind]')
     .argument('[name]')
-    .option('-n, --namespace <ns>', 'namespace')
-    .option('-f, --filename <file>', 'delete the objects in this file (repeatable)', collect, [])
+    .option('-n, --namespace <ns>', 'namespace (ignored for cluster-scoped kinds)')
+    .option('-f, --filename <file>', "delete the objects in this file, '-' for stdin (repeatable)", collect, [])
+    .option('--ignore-not-found', 'an object that does not exist is not an error (exit 0)')
     .addOption(hubOption())
     .action(deleteObjects);
 }
@@ -138,7 +139,7 @@ async function explain(o: ExplainFlags): Promise<void> {
   }
 }
 
-async function deleteObjects(kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string }): Promise<void> {
+async function deleteObjects(kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string; ignoreNotFound?: boolean }): Promise<void> {
   const { findKind } = await import('../../registry.js');
   const targets: DeleteTarget[] = [];
   if (o.filename.length > 0) {
@@ -149,16 +150,24 @@ async function deleteObjects(kind: string | undefined, name: string | undefined,
       targets.push(t);
     }
   } else {
-    if (!kind || !name) throw new MeshfedError('usage', 'delete needs KIND NAME or -f FILE');
+    if (kind?.includes('/') && name === undefined) [kind, name] = kind.split('/', 2) as [string, string];
+    if (!kind || !name) throw new MeshfedError('usage', 'delete needs KIND NAME, KIND/NAME or -f FILE');
     const def = findKind(kind);
     if (!def) throw new MeshfedError('usage', `unknown kind "${kind}"`);
     const t: DeleteTarget = { plural: def.plural, name };
-    if (o.namespace) t.namespace = o.namespace;
+    if (o.namespace && def.namespaced) t.namespace = o.namespace;
     targets.push(t);
   }
   for (const t of targets) {
     const qs = t.namespace ? `?namespace=${encodeURIComponent(t.namespace)}` : '';
-    const r = await request<Outcomes>(o.hub, 'hub', 'DELETE', `api/v1alpha1/${t.plural}/${encodeURIComponent(t.name)}${qs}`);
+    let r: Outcomes;
+    try {
+      r = await request<Outcomes>(o.hub, 'hub', 'DELETE', `api/v1alpha1/${t.plural}/${encodeURIComponent(t.name)}${qs}`);
+    } catch (err) {
+      // As kubectl: nothing printed for an object already gone.
+      if (o.ignoreNotFound && err instanceof MeshfedError && err.code === 'not-found') continue;
+      throw err;
+    }
     for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
   }
 }
