@@ -3,11 +3,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { freePort, meshfedBin } from '../../src/demo/processes.js';
+import { packageRoot } from '../../src/util/paths.js';
 
 let fleet: LocalFleet;
 
@@ -147,10 +148,126 @@ test('an unreachable hub is named, with exit code 3', async () => {
   assert.match(r.stderr, new RegExp(`cannot reach the hub at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
 });
 
-test('usage errors exit 2', async () => {
-  assert.equal((await meshfed(['get'])).code, 2);
-  assert.equal((await meshfed(['get', 'frobs'])).code, 2);
-  assert.equal((await meshfed(['get', 'clusters', '-o', 'xml'])).code, 2);
+test('usage errors exit 2 with one line: the error and the help of the command to read', async () => {
+  const cases: [string[], RegExp][] = [
+    [['get'], /^error: missing required argument 'kind' \(see meshfed get --help\)\n$/],
+    [['get', 'frobs'], /^error: unknown kind "frobs"; .* \(see meshfed get --help\)\n$/],
+    [['get', 'clusters', '-o', 'xml'], /^error: -o: unknown output format "xml" .* \(see meshfed get --help\)\n$/],
+    [['frob'], /^error: unknown command 'frob' \(see meshfed --help\)\n$/],
+    [['auth', 'token', 'create'], /^error: missing required argument 'user' \(see meshfed auth token create --help\)\n$/],
+    [['delete'], /^error: delete needs KIND NAME, KIND\/NAME or -f FILE \(see meshfed delete --help\)\n$/],
+    [['get', 'clusters', '--frob'], /^error: unknown option '--frob' \(see meshfed get --help\)\n$/],
+  ];
+  for (const [args, stderr] of cases) {
+    const r = await meshfed(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, stderr);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('version and --version: the client version from package.json, the hub version from its /healthz', async () => {
+  const { version } = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  let r = await meshfed(['--version']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, `${version}\n`);
+  r = await meshfed(['version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `client: ${version}\nhub:    ${version} (${fleet.hubUrl})\n`);
+  r = await meshfed(['version', '-o', 'json']);
+  assert.deepEqual(JSON.parse(r.stdout), { client: { version }, hub: { url: fleet.hubUrl, version } });
+  // No hub: the client version still, and why the hub's is missing.
+  const port = await freePort();
+  r = await meshfed(['version', '--hub', `127.0.0.1:${port}`]);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, `client: ${version}\nhub:    unavailable: cannot reach the hub at https://127.0.0.1:${port} (ECONNREFUSED)\n`);
+  r = await meshfed(['version', '--client', '--hub', `127.0.0.1:${port}`]);
+  assert.equal(r.stdout, `client: ${version}\n`);
+});
+
+test('an address is a URL or HOST:PORT (https:// assumed for the hub, http:// for the agent); anything else is one clear line', async () => {
+  const hub = new URL(fleet.hubUrl);
+  assert.equal(hub.protocol, 'https:');
+  let r = await meshfed(['get', 'clusters', '-o', 'name', '--hub', hub.host]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^cluster\/cluster1$/m);
+  r = await meshfed(['get', 'clusters', '-o', 'name'], { env: { MESHFED_HUB: hub.host } });
+  assert.equal(r.code, 0, r.stderr);
+  const agent = new URL(fleet.agent('cluster1').apiUrl);
+  assert.equal(agent.protocol, 'http:');
+  r = await meshfed(['status', '--agent', agent.host]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ready:\s+yes/);
+  r = await meshfed(['proxy-status', '--agent', agent.host, '-o', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const [flag, value, why] of [
+    ['--hub', 'hub.example', 'is neither a URL nor HOST:PORT'],
+    ['--hub', 'ftp://hub.example:21', 'has scheme ftp; use http or https'],
+    ['--hub', '127.0.0.1:99999', 'port 99999 is out of range'],
+    ['--agent', 'http://[::1', 'is not a valid URL'],
+  ] as const) {
+    r = await meshfed(flag === '--hub' ? ['get', 'clusters', flag, value] : ['status', flag, value]);
+    assert.equal(r.code, 1, `${flag} ${value}`);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+    assert.ok(r.stderr.startsWith(`error: ${flag}: "${value}" ${why} (e.g. `), r.stderr);
+  }
+});
+
+test('get of several objects is a kind: List that apply -f - takes back; -o name; -n does not confuse cluster-scoped kinds', async () => {
+  const two = await file('two.yaml', GOOD.replace('cluster9', 'cluster5') + '---\n' + GOOD.replace('cluster9', 'cluster6'));
+  assert.equal((await meshfed(['apply', '-f', two])).code, 0);
+  const yaml = await meshfed(['get', 'clusters', '-o', 'yaml']);
+  const list = parseYaml(yaml.stdout) as { apiVersion: string; kind: string; items: { kind: string; metadata: { name: string } }[] };
+  assert.equal(list.kind, 'List');
+  assert.equal(list.apiVersion, 'meshfed.io/v1alpha1');
+  const names = list.items.map((i) => i.metadata.name);
+  assert.ok(names.includes('cluster1') && names.includes('cluster5') && names.includes('cluster6'), names.join());
+  const json = JSON.parse((await meshfed(['get', 'clusters', '-o', 'json'])).stdout) as typeof list;
+  assert.deepEqual({ ...json, items: json.items.map((i) => i.metadata.name) }, { ...list, items: names });
+  assert.equal((await meshfed(['get', 'clusters', '-o', 'name'])).stdout, names.map((n) => `cluster/${n}\n`).join(''));
+
+  // The round trip: what get printed, applied back, recreates what was deleted and leaves the rest unchanged.
+  assert.equal((await meshfed(['delete', 'cluster', 'cluster6'])).code, 0);
+  let r = await meshfed(['apply', '-f', '-'], { input: yaml.stdout });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, names.map((n) => `Cluster ${n} ${n === 'cluster6' ? 'created' : 'unchanged'}\n`).join(''));
+
+  // A cluster-scoped kind under -n: the namespace is ignored, for a list, one object and a delete.
+  r = await meshfed(['get', 'clusters', '-n', 'tools', '-o', 'name']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, names.map((n) => `cluster/${n}\n`).join(''));
+  r = await meshfed(['get', 'cluster', 'cluster5', '-n', 'tools', '-o', 'name']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'cluster/cluster5\n');
+  // A namespaced kind still filters by it.
+  r = await meshfed(['get', 'workloads', '-n', 'no-such-namespace']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, 'no workloads found in namespace no-such-namespace\n');
+
+  // delete KIND/NAME (as -o name prints), -f FILE, and --ignore-not-found.
+  r = await meshfed(['delete', 'cluster/cluster5', '-n', 'tools']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Cluster cluster5 deleted\n');
+  r = await meshfed(['delete', 'cluster', 'cluster5']);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /Cluster "cluster5" not found/);
+  r = await meshfed(['delete', 'cluster', 'cluster5', '--ignore-not-found']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout + r.stderr, '');
+  r = await meshfed(['delete', '-f', two, '--ignore-not-found']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Cluster cluster6 deleted\n');
+  r = await meshfed(['delete', '-f', two]);
+  assert.equal(r.code, 4);
+});
+
+test('identity token --ttl takes a duration like every other duration flag', async () => {
+  let r = await meshfed(['identity', 'token', '-n', 'tools', '--service-account', 'echo', '--ttl', '1h']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^\S+\n$/);
+  r = await meshfed(['identity', 'token', '-n', 'tools', '--service-account', 'echo', '--ttl', '1 hour']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^error: --ttl: "1 hour" is not a duration \(e\.g\. 30m, 1h, 7d\) \(see meshfed identity token --help\)\n$/);
 });
 
 test('an agent for an unknown cluster, or with the wrong topology, is refused with the reason', async () => {
