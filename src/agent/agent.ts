@@ -32,9 +32,10 @@ import { ServerListeners } from './server-listeners.js';
 import { ViewState, type ViewSource } from './view-state.js';
 import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
+import { meshfedVersion } from '../util/version.js';
 
 const log = logger('agent');
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = meshfedVersion();
 
 export interface AgentOptions {
   cluster: string;

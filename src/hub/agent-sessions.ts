@@ -15,6 +15,7 @@ import { applyClusterDelta, replaceClusterReport } from './objects.js';
 import type { HubTrust } from './trust.js';
 import { ViewFeed, type ViewFeedStats, type ViewGroup, type ViewSubscriber } from './view-feed.js';
 import { validateObject } from '../registry.js';
+import { meshfedVersion } from '../util/version.js';
 
 /** What an agent reports of a workload certificate it issued (see IssuedRecord on the agent). */
 export interface WorkloadCertReport {
@@ -26,7 +27,7 @@ export interface WorkloadCertReport {
 }
 
 const log = logger('hub.agents');
-export const HUB_VERSION = '0.1.0';
+export const HUB_VERSION = meshfedVersion();
 
 export interface SessionInfo {
   cluster: string;

@@ -351,7 +351,7 @@ async function route(call: Call, url: URL): Promise<void> {
   };
   const readPerm = (n?: string): Permission => {
     const perm: Permission = { verb: 'read', kind: def.kind };
-    if (q.get('namespace')) perm.namespace = q.get('namespace')!;
+    if (q.get('namespace') && def.namespaced) perm.namespace = q.get('namespace')!;
     if (q.get('cluster')) perm.cluster = q.get('cluster')!;
     if (n) perm.name = n;
     return perm;
@@ -364,7 +364,8 @@ async function route(call: Call, url: URL): Promise<void> {
   if (req.method === 'GET' && !name) {
     await allow(call, readPerm());
     const filter: { kind: string; namespace?: string; cluster?: string } = { kind: def.kind };
-    if (q.get('namespace')) filter.namespace = q.get('namespace')!;
+    // A cluster-scoped kind has no namespace: ?namespace= does not filter it (as kubectl -n on nodes).
+    if (q.get('namespace') && def.namespaced) filter.namespace = q.get('namespace')!;
     if (q.get('cluster')) filter.cluster = q.get('cluster')!;
     const items = await store.list(filter);
     return sendJson(res, 200, { items: await withStatus(store, ctx.views, def.kind, items), revision: store.revision() });
