@@ -5,6 +5,7 @@
 // from the same numbers, so nothing big crosses a process boundary.
 import { API_VERSION, type ApiObject } from '../src/api/index.js';
 import { xdsClusterName } from '../src/xdsapi/index.js';
+import { prng } from '../src/util/prng.js';
 
 export interface Scale {
   clusters: number;
@@ -164,18 +165,6 @@ function serviceObject(svc: ServiceInfo, cluster: string): ApiObject {
 export function resourceNames(svc: ServiceInfo): { listener: string; route: string; cluster: string; endpoints: string } {
   const c = xdsClusterName(svc.host, svc.port);
   return { listener: svc.host, route: svc.host, cluster: c, endpoints: c };
-}
-
-/** Small deterministic PRNG (mulberry32): the same proxies subscribe to the same services in every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Service indexes proxy n subscribes to: every hot service, then distinct random others. */

@@ -19,6 +19,7 @@ import type { Store, StoreOp } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
 import { chainAfter, ChainWalker, GENESIS, type ChainAnchor, type ChainedAuditRecord, type ChainVerdict } from './chain.js';
 import { boundedRecord } from './record.js';
+import { SerialQueue } from '../util/serial.js';
 
 /** The store kinds of the log; internal: never registered, served or sent to agents. */
 export const AUDIT_RECORD_KIND = 'AuditRecord';
@@ -107,7 +108,7 @@ function isChained(v: unknown): v is ChainedAuditRecord {
 }
 
 export class AuditLog implements AuditSink {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   /** Retained records, oldest first, from `start` (entries before it are removed, compacted now and then). */
   private index: IndexEntry[] = [];
   private start = 0;
@@ -244,9 +245,7 @@ export class AuditLog implements AuditSink {
   // --- internals ---------------------------------------------------------------
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   /** The oldest retained records to remove so that `adding` more records of `addingBytes` fit every limit. */

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { hashSecret, secretMatches } from '../channel/join-token.js';
 import { writeFileDurable } from '../util/files.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
+import { SerialQueue } from '../util/serial.js';
 
 const PREFIX = 'mft1';
 const ID = /^[0-9a-f]{16}$/;
@@ -79,7 +80,7 @@ export const USER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.@:]*[A-Za-z0-9])?$/;
 
 export class CredentialStore {
   private state: CredentialState = { version: 1, tokens: [] };
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   private constructor(private readonly file: string) {}
 
@@ -202,9 +203,7 @@ export class CredentialStore {
       this.state = draft;
       return result;
     };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run(run);
   }
 }
 

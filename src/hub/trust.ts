@@ -60,6 +60,7 @@ import { checkJoinToken, csrRefusal, revokeClusterTokens, unknownClusterRefusal 
 import { activateNewRoot, addNewRoot, retireOldRoot, rotationRefusal, type RotationStep } from './root-rotation.js';
 import { prune, type IssuedRecord, type TrustState } from './trust-state.js';
 import { trustStatus, type TrustStatus } from './trust-status.js';
+import { SerialQueue } from '../util/serial.js';
 
 export type { ClusterTrust, IssuedRecord, RootPhase, RootRecord, RotationPhase, TokenRecord, TrustState } from './trust-state.js';
 export { expiryWarning, trustStatus, WARN_FRACTION, type CertStatus, type TrustStatus } from './trust-status.js';
@@ -103,7 +104,7 @@ export class HubTrust {
   private settings = { trustDomain: 'meshfed.local', intermediateTtlMs: 720 * 3_600_000 };
   private server!: ServerCertificate;
   private creds: ReloadableServerCredentials | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private readonly listeners: (() => void)[] = [];
   private serverTimer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
@@ -336,9 +337,7 @@ export class HubTrust {
       this.state = draft;
       return result;
     };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run(run);
   }
 
   // --- issuing

@@ -19,6 +19,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { API_VERSION } from '../../src/api/index.js';
 import { LocalFleet, type ClusterSpec } from '../../src/demo/fleet.js';
 import { KINDS } from '../../src/registry.js';
+import { prng } from '../../src/util/prng.js';
 
 const SEED = Number(process.env.MESHFED_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const HUB_CASES = 3000;
@@ -70,18 +71,7 @@ function send(base: string, method: string, path: string, body?: string | Buffer
 
 // ---------------------------------------------------------------- generator
 
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(SEED);
+const rand = prng(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 const chance = (p: number): boolean => rand() < p;
 
