@@ -9,6 +9,7 @@
 // while a valid certificate is in place.
 import { X509Certificate } from 'node:crypto';
 import { createCsr, generateKeyPair, renewalTime, writeCredentials } from '../ca/index.js';
+import { abortableSleep } from '../util/sleep.js';
 
 export interface SidecarOptions {
   agentUrl: string;
@@ -66,11 +67,7 @@ export async function runSidecar(o: SidecarOptions): Promise<void> {
   const pollMs = o.pollMs ?? 1000;
   let current: (Issued & { keyPem: string; issuedAt: string }) | undefined;
   let backoff = 500;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      o.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-    });
+  const sleep = (ms: number) => abortableSleep(ms, o.signal);
 
   const issue = async (): Promise<void> => {
     const who = await call<{ spiffeId: string }>(o, 'GET', 'v1/identity/whoami');
