@@ -5,17 +5,10 @@ import type { Command } from 'commander';
 import { collect, commaList, durationFlag, hubOption, outputOption } from '../flags.js';
 import { request } from '../http.js';
 import { age, parseFormat, print, table } from '../output.js';
+import type { ApiTokenRecord } from '../../auth/credentials.js';
 
-interface TokenInfo {
-  id: string;
-  user: string;
-  groups: string[];
-  scope?: string[];
-  createdAt: string;
-  expiresAt: string;
-  revokedAt?: string;
-  state?: string;
-}
+/** A token as the hub lists it: its record without the hash, and its state. */
+type TokenInfo = Omit<ApiTokenRecord, 'hash'> & { state?: string };
 
 /** `meshfed auth token ...`, under the `auth` group (commands/auth.ts). */
 export function addAuthTokenCommands(auth: Command): void {

@@ -8,15 +8,8 @@ import { configPath, loadConfig, redacted, saveConfig, selectContext, type CliCo
 import { table } from '../output.js';
 import { stringify } from 'yaml';
 
-interface SetContextFlags {
-  hub?: string;
-  ca?: string;
-  token?: string;
-  cert?: string;
-  key?: string;
-  agent?: string;
-  agentToken?: string;
-}
+/** The flags of set-context: every field of a context but its name. */
+type SetContextFlags = Omit<CliContext, 'name'>;
 
 export function addConfigCommands(program: Command): void {
   program.option('--context <name>', 'the config context to use (default: current-context of MESHFED_CONFIG or ~/.meshfed/config.yaml)');
