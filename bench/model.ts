@@ -137,8 +137,8 @@ export function clusterObjects(scale: Scale, only: Set<number>): Map<number, Api
     workloads.get(ep.cluster.index)!.push({
       apiVersion: API_VERSION,
       kind: 'Workload',
-      metadata: { name: ep.name, namespace: ep.service.namespace, cluster: ep.cluster.name },
-      spec: { service: ep.service.name, address: ep.address, ports: { grpc: WORKLOAD_PORT }, serviceAccount: 'default', zone: ep.zone, health: 'HEALTHY' },
+      metadata: { name: ep.name, namespace: ep.service.namespace },
+      spec: { cluster: ep.cluster.name, service: ep.service.name, address: ep.address, ports: { grpc: WORKLOAD_PORT }, serviceAccount: 'default', zone: ep.zone, health: 'HEALTHY' },
     });
   });
   // A part with no endpoint (fewer endpoints than parts) still exists as a Service.
@@ -156,8 +156,8 @@ function serviceObject(svc: ServiceInfo, cluster: string): ApiObject {
   return {
     apiVersion: API_VERSION,
     kind: 'Service',
-    metadata: { name: svc.name, namespace: svc.namespace, cluster },
-    spec: { ports: [{ name: 'grpc', port: svc.port, protocol: 'GRPC' }], exported: true },
+    metadata: { name: svc.name, namespace: svc.namespace },
+    spec: { cluster, ports: [{ name: 'grpc', port: svc.port, protocol: 'GRPC' }], exported: true },
   };
 }
 

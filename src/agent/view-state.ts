@@ -9,7 +9,7 @@
 // recompute, see flushTopology). This cluster's own objects are indexed from
 // local discovery, never from the hub's copy. Policies have their own marked
 // section at the end: the only place here that knows policy kinds.
-import { keyOf, meshSettings, parseKey, refOf, theMesh, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
+import { clusterOf, keyOf, meshSettings, parseKey, refOf, theMesh, type ApiObject, type Cluster, type Mesh, type Service, type Workload } from '../api/index.js';
 import type { DiscoveredState, DiscoveryDelta } from '../discovery/source.js';
 import { FederationIndex } from '../federation/incremental.js';
 import { globalKey } from '../federation/federate.js';
@@ -237,7 +237,7 @@ export class ViewState {
       this.topologyDirty = true;
       return;
     }
-    if (o.metadata.cluster === this.cluster) {
+    if (clusterOf(o) === this.cluster) {
       // The hub's copy of a local Service carries the age the hub gave it: use it
       // for the oldest-export rule so every agent sees the same ages.
       const mine = this.local.get(keyOf(refOf(o)));

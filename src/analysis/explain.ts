@@ -16,7 +16,7 @@ import { resolveServicePolicy } from '../policies/resolve.js';
 import { ENDPOINT_TYPE, ROUTE_TYPE } from '../xdsapi/index.js';
 import { TrafficPolicyPlugin } from '../policies/traffic/plugin.js';
 import { AccessPolicyPlugin } from '../policies/access/plugin.js';
-import { serviceMode, type SecuritySettings } from '../api/index.js';
+import { clusterOf, serviceMode, type SecuritySettings } from '../api/index.js';
 import { policySet } from '../registry.js';
 import { MeshfedError } from '../util/errors.js';
 
@@ -119,7 +119,7 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
   const { cluster, namespace, workload } = req.from;
   const me = view.clusters.find((c) => c.name === cluster);
   if (!me) throw new ExplainError('from', `no member cluster "${cluster}"`);
-  const w = objects.find((o) => o.kind === 'Workload' && o.metadata.cluster === cluster && o.metadata.namespace === namespace && o.metadata.name === workload) as Workload | undefined;
+  const w = objects.find((o) => o.kind === 'Workload' && clusterOf(o) === cluster && o.metadata.namespace === namespace && o.metadata.name === workload) as Workload | undefined;
   const sa = w?.spec.serviceAccount ?? req.from.serviceAccount;
   if (!sa) throw new ExplainError('from', `no Workload "${workload}" in ${cluster}/${namespace}: pass its service account (--service-account), which its identity names`);
   if (w && req.from.serviceAccount && req.from.serviceAccount !== w.spec.serviceAccount) {

@@ -1,5 +1,7 @@
-// Object metadata shared by every kind. Discovered kinds (Service, Workload) are
-// owned by one cluster, so `cluster` is part of their identity. Labels and
+// Object metadata shared by every kind: nothing a Kubernetes ObjectMeta cannot
+// hold, so every object can live in a Kubernetes API server. Discovered kinds
+// (Service, Workload) are owned by one cluster: their `spec.cluster` is part of
+// their identity (ObjectRef.cluster). Labels and
 // annotations obey Kubernetes' rules (metaErrors): keys are qualified names
 // (an optional DNS-subdomain prefix and a 63-character name), label values at
 // most 63 characters of the same alphabet, annotations at most 256 KiB in all
@@ -24,7 +26,6 @@ export const ObjectMeta = Type.Object(
   {
     name: Name,
     namespace: Type.Optional(Name),
-    cluster: Type.Optional(Type.String({ description: 'owning cluster (discovered kinds only)' })),
     labels: Type.Optional(Labels),
     annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
     // Set by the store; ignored on input.
@@ -107,10 +108,17 @@ export interface ObjectRef {
   cluster?: string;
 }
 
-export function refOf(o: { kind: string; metadata: { name: string; namespace?: string; cluster?: string } }): ObjectRef {
+/** The owning cluster of a discovered object (its spec.cluster), else undefined. */
+export function clusterOf(o: { spec?: unknown }): string | undefined {
+  const c = (o.spec as { cluster?: unknown } | undefined)?.cluster;
+  return typeof c === 'string' ? c : undefined;
+}
+
+export function refOf(o: { kind: string; metadata: { name: string; namespace?: string }; spec?: unknown }): ObjectRef {
   const r: ObjectRef = { kind: o.kind, name: o.metadata.name };
   if (o.metadata.namespace !== undefined) r.namespace = o.metadata.namespace;
-  if (o.metadata.cluster !== undefined) r.cluster = o.metadata.cluster;
+  const cluster = clusterOf(o);
+  if (cluster !== undefined) r.cluster = cluster;
   return r;
 }
 

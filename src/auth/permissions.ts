@@ -5,7 +5,7 @@
 // and the object itself (for selector-scoped rules). Pure.
 // Invariant: an update asks for the object before and after, so a principal
 // can neither write an action it lacks nor rewrite (or delete) one it lacks.
-import type { ApiObject } from '../api/index.js';
+import { clusterOf, type ApiObject } from '../api/index.js';
 import { canonicalVerb } from '../api/kinds/role.js';
 import { pluginOf } from '../registry.js';
 import type { Permission } from './types.js';
@@ -21,7 +21,7 @@ export function actionsOf(object: ApiObject): string[] {
 export function permissionFor(verb: string, object: ApiObject): Permission {
   const perm: Permission = { verb: canonicalVerb(verb), kind: object.kind, name: object.metadata.name, object };
   if (object.metadata.namespace !== undefined) perm.namespace = object.metadata.namespace;
-  const cluster = object.metadata.cluster ?? (object.kind === 'Cluster' ? object.metadata.name : undefined);
+  const cluster = clusterOf(object) ?? (object.kind === 'Cluster' ? object.metadata.name : undefined);
   if (cluster !== undefined) perm.cluster = cluster;
   const actions = actionsOf(object);
   if (actions.length) perm.actions = actions;

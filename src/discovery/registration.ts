@@ -252,8 +252,8 @@ export class RegistrationSource implements DiscoverySource {
       svc ??= {
         apiVersion: API_VERSION,
         kind: 'Service' as const,
-        metadata: { name: w.spec.service, namespace: w.metadata.namespace!, cluster: this.topo.cluster },
-        spec: { ports: [], exported: true },
+        metadata: { name: w.spec.service, namespace: w.metadata.namespace! },
+        spec: { cluster: this.topo.cluster, ports: [], exported: true },
       };
       if (!svc.spec.ports.some((p) => p.name === e.servicePort.name)) svc.spec.ports.push(e.servicePort);
     }
@@ -287,8 +287,9 @@ export class RegistrationSource implements DiscoverySource {
     const workload: Record<string, unknown> = {
       apiVersion: API_VERSION,
       kind: 'Workload',
-      metadata: { name, namespace: r.namespace, cluster: this.topo.cluster, ...(r.labels && Object.keys(r.labels).length ? { labels: r.labels } : {}) },
+      metadata: { name, namespace: r.namespace, ...(r.labels && Object.keys(r.labels).length ? { labels: r.labels } : {}) },
       spec: {
+        cluster: this.topo.cluster,
         service: r.service,
         address: ip,
         ports: { [portName]: port },

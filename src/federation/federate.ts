@@ -23,8 +23,8 @@ export function federate(input: FederationInput): FederatedView {
 
   const workloadsByPart = new Map<string, Workload[]>();
   for (const w of input.workloads) {
-    if (!w.metadata.cluster || !w.metadata.namespace) continue;
-    const key = partKey(w.metadata.cluster, w.metadata.namespace, w.spec.service);
+    if (!w.metadata.namespace) continue;
+    const key = partKey(w.spec.cluster, w.metadata.namespace, w.spec.service);
     const list = workloadsByPart.get(key);
     if (list) list.push(w);
     else workloadsByPart.set(key, [w]);
@@ -62,8 +62,8 @@ export function federateService(
 ): GlobalService | undefined {
   const parts: ServicePart[] = [];
   for (const s of definitions) {
-    const cluster = s.metadata.cluster;
-    const t = cluster ? topo.get(cluster) : undefined;
+    const cluster = s.spec.cluster;
+    const t = topo.get(cluster);
     if (!t) continue;
     const endpoints: Endpoint[] = [];
     for (const w of workloadsOf(t.name)) endpoints.push(endpointOf(w, t));

@@ -49,11 +49,11 @@ export class FederationIndex {
   }
 
   upsertService(s: Service): void {
-    if (!s.metadata.namespace || !s.metadata.cluster) return;
+    if (!s.metadata.namespace) return;
     const gk = globalKey(s.metadata.namespace, s.metadata.name);
     let byCluster = this.services.get(gk);
     if (!byCluster) this.services.set(gk, (byCluster = new Map()));
-    byCluster.set(s.metadata.cluster, s);
+    byCluster.set(s.spec.cluster, s);
     this.dirty.add(gk);
   }
 
@@ -68,10 +68,10 @@ export class FederationIndex {
 
   /** `key`: the workload's keyOf, when the caller has it (shared instead of built again). */
   upsertWorkload(w: Workload, key?: string): void {
-    if (!w.metadata.namespace || !w.metadata.cluster) return;
+    if (!w.metadata.namespace) return;
     const wk = key ?? keyOf(refOf(w));
     this.detachWorkload(wk);
-    const pk = partKey(w.metadata.cluster, w.metadata.namespace, w.spec.service);
+    const pk = partKey(w.spec.cluster, w.metadata.namespace, w.spec.service);
     let part = this.workloads.get(pk);
     if (!part) this.workloads.set(pk, (part = { key: pk, gk: globalKey(w.metadata.namespace, w.spec.service), list: new Map() }));
     part.list.set(wk, w);

@@ -5,7 +5,7 @@
 // The view itself is built and encoded once for all agents (view-feed.ts); a
 // session only queues shared bytes and writes them as its stream drains.
 import type * as grpc from '@grpc/grpc-js';
-import { keyOf, parseKey, refOf, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
+import { clusterOf, keyOf, parseKey, refOf, type ApiObject, type Cluster, type ObjectRef } from '../api/index.js';
 import { CsrRejected } from '../ca/index.js';
 import { REPORT_KINDS, type AgentMessage, type AgentStream, type Hello, type HubMessage, type Report } from '../channel/protocol.js';
 import type { Store } from '../store/store.js';
@@ -399,8 +399,8 @@ class AgentSession implements ViewSubscriber {
       if (!r.ok) throw new Error(`report object ${i} (${r.object ?? '?'}): ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
       const o = r.value;
       if (!REPORT_KINDS.has(o.kind)) throw new Error(`report object ${i}: agents may not report ${o.kind}`);
-      if (o.metadata.cluster !== this.cluster) {
-        throw new Error(`report object ${i}: ${o.kind} ${o.metadata.name} names cluster "${o.metadata.cluster}", not "${this.cluster}"`);
+      if (clusterOf(o) !== this.cluster) {
+        throw new Error(`report object ${i}: ${o.kind} ${o.metadata.name} names cluster "${clusterOf(o) ?? ''}", not "${this.cluster}"`);
       }
       const key = keyOf(refOf(o));
       if (seen.has(key)) throw new Error(`report object ${i}: ${key} is reported twice`);

@@ -37,7 +37,7 @@
 //   POST   /api/v1alpha1/auth/can-i       body {verb, kind, name?, namespace?, cluster?, actions?} or {list: true}: what the caller may do
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { ApiObject, ObjectRef } from '../api/index.js';
+import { clusterOf, type ApiObject, type ObjectRef } from '../api/index.js';
 import type { Authenticator, FailureLimiter } from '../auth/authn.js';
 import { UNAUTHENTICATED_MESSAGE } from '../auth/authn.js';
 import { describePermission, SUPERUSER_GROUP, type Authorizer } from '../auth/authorizer.js';
@@ -227,7 +227,8 @@ async function objectWrites(store: Store, objects: readonly ApiObject[]): Promis
   for (const o of objects) {
     const ref: ObjectRef = { kind: o.kind, name: o.metadata.name };
     if (o.metadata.namespace) ref.namespace = o.metadata.namespace;
-    if (o.metadata.cluster) ref.cluster = o.metadata.cluster;
+    const cluster = clusterOf(o);
+    if (cluster) ref.cluster = cluster;
     const previous = await store.get(ref);
     writes.push(previous ? { verb: 'update', object: o, previous } : { verb: 'create', object: o });
   }

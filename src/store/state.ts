@@ -1,9 +1,9 @@
 // The store's state in memory: every object by kind, and by kind + cluster for
-// objects with metadata.cluster (what one agent reported), at revision `rev`.
+// objects with spec.cluster (what one agent reported), at revision `rev`.
 // Invariants: stored objects are never mutated in place (a change replaces
 // them), so readers may hold them without copying; `rev` only moves when a
 // durable commit (or the replay of one) has been applied.
-import type { ApiObject } from '../api/meta.js';
+import { clusterOf, type ApiObject } from '../api/meta.js';
 import type { ListFilter } from './store.js';
 
 /** One object's new state under a key: the object, or null for deleted. */
@@ -43,7 +43,7 @@ export class StoreState {
       for (const entry of m) {
         const o = entry[1];
         if (filter.namespace !== undefined && o.metadata.namespace !== filter.namespace) continue;
-        if (filter.cluster !== undefined && o.metadata.cluster !== filter.cluster) continue;
+        if (filter.cluster !== undefined && clusterOf(o) !== filter.cluster) continue;
         yield entry;
       }
     }
@@ -71,7 +71,7 @@ export class StoreState {
     const m = this.byKind.get(c.kind);
     const prev = m?.get(key);
     // The cluster is part of the key, so a put never moves an object to another cluster.
-    const cluster = c.obj?.metadata.cluster ?? prev?.metadata.cluster;
+    const cluster = (c.obj ? clusterOf(c.obj) : undefined) ?? (prev ? clusterOf(prev) : undefined);
     const ck = cluster === undefined ? undefined : clusterIndexKey(c.kind, cluster);
     if (c.obj !== null) {
       if (m === undefined) this.byKind.set(c.kind, new Map([[key, c.obj]]));

@@ -98,7 +98,7 @@ test('malformed YAML, unknown kind and invalid field: exit 1, the problem named,
 });
 
 test('discovered kinds are read-only through the API', async () => {
-  const f = await file('svc.yaml', 'apiVersion: meshfed.io/v1alpha1\nkind: Service\nmetadata: {name: s, namespace: n, cluster: cluster1}\nspec: {ports: [{name: grpc, port: 1}]}\n');
+  const f = await file('svc.yaml', 'apiVersion: meshfed.io/v1alpha1\nkind: Service\nmetadata: {name: s, namespace: n}\nspec: {cluster: cluster1, ports: [{name: grpc, port: 1}]}\n');
   const r = await meshfed(['apply', '-f', f]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /Service objects are reported by agents and read-only/);

@@ -12,8 +12,8 @@ export function service(clusterName: string, name: string, namespace: string, po
   return {
     apiVersion: API_VERSION,
     kind: 'Service',
-    metadata: { name, namespace, cluster: clusterName, creationTimestamp: opts.since ?? '2024-01-01T00:00:00Z' },
-    spec: { ports, exported: opts.exported ?? true },
+    metadata: { name, namespace, creationTimestamp: opts.since ?? '2024-01-01T00:00:00Z' },
+    spec: { cluster: clusterName, ports, exported: opts.exported ?? true },
   };
 }
 
@@ -29,8 +29,8 @@ export function workload(
   const w: Workload = {
     apiVersion: API_VERSION,
     kind: 'Workload',
-    metadata: { name, namespace, cluster: clusterName, labels: opts.labels ?? {} },
-    spec: { service: svc, address, ports, serviceAccount: 'default', health: opts.health ?? 'HEALTHY' },
+    metadata: { name, namespace, labels: opts.labels ?? {} },
+    spec: { cluster: clusterName, service: svc, address, ports, serviceAccount: 'default', health: opts.health ?? 'HEALTHY' },
   };
   if (opts.zone) w.spec.zone = opts.zone;
   return w;

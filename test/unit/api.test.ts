@@ -101,19 +101,34 @@ test('a Workload needs an IP address and a cluster', () => {
     apiVersion: 'meshfed.io/v1alpha1',
     kind: 'Workload',
     metadata: { name: 'w', namespace: 'ns' },
-    spec: { service: 'svc', address: 'host.example', ports: { grpc: 80 } },
+    spec: { service: 'svc', address: '10.0.0.1', ports: { grpc: 80 } },
   });
   assert.equal(r.ok, false);
   if (r.ok) return;
-  assert.deepEqual(r.errors.map((e) => e.path).sort(), ['/metadata/cluster', '/spec/address']);
+  assert.deepEqual(
+    r.errors.map((e) => e.path),
+    ['/spec/cluster'],
+  );
+  const bad = WorkloadKind.check({
+    apiVersion: 'meshfed.io/v1alpha1',
+    kind: 'Workload',
+    metadata: { name: 'w', namespace: 'ns' },
+    spec: { cluster: 'c', service: 'svc', address: 'host.example', ports: { grpc: 80 } },
+  });
+  assert.equal(bad.ok, false);
+  if (!bad.ok)
+    assert.deepEqual(
+      bad.errors.map((e) => e.path),
+      ['/spec/address'],
+    );
 });
 
 test('namespaced kinds require a namespace', () => {
   const r = WorkloadKind.check({
     apiVersion: 'meshfed.io/v1alpha1',
     kind: 'Workload',
-    metadata: { name: 'w', cluster: 'c' },
-    spec: { service: 'svc', address: '10.0.0.1', ports: { grpc: 80 } },
+    metadata: { name: 'w' },
+    spec: { cluster: 'c', service: 'svc', address: '10.0.0.1', ports: { grpc: 80 } },
   });
   assert.equal(r.ok, false);
   if (!r.ok) assert.match(r.errors[0]!.message, /namespace is required/);

@@ -16,8 +16,8 @@ function svc(cluster: string, port = 50051, since = '2026-01-01T00:00:00Z', expo
   return {
     apiVersion: V,
     kind: 'Service',
-    metadata: { name, namespace: 'sample', cluster, creationTimestamp: since },
-    spec: { ports: [{ name: 'grpc', port, protocol: 'GRPC' }], exported },
+    metadata: { name, namespace: 'sample', creationTimestamp: since },
+    spec: { cluster, ports: [{ name: 'grpc', port, protocol: 'GRPC' }], exported },
   };
 }
 
@@ -25,8 +25,8 @@ function wl(cluster: string, name: string, address: string, extra: Partial<Workl
   return {
     apiVersion: V,
     kind: 'Workload',
-    metadata: { name, namespace: 'sample', cluster, labels },
-    spec: { service: 'helloworld', address, ports: { grpc: 50051 }, serviceAccount: 'helloworld', health: 'HEALTHY', ...extra },
+    metadata: { name, namespace: 'sample', labels },
+    spec: { cluster, service: 'helloworld', address, ports: { grpc: 50051 }, serviceAccount: 'helloworld', health: 'HEALTHY', ...extra },
   };
 }
 

@@ -25,8 +25,8 @@ function workload(i: number, annotation = ''): ApiObject {
   return {
     apiVersion: 'meshfed.io/v1alpha1',
     kind: 'Workload',
-    metadata: { name: `w-${i}`, namespace: 'ns', cluster: 'c2', ...(annotation ? { annotations: { note: annotation } } : {}) },
-    spec: { service: 'svc', address: `10.1.${i >> 8}.${i & 255}`, ports: { grpc: 8080 } },
+    metadata: { name: `w-${i}`, namespace: 'ns', ...(annotation ? { annotations: { note: annotation } } : {}) },
+    spec: { cluster: 'c2', service: 'svc', address: `10.1.${i >> 8}.${i & 255}`, ports: { grpc: 8080 } },
   };
 }
 

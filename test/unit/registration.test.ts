@@ -37,7 +37,7 @@ test('register derives the workload and its service, persists before resolving, 
   try {
     const r = await s.register({ ...base, name: 'hw-1' });
     assert.equal(r.outcome, 'created');
-    assert.equal(r.workload.metadata.cluster, 'cluster1');
+    assert.equal(r.workload.spec.cluster, 'cluster1');
     assert.equal(r.workload.spec.zone, 'z1');
     const last = states.at(-1)!;
     assert.deepEqual(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { FileStore, type FileStoreOptions, type StoreLogger } from '../../src/store/file-store.js';
 import { isRevisionCompacted, RevisionCompactedError, type WatchEvent } from '../../src/store/store.js';
 import { MeshfedError } from '../../src/util/errors.js';
-import type { ApiObject } from '../../src/api/meta.js';
+import { clusterOf, type ApiObject } from '../../src/api/meta.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'meshfed-store-'));
@@ -41,8 +41,8 @@ function service(name: string, clusterName: string, namespace: string): ApiObjec
   return {
     apiVersion: 'meshfed.io/v1alpha1',
     kind: 'Service',
-    metadata: { name, namespace, cluster: clusterName },
-    spec: { ports: [{ port: 80 }] },
+    metadata: { name, namespace },
+    spec: { cluster: clusterName, ports: [{ port: 80 }] },
   };
 }
 
@@ -639,7 +639,7 @@ test('list filters by kind, namespace and cluster, sorted by key', async () => {
         { type: 'put', object: cluster('west') },
         { type: 'put', object: cluster('east') },
       ]);
-      const names = (objs: ApiObject[]) => objs.map((o) => `${o.kind}/${o.metadata.cluster ?? ''}/${o.metadata.name}`);
+      const names = (objs: ApiObject[]) => objs.map((o) => `${o.kind}/${clusterOf(o) ?? ''}/${o.metadata.name}`);
       assert.deepEqual(names(await s.list()), ['Cluster//east', 'Cluster//west', 'Service/east/db', 'Service/east/web', 'Service/west/api']);
       assert.deepEqual(names(await s.list({ kind: 'Cluster' })), ['Cluster//east', 'Cluster//west']);
       assert.deepEqual(names(await s.list({ kind: 'Service', namespace: 'shop' })), ['Service/east/web', 'Service/west/api']);

@@ -28,8 +28,8 @@ function workload(i: number, namespace = 'ns', padding = 0): ApiObject {
   return {
     apiVersion: 'meshfed.io/v1alpha1',
     kind: 'Workload',
-    metadata: { name: `w-${i}`, namespace, cluster: 'c1', ...(padding ? { annotations: { pad: 'x'.repeat(padding) } } : {}) },
-    spec: { service: 'svc', address: `10.0.${i >> 8}.${i & 255}`, ports: { grpc: 8080 } },
+    metadata: { name: `w-${i}`, namespace, ...(padding ? { annotations: { pad: 'x'.repeat(padding) } } : {}) },
+    spec: { cluster: 'c1', service: 'svc', address: `10.0.${i >> 8}.${i & 255}`, ports: { grpc: 8080 } },
   };
 }
 

@@ -1,8 +1,13 @@
 // Service (discovered): one cluster's definition of a service, reported by its agent.
+// spec.cluster names the owning cluster and is part of the object's identity.
 // Services with the same namespace/name in several clusters federate into one
 // global service (see src/federation).
 import { Type, type Static } from '@sinclair/typebox';
-import { defineKind } from '../kind.js';
+import { defineKind, type FieldError } from '../kind.js';
+import { DNS_LABEL } from '../meta.js';
+
+/** The owning cluster of a discovered object: part of its identity (refOf). */
+export const OwningCluster = Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: 63, description: 'the cluster that reported this object' });
 
 export const ServicePort = Type.Object(
   {
@@ -16,6 +21,7 @@ export type ServicePort = Static<typeof ServicePort>;
 
 export const ServiceSpec = Type.Object(
   {
+    cluster: OwningCluster,
     ports: Type.Array(ServicePort, { minItems: 1 }),
     exported: Type.Boolean({ default: true, description: 'false keeps the service local to its cluster' }),
   },
@@ -32,13 +38,12 @@ export const ServiceKind = defineKind({
   spec: ServiceSpec,
   status: Type.Object({ endpoints: Type.Optional(Type.Integer()) }),
   columns: [
-    { header: 'CLUSTER', value: (o) => o.metadata.cluster ?? '' },
+    { header: 'CLUSTER', value: (o) => o.spec.cluster },
     { header: 'PORTS', value: (o) => o.spec.ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).join(',') },
     { header: 'EXPORTED', value: (o) => String(o.spec.exported) },
   ],
   validateObject: (o) => {
-    const errs = [];
-    if (!o.metadata.cluster) errs.push({ path: '/metadata/cluster', message: 'a discovered Service names its cluster' });
+    const errs: FieldError[] = [];
     const names = new Set<string>();
     o.spec.ports.forEach((p, i) => {
       if (names.has(p.name)) errs.push({ path: `/spec/ports/${i}/name`, message: `duplicate port name "${p.name}"` });

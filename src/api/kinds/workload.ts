@@ -1,13 +1,16 @@
 // Workload (discovered): one instance (pod or VM process) serving a service in one cluster.
+// spec.cluster names the owning cluster and is part of the object's identity.
 import { Type, type Static } from '@sinclair/typebox';
 import { isIP } from 'node:net';
 import { defineKind, type FieldError } from '../kind.js';
+import { OwningCluster } from './service.js';
 
 export const Health = Type.Union([Type.Literal('HEALTHY'), Type.Literal('UNHEALTHY'), Type.Literal('DRAINING')], { default: 'HEALTHY' });
 export type Health = Static<typeof Health>;
 
 export const WorkloadSpec = Type.Object(
   {
+    cluster: OwningCluster,
     service: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'name of the Service (same namespace and cluster)' }),
     address: Type.String({ minLength: 1, description: 'IP address (gRPC xDS endpoints must be IPs)' }),
     ports: Type.Record(Type.String(), Type.Integer({ minimum: 1, maximum: 65535 }), { description: 'service port name -> workload port' }),
@@ -28,7 +31,7 @@ export const WorkloadKind = defineKind({
   spec: WorkloadSpec,
   status: Type.Object({}),
   columns: [
-    { header: 'CLUSTER', value: (o) => o.metadata.cluster ?? '' },
+    { header: 'CLUSTER', value: (o) => o.spec.cluster },
     { header: 'SERVICE', value: (o) => o.spec.service },
     { header: 'ADDRESS', value: (o) => `${o.spec.address}:${Object.values(o.spec.ports).join(',')}` },
     { header: 'ZONE', value: (o) => o.spec.zone ?? '' },
@@ -43,7 +46,6 @@ export const WorkloadKind = defineKind({
   ],
   validateObject: (o) => {
     const errs: FieldError[] = [];
-    if (!o.metadata.cluster) errs.push({ path: '/metadata/cluster', message: 'a discovered Workload names its cluster' });
     if (isIP(o.spec.address) === 0) errs.push({ path: '/spec/address', message: `"${o.spec.address}" is not an IP address` });
     if (Object.keys(o.spec.ports).length === 0) errs.push({ path: '/spec/ports', message: 'at least one port is required' });
     return errs;

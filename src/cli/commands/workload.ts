@@ -4,7 +4,7 @@
 // (--agent), never to the hub.
 import { Option, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { ApiObject } from '../../api/index.js';
+import { clusterOf, type ApiObject } from '../../api/index.js';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
 import { agentOption, collect, durationFlag, integer, outputOption } from '../flags.js';
 import { request, target } from '../http.js';
@@ -157,7 +157,7 @@ async function register(o: RegisterFlags): Promise<void> {
     text: JSON.stringify(body),
     contentType: 'application/json',
   });
-  print(r, format, () => `workload ${r.workload.metadata.namespace}/${r.workload.metadata.name} ${r.outcome} in cluster ${r.workload.metadata.cluster}\n`);
+  print(r, format, () => `workload ${r.workload.metadata.namespace}/${r.workload.metadata.name} ${r.outcome} in cluster ${clusterOf(r.workload) ?? ''}\n`);
 }
 
 async function bootstrap(o: BootstrapFlags): Promise<void> {

@@ -6,7 +6,7 @@ import type { ServerTarget } from '../../policies/plugin.js';
 
 /** The target for `w` listening on workload port `port` (g: its global service, for labels and port numbers). */
 export function listenerTarget(w: Workload, port: number, g: GlobalService | undefined, mode: MtlsMode): ServerTarget {
-  const cluster = w.metadata.cluster ?? '';
+  const cluster = w.spec.cluster;
   const part = g?.parts.find((p) => p.cluster === cluster);
   const names = Object.entries(w.spec.ports)
     .filter(([, p]) => p === port)
