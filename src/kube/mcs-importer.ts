@@ -232,8 +232,8 @@ export class McsImporter {
     const selector = ownedSelector(this.opts.cluster);
     const [namespaces, exportsListed, importsListed, slicesListed] = await Promise.all([
       this.rest.list(PATHS.namespaces),
-      this.rest.list(PATHS.serviceExports),
-      this.rest.list(PATHS.serviceImports, selector),
+      this.rest.list(PATHS.serviceExports).catch(crdHint('serviceexports')),
+      this.rest.list(PATHS.serviceImports, selector).catch(crdHint('serviceimports')),
       this.rest.list(PATHS.endpointSlices, selector),
     ]);
     const serviceExports: LocalServiceExport[] = exportsListed.map((o) => {
@@ -365,6 +365,14 @@ export class McsImporter {
       return false;
     }
   }
+}
+
+/** A 404 on an MCS list means the cluster lacks the CRD: say which and where it comes from. */
+function crdHint(plural: string): (err: unknown) => never {
+  return (err) => {
+    if (isNotFound(err)) throw new MeshfedError('not-found', `${errorMessage(err)} (is the CRD ${plural}.multicluster.x-k8s.io of the MCS API, kubernetes-sigs/mcs-api, installed in this cluster?)`);
+    throw err;
+  };
 }
 
 function byKey(items: KubeListed[]): Map<string, KubeListed> {
