@@ -33,6 +33,8 @@ import { ViewState, type ViewSource } from './view-state.js';
 import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
 import { meshfedVersion } from '../util/version.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { McsImporter, type McsImportStatus } from '../kube/mcs-importer.js';
 
 const log = logger('agent');
 export const AGENT_VERSION = meshfedVersion();
@@ -58,6 +60,8 @@ export interface AgentOptions {
   joinToken?: string;
   /** Plaintext hub channel without a client certificate (a hub with --insecure-channel). */
   insecureChannel?: boolean;
+  /** MCS consumer side: write ServiceImports, EndpointSlices and ServiceExport status into this Kubernetes cluster. */
+  mcsImport?: { kubeConfig: KubeConfig };
 }
 
 export interface AgentStatus {
@@ -76,6 +80,8 @@ export interface AgentStatus {
   trust: AgentTrustStatus;
   /** process.memoryUsage(), MB. */
   memory: Record<string, number>;
+  /** The MCS importer (with AgentOptions.mcsImport). */
+  mcsImport?: McsImportStatus;
 }
 
 export class Agent implements AgentApi {
@@ -94,6 +100,8 @@ export class Agent implements AgentApi {
   private lastProxyReport = '';
   xdsAddress: HostPort;
   apiAddress: HostPort;
+  /** Writes the MCS objects of what this cluster imports (AgentOptions.mcsImport). */
+  private readonly mcsImport: McsImporter | undefined;
 
   constructor(readonly opts: AgentOptions) {
     this.xdsAddress = opts.xds;
@@ -113,8 +121,20 @@ export class Agent implements AgentApi {
     });
     this.compiler = new Compiler(opts.cluster, this.state, this.ads, {
       translated: () => this.serverListeners.translated(),
-      settled: () => this.serverListeners.settled(),
+      settled: () => {
+        this.serverListeners.settled();
+        this.mcsImport?.update();
+      },
     });
+    if (opts.mcsImport) {
+      // The view only once the compiler has served a complete one: an agent that has not loaded its view must not empty the cluster.
+      this.mcsImport = new McsImporter({
+        kubeConfig: opts.mcsImport.kubeConfig,
+        cluster: opts.cluster,
+        view: () => (this.compiler.ready ? this.state.fed.view() : undefined),
+        ...(opts.importNamespaces?.length ? { importNamespaces: opts.importNamespaces } : {}),
+      });
+    }
     const trustOpts: ConstructorParameters<typeof AgentTrust>[0] = { cluster: opts.cluster, dataDir: opts.dataDir, hubAddress: opts.hub, insecureChannel: opts.insecureChannel === true };
     if (opts.joinToken) trustOpts.joinToken = opts.joinToken;
     this.trust = new AgentTrust(trustOpts);
@@ -168,6 +188,7 @@ export class Agent implements AgentApi {
     });
     this.apiAddress = { host: this.opts.api.host, port: (this.http.address() as { port: number }).port };
     this.compiler.recompute();
+    this.mcsImport?.start();
     if (plan === 'join') {
       void this.trust.joinLoop().then((ok) => {
         if (ok) this.hub.start();
@@ -186,6 +207,7 @@ export class Agent implements AgentApi {
 
   async stop(): Promise<void> {
     if (this.proxyTimer) clearInterval(this.proxyTimer);
+    await this.mcsImport?.stop();
     this.trust.stop();
     this.serverListeners.stop();
     this.hub.stop();
@@ -244,6 +266,7 @@ export class Agent implements AgentApi {
       trust: this.trust.status(),
       memory: memoryMB(),
     };
+    if (this.mcsImport) s.mcsImport = this.mcsImport.status();
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
     if (!s.ready) s.notReadyReason = this.compiler.notReadyReason;
