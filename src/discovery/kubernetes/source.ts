@@ -212,7 +212,7 @@ export class KubernetesSource implements DiscoverySource {
   /** Every cache is complete: map every service once, then publish; from now on only dirty services. */
   private firstSync(): void {
     if (!this.onChange || this.publishing) return;
-    for (const inf of this.services) for (const s of inf.list()) this.dirty.add(nsName(s));
+    for (const inf of this.services) for (const s of inf.list()) if (this.discovered(s.metadata?.namespace ?? '')) this.dirty.add(nsName(s));
     this.publishing = true;
     this.flush();
     log.info('Kubernetes discovery synced', this.status().counts);
@@ -342,12 +342,15 @@ export class KubernetesSource implements DiscoverySource {
 
   // ---- health and status ----
 
+  /** Logs what changed: losing or regaining the API server once, each distinct refusal once. */
   private healthChanged(): void {
     const s = this.connection();
-    const msg = s.lastError ?? '';
-    if (msg && msg !== this.lastLoggedError) log.warn(`Kubernetes API: ${msg}`, { connected: s.connected, since: s.since });
-    else if (!msg && this.lastLoggedError) log.info('Kubernetes API reachable again');
-    this.lastLoggedError = msg;
+    const state = s.connected ? (s.lastError ?? '') : 'unreachable';
+    if (state === this.lastLoggedError) return;
+    if (!s.connected) log.warn(`Kubernetes API server unreachable; serving the last state: ${s.lastError ?? ''}`, { since: s.since });
+    else if (s.lastError) log.warn(`Kubernetes API: ${s.lastError}`);
+    else if (this.lastLoggedError) log.info('Kubernetes API: every informer is healthy again');
+    this.lastLoggedError = state;
   }
 
   private connection(): { connected: boolean; since?: string; lastError?: string; forbidden: KubernetesSourceStatus['forbidden'] } {
