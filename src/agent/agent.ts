@@ -17,6 +17,9 @@
 import type { Server } from 'node:http';
 import { meshSettings } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
+import { KubernetesSource, type KubernetesSourceStatus } from '../discovery/kubernetes/source.js';
+import { loadKubeConfig } from '../kube/config.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import type { FederatedView } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
@@ -35,6 +38,10 @@ import { AgentTrust, type AgentTrustStatus } from './trust.js';
 import { meshfedVersion } from '../util/version.js';
 
 const log = logger('agent');
+
+function isEmpty(s: { services: unknown[]; workloads: unknown[] }): boolean {
+  return s.services.length === 0 && s.workloads.length === 0;
+}
 export const AGENT_VERSION = meshfedVersion();
 
 export interface AgentOptions {
@@ -58,6 +65,8 @@ export interface AgentOptions {
   joinToken?: string;
   /** Plaintext hub channel without a client certificate (a hub with --insecure-channel). */
   insecureChannel?: boolean;
+  /** Kubernetes discovery (beside registration): kubeconfig file and context (default: in-cluster, KUBECONFIG, ~/.kube/config), namespaces (default all but kube-system, kube-public, kube-node-lease). */
+  kubernetes?: { kubeconfig?: string; context?: string; namespaces?: string[]; syncTimeoutMs?: number };
 }
 
 export interface AgentStatus {
@@ -76,10 +85,16 @@ export interface AgentStatus {
   trust: AgentTrustStatus;
   /** process.memoryUsage(), MB. */
   memory: Record<string, number>;
+  /** Discovery sources: registrations, and the Kubernetes source when enabled. */
+  discovery: { registration: { workloads: number }; kubernetes?: KubernetesSourceStatus };
 }
 
 export class Agent implements AgentApi {
   readonly registrations: RegistrationSource;
+  /** The Kubernetes source, when AgentOptions.kubernetes is set. */
+  readonly kubernetes: KubernetesSource | undefined;
+  /** The Kubernetes client configuration (for the other parts that talk to the cluster, e.g. the MCS writer). */
+  readonly kubeConfig: KubeConfig | undefined;
   private readonly sources: DiscoverySource[];
   private readonly state: ViewState;
   private readonly compiler: Compiler;
@@ -100,6 +115,17 @@ export class Agent implements AgentApi {
     this.apiAddress = opts.api;
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
+    if (opts.kubernetes) {
+      const k = opts.kubernetes;
+      this.kubeConfig = loadKubeConfig({ ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}) });
+      this.kubernetes = new KubernetesSource({
+        cluster: opts.cluster,
+        kubeConfig: this.kubeConfig,
+        ...(k.namespaces?.length ? { namespaces: k.namespaces } : {}),
+        ...(k.syncTimeoutMs !== undefined ? { syncTimeoutMs: k.syncTimeoutMs } : {}),
+      });
+      this.sources.push(this.kubernetes);
+    }
     this.state = new ViewState(opts.cluster, {
       accessChanged: () => this.serverListeners.accessChanged(),
       securityChanged: () => this.serverListeners.securityChanged(),
@@ -155,7 +181,9 @@ export class Agent implements AgentApi {
     if (plan instanceof Error) throw plan;
     await this.state.open(this.opts.dataDir);
     this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.state.meshObject()));
-    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
+    // A source's delta is exact only while no other source holds objects (a Service both define
+    // must not be deleted by one of them); otherwise the merged state is diffed.
+    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.every((o) => o === s || isEmpty(o.current())) ? delta : undefined));
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
@@ -243,7 +271,9 @@ export class Agent implements AgentApi {
       recompute: this.compiler.recomputeStats,
       trust: this.trust.status(),
       memory: memoryMB(),
+      discovery: { registration: { workloads: this.registrations.current().workloads.length } },
     };
+    if (this.kubernetes) s.discovery.kubernetes = this.kubernetes.status();
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
     if (!s.ready) s.notReadyReason = this.compiler.notReadyReason;
