@@ -105,7 +105,8 @@ class Recorder {
 }
 
 describe('export rules (pure)', () => {
-  const rule = (annotations: Record<string, string>, serviceExport = false, namespaceAnnotations?: Record<string, string>) => exportRules({ namespace: 'shop', name: 'cart', annotations, serviceExport, namespaceAnnotations });
+  const rule = (annotations: Record<string, string>, serviceExport = false, namespaceAnnotations?: Record<string, string>) =>
+    exportRules({ namespace: 'shop', name: 'cart', annotations, serviceExport, namespaceAnnotations });
   it('exports with a ServiceExport, meshfed.io/export, both Cilium global annotations, or the namespace default; meshfed.io/export "false" wins', () => {
     assert.equal(rule({}).exported, false, 'local unless exported');
     assert.equal(rule({}, true).exported, true);
@@ -148,7 +149,10 @@ describe('export rules (pure)', () => {
     assert.equal(protocolOf({ name: 'db' }), 'TCP');
   });
   it('kubeError: a 403 names the permission and where to grant it', () => {
-    const e = kubeError({ code: 403, body: JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'pods is forbidden: ...' }) }, { verb: 'list', group: '', resource: 'pods', namespace: 'shop' });
+    const e = kubeError(
+      { code: 403, body: JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'pods is forbidden: ...' }) },
+      { verb: 'list', group: '', resource: 'pods', namespace: 'shop' },
+    );
     assert.equal(e.code, 'forbidden');
     assert.match(e.message, /cannot list pods in API group "" in namespace "shop".*grant "list" on "pods" \(apiGroups: \[""\]\) in the agent's ClusterRole/);
   });
@@ -243,7 +247,9 @@ describe('KubernetesSource over the stand-in', () => {
     const p = source.status().problems.items.find((x) => x.object.name === 'bad')!;
     assert.deepEqual([p.object.kind, p.object.namespace, p.field, p.value], ['Service', 'shop', 'metadata.annotations[service.cilium.io/affinity]', 'sideways']);
     const events = async () => {
-      const r = (await (await fetch(`${url}/api/v1/namespaces/shop/events`)).json()) as { items: { involvedObject: { kind: string; name: string; uid?: string }; reason: string; type: string; message: string }[] };
+      const r = (await (await fetch(`${url}/api/v1/namespaces/shop/events`)).json()) as {
+        items: { involvedObject: { kind: string; name: string; uid?: string }; reason: string; type: string; message: string }[];
+      };
       return r.items.filter((e) => e.involvedObject.name === 'bad');
     };
     const first = await until('event', () => source.status().problems.events.written >= 1);
@@ -256,7 +262,10 @@ describe('KubernetesSource over the stand-in', () => {
     assert.ok(evs[0]!.involvedObject.uid, 'the Event points at the object by uid');
     assert.match(evs[0]!.message, /sideways/);
     // the same problem again (the Service changes otherwise): no second Event
-    await apply(url, { ...svc('shop', 'bad', { 'service.cilium.io/affinity': 'sideways' }), metadata: { name: 'bad', namespace: 'shop', labels: { x: 'y' }, annotations: { 'service.cilium.io/affinity': 'sideways' } } });
+    await apply(url, {
+      ...svc('shop', 'bad', { 'service.cilium.io/affinity': 'sideways' }),
+      metadata: { name: 'bad', namespace: 'shop', labels: { x: 'y' }, annotations: { 'service.cilium.io/affinity': 'sideways' } },
+    });
     await until('label seen', () => rec.service('shop', 'bad')?.metadata.labels?.['x'] === 'y');
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await events()).length, 1);

@@ -115,18 +115,40 @@ export class KubernetesSource implements DiscoverySource {
     for (const ns of scopes) {
       const scoped = ns ? { namespace: ns } : {};
       this.services.push(
-        new Informer(kc, { group: '', version: 'v1', resource: 'services', ...scoped, list: (p: Page) => list(ns ? this.core.listNamespacedService({ namespace: ns, ...p }) : this.core.listServiceForAllNamespaces(p)) }, (t, o) => this.onService(o), iopts),
+        new Informer(
+          kc,
+          {
+            group: '',
+            version: 'v1',
+            resource: 'services',
+            ...scoped,
+            list: (p: Page) => list(ns ? this.core.listNamespacedService({ namespace: ns, ...p }) : this.core.listServiceForAllNamespaces(p)),
+          },
+          (_t, o) => this.onService(o),
+          iopts,
+        ),
       );
       this.slices.push(
         new Informer(
           kc,
-          { group: 'discovery.k8s.io', version: 'v1', resource: 'endpointslices', ...scoped, list: (p: Page) => list(ns ? disc.listNamespacedEndpointSlice({ namespace: ns, ...p }) : disc.listEndpointSliceForAllNamespaces(p)) },
+          {
+            group: 'discovery.k8s.io',
+            version: 'v1',
+            resource: 'endpointslices',
+            ...scoped,
+            list: (p: Page) => list(ns ? disc.listNamespacedEndpointSlice({ namespace: ns, ...p }) : disc.listEndpointSliceForAllNamespaces(p)),
+          },
           (t, o) => this.onSlice(t, o),
           iopts,
         ),
       );
       this.pods.push(
-        new Informer(kc, { group: '', version: 'v1', resource: 'pods', ...scoped, list: (p: Page) => list(ns ? this.core.listNamespacedPod({ namespace: ns, ...p }) : this.core.listPodForAllNamespaces(p)) }, (t, o) => this.onPod(o), iopts),
+        new Informer(
+          kc,
+          { group: '', version: 'v1', resource: 'pods', ...scoped, list: (p: Page) => list(ns ? this.core.listNamespacedPod({ namespace: ns, ...p }) : this.core.listPodForAllNamespaces(p)) },
+          (_t, o) => this.onPod(o),
+          iopts,
+        ),
       );
       const mcs = { group: 'multicluster.x-k8s.io', version: 'v1alpha1', plural: 'serviceexports' };
       this.exports.push(
@@ -140,13 +162,13 @@ export class KubernetesSource implements DiscoverySource {
             optional: true,
             list: (p: Page) => list(ns ? custom.listNamespacedCustomObject({ ...mcs, namespace: ns, ...p }) : custom.listClusterCustomObject({ ...mcs, ...p })),
           },
-          (t, o) => this.mark(nsName(o)),
+          (_t, o) => this.mark(nsName(o)),
           iopts,
         ),
       );
     }
-    this.nodes = new Informer(kc, { group: '', version: 'v1', resource: 'nodes', list: (p: Page) => list(this.core.listNode(p)) }, (t, o) => this.onNode(o), iopts);
-    this.namespaceInformer = new Informer(kc, { group: '', version: 'v1', resource: 'namespaces', list: (p: Page) => list(this.core.listNamespace(p)) }, (t, o) => this.onNamespace(o), iopts);
+    this.nodes = new Informer(kc, { group: '', version: 'v1', resource: 'nodes', list: (p: Page) => list(this.core.listNode(p)) }, (_t, o) => this.onNode(o), iopts);
+    this.namespaceInformer = new Informer(kc, { group: '', version: 'v1', resource: 'namespaces', list: (p: Page) => list(this.core.listNamespace(p)) }, (_t, o) => this.onNamespace(o), iopts);
     this.all.push(...this.services, ...this.slices, ...this.pods, ...this.exports, this.nodes, this.namespaceInformer);
     const uid = (kind: string, ns: string | undefined, name: string): string | undefined => {
       const find = (inf: Informer<KubeObject>[]): string | undefined => {
@@ -201,7 +223,9 @@ export class KubernetesSource implements DiscoverySource {
     const r = await Promise.race([synced, timeout]);
     clearTimeout(timer);
     if (r === 'timeout') {
-      const waiting = this.all.filter((i) => !i.health().synced).map((i) => `${i.spec.resource}${i.spec.namespace ? ` in ${i.spec.namespace}` : ''}: ${i.health().lastError?.message ?? 'no answer yet'}`);
+      const waiting = this.all
+        .filter((i) => !i.health().synced)
+        .map((i) => `${i.spec.resource}${i.spec.namespace ? ` in ${i.spec.namespace}` : ''}: ${i.health().lastError?.message ?? 'no answer yet'}`);
       log.warn('Kubernetes discovery has not synced; nothing is published until it has', { waiting });
       void synced.then(() => this.firstSync());
       return;

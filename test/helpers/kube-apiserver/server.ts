@@ -252,11 +252,31 @@ export class KubeApiServer {
   private authorize(method: string, q: URLSearchParams, type: ResourceType, namespace: string | undefined, collection: boolean): void {
     if (this.forbid.length === 0) return;
     const watch = q.get('watch') === '1' || q.get('watch') === 'true';
-    const verb = method === 'GET' ? (watch ? 'watch' : collection ? 'list' : 'get') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : collection ? 'deletecollection' : 'delete';
+    const verb =
+      method === 'GET'
+        ? watch
+          ? 'watch'
+          : collection
+            ? 'list'
+            : 'get'
+        : method === 'POST'
+          ? 'create'
+          : method === 'PUT'
+            ? 'update'
+            : method === 'PATCH'
+              ? 'patch'
+              : collection
+                ? 'deletecollection'
+                : 'delete';
     if (!this.forbid.some((r) => r.verb === verb && r.resource === type.plural && (r.namespace === undefined || r.namespace === namespace))) return;
     const user = this.opts.user ?? 'system:serviceaccount:meshfed:meshfed-agent';
     const scope = namespace === undefined ? 'at the cluster scope' : `in the namespace "${namespace}"`;
-    throw new ApiError(403, 'Forbidden', `${type.plural}${type.group ? `.${type.group}` : ''} is forbidden: User "${user}" cannot ${verb} resource "${type.plural}" in API group "${type.group}" ${scope}`, { group: type.group, kind: type.plural });
+    throw new ApiError(
+      403,
+      'Forbidden',
+      `${type.plural}${type.group ? `.${type.group}` : ''} is forbidden: User "${user}" cannot ${verb} resource "${type.plural}" in API group "${type.group}" ${scope}`,
+      { group: type.group, kind: type.plural },
+    );
   }
 
   private matcher(q: URLSearchParams): (o: JsonObject) => boolean {
