@@ -17,6 +17,8 @@
 import type { Server } from 'node:http';
 import { meshSettings } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
+import { KubernetesSource, type KubernetesSourceStatus } from '../discovery/kubernetes/source.js';
+import { loadKubeConfig } from '../kube/config.js';
 import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import type { FederatedView } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
@@ -37,6 +39,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { McsImporter, type McsImportStatus } from '../kube/mcs-importer.js';
 
 const log = logger('agent');
+
+function isEmpty(s: { services: unknown[]; workloads: unknown[] }): boolean {
+  return s.services.length === 0 && s.workloads.length === 0;
+}
 export const AGENT_VERSION = meshfedVersion();
 
 export interface AgentOptions {
@@ -62,6 +68,8 @@ export interface AgentOptions {
   insecureChannel?: boolean;
   /** MCS consumer side: write ServiceImports, EndpointSlices and ServiceExport status into this Kubernetes cluster. */
   mcsImport?: { kubeConfig: KubeConfig };
+  /** Kubernetes discovery (beside registration): kubeconfig file and context (default: in-cluster, KUBECONFIG, ~/.kube/config), namespaces (default all but kube-system, kube-public, kube-node-lease). */
+  kubernetes?: { kubeconfig?: string; context?: string; namespaces?: string[]; syncTimeoutMs?: number; /** false: write no ServiceImports (default true). */ mcsImport?: boolean };
 }
 
 export interface AgentStatus {
@@ -82,10 +90,16 @@ export interface AgentStatus {
   memory: Record<string, number>;
   /** The MCS importer (with AgentOptions.mcsImport). */
   mcsImport?: McsImportStatus;
+  /** Discovery sources: registrations, and the Kubernetes source when enabled. */
+  discovery: { registration: { workloads: number }; kubernetes?: KubernetesSourceStatus };
 }
 
 export class Agent implements AgentApi {
   readonly registrations: RegistrationSource;
+  /** The Kubernetes source, when AgentOptions.kubernetes is set. */
+  readonly kubernetes: KubernetesSource | undefined;
+  /** The Kubernetes client configuration (for the other parts that talk to the cluster, e.g. the MCS writer). */
+  readonly kubeConfig: KubeConfig | undefined;
   private readonly sources: DiscoverySource[];
   private readonly state: ViewState;
   private readonly compiler: Compiler;
@@ -108,6 +122,17 @@ export class Agent implements AgentApi {
     this.apiAddress = opts.api;
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
+    if (opts.kubernetes) {
+      const k = opts.kubernetes;
+      this.kubeConfig = loadKubeConfig({ ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}) });
+      this.kubernetes = new KubernetesSource({
+        cluster: opts.cluster,
+        kubeConfig: this.kubeConfig,
+        ...(k.namespaces?.length ? { namespaces: k.namespaces } : {}),
+        ...(k.syncTimeoutMs !== undefined ? { syncTimeoutMs: k.syncTimeoutMs } : {}),
+      });
+      this.sources.push(this.kubernetes);
+    }
     this.state = new ViewState(opts.cluster, {
       accessChanged: () => this.serverListeners.accessChanged(),
       securityChanged: () => this.serverListeners.securityChanged(),
@@ -126,10 +151,12 @@ export class Agent implements AgentApi {
         this.mcsImport?.update();
       },
     });
-    if (opts.mcsImport) {
+    // In Kubernetes mode the MCS consumer side is on by default, through the source's KubeConfig.
+    const mcsKubeConfig = opts.mcsImport?.kubeConfig ?? (opts.kubernetes?.mcsImport !== false ? this.kubeConfig : undefined);
+    if (mcsKubeConfig) {
       // The view only once the compiler has served a complete one: an agent that has not loaded its view must not empty the cluster.
       this.mcsImport = new McsImporter({
-        kubeConfig: opts.mcsImport.kubeConfig,
+        kubeConfig: mcsKubeConfig,
         cluster: opts.cluster,
         view: () => (this.compiler.ready ? this.state.fed.view() : undefined),
         ...(opts.importNamespaces?.length ? { importNamespaces: opts.importNamespaces } : {}),
@@ -175,7 +202,9 @@ export class Agent implements AgentApi {
     if (plan instanceof Error) throw plan;
     await this.state.open(this.opts.dataDir);
     this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.state.meshObject()));
-    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.length === 1 ? delta : undefined));
+    // A source's delta is exact only while no other source holds objects (a Service both define
+    // must not be deleted by one of them); otherwise the merged state is diffed.
+    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.every((o) => o === s || isEmpty(o.current())) ? delta : undefined));
     this.onLocalChange();
     const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
       throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
@@ -265,8 +294,10 @@ export class Agent implements AgentApi {
       recompute: this.compiler.recomputeStats,
       trust: this.trust.status(),
       memory: memoryMB(),
+      discovery: { registration: { workloads: this.registrations.current().workloads.length } },
     };
     if (this.mcsImport) s.mcsImport = this.mcsImport.status();
+    if (this.kubernetes) s.discovery.kubernetes = this.kubernetes.status();
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
     if (!s.ready) s.notReadyReason = this.compiler.notReadyReason;

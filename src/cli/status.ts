@@ -19,6 +19,7 @@ export async function printAgentStatus(o: { agent: string; output: string }): Pr
       ...trustLines(s),
     ];
     for (const c of s.federation.conflicts) lines.push(`conflict:    ${c}`);
+    lines.push(...kubernetesLines(s));
     return lines.join('\n') + '\n';
   });
 }
@@ -96,5 +97,19 @@ function trustLines(s: AgentStatus): string[] {
   } else lines.push('intermediate: none yet');
   if (t.intermediateError) lines.push(`intermediate error: ${t.intermediateError}`);
   if (t.lastError) lines.push(`trust error: ${t.lastError}`);
+  return lines;
+}
+
+/** The Kubernetes source's lines: sync, connection (since when), refused permissions, problems. */
+function kubernetesLines(s: AgentStatus): string[] {
+  const k = s.discovery?.kubernetes;
+  if (!k) return [];
+  const conn = k.connected ? 'connected' : `DISCONNECTED since ${k.since ?? '?'} (serving the last state)${k.lastError ? `: ${k.lastError}` : ''}`;
+  const lines = [
+    `kubernetes:  ${k.server} (context ${k.context || '-'}); ${k.synced ? 'synced' : 'NOT SYNCED'}; ${conn}; ${k.counts.services} services (${k.counts.exported} exported), ${k.counts.workloads} workloads`,
+  ];
+  for (const f of k.forbidden) lines.push(`forbidden:   ${f.message}`);
+  for (const p of k.problems.items) lines.push(`problem:     ${p.message}`);
+  if (k.problems.total > k.problems.items.length) lines.push(`problem:     ... ${k.problems.total - k.problems.items.length} more`);
   return lines;
 }

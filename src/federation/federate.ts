@@ -78,6 +78,8 @@ export function federateService(
       endpoints,
     };
     if (s.metadata.labels && Object.keys(s.metadata.labels).length > 0) part.labels = s.metadata.labels;
+    if (s.spec.shared === false) part.shared = false;
+    if (s.spec.affinity) part.affinity = s.spec.affinity;
     parts.push(part);
   }
   if (parts.length === 0) return undefined;

@@ -32,6 +32,10 @@ export interface ServicePart {
   exported: boolean;
   /** Whether this part's endpoints are in the global service (false when not exported or in conflict). */
   inGlobal: boolean;
+  /** false: the part is in the global service for its own cluster's clients only (Service spec.shared). */
+  shared?: false;
+  /** The Service's failover affinity in this cluster (spec.affinity): the default for this cluster's clients. */
+  affinity?: 'local' | 'remote' | 'none';
   /** When the part's definition is first seen by the hub (oldest export wins a conflict). */
   since: string;
   /** The Service's labels in this cluster (policies select services by them); unset when none. */

@@ -181,6 +181,29 @@ describe('FailoverPolicy', () => {
       [0, 1, 2],
     );
   });
+  it("no FailoverPolicy: the Service's own affinity in the client's cluster (Cilium's service.cilium.io/affinity) sets the priorities; a FailoverPolicy wins", () => {
+    // cluster1's part carries affinity remote, the others none: only cluster1's clients are affected
+    const withAffinity = (affinity: 'local' | 'remote' | 'none', cluster = 'cluster1') => ({
+      ...hw,
+      parts: hw.parts.map((p) => (p.cluster === cluster ? { ...p, affinity } : p)),
+    });
+    const cla = (s: typeof hw, from: string, objects: ApiObject[] = []) => {
+      const c = view.clusters.find((x) => x.name === from)!;
+      const res = translateService(s, { cluster: from, locality: { region: c.region, zones: c.zones }, policies: policySet(objects) }).resources;
+      const m = res.find((r) => r.typeUrl === ENDPOINT_TYPE && r.name === 'outbound|8080||helloworld.sample')!.message;
+      return Object.fromEntries((m.endpoints as { locality: { sub_zone: string; zone: string }; priority?: number }[]).map((l) => [`${l.locality.sub_zone}/${l.locality.zone}`, l.priority ?? 0]));
+    };
+    const remote = cla(withAffinity('remote'), 'cluster1');
+    assert.equal(remote['cluster1/us-east1-a'], 1, 'own cluster last');
+    assert.equal(remote['cluster2/us-west1-a'], 0);
+    const local = cla(withAffinity('local'), 'cluster1');
+    assert.equal(local['cluster1/us-east1-a'], 0);
+    assert.equal(local['cluster2/us-west1-a'], 1);
+    assert.deepEqual(new Set(Object.values(cla(withAffinity('local'), 'cluster2'))), new Set([0]), "another cluster's affinity does not apply to cluster2's clients");
+    assert.deepEqual(new Set(Object.values(cla(hw, 'cluster1'))), new Set([0]), 'no affinity, no policy: one priority');
+    const explicit = cla(withAffinity('local'), 'cluster1', [obj('FailoverPolicy', 'fo', { destinations: [{ name: 'helloworld' }], affinity: 'remote' })]);
+    assert.equal(explicit['cluster1/us-east1-a'], 1, 'the FailoverPolicy (remote) wins over the Service affinity (local)');
+  });
   it('rejects a cluster order with affinity none', () => {
     assert.throws(() => obj('FailoverPolicy', 'x', { destinations: [{}], affinity: 'none', clusters: ['cluster1'] }), /\/spec\/clusters/);
   });

@@ -24,6 +24,17 @@ export const ServiceSpec = Type.Object(
     cluster: OwningCluster,
     ports: Type.Array(ServicePort, { minItems: 1 }),
     exported: Type.Boolean({ default: true, description: 'false keeps the service local to its cluster' }),
+    shared: Type.Optional(
+      Type.Boolean({
+        description:
+          "false (Cilium's service.cilium.io/shared: \"false\"): an exported service whose endpoints are not offered to other clusters; this cluster's clients still reach the global service (its own endpoints and every other cluster's)",
+      }),
+    ),
+    affinity: Type.Optional(
+      Type.Union([Type.Literal('local'), Type.Literal('remote'), Type.Literal('none')], {
+        description: "Default failover affinity for this cluster's clients of the global service when no FailoverPolicy selects it (Cilium's service.cilium.io/affinity); a FailoverPolicy wins",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

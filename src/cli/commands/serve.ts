@@ -42,6 +42,12 @@ interface AgentFlags {
   importNamespace: string[];
   pushDebounceMs: string;
   pushMaxDelayMs: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  kubeContext?: string;
+  kubeNamespace: string[];
+  /** commander's --no-mcs-import: false when given. */
+  mcsImport: boolean;
 }
 
 export function addServeCommands(program: Command): void {
@@ -80,6 +86,11 @@ export function addServeCommands(program: Command): void {
     .option('--join-token <token>', 'one-time join token from meshfed cluster add (visible in ps: prefer --join-token-file or MESHFED_JOIN_TOKEN)')
     .option('--join-token-file <file>', 'read the join token from this file')
     .option('--insecure-channel', 'plaintext hub channel without a client certificate (a hub with --insecure-channel)')
+    .option('--kubernetes', 'discover Services, EndpointSlices and Pods from the Kubernetes API (in-cluster config, KUBECONFIG or ~/.kube/config)')
+    .option('--kubeconfig <file>', 'with --kubernetes: this kubeconfig file')
+    .option('--kube-context <name>', 'with --kubernetes: this context of the kubeconfig')
+    .option('--no-mcs-import', 'with --kubernetes: write no ServiceImports and EndpointSlices for the services this cluster imports')
+    .option('--kube-namespace <ns>', 'with --kubernetes: discover only these namespaces (repeatable; default all but kube-system, kube-public, kube-node-lease)', collect, [])
     .action(runAgent);
 }
 
@@ -134,7 +145,17 @@ async function runAgent(o: AgentFlags): Promise<void> {
   if (o.joinTokenFile) token = (await readFlagFile(o.joinTokenFile, '--join-token-file')).trim();
   if (o.insecureChannel) opts.insecureChannel = true;
   else if (token) opts.joinToken = token;
+  const kubeNamespaces = commaList(o.kubeNamespace);
+  if (!o.kubernetes && (o.kubeconfig || o.kubeContext || kubeNamespaces.length)) throw new MeshfedError('usage', '--kubeconfig, --kube-context and --kube-namespace need --kubernetes');
+  if (o.kubernetes) {
+    opts.kubernetes = {};
+    if (o.kubeconfig) opts.kubernetes.kubeconfig = o.kubeconfig;
+    if (o.kubeContext) opts.kubernetes.context = o.kubeContext;
+    if (kubeNamespaces.length) opts.kubernetes.namespaces = kubeNamespaces;
+    if (!o.mcsImport) opts.kubernetes.mcsImport = false;
+  }
   const agent = await Agent.start(opts).catch((err: unknown) => {
+    if (err instanceof MeshfedError) throw err;
     throw new MeshfedError('internal', errorMessage(err), { cause: err });
   });
   await untilSignal(() => agent.stop());

@@ -45,6 +45,13 @@ export const FailoverPolicyPlugin: PolicyPlugin<FailoverPolicy, FailoverResolved
 
   xds: {
     // Failover applies to what the global names reach; a per-cluster name is pinned to its cluster.
-    priorities: (ctx, backend, r, localities) => (backend.global && r ? priorities(ctx, r.value, localities) : undefined),
+    // No FailoverPolicy: the affinity of the Service in the client's own cluster (Cilium's
+    // service.cilium.io/affinity), with the default locality tiers; an explicit policy wins.
+    priorities: (ctx, backend, r, localities) => {
+      if (!backend.global) return undefined;
+      if (r) return priorities(ctx, r.value, localities);
+      const own = backend.service.parts.find((p) => p.cluster === ctx.cluster)?.affinity;
+      return own ? priorities(ctx, { affinity: own, order: ['zone', 'region'] }, localities) : undefined;
+    },
   },
 };

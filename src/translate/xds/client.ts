@@ -68,20 +68,21 @@ function addService(ctx: ClientContext, service: GlobalService, sink: Sink): voi
   const global = globalBackendParts(service, ctx);
   if (global) addHost(ctx, service, { hostnames: service.hostnames, ...global, policy, global: true }, sink);
   for (const part of service.parts) {
-    // A part that is not exported is visible only in its own cluster.
-    if (!part.exported && part.cluster !== ctx.cluster) continue;
+    // A part that is not exported, or not shared, is visible only in its own cluster.
+    if ((!part.exported || part.shared === false) && part.cluster !== ctx.cluster) continue;
     addHost(ctx, service, { hostnames: [part.hostname], ports: part.ports, parts: [part], part, policy }, sink);
   }
 }
 
 /**
  * Parts behind the global hostnames, as seen from ctx.cluster: every part in the
- * global service (exported and not in conflict). When no part is, a service that
+ * global service (exported and not in conflict; an unshared part only in its own cluster). When no part is, a service that
  * exists in ctx.cluster stays reachable there by its global name with its local
  * part (like a Kubernetes Service that is not exported); elsewhere it does not exist.
  */
 function globalBackendParts(service: GlobalService, ctx: ClientContext): { parts: ServicePart[]; ports: ServicePort[] } | undefined {
-  const inGlobal = service.parts.filter((p) => p.inGlobal);
+  // A part that is not shared (Cilium's shared: "false") is in the global service for its own cluster only.
+  const inGlobal = service.parts.filter((p) => p.inGlobal && (p.shared !== false || p.cluster === ctx.cluster));
   if (inGlobal.length > 0) return { parts: inGlobal, ports: service.ports };
   const local = service.parts.find((p) => p.cluster === ctx.cluster);
   return local ? { parts: [local], ports: local.ports } : undefined;

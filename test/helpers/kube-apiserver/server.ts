@@ -27,6 +27,17 @@ export interface KubeApiServerOptions {
   historyLimit?: number;
   /** how often a watch with allowWatchBookmarks gets a BOOKMARK */
   bookmarkIntervalMs?: number;
+  /** requests refused with the real 403 Status (RBAC stand-in); also settable later through `forbid` */
+  forbid?: ForbiddenRule[];
+  /** the user named in 403 messages (default the agent's service account) */
+  user?: string;
+}
+
+/** A refused verb on a resource (plural, e.g. "pods"); `namespace` unset: refused everywhere. */
+export interface ForbiddenRule {
+  verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+  resource: string;
+  namespace?: string;
 }
 
 interface OpenWatch {
@@ -66,8 +77,11 @@ export class KubeApiServer {
   private readonly watches = new Set<OpenWatch>();
   private timer: NodeJS.Timeout | undefined;
   port = 0;
+  /** test hook: requests refused with 403 (change it at any time) */
+  forbid: ForbiddenRule[];
 
   private constructor(private readonly opts: KubeApiServerOptions) {
+    this.forbid = opts.forbid ?? [];
     this.store = new ObjectStore(opts.historyLimit ?? 10_000);
     this.registry = new Registry(this.store);
     for (const ns of ['default', 'kube-system', 'kube-public'])
@@ -190,6 +204,7 @@ export class KubeApiServer {
       throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     }
     const q = url.searchParams;
+    this.authorize(req.method ?? 'GET', q, type, namespace, rest.length === 1);
     const manager = q.get('fieldManager') ?? (req.headers['user-agent'] ?? '').split('/')[0] ?? '';
     if (rest.length === 1) {
       const ns = type.namespaced ? namespace : undefined;
@@ -231,6 +246,37 @@ export class KubeApiServer {
       default:
         throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     }
+  }
+
+  /** the RBAC stand-in: a request matching a `forbid` rule gets the real server's 403 Status */
+  private authorize(method: string, q: URLSearchParams, type: ResourceType, namespace: string | undefined, collection: boolean): void {
+    if (this.forbid.length === 0) return;
+    const watch = q.get('watch') === '1' || q.get('watch') === 'true';
+    const verb =
+      method === 'GET'
+        ? watch
+          ? 'watch'
+          : collection
+            ? 'list'
+            : 'get'
+        : method === 'POST'
+          ? 'create'
+          : method === 'PUT'
+            ? 'update'
+            : method === 'PATCH'
+              ? 'patch'
+              : collection
+                ? 'deletecollection'
+                : 'delete';
+    if (!this.forbid.some((r) => r.verb === verb && r.resource === type.plural && (r.namespace === undefined || r.namespace === namespace))) return;
+    const user = this.opts.user ?? 'system:serviceaccount:meshfed:meshfed-agent';
+    const scope = namespace === undefined ? 'at the cluster scope' : `in the namespace "${namespace}"`;
+    throw new ApiError(
+      403,
+      'Forbidden',
+      `${type.plural}${type.group ? `.${type.group}` : ''} is forbidden: User "${user}" cannot ${verb} resource "${type.plural}" in API group "${type.group}" ${scope}`,
+      { group: type.group, kind: type.plural },
+    );
   }
 
   private matcher(q: URLSearchParams): (o: JsonObject) => boolean {
