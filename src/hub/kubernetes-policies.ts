@@ -40,8 +40,13 @@ const GROUP = 'meshfed.io';
 const VERSION = 'v1alpha1';
 /** Retry after a failed list or watch: doubling from 1 s up to 30 s. */
 const RETRY_MS = { first: 1000, max: 30_000 };
-/** Coalescing window for reconciles (informer events and store changes come in bursts). */
+/** Coalescing window for reconciles after a custom resource changed (kubectl apply comes in bursts). */
 const RECONCILE_DEBOUNCE_MS = 50;
+/**
+ * After a store change (statuses only may follow): longer, since agents' reports change the store often and each
+ * status computation builds the federated view of the revision.
+ */
+const STATUS_DEBOUNCE_MS = 1000;
 
 export interface KubernetesPoliciesOptions {
   /** A kubeconfig file; default: KubeConfig.loadFromDefault() (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -82,6 +87,7 @@ export class KubernetesPolicySource {
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
   private stopStoreWatch: (() => void) | undefined;
   private since = new Date().toISOString();
   private wasConnected = false;
@@ -149,7 +155,7 @@ export class KubernetesPolicySource {
       source.watches.push(w);
     }
     // Status follows the hub's state: a store change (a conflict, a service reported) may change it.
-    source.stopStoreWatch = store.watch(store.revision(), () => source.schedule());
+    source.stopStoreWatch = store.watch(store.revision(), () => source.schedule(STATUS_DEBOUNCE_MS));
     for (const w of source.watches) source.startInformer(w);
     log.info('reading policies from Kubernetes', { server: kc.getCurrentCluster()?.server, kinds: CRD_KINDS.map((k) => k.plural) });
     return source;
@@ -234,13 +240,16 @@ export class KubernetesPolicySource {
   }
 
   /** Coalesces triggers into one reconcile; a trigger during a reconcile runs another after it. */
-  private schedule(): void {
+  private schedule(delayMs = RECONCILE_DEBOUNCE_MS): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
     }
-    if (this.timer) return;
+    // A pending reconcile due sooner serves this trigger too; one due later is brought forward.
+    if (this.timer && this.timerDue <= Date.now() + delayMs) return;
+    clearTimeout(this.timer);
+    this.timerDue = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running = this.reconcile()
