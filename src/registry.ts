@@ -7,6 +7,7 @@
 // PolicyPlugin (plugin.ts), and one line in POLICY_PLUGINS below.
 import {
   ClusterKind,
+  crdFor,
   KindRegistry,
   MeshKind,
   ServiceKind,
@@ -42,6 +43,19 @@ export const POLICY_KINDS: ReadonlySet<string> = new Set(POLICY_PLUGINS.map((p) 
 
 /** Kinds the hub sends to agents: the topology, what every cluster discovered, and every policy (not Roles). */
 export const VIEW_KINDS: ReadonlySet<string> = new Set(KINDS.filter((k) => !HUB_ONLY_KINDS.has(k)).map((k) => k.kind));
+
+/**
+ * The kinds `meshfed crds` defines for Kubernetes: what the hub reads from its own cluster (--kubernetes-policies):
+ * Mesh and every policy kind. Discovered kinds (Service, Workload) get none: agents report them and Kubernetes
+ * already has its own Services (a meshfed.io `services` resource would only shadow `kubectl get services`);
+ * Clusters, Roles and RoleBindings stay with the hub's API (join tokens, who may do what).
+ */
+export const CRD_KINDS: readonly KindDef[] = [MeshKind, ...POLICY_PLUGINS.map((p) => p.kind)];
+
+/** The CustomResourceDefinitions of CRD_KINDS (apiextensions.k8s.io/v1, structural schemas). */
+export function crds(): Record<string, unknown>[] {
+  return CRD_KINDS.map(crdFor);
+}
 
 /** The plugin of a policy kind. */
 export function pluginOf(kind: string): AnyPolicyPlugin | undefined {

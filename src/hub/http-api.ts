@@ -17,7 +17,7 @@
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
-//   GET    /api/v1alpha1/hub[?resetEventLoop=1]   the hub process: revision, memory, event-loop delay, view fan-out (scopes, cached full views, logs)
+//   GET    /api/v1alpha1/hub[?resetEventLoop=1]   the hub process: revision, memory, event-loop delay, view fan-out (scopes, cached full views, logs), the Kubernetes source of policies
 //   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   GET    /api/v1alpha1/proxies          the data planes each agent last reported
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
@@ -89,6 +89,8 @@ export interface ApiSecurity {
   hosts: Set<string>;
   /** TLS material; undefined with --insecure-api (plain HTTP). */
   tls?: ApiTlsMaterial;
+  /** The Kubernetes source of policies, when the hub reads them (its status is part of GET hub). */
+  kubernetesPolicies?: { status(): unknown };
 }
 
 interface ApiContext extends TrustApiContext, ApiSecurity {
@@ -306,7 +308,13 @@ async function route(call: Call, url: URL): Promise<void> {
   }
   if (resource === 'hub' && !name && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'Hub' });
-    return sendJson(res, 200, { revision: store.revision(), memory: memoryMB(), eventLoop: eventLoopDelay(q.get('resetEventLoop') === '1'), views: sessions.viewStats() });
+    return sendJson(res, 200, {
+      revision: store.revision(),
+      memory: memoryMB(),
+      eventLoop: eventLoopDelay(q.get('resetEventLoop') === '1'),
+      views: sessions.viewStats(),
+      ...(ctx.kubernetesPolicies ? { kubernetesPolicies: ctx.kubernetesPolicies.status() } : {}),
+    });
   }
   if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
     const perm: Permission = { verb: 'gc', kind: 'Hub' };

@@ -4,6 +4,8 @@
 // user's --api-cert/--api-key) and every route but /healthz needs a
 // credential; plain HTTP only with --insecure-api, on a loopback address.
 // A first start writes the one admin credential (<data dir>/admin.meshfed.yaml).
+// With kubernetesPolicies, the policy objects (and the Mesh) also come from
+// custom resources in the hub's own cluster (kubernetes-policies.ts).
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -26,6 +28,7 @@ import { AgentSessions } from './agent-sessions.js';
 import { ApiCertificate, apiHosts, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
 import { HubTrust, type ExternalCa } from './trust.js';
+import type { KubernetesPoliciesOptions, KubernetesPolicySource } from './kubernetes-policies.js';
 
 const log = logger('hub');
 
@@ -59,6 +62,8 @@ export interface HubOptions {
   audit?: AuditSink;
   /** Failed authentications per remote address per minute before 429 (default 20). */
   authFailureLimit?: number;
+  /** Take policy objects and the Mesh from custom resources in this Kubernetes cluster (GitOps). */
+  kubernetesPolicies?: KubernetesPoliciesOptions;
 }
 
 /** A loopback listen address (where plain HTTP may be allowed). */
@@ -79,6 +84,8 @@ export class Hub {
     /** Every write and denial, hash-chained (src/audit), in a store of its own. */
     readonly auditLog: AuditLog,
     private readonly auditStore: Store,
+    /** The Kubernetes source of policies (--kubernetes-policies), when configured. */
+    readonly kubernetesPolicies: KubernetesPolicySource | undefined,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
@@ -117,6 +124,19 @@ export class Hub {
       apiCert = await ApiCertificate.issue(trust, hosts);
       tls = apiCert.tls;
     }
+    let kubernetesPolicies: KubernetesPolicySource | undefined;
+    if (opts.kubernetesPolicies) {
+      const { KubernetesPolicySource } = await import('./kubernetes-policies.js');
+      try {
+        kubernetesPolicies = await KubernetesPolicySource.start(store, opts.audit ?? auditLog, opts.kubernetesPolicies);
+      } catch (err) {
+        trust.close();
+        await auditLog.close();
+        await auditStore.close();
+        await store.close();
+        throw err;
+      }
+    }
     // The superuser group first, then Roles and RoleBindings from the store.
     const rbac = new RbacAuthorizer(store);
     const api = createHubHttpServer(store, sessions, trust, secure, {
@@ -130,6 +150,7 @@ export class Hub {
       limiter: new FailureLimiter(opts.authFailureLimit ?? 20, 60_000),
       hosts: new Set(hosts.map((h) => h.toLowerCase())),
       ...(tls ? { tls } : {}),
+      ...(kubernetesPolicies ? { kubernetesPolicies } : {}),
     });
     const http = api.server;
     apiCert?.attach(http as unknown as HttpsServer);
@@ -167,7 +188,19 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog, auditStore);
+      const hub = new Hub(
+        store,
+        http,
+        apiCert,
+        grpcServer,
+        sessions,
+        trust,
+        { host: opts.api.host, port: apiPort },
+        { host: opts.agents.host, port: agentPort },
+        auditLog,
+        auditStore,
+        kubernetesPolicies,
+      );
       log.info('hub started', {
         api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
@@ -181,6 +214,7 @@ export class Hub {
       http.close();
       apiCert?.close();
       grpcServer.forceShutdown();
+      await kubernetesPolicies?.stop();
       trust.close();
       await auditLog.close();
       await auditStore.close();
@@ -190,6 +224,7 @@ export class Hub {
   }
 
   async stop(): Promise<void> {
+    await this.kubernetesPolicies?.stop();
     this.apiCert?.close();
     this.trust.close();
     this.sessions.closeAll();

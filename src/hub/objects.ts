@@ -2,10 +2,44 @@
 // rules, and the atomic commit. Shared by the HTTP API and the agent channel so
 // both obey the same rules. Refusals are MeshfedErrors (code `invalid`, with a
 // reason word such as ReadOnlyKind) that the HTTP router answers as they are.
+// Objects the hub reads from Kubernetes (annotation meshfed.io/source:
+// kubernetes, kubernetes-policies.ts) are written only by that source: an API
+// write to one is a 409 naming the source (else GitOps and the API would undo
+// each other), and no API write may set the annotation.
 import { describeRef, keyOf, refOf, type ApiObject, type ObjectRef } from '../api/index.js';
 import type { OpOutcome, Store, StoreOp } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
 import { findKind } from '../registry.js';
+
+/** Annotation on objects the hub reads from elsewhere; its value names the source. */
+export const SOURCE_ANNOTATION = 'meshfed.io/source';
+/** The value of SOURCE_ANNOTATION on objects from the hub's Kubernetes cluster. */
+export const KUBERNETES_SOURCE = 'kubernetes';
+
+/** Who writes: the API (default) or a source of objects (its name, as SOURCE_ANNOTATION holds it). */
+export interface WriteOptions {
+  source?: string;
+}
+
+function sourceOf(o: ApiObject | undefined): string | undefined {
+  return o?.metadata.annotations?.[SOURCE_ANNOTATION];
+}
+
+/** Refuses a write by `writer` to an object another source owns, or an API write claiming a source. */
+function checkOwner(ref: ObjectRef, existing: ApiObject | undefined, next: ApiObject | undefined, writer: string | undefined): void {
+  const owner = sourceOf(existing);
+  if (owner !== undefined && owner !== writer) {
+    const where = owner === KUBERNETES_SOURCE ? "the hub's Kubernetes cluster (--kubernetes-policies): change it there, with kubectl or your GitOps repository" : `source "${owner}"`;
+    throw new MeshfedError('conflict', `${describeRef(ref)} is owned by ${where}; the hub API does not write it (annotation ${SOURCE_ANNOTATION}: ${owner})`, {
+      reason: 'OwnedBySource',
+      details: { source: owner },
+    });
+  }
+  const claimed = sourceOf(next);
+  if (claimed !== undefined && claimed !== writer) {
+    throw new MeshfedError('invalid', `${describeRef(ref)}: annotation ${SOURCE_ANNOTATION} is set by the hub for objects it reads from a source; remove it`, { reason: 'ReservedAnnotation' });
+  }
+}
 
 export interface ApplyResult {
   object: string;
@@ -14,7 +48,7 @@ export interface ApplyResult {
 }
 
 /** Applies user objects (never discovered kinds) atomically: all or nothing. */
-export async function applyObjects(store: Store, objects: ApiObject[]): Promise<ApplyResult[]> {
+export async function applyObjects(store: Store, objects: ApiObject[], opts: WriteOptions = {}): Promise<ApplyResult[]> {
   const seen = new Set<string>();
   const ops: StoreOp[] = [];
   for (const o of objects) {
@@ -29,6 +63,7 @@ export async function applyObjects(store: Store, objects: ApiObject[]): Promise<
     if (seen.has(key)) throw new MeshfedError('invalid', `${describeRef(refOf(o))} appears twice in one apply`, { reason: 'Duplicate' });
     seen.add(key);
     const existing = await store.get(refOf(o));
+    checkOwner(refOf(o), existing, o, opts.source);
     // Status belongs to the system: applying a spec keeps the status it has.
     const next: ApiObject = { ...o, metadata: { ...o.metadata } };
     if (existing?.status !== undefined) next.status = existing.status;
@@ -45,7 +80,7 @@ export async function applyObjects(store: Store, objects: ApiObject[]): Promise<
 }
 
 /** Deletes objects; deleting a Cluster also removes what its agent reported, in the same commit. */
-export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<ApplyResult[]> {
+export async function deleteObjects(store: Store, refs: ObjectRef[], opts: WriteOptions = {}): Promise<ApplyResult[]> {
   const ops: StoreOp[] = [];
   const described: string[] = [];
   for (const ref of refs) {
@@ -54,6 +89,7 @@ export async function deleteObjects(store: Store, refs: ObjectRef[]): Promise<Ap
     if (def.discovered) {
       throw new MeshfedError('invalid', `${describeRef(ref)}: ${ref.kind} objects are reported by agents; deregister the workload at its agent`, { reason: 'ReadOnlyKind' });
     }
+    checkOwner(ref, await store.get(ref), undefined, opts.source);
     ops.push({ type: 'delete', ref });
     described.push(describeRef(ref));
   }

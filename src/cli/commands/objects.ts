@@ -110,12 +110,15 @@ export function addObjectCommands(program: Command): void {
 export function addCrdsCommand(program: Command): void {
   program
     .command('crds')
-    .description('print the CustomResourceDefinitions of every kind (for Kubernetes mode)')
+    .description('print the CustomResourceDefinitions of Mesh and the policy kinds, for a hub that reads them from Kubernetes (meshfed crds | kubectl apply -f -)')
     .action(async () => {
-      const { crdFor } = await import('../../api/index.js');
-      const { KINDS } = await import('../../registry.js');
+      const { crds } = await import('../../registry.js');
       const { stringify } = await import('yaml');
-      process.stdout.write(KINDS.map((k) => stringify(crdFor(k))).join('---\n'));
+      process.stdout.write(
+        crds()
+          .map((c) => stringify(c))
+          .join('---\n'),
+      );
     });
 }
 

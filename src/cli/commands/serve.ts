@@ -25,6 +25,9 @@ interface HubFlags {
   apiCert?: string;
   apiKey?: string;
   apiSan: string[];
+  kubernetesPolicies?: boolean;
+  kubeconfig?: string;
+  kubeContext?: string;
 }
 
 interface AgentFlags {
@@ -67,6 +70,9 @@ export function addServeCommands(program: Command): void {
     .option('--api-key <file>', 'the key of --api-cert')
     .option('--api-san <name>', 'a DNS name or IP clients use to reach the API (Host check, certificate SAN; repeatable)', collect, [])
     .option('--insecure-api', 'plain-HTTP API (credentials still required): loopback addresses only, development and benchmarks')
+    .option('--kubernetes-policies', 'take the policies and the Mesh from custom resources in a Kubernetes cluster (GitOps; install them with meshfed crds | kubectl apply -f -)')
+    .option('--kubeconfig <file>', 'with --kubernetes-policies: the kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--kube-context <name>', "with --kubernetes-policies: the kubeconfig's context (default: its current one)")
     .action(runHub);
 
   program
@@ -108,6 +114,8 @@ async function runHub(o: HubFlags): Promise<void> {
     insecureApi: o.insecureApi === true,
     apiHosts: commaList(o.apiSan),
   };
+  if ((o.kubeconfig || o.kubeContext) && !o.kubernetesPolicies) throw new MeshfedError('usage', '--kubeconfig and --kube-context go with --kubernetes-policies');
+  if (o.kubernetesPolicies) opts.kubernetesPolicies = { ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}), ...(o.kubeContext ? { context: o.kubeContext } : {}) };
   if (Boolean(o.apiCert) !== Boolean(o.apiKey)) throw new MeshfedError('usage', '--api-cert and --api-key go together');
   if (o.apiCert && o.apiKey) opts.apiCertificate = { certPem: await readFlagFile(o.apiCert, '--api-cert'), keyPem: await readFlagFile(o.apiKey, '--api-key') };
   if (o.caCert && o.caKey && o.caRoots) {

@@ -22,6 +22,8 @@ export interface ResourceType {
   /** custom resources reject strategic merge patch, as the real server does */
   custom: boolean;
   mergeKeys: Record<string, string>;
+  /** discovery categories (`kubectl get <category>`): custom resources' names.categories */
+  categories?: string[];
 }
 
 const META_KEYS: Record<string, string> = { 'metadata.ownerReferences': 'uid' };
@@ -62,6 +64,13 @@ export const RESOURCES: ResourceType[] = [
   rt('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], hasStatus: true, statusOnCreate: 'keep', mergeKeys: { 'status.conditions': 'type', 'status.addresses': 'type' } }),
   rt('', 'v1', 'Event', 'events', true, { shortNames: ['ev'] }),
   rt('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
+  // creating one serves its kind (crds.ts)
+  rt('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
+    shortNames: ['crd', 'crds'],
+    hasStatus: true,
+    statusOnCreate: 'empty',
+    mergeKeys: { 'status.conditions': 'type' },
+  }),
   rt('multicluster.x-k8s.io', 'v1alpha1', 'ServiceExport', 'serviceexports', true, {
     shortNames: ['svcex'],
     hasStatus: true,
@@ -82,8 +91,10 @@ export function apiVersionOf(t: ResourceType): string {
   return t.group ? `${t.group}/${t.version}` : t.version;
 }
 
-export function findResource(group: string, version: string, plural: string): ResourceType | undefined {
-  return RESOURCES.find((t) => t.group === group && t.version === version && t.plural === plural);
+// `types`: what one server serves (RESOURCES and the kinds of its CustomResourceDefinitions, crds.ts).
+
+export function findResource(group: string, version: string, plural: string, types: readonly ResourceType[] = RESOURCES): ResourceType | undefined {
+  return types.find((t) => t.group === group && t.version === version && t.plural === plural);
 }
 
 export function findKind(apiVersion: string, kind: string): ResourceType | undefined {
@@ -93,30 +104,38 @@ export function findKind(apiVersion: string, kind: string): ResourceType | undef
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
 /** APIResourceList for one group/version, as GET /api/v1 or /apis/{g}/{v} returns it. */
-export function resourceList(group: string, version: string): Record<string, unknown> | undefined {
-  const types = RESOURCES.filter((t) => t.group === group && t.version === version);
+export function resourceList(group: string, version: string, all: readonly ResourceType[] = RESOURCES): Record<string, unknown> | undefined {
+  const types = all.filter((t) => t.group === group && t.version === version);
   if (types.length === 0) return undefined;
   const resources: Record<string, unknown>[] = [];
   for (const t of types) {
-    resources.push({ name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind, verbs: VERBS, ...(t.shortNames.length ? { shortNames: t.shortNames } : {}) });
+    resources.push({
+      name: t.plural,
+      singularName: t.singular,
+      namespaced: t.namespaced,
+      kind: t.kind,
+      verbs: VERBS,
+      ...(t.shortNames.length ? { shortNames: t.shortNames } : {}),
+      ...(t.categories?.length ? { categories: t.categories } : {}),
+    });
     if (t.hasStatus) resources.push({ name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
   }
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
 }
 
-function groupEntry(group: string): Record<string, unknown> {
-  const versions = [...new Set(RESOURCES.filter((t) => t.group === group).map((t) => t.version))].map((v) => ({ groupVersion: `${group}/${v}`, version: v }));
+function groupEntry(group: string, types: readonly ResourceType[]): Record<string, unknown> {
+  const versions = [...new Set(types.filter((t) => t.group === group).map((t) => t.version))].map((v) => ({ groupVersion: `${group}/${v}`, version: v }));
   return { name: group, versions, preferredVersion: versions[0] };
 }
 
-export function apiGroupList(): Record<string, unknown> {
-  const groups = [...new Set(RESOURCES.map((t) => t.group).filter((g) => g !== ''))];
-  return { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map(groupEntry) };
+export function apiGroupList(types: readonly ResourceType[] = RESOURCES): Record<string, unknown> {
+  const groups = [...new Set(types.map((t) => t.group).filter((g) => g !== ''))];
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map((g) => groupEntry(g, types)) };
 }
 
-export function apiGroup(group: string): Record<string, unknown> | undefined {
-  if (!RESOURCES.some((t) => t.group === group)) return undefined;
-  return { kind: 'APIGroup', apiVersion: 'v1', ...groupEntry(group) };
+export function apiGroup(group: string, types: readonly ResourceType[] = RESOURCES): Record<string, unknown> | undefined {
+  if (!types.some((t) => t.group === group)) return undefined;
+  return { kind: 'APIGroup', apiVersion: 'v1', ...groupEntry(group, types) };
 }
 
 export function coreVersions(): Record<string, unknown> {

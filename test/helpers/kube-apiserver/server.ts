@@ -9,6 +9,7 @@
 // serves per-group documents without schemas and /openapi/v2 an empty one
 // (kubectl then validates nothing client-side and computes patches from its
 // built-in types).
+// CustomResourceDefinitions: creating one serves its kind (crds.ts).
 // Test hooks: compact(), closeWatches(), bookmarkNow(), kubeconfig().
 // Invariants: one global resourceVersion (store.ts); a watch sees every change
 // after its version, in order; close() ends every connection.
@@ -17,7 +18,8 @@ import type net from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { type Json, type JsonObject, isObject } from './patch.js';
 import { type Target, Registry, parseBody } from './rest.js';
-import { type ResourceType, RESOURCES, apiGroup, apiGroupList, apiVersionOf, coreVersions, findResource, resourceList } from './resources.js';
+import { type ResourceType, apiGroup, apiGroupList, apiVersionOf, coreVersions, findResource, resourceList } from './resources.js';
+import { CustomResources } from './crds.js';
 import { ApiError, ObjectStore, type EventType, labelsOf, metaOf, namespaceOf, nameOf, parseFieldSelector, parseLabelSelector } from './store.js';
 
 export interface KubeApiServerOptions {
@@ -42,6 +44,7 @@ export interface ForbiddenRule {
 
 interface OpenWatch {
   res: http.ServerResponse;
+  type: ResourceType;
   bookmarks: boolean;
   stop(): void;
   send(type: EventType | 'BOOKMARK' | 'ERROR', obj: JsonObject): void;
@@ -72,6 +75,8 @@ function tableOf(items: JsonObject[], listMeta: JsonObject): JsonObject {
 export class KubeApiServer {
   readonly store: ObjectStore;
   private readonly registry: Registry;
+  /** what this server serves: the built-in table and its CustomResourceDefinitions' kinds */
+  private readonly crds: CustomResources;
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly watches = new Set<OpenWatch>();
@@ -84,6 +89,9 @@ export class KubeApiServer {
     this.forbid = opts.forbid ?? [];
     this.store = new ObjectStore(opts.historyLimit ?? 10_000);
     this.registry = new Registry(this.store);
+    this.crds = new CustomResources(this.store, (type) => {
+      for (const w of [...this.watches]) if (w.type === type) w.stop();
+    });
     for (const ns of ['default', 'kube-system', 'kube-public'])
       this.registry.create({ type: findResource('', 'v1', 'namespaces')!, namespace: '', name: ns, subresource: '' }, { metadata: { name: ns } }, '');
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -170,12 +178,12 @@ export class KubeApiServer {
     }
     if (p === '/openapi/v3') {
       const paths: Record<string, unknown> = {};
-      for (const gv of ['api/v1', ...groupVersions().map((g) => `apis/${g}`)]) paths[gv] = { serverRelativeURL: `/openapi/v3/${gv}?hash=0` };
+      for (const gv of ['api/v1', ...groupVersions(this.crds.types()).map((g) => `apis/${g}`)]) paths[gv] = { serverRelativeURL: `/openapi/v3/${gv}?hash=0` };
       return send(res, 200, { paths });
     }
-    if (p.startsWith('/openapi/v3/')) return send(res, 200, openApiV3(p.slice('/openapi/v3/'.length)));
+    if (p.startsWith('/openapi/v3/')) return send(res, 200, openApiV3(p.slice('/openapi/v3/'.length), this.crds.types()));
     if (p === '/api') return send(res, 200, coreVersions());
-    if (p === '/apis') return send(res, 200, apiGroupList());
+    if (p === '/apis') return send(res, 200, apiGroupList(this.crds.types()));
     const seg = p.split('/').filter((s) => s !== '');
     let group: string;
     let version: string;
@@ -183,14 +191,14 @@ export class KubeApiServer {
     if (seg[0] === 'api' && seg.length >= 2) [group, version, rest] = ['', seg[1]!, seg.slice(2)];
     else if (seg[0] === 'apis' && seg.length >= 2) {
       if (seg.length === 2) {
-        const g = apiGroup(seg[1]!);
+        const g = apiGroup(seg[1]!, this.crds.types());
         if (!g) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
         return send(res, 200, g);
       }
       [group, version, rest] = [seg[1]!, seg[2]!, seg.slice(3)];
     } else throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     if (rest.length === 0) {
-      const list = resourceList(group, version);
+      const list = resourceList(group, version, this.crds.types());
       if (!list) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
       return send(res, 200, list);
     }
@@ -199,7 +207,7 @@ export class KubeApiServer {
       namespace = rest[1]!;
       rest = rest.slice(2);
     }
-    const type = findResource(group, version, rest[0]!);
+    const type = findResource(group, version, rest[0]!, this.crds.types());
     if (!type || rest.length > 3 || (rest.length === 3 && rest[2] !== 'status') || (rest.length === 3 && !type.hasStatus) || (namespace !== undefined && !type.namespaced)) {
       throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     }
@@ -332,6 +340,7 @@ export class KubeApiServer {
     let unsubscribe = (): void => {};
     const w: OpenWatch = {
       res,
+      type,
       bookmarks: q.get('allowWatchBookmarks') === 'true' || q.get('allowWatchBookmarks') === '1',
       send: (evType, obj) => {
         if (stopped) return;
@@ -370,10 +379,10 @@ export class KubeApiServer {
  * PATCH naming its kind and the fieldValidation parameter, which is how kubectl
  * learns that the server validates fields (so it asks for no client-side schema).
  */
-function openApiV3(gv: string): JsonObject {
+function openApiV3(gv: string, types: readonly ResourceType[]): JsonObject {
   const paths: JsonObject = {};
   const param = { name: 'fieldValidation', in: 'query', schema: { type: 'string', uniqueItems: true } };
-  for (const t of RESOURCES) {
+  for (const t of types) {
     if ((t.group ? `apis/${t.group}/${t.version}` : `api/${t.version}`) !== gv) continue;
     const gvk = { group: t.group, version: t.version, kind: t.kind };
     const base = `/${gv}${t.namespaced ? '/namespaces/{namespace}' : ''}/${t.plural}`;
@@ -391,8 +400,8 @@ const OPENAPI_V2_PROTOBUF = ((): Buffer => {
   return Buffer.concat([str(1, '2.0'), Buffer.from([(2 << 3) | 2, info.length]), info]);
 })();
 
-function groupVersions(): string[] {
-  return [...new Set(RESOURCES.filter((t) => t.group !== '').map((t) => `${t.group}/${t.version}`))];
+function groupVersions(types: readonly ResourceType[]): string[] {
+  return [...new Set(types.filter((t) => t.group !== '').map((t) => `${t.group}/${t.version}`))];
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {

@@ -137,7 +137,10 @@ export class ObjectStore {
   }
 
   private table(t: ResourceType): Map<string, JsonObject> {
-    return this.objects.get(keyOf(t))!;
+    // custom resources' tables appear with their CustomResourceDefinition (crds.ts)
+    let m = this.objects.get(keyOf(t));
+    if (!m) this.objects.set(keyOf(t), (m = new Map()));
+    return m;
   }
 
   get(t: ResourceType, namespace: string, name: string): JsonObject | undefined {
