@@ -24,7 +24,7 @@ import { describeRef, keyOf, refOf, type ApiObject, type KindDef } from '../api/
 import type { AuditSink } from '../auth/types.js';
 import { auditRecordOf } from '../audit/record.js';
 import type { Store } from '../store/store.js';
-import { errorMessage, MeshfedError } from '../util/errors.js';
+import { errorMessage } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { CRD_KINDS } from '../registry.js';
 import { FederatedViewCache } from './federated-view.js';
@@ -107,29 +107,8 @@ export class KubernetesPolicySource {
   static async start(store: Store, audit: AuditSink, opts: KubernetesPoliciesOptions): Promise<KubernetesPolicySource> {
     // Loaded only when the hub reads from Kubernetes: the client is large.
     const k8s = await import('@kubernetes/client-node');
-    const kc = new k8s.KubeConfig();
-    try {
-      if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-      else kc.loadFromDefault();
-      if (opts.context) {
-        if (!kc.getContexts().some((c) => c.name === opts.context)) {
-          throw new MeshfedError(
-            'usage',
-            `--kube-context: no context "${opts.context}" in the kubeconfig (it has: ${
-              kc
-                .getContexts()
-                .map((c) => c.name)
-                .join(', ') || 'none'
-            })`,
-          );
-        }
-        kc.setCurrentContext(opts.context);
-      }
-    } catch (err) {
-      if (err instanceof MeshfedError) throw err;
-      throw new MeshfedError('usage', `--kubernetes-policies: cannot load the kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${errorMessage(err)}`);
-    }
-    if (!kc.getCurrentCluster()) throw new MeshfedError('usage', '--kubernetes-policies: the kubeconfig has no current cluster (give --kube-context)');
+    const { loadKubeConfig } = await import('../kube/config.js');
+    const kc = loadKubeConfig({ ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}) });
     const api = kc.makeApiClient(k8s.CustomObjectsApi);
     const patchOptions = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
     const source = new KubernetesPolicySource(store, audit, kc, async (def, cr, body) => {

@@ -4,6 +4,9 @@
 // default chain (KUBECONFIG, ~/.kube/config, then the in-cluster service
 // account). A configuration that names no cluster is refused here, with the
 // file and context in the message, instead of failing later on the first call.
+// A plain-HTTP server (kubectl proxy, the test stand-in) is marked as needing no
+// TLS verification: there is no TLS to verify, and client-node otherwise
+// refuses a plain-HTTP server outright.
 import { KubeConfig } from '@kubernetes/client-node';
 import { MeshfedError, errorMessage } from '../util/errors.js';
 
@@ -32,7 +35,20 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new MeshfedError('invalid', `${where} names no cluster for context "${kc.getCurrentContext() || '(none)'}"`);
-  return kc;
+  return cluster.server.startsWith('http:') && !cluster.skipTLSVerify ? withoutTlsVerification(kc) : kc;
+}
+
+/** A copy of kc whose current cluster skips TLS verification (KubeConfig's clusters are read-only). */
+export function withoutTlsVerification(kc: KubeConfig): KubeConfig {
+  const copy = new KubeConfig();
+  const current = kc.getCurrentCluster()?.name;
+  copy.loadFromOptions({
+    clusters: kc.getClusters().map((c) => (c.name === current ? { ...c, skipTLSVerify: true } : c)),
+    users: kc.getUsers(),
+    contexts: kc.getContexts(),
+    currentContext: kc.getCurrentContext(),
+  });
+  return copy;
 }
 
 /** Where a KubeConfig points (for logs and status): server URL and context. */

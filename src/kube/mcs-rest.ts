@@ -11,7 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubeConfig as KubeConfigClass } from '@kubernetes/client-node';
+import { withoutTlsVerification } from './config.js';
 import { MeshfedError, codeOfHttpStatus, errorMessage } from '../util/errors.js';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -58,7 +58,7 @@ export class KubeRest {
     this.server = cluster.server.replace(/\/+$/, '');
     // client-node refuses a plain-http server unless TLS verification is "skipped";
     // for http (kubectl proxy, a test API server) there is no TLS to verify.
-    this.kc = this.server.startsWith('http:') && !cluster.skipTLSVerify ? withSkipTls(kubeConfig) : kubeConfig;
+    this.kc = this.server.startsWith('http:') && !cluster.skipTLSVerify ? withoutTlsVerification(kubeConfig) : kubeConfig;
   }
 
   get serverUrl(): string {
@@ -162,15 +162,4 @@ export class KubeRest {
       req.end(body);
     });
   }
-}
-
-function withSkipTls(kc: KubeConfig): KubeConfig {
-  const copy = new KubeConfigClass();
-  copy.loadFromOptions({
-    clusters: kc.getClusters().map((c) => (c.name === kc.getCurrentCluster()?.name ? { ...c, skipTLSVerify: true } : c)),
-    users: kc.getUsers(),
-    contexts: kc.getContexts(),
-    currentContext: kc.getCurrentContext(),
-  });
-  return copy;
 }
