@@ -125,7 +125,8 @@ before(async () => {
   for (const [i, c] of DEMO_CLUSTERS.entries()) {
     const api = await KubeApiServer.start({ historyLimit: 1000, bookmarkIntervalMs: 1000 });
     apis.set(c.name, api);
-    const kc = await api.kubeconfig(join(dir, `${c.name}.kubeconfig`));
+    const kc = join(dir, `${c.name}.kubeconfig`);
+    await api.kubeconfig(kc);
     kubectl.set(c.name, new Kubectl(kc, dir));
     await k(c.name).apply(clusterManifests(c, roles[i]!));
   }
