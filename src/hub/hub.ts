@@ -1,7 +1,7 @@
 // The hub process: the store, the HTTP API and the agent channel. It is not in
 // the traffic path: data planes talk only to their cluster's agent.
 // The HTTP API is HTTPS by default (a certificate from the mesh CA, or the
-// user's --api-cert/--api-key) and every route but /healthz needs a
+// user's --api-cert/--api-key) and every route but /healthz and /readyz needs a
 // credential; plain HTTP only with --insecure-api, on a loopback address.
 // A first start writes the one admin credential (<data dir>/admin.meshfed.yaml).
 import * as grpc from '@grpc/grpc-js';
@@ -79,6 +79,7 @@ export class Hub {
     /** Every write and denial, hash-chained (src/audit), in a store of its own. */
     readonly auditLog: AuditLog,
     private readonly auditStore: Store,
+    private readonly setNotReady: (reason: string | undefined) => void,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
@@ -167,7 +168,9 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog, auditStore);
+      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog, auditStore, api.setNotReady);
+      // Both listeners are up: /readyz answers 200 from now on (while the store takes writes).
+      api.setNotReady(undefined);
       log.info('hub started', {
         api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
@@ -190,6 +193,7 @@ export class Hub {
   }
 
   async stop(): Promise<void> {
+    this.setNotReady('stopping');
     this.apiCert?.close();
     this.trust.close();
     this.sessions.closeAll();
