@@ -168,7 +168,19 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
-      const hub = new Hub(store, http, apiCert, grpcServer, sessions, trust, { host: opts.api.host, port: apiPort }, { host: opts.agents.host, port: agentPort }, auditLog, auditStore, api.setNotReady);
+      const hub = new Hub(
+        store,
+        http,
+        apiCert,
+        grpcServer,
+        sessions,
+        trust,
+        { host: opts.api.host, port: apiPort },
+        { host: opts.agents.host, port: agentPort },
+        auditLog,
+        auditStore,
+        api.setNotReady,
+      );
       // Both listeners are up: /readyz answers 200 from now on (while the store takes writes).
       api.setNotReady(undefined);
       log.info('hub started', {

@@ -19,7 +19,11 @@ import { parseHostPort } from '../util/address.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
 import { AGENT_GRANTS, hubGrants, rulesOf, type Grant } from './permissions.js';
 
-export type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
+export type K8sObject = Record<string, unknown> & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+};
 
 /** One manifest: the object, and the comment printed above it in YAML (why it is as it is). */
 export interface Manifest {
@@ -97,7 +101,11 @@ function meta(name: string, component: 'hub' | 'agent', o: Common, namespaced = 
 
 function namespaceObject(o: Common): Manifest {
   // Shared by the hub and an agent installed into one namespace: only the labels both give it.
-  return m({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace ?? DEFAULT_NAMESPACE, labels: { 'app.kubernetes.io/part-of': 'meshfed', 'app.kubernetes.io/managed-by': 'meshfed-install' } } });
+  return m({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: o.namespace ?? DEFAULT_NAMESPACE, labels: { 'app.kubernetes.io/part-of': 'meshfed', 'app.kubernetes.io/managed-by': 'meshfed-install' } },
+  });
 }
 
 function rbac(component: 'hub' | 'agent', o: Common, grants: readonly Grant[], why: string): Manifest[] {
@@ -141,7 +149,8 @@ function dataClaim(component: 'hub' | 'agent', o: Common): Manifest {
 
 const DATA_PURPOSE = {
   hub: 'The data directory: the hub store (write-ahead log, snapshots), the root of trust and the audit log.',
-  agent: "The data directory: the agent's client certificate, its cluster's intermediate CA key and the journaled view.\nKept across restarts: the join token is single use, so an agent that lost it needs a new token.",
+  agent:
+    "The data directory: the agent's client certificate, its cluster's intermediate CA key and the journaled view.\nKept across restarts: the join token is single use, so an agent that lost it needs a new token.",
 } as const;
 
 interface PodSpecInput {
@@ -201,11 +210,7 @@ function deployment(o: Common, p: PodSpecInput, why: string): Manifest {
               volumeMounts: [{ name: 'data', mountPath: DATA_DIR }, { name: 'tmp', mountPath: '/tmp' }, ...(p.extraMounts ?? [])],
             },
           ],
-          volumes: [
-            { name: 'data', persistentVolumeClaim: { claimName: `${name}-data` } },
-            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
-            ...(p.extraVolumes ?? []),
-          ],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: `${name}-data` } }, { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }, ...(p.extraVolumes ?? [])],
         },
       },
     },
@@ -227,16 +232,19 @@ function disruptionBudget(component: 'hub' | 'agent', o: Common): Manifest {
 }
 
 function service(component: 'hub' | 'agent', o: Common, ports: { name: string; port: number; appProtocol?: string }[], type: string, comment: string): Manifest {
-  return m({
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: meta(NAME[component], component, o),
-    spec: {
-      type,
-      selector: selector(component),
-      ports: ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name, protocol: 'TCP', ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+  return m(
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(NAME[component], component, o),
+      spec: {
+        type,
+        selector: selector(component),
+        ports: ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name, protocol: 'TCP', ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+      },
     },
-  }, comment);
+    comment,
+  );
 }
 
 /** The DNS names of the hub's Service inside its cluster, shortest first. */
@@ -379,10 +387,16 @@ export function agentManifests(o: AgentInstallOptions): Manifest[] {
       "One replica, strategy Recreate: the data directory holds the cluster's one agent identity and is single-writer;\nRecreate stops the old pod before the new one opens the volume.",
     ),
     disruptionBudget('agent', o),
-    service('agent', o, [
-      { name: 'xds', port: PORTS.agentXds, appProtocol: 'grpc' },
-      { name: 'api', port: PORTS.agentApi, appProtocol: 'http' },
-    ], 'ClusterIP', 'xDS for the data planes of this cluster (plaintext gRPC; workloads use mTLS between themselves) and the agent API (plain HTTP,\nevery route but the probes needs a credential). In-cluster only: keep it ClusterIP, and restrict it with a NetworkPolicy if your CNI enforces them.'),
+    service(
+      'agent',
+      o,
+      [
+        { name: 'xds', port: PORTS.agentXds, appProtocol: 'grpc' },
+        { name: 'api', port: PORTS.agentApi, appProtocol: 'http' },
+      ],
+      'ClusterIP',
+      'xDS for the data planes of this cluster (plaintext gRPC; workloads use mTLS between themselves) and the agent API (plain HTTP,\nevery route but the probes needs a credential). In-cluster only: keep it ClusterIP, and restrict it with a NetworkPolicy if your CNI enforces them.',
+    ),
   ];
 }
 

@@ -44,7 +44,7 @@ export const AGENT_GRANTS: readonly Grant[] = [
   },
   { group: MCS_GROUP, resource: 'serviceexports', verbs: READ, why: 'what is exported (the MCS API)' },
   { group: MCS_GROUP, resource: 'serviceexports/status', verbs: ['patch'], why: 'the Conflict and Valid conditions of an export' },
-  { group: MCS_GROUP, resource: 'serviceimports', verbs: OWN, why: 'a ServiceImport per global service this cluster imports (only the agent\'s own, by label: RBAC cannot restrict by label)' },
+  { group: MCS_GROUP, resource: 'serviceimports', verbs: OWN, why: "a ServiceImport per global service this cluster imports (only the agent's own, by label: RBAC cannot restrict by label)" },
   { group: MCS_GROUP, resource: 'serviceimports/status', verbs: ['patch'], why: 'the clusters a ServiceImport has endpoints in' },
 ];
 

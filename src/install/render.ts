@@ -9,7 +9,11 @@ export function renderYaml(manifests: readonly Manifest[], header: string): stri
     .map((mf, i) => {
       const doc = new Document(mf.object);
       const comment = [...(i === 0 ? [header] : []), ...(mf.comment ? [mf.comment] : [])].join('\n');
-      if (comment) doc.commentBefore = comment.split('\n').map((l) => ` ${l}`).join('\n');
+      if (comment)
+        doc.commentBefore = comment
+          .split('\n')
+          .map((l) => ` ${l}`)
+          .join('\n');
       return doc.toString({ lineWidth: 0 });
     })
     .join('---\n');

@@ -54,12 +54,7 @@ test('cluster add prints the token alone on stdout and the install command on st
   // Run it as printed, with the placeholders filled in.
   const tokenFile = join(fleet.dir, 'k8s1.token');
   await writeFile(tokenFile, r.stdout);
-  const args = command
-    .replace(' | kubectl apply -f -', '')
-    .replace('<hub agent-channel address>', 'hub.example.com:7401')
-    .replace('<file with this token>', tokenFile)
-    .split(' ')
-    .slice(1);
+  const args = command.replace(' | kubectl apply -f -', '').replace('<hub agent-channel address>', 'hub.example.com:7401').replace('<file with this token>', tokenFile).split(' ').slice(1);
   const out = await meshfed(args);
   assert.equal(out.code, 0, out.stderr);
   const docs = parseAllDocuments(out.stdout).map((d) => d.toJS() as { kind: string; data?: { token: string } });
@@ -67,8 +62,11 @@ test('cluster add prints the token alone on stdout and the install command on st
   assert.equal(Buffer.from(secret.data!.token, 'base64').toString(), r.stdout.trim());
   if (!HAVE_KUBECTL) return; // the manifests themselves are checked in test/unit/install.test.ts; kubectl is installed by .ci/run
   const applied = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const k = execFile('kubectl', ['--kubeconfig', join(fleet.dir, 'kubeconfig'), '--cache-dir', join(fleet.dir, 'kcache'), 'apply', '--dry-run=client', '-f', '-'], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? 1 : 0, stdout, stderr }),
+    const k = execFile(
+      'kubectl',
+      ['--kubeconfig', join(fleet.dir, 'kubeconfig'), '--cache-dir', join(fleet.dir, 'kcache'), 'apply', '--dry-run=client', '-f', '-'],
+      { timeout: 20_000 },
+      (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
     );
     k.stdin!.end(out.stdout);
   });

@@ -20,13 +20,7 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
-type Type =
-  | { t: 'leaf' }
-  | { t: 'open' }
-  | { t: 'array'; item: Type }
-  | { t: 'map'; value: Type }
-  | { t: 'object'; props: Map<string, () => Type> }
-  | { t: 'union'; members: Type[] };
+type Type = { t: 'leaf' } | { t: 'open' } | { t: 'array'; item: Type } | { t: 'map'; value: Type } | { t: 'object'; props: Map<string, () => Type> } | { t: 'union'; members: Type[] };
 
 interface DtsFile {
   path: string;

@@ -62,10 +62,18 @@ function validate(o: K8sObject): void {
 
 test('every hub and agent manifest validates against Kubernetes schemas and has no field they do not declare', () => {
   const all = [...objects(hub()), ...objects(agent())];
-  assert.deepEqual(
-    [...new Set(all.map((o) => o.kind))].sort(),
-    ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'Secret', 'Service', 'ServiceAccount'],
-  );
+  assert.deepEqual([...new Set(all.map((o) => o.kind))].sort(), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'CustomResourceDefinition',
+    'Deployment',
+    'Namespace',
+    'PersistentVolumeClaim',
+    'PodDisruptionBudget',
+    'Secret',
+    'Service',
+    'ServiceAccount',
+  ]);
   for (const o of all) {
     assert.doesNotThrow(() => validate(o), `${o.kind} ${o.metadata.name}`);
     assert.deepEqual(unknownFields(o), [], `${o.kind} ${o.metadata.name}: fields Kubernetes does not know`);
@@ -94,10 +102,13 @@ test("the agent's ClusterRole grants exactly the permission table: read for disc
   assert.deepEqual(triples(role.rules), fromTable);
   assert.ok(!triples(role.rules).some((t) => t.includes('*')), 'no wildcard');
   const writes = triples(role.rules).filter((t) => /^(create|patch|update|delete) /.test(t));
-  assert.deepEqual(
-    [...new Set(writes.map((t) => t.split(' ')[1]))].sort(),
-    ['/events', 'discovery.k8s.io/endpointslices', 'multicluster.x-k8s.io/serviceexports/status', 'multicluster.x-k8s.io/serviceimports', 'multicluster.x-k8s.io/serviceimports/status'],
-  );
+  assert.deepEqual([...new Set(writes.map((t) => t.split(' ')[1]))].sort(), [
+    '/events',
+    'discovery.k8s.io/endpointslices',
+    'multicluster.x-k8s.io/serviceexports/status',
+    'multicluster.x-k8s.io/serviceimports',
+    'multicluster.x-k8s.io/serviceimports/status',
+  ]);
   // What discovery reads, and nothing it does not (no Secrets, no ConfigMaps).
   for (const r of ['services', 'pods', 'nodes', 'namespaces']) for (const v of ['get', 'list', 'watch']) assert.ok(grants(AGENT_GRANTS, v, '', r), `${v} ${r}`);
   assert.equal(grants(AGENT_GRANTS, 'get', '', 'secrets'), false);
@@ -122,7 +133,10 @@ test('docs/kubernetes.md shows the permission table as the code has it', async (
   const doc = await readFile(new URL('../../../docs/kubernetes.md', import.meta.url), 'utf8');
   // Compared cell by cell: prettier pads the table's columns.
   const cells = (md: string) => md.replace(/ *\| */g, '|').replace(/-{3,}/g, '---');
-  assert.ok(cells(doc).includes(cells(permissionsTable(AGENT_GRANTS))), 'docs/kubernetes.md: the agent permission table differs from src/install/permissions.ts (paste permissionsTable(AGENT_GRANTS))');
+  assert.ok(
+    cells(doc).includes(cells(permissionsTable(AGENT_GRANTS))),
+    'docs/kubernetes.md: the agent permission table differs from src/install/permissions.ts (paste permissionsTable(AGENT_GRANTS))',
+  );
   assert.match(doc, /RBAC cannot restrict .* by label/);
 });
 
@@ -286,7 +300,10 @@ test('kubectl apply --dry-run=client, then apply, takes the hub and agent output
     const dry = await kubectl('apply', '--dry-run=client', '-f', file);
     assert.equal(dry.code, 0, dry.stderr);
     assert.equal(dry.stdout.trim().split('\n').length, ms.length, dry.stdout);
-    assert.ok(dry.stdout.split('\n').every((l) => !l || / \(dry run\)$/.test(l)), dry.stdout);
+    assert.ok(
+      dry.stdout.split('\n').every((l) => !l || / \(dry run\)$/.test(l)),
+      dry.stdout,
+    );
     const real = await kubectl('apply', '-f', file);
     assert.equal(real.code, 0, real.stderr);
   }

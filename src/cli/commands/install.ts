@@ -8,6 +8,7 @@ import { Option } from 'commander';
 import { MeshfedError } from '../../util/errors.js';
 import { meshfedVersion } from '../../util/version.js';
 import { collect, readFlagFile } from '../flags.js';
+import type { Manifest } from '../../install/manifests.js';
 
 interface CommonFlags {
   namespace: string;
@@ -56,7 +57,9 @@ export function addInstallCommands(program: Command): void {
   common(
     install
       .command('agent')
-      .description("a cluster's agent: Namespace, ServiceAccount, ClusterRole (discovery, ServiceImports, EndpointSlices, status, Events), join token Secret, data volume, Deployment, PodDisruptionBudget, Service")
+      .description(
+        "a cluster's agent: Namespace, ServiceAccount, ClusterRole (discovery, ServiceImports, EndpointSlices, status, Events), join token Secret, data volume, Deployment, PodDisruptionBudget, Service",
+      )
       .requiredOption('--cluster <name>', 'the Cluster (meshfed cluster add NAME made it and its join token)')
       .requiredOption('--hub <host:port>', "the hub's agent channel as reached from this cluster")
       .option('--join-token <token>', 'the one-time join token (visible in ps: prefer --join-token-file or MESHFED_JOIN_TOKEN)')
@@ -81,7 +84,7 @@ function commonOptions(o: CommonFlags): { version: string; namespace: string; im
   };
 }
 
-async function print(manifests: Parameters<typeof import('../../install/render.js').renderJson>[0], f: 'yaml' | 'json', header: string): Promise<void> {
+async function print(manifests: readonly Manifest[], f: 'yaml' | 'json', header: string): Promise<void> {
   const { renderJson, renderYaml } = await import('../../install/render.js');
   process.stdout.write(f === 'json' ? renderJson(manifests) : renderYaml(manifests, header));
 }

@@ -71,7 +71,12 @@ export const RESOURCES: ResourceType[] = [
     shortNames: ['deploy'],
     hasStatus: true,
     statusOnCreate: 'empty',
-    mergeKeys: Object.fromEntries([...Object.entries(POD_KEYS).filter(([k]) => k.startsWith('spec.')).map(([k, v]) => [`spec.template.${k}`, v]), ['status.conditions', 'type']]),
+    mergeKeys: Object.fromEntries([
+      ...Object.entries(POD_KEYS)
+        .filter(([k]) => k.startsWith('spec.'))
+        .map(([k, v]) => [`spec.template.${k}`, v]),
+      ['status.conditions', 'type'],
+    ]),
   }),
   rt('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, { shortNames: ['pdb'], hasStatus: true, statusOnCreate: 'empty', mergeKeys: { 'status.conditions': 'type' } }),
   rt('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
