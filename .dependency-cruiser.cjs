@@ -47,7 +47,7 @@ module.exports = {
       name: 'translation-does-no-io',
       severity: 'error',
       comment: 'Translation is pure: no file, network or process modules (node:net is allowed for its pure isIP).',
-      from: { path: '^src/(translate|policies|federation|analysis|xdsapi)/' },
+      from: { path: '^src/(translate|policies|federation|analysis|xdsapi|install)/' },
       to: { dependencyTypes: ['core'], path: '^(node:)?(fs|fs/promises|http|https|http2|tls|dgram|child_process|worker_threads)$' },
     },
     {

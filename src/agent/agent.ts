@@ -300,7 +300,8 @@ export class Agent implements AgentApi {
     if (this.kubernetes) s.discovery.kubernetes = this.kubernetes.status();
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
-    if (!s.ready) s.notReadyReason = this.compiler.notReadyReason;
+    // Not ready without a view: why the hub is not giving one is part of the reason (the /readyz answer).
+    if (!s.ready) s.notReadyReason = this.compiler.notReadyReason + (!s.hub.connected && s.hub.lastError ? ` (hub: ${s.hub.lastError})` : '');
     return s;
   }
 

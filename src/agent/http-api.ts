@@ -34,7 +34,7 @@ import type { FederatedView } from '../federation/types.js';
 import { envoyBootstrap, grpcBootstrap, nodeIdFor } from '../xds/bootstrap.js';
 import { formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, httpStatusOf, MeshfedError } from '../util/errors.js';
-import { applyServerTimeouts, readJsonObject, sendJson as json } from '../util/http-body.js';
+import { applyServerTimeouts, oneLine, readJsonObject, sendJson as json } from '../util/http-body.js';
 import { collectGarbage } from '../util/memory.js';
 import { agentAuthorize, type AgentAuthenticator, type AgentTokens } from '../auth/authn-agent.js';
 import { UNAUTHENTICATED_MESSAGE } from '../auth/authn.js';
@@ -52,7 +52,7 @@ export interface AgentApi {
   readonly xdsAddress: HostPort;
   readonly currentViewRevision: number;
   /** The agent's status (served as is); the API itself reads readiness and memory. */
-  status(): { ready: boolean; memory: Record<string, number> };
+  status(): { ready: boolean; notReadyReason?: string; memory: Record<string, number> };
   federatedView(): FederatedView;
   proxies(): ProxySummary[];
   /** The xDS server's full per-stream state. */
@@ -86,9 +86,12 @@ async function handle(agent: AgentApi, auth: AgentAuthenticator & Partial<Pick<A
   const url = new URL(req.url ?? '/', 'http://agent');
   const q = url.searchParams;
   const route = `${req.method} ${url.pathname}`;
+  // Probes (no credential): /healthz is liveness (the process answers), /readyz is readiness (it serves its view:
+  // from the hub, or the journaled one from disk), 503 with the reason until then.
   if (route === 'GET /healthz' || route === 'GET /readyz') {
-    const ready = agent.status().ready;
-    return json(res, route === 'GET /readyz' && !ready ? 503 : 200, { ok: true, ready });
+    const s = agent.status();
+    if (route === 'GET /healthz') return json(res, 200, { ok: true, ready: s.ready });
+    return json(res, s.ready ? 200 : 503, s.ready ? { ready: true } : { ready: false, reason: oneLine(s.notReadyReason ?? 'not ready') });
   }
   let caller: Principal | undefined;
   if (!IDENTITY_TOKEN_ROUTES.has(route)) {

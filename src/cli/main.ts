@@ -13,6 +13,7 @@ import { addAuditCommands } from './commands/audit.js';
 import { addClusterCommands } from './commands/cluster.js';
 import { addConfigCommands } from './commands/config.js';
 import { addDemoCommand } from './commands/demo.js';
+import { addInstallCommands } from './commands/install.js';
 import { addCrdsCommand, addObjectCommands } from './commands/objects.js';
 import { addServeCommands } from './commands/serve.js';
 import { addStatusCommands } from './commands/status.js';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   addAuthCommands(program);
   addAuditCommands(program);
   addCrdsCommand(program);
+  addInstallCommands(program);
   addDemoCommand(program);
   addStoreCommands(program);
   addConfigCommands(program);

@@ -7,9 +7,10 @@
 // objects.ts) and writes JSON answers. Errors are answered in one place: a
 // MeshfedError with its HTTP status and the body {error, reason, details};
 // anything else is a 500 {error: "internal error: ...", reason: "Internal"}.
-// Only GET /healthz is open; everything else answers 401 without a valid
+// Only GET /healthz and /readyz are open; everything else answers 401 without a valid
 // credential (one uniform message) and 403 naming the permission missing.
-//   GET    /healthz                                          (no credential) {ok, revision, version}
+//   GET    /healthz                                          (no credential) {ok, revision, version}: liveness
+//   GET    /readyz                                           (no credential) 200 {ready: true}, or 503 {ready: false, reason}: readiness
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
 //   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
@@ -66,7 +67,7 @@ import { applyObjects, deleteObjects } from './objects.js';
 import type { HubTrust } from './trust.js';
 import { findKind, parseAndValidateSliced } from '../registry.js';
 import { eventLoopDelay, startEventLoopMonitor } from '../util/event-loop.js';
-import { applyServerTimeouts, decodePathSegments, parseJsonObject, readBody, sendJson } from '../util/http-body.js';
+import { applyServerTimeouts, decodePathSegments, oneLine, parseJsonObject, readBody, sendJson } from '../util/http-body.js';
 import { meshfedVersion } from '../util/version.js';
 
 const log = logger('hub.api');
@@ -97,6 +98,8 @@ interface ApiContext extends TrustApiContext, ApiSecurity {
   views: FederatedViewCache;
   /** The listening port, once known (Origin checks). */
   port: number;
+  /** Why the hub does not serve yet (starting: the agent channel is not bound) or any more (stopping); undefined when it does. */
+  notReady: string | undefined;
 }
 
 /** One authenticated request on its way through the router. */
@@ -113,10 +116,12 @@ export interface HubHttpServer {
   server: Server;
   /** Tell the router its port once listening (Origin checks). */
   setPort(port: number): void;
+  /** Why /readyz answers 503 (undefined: ready, as long as the store takes writes). */
+  setNotReady(reason: string | undefined): void;
 }
 
 export function createHubHttpServer(store: Store, sessions: AgentSessions, trust: HubTrust, secure: boolean, security: ApiSecurity): HubHttpServer {
-  const ctx: ApiContext = { store, sessions, trust, secure, views: new FederatedViewCache(store), port: 0, ...security };
+  const ctx: ApiContext = { store, sessions, trust, secure, views: new FederatedViewCache(store), port: 0, notReady: 'starting', ...security };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     handle(ctx, req, res).catch((err: unknown) => sendError(res, err));
   };
@@ -131,12 +136,16 @@ export function createHubHttpServer(store: Store, sessions: AgentSessions, trust
         ) as unknown as Server)
       : createServer(handler),
   );
-  return { server, setPort: (port) => (ctx.port = port) };
+  return { server, setPort: (port) => (ctx.port = port), setNotReady: (reason) => (ctx.notReady = reason) };
 }
 
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://hub');
   if (url.pathname === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true, revision: ctx.store.revision(), version: meshfedVersion() });
+  if (url.pathname === '/readyz' && req.method === 'GET') {
+    const reason = ctx.notReady ?? ctx.store.unavailable();
+    return sendJson(res, reason === undefined ? 200 : 503, reason === undefined ? { ready: true } : { ready: false, reason: oneLine(reason) });
+  }
   const address = req.socket.remoteAddress ?? '';
   const from = `${address}:${req.socket.remotePort ?? 0}`;
   const request = `${req.method} ${url.pathname}`;

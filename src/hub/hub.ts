@@ -1,7 +1,7 @@
 // The hub process: the store, the HTTP API and the agent channel. It is not in
 // the traffic path: data planes talk only to their cluster's agent.
 // The HTTP API is HTTPS by default (a certificate from the mesh CA, or the
-// user's --api-cert/--api-key) and every route but /healthz needs a
+// user's --api-cert/--api-key) and every route but /healthz and /readyz needs a
 // credential; plain HTTP only with --insecure-api, on a loopback address.
 // A first start writes the one admin credential (<data dir>/admin.meshfed.yaml).
 // With kubernetesPolicies, the policy objects (and the Mesh) also come from
@@ -86,6 +86,7 @@ export class Hub {
     private readonly auditStore: Store,
     /** The Kubernetes source of policies (--kubernetes-policies), when configured. */
     readonly kubernetesPolicies: KubernetesPolicySource | undefined,
+    private readonly setNotReady: (reason: string | undefined) => void,
   ) {}
 
   static async start(opts: HubOptions): Promise<Hub> {
@@ -200,7 +201,10 @@ export class Hub {
         auditLog,
         auditStore,
         kubernetesPolicies,
+        api.setNotReady,
       );
+      // Both listeners are up: /readyz answers 200 from now on (while the store takes writes).
+      api.setNotReady(undefined);
       log.info('hub started', {
         api: apiUrl,
         agents: formatHostPort(hub.agentAddress),
@@ -224,6 +228,7 @@ export class Hub {
   }
 
   async stop(): Promise<void> {
+    this.setNotReady('stopping');
     await this.kubernetesPolicies?.stop();
     this.apiCert?.close();
     this.trust.close();

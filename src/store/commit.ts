@@ -47,6 +47,11 @@ export class CommitPipeline {
     private readonly logger: CommitLogger,
   ) {}
 
+  /** Set once a write failure stops the pipeline taking writes. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
   /** Queues a commit of checked, copied ops; resolves once it is durable and applied. */
   submit(ops: NormOp[]): Promise<CommitResult> {
     return new Promise<CommitResult>((resolve, reject) => {

@@ -190,6 +190,11 @@ export class FileStore implements Store {
     return this.closePromise;
   }
 
+  unavailable(): string | undefined {
+    if (this.closing) return `store ${this.dataDir} is closed`;
+    return this.pipeline.failed?.message;
+  }
+
   private assertOpen(): void {
     if (this.closing) throw new Error(`store ${this.dataDir} is closed`);
   }

@@ -85,5 +85,7 @@ export interface Store {
    * longer reaches back that far. Returns a function that stops the watch.
    */
   watch(fromRevision: number, onEvent: (e: WatchEvent) => void): () => void;
+  /** Why the store cannot take writes (closed, or a failed write left it in an unknown state); undefined when it can. */
+  unavailable(): string | undefined;
   close(): Promise<void>;
 }

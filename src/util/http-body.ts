@@ -127,3 +127,8 @@ export function decodePathSegments(pathname: string): string[] {
       }
     });
 }
+
+/** A reason as one line (a probe's answer shows in `kubectl describe pod` events), at most 500 characters. */
+export function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim().slice(0, 500);
+}

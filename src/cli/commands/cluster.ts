@@ -1,6 +1,9 @@
 // `meshfed cluster add` and `meshfed trust status|rotate-root`: joining a
 // cluster to the fleet and the mesh's root of trust. `cluster add` prints the
-// join token alone on stdout (so `> token` works) and its hints on stderr.
+// join token alone on stdout (so `> token` works) and its hints on stderr:
+// the `meshfed install agent ... | kubectl apply -f -` command for a Kubernetes
+// cluster and the `meshfed agent` command for a VM (with -o json|yaml, the
+// same two as fields of `next`).
 import type { Command } from 'commander';
 import { MeshfedError } from '../../util/errors.js';
 import { durationFlag, hubOption, outputOption } from '../flags.js';
@@ -75,7 +78,8 @@ async function addCluster(name: string, o: { region?: string; zones?: string; ne
     contentType: 'application/json',
   });
   if (format === 'json' || format === 'yaml') {
-    print(r, format, () => '');
+    // The same answer plus how to start the agent: fields a script can read (the token stays in `token`).
+    print(r.token ? { ...r, next: nextSteps(r.cluster) } : r, format, () => '');
     return;
   }
   process.stderr.write(`Cluster ${r.cluster} ${r.created ? 'created' : 'exists'}\n`);
@@ -84,8 +88,20 @@ async function addCluster(name: string, o: { region?: string; zones?: string; ne
     return;
   }
   process.stdout.write(r.token + '\n');
+  const next = nextSteps(r.cluster);
   process.stderr.write(
     `join token ${r.tokenId} for cluster ${r.cluster}: single use, expires ${r.expiresAt}\n` +
-      `start the agent with: meshfed agent --cluster ${r.cluster} --hub <hub agent-channel address> --join-token-file <file with this token>\n`,
+      `install the agent into the cluster (kubectl's current context): ${next.kubernetes}\n` +
+      `or start it on a VM: ${next.vm}\n`,
   );
+}
+
+/** How to start the cluster's agent with the token saved to a file: in Kubernetes (docs/kubernetes.md#install) or on a VM. */
+export function nextSteps(cluster: string): { kubernetes: string; vm: string } {
+  const hub = '<hub agent-channel address>';
+  const file = '<file with this token>';
+  return {
+    kubernetes: `meshfed install agent --cluster ${cluster} --hub ${hub} --join-token-file ${file} | kubectl apply -f -`,
+    vm: `meshfed agent --cluster ${cluster} --hub ${hub} --join-token-file ${file}`,
+  };
 }

@@ -7,7 +7,9 @@
 // Services and custom resources start empty); `mergeKeys` are the
 // patchMergeKeys strategic merge patch and server-side apply use for lists
 // (path of field names from the object root, list items skipped); a list not
-// named there is atomic (replaced whole), as in the real types.
+// named there is atomic (replaced whole), as in the real types. The kinds
+// `meshfed install` prints (Deployment, ClusterRole, ...) are stored like any
+// other object: no controller acts on them (no pods appear, no RBAC applies).
 
 export interface ResourceType {
   group: string; // '' for core
@@ -63,6 +65,24 @@ export const RESOURCES: ResourceType[] = [
   rt('', 'v1', 'Pod', 'pods', true, { shortNames: ['po'], hasStatus: true, statusOnCreate: 'pod', mergeKeys: POD_KEYS }),
   rt('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], hasStatus: true, statusOnCreate: 'keep', mergeKeys: { 'status.conditions': 'type', 'status.addresses': 'type' } }),
   rt('', 'v1', 'Event', 'events', true, { shortNames: ['ev'] }),
+  // What `meshfed install` creates (test/unit/install.test.ts applies it with kubectl): stored, not acted on.
+  rt('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'] }),
+  rt('', 'v1', 'Secret', 'secrets', true),
+  rt('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', true, { shortNames: ['pvc'], hasStatus: true, statusOnCreate: 'empty', mergeKeys: { 'status.conditions': 'type' } }),
+  rt('apps', 'v1', 'Deployment', 'deployments', true, {
+    shortNames: ['deploy'],
+    hasStatus: true,
+    statusOnCreate: 'empty',
+    mergeKeys: Object.fromEntries([
+      ...Object.entries(POD_KEYS)
+        .filter(([k]) => k.startsWith('spec.'))
+        .map(([k, v]) => [`spec.template.${k}`, v]),
+      ['status.conditions', 'type'],
+    ]),
+  }),
+  rt('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, { shortNames: ['pdb'], hasStatus: true, statusOnCreate: 'empty', mergeKeys: { 'status.conditions': 'type' } }),
+  rt('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
+  rt('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false),
   rt('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
   // creating one serves its kind (crds.ts)
   rt('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
