@@ -3,6 +3,7 @@
 // a few real grpc-js-xds clients, and a minimal ADS server as the floor.
 //
 //   npm run bench -- --point hostile   (bench/hostile.ts: event-loop stall and memory under hostile requests)
+//   npm run bench -- --point kube      (bench/kube.ts: an agent in Kubernetes mode, 2,000 Services / 20,000 endpoints)
 //   npm run bench -- [--point small|fleet|all] [--clusters N --services N --endpoints N
 //     --proxies N --changes N --clusters-per-service N --subscriptions N] [--cpu-scale] [--json FILE]
 //
@@ -1204,6 +1205,11 @@ async function main(): Promise<void> {
     // A point of its own (bench/hostile.ts): hostile requests and stalled watchers against a hub.
     const { runHostile } = await import('./hostile.js');
     process.exit(await runHostile());
+  }
+  if (argv[argv.indexOf('--point') + 1] === 'kube' && argv.includes('--point')) {
+    // A point of its own (bench/kube.ts): an agent in Kubernetes mode over a stand-in API server.
+    const { runKube } = await import('./kube.js');
+    process.exit(await runKube());
   }
   let o: Options;
   try {

@@ -17,8 +17,8 @@
 import type { Server } from 'node:http';
 import { meshSettings } from '../api/index.js';
 import { RegistrationSource } from '../discovery/registration.js';
-import { KubernetesSource, type KubernetesSourceStatus } from '../discovery/kubernetes/source.js';
-import { loadKubeConfig } from '../kube/config.js';
+import type { KubernetesSource, KubernetesSourceStatus } from '../discovery/kubernetes/source.js';
+import type { KubernetesOptions, KubernetesParts } from './kubernetes-parts.js';
 import { mergeStates, type DiscoveryDelta, type DiscoverySource } from '../discovery/source.js';
 import type { FederatedView } from '../federation/types.js';
 import { AdsServer } from '../xds/ads-server.js';
@@ -36,7 +36,7 @@ import { WorkloadIdentity } from './workload-identity.js';
 import { AgentTrust, type AgentTrustStatus } from './trust.js';
 import { meshfedVersion } from '../util/version.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { McsImporter, type McsImportStatus } from '../kube/mcs-importer.js';
+import type { McsImporter, McsImportStatus } from '../kube/mcs-importer.js';
 
 const log = logger('agent');
 
@@ -69,7 +69,7 @@ export interface AgentOptions {
   /** MCS consumer side: write ServiceImports, EndpointSlices and ServiceExport status into this Kubernetes cluster. */
   mcsImport?: { kubeConfig: KubeConfig };
   /** Kubernetes discovery (beside registration): kubeconfig file and context (default: in-cluster, KUBECONFIG, ~/.kube/config), namespaces (default all but kube-system, kube-public, kube-node-lease). */
-  kubernetes?: { kubeconfig?: string; context?: string; namespaces?: string[]; syncTimeoutMs?: number; /** false: write no ServiceImports (default true). */ mcsImport?: boolean };
+  kubernetes?: KubernetesOptions;
 }
 
 export interface AgentStatus {
@@ -117,22 +117,18 @@ export class Agent implements AgentApi {
   /** Writes the MCS objects of what this cluster imports (AgentOptions.mcsImport). */
   private readonly mcsImport: McsImporter | undefined;
 
-  constructor(readonly opts: AgentOptions) {
+  /** `kube`: the Kubernetes parts (kubernetes-parts.ts), made by start() only when configured. */
+  constructor(
+    readonly opts: AgentOptions,
+    kube: KubernetesParts = {},
+  ) {
     this.xdsAddress = opts.xds;
     this.apiAddress = opts.api;
     this.registrations = new RegistrationSource(opts.dataDir, { cluster: opts.cluster, zones: () => this.zones() });
     this.sources = [this.registrations];
-    if (opts.kubernetes) {
-      const k = opts.kubernetes;
-      this.kubeConfig = loadKubeConfig({ ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}) });
-      this.kubernetes = new KubernetesSource({
-        cluster: opts.cluster,
-        kubeConfig: this.kubeConfig,
-        ...(k.namespaces?.length ? { namespaces: k.namespaces } : {}),
-        ...(k.syncTimeoutMs !== undefined ? { syncTimeoutMs: k.syncTimeoutMs } : {}),
-      });
-      this.sources.push(this.kubernetes);
-    }
+    this.kubeConfig = kube.kubeConfig;
+    this.kubernetes = kube.source;
+    if (this.kubernetes) this.sources.push(this.kubernetes);
     this.state = new ViewState(opts.cluster, {
       accessChanged: () => this.serverListeners.accessChanged(),
       securityChanged: () => this.serverListeners.securityChanged(),
@@ -151,17 +147,7 @@ export class Agent implements AgentApi {
         this.mcsImport?.update();
       },
     });
-    // In Kubernetes mode the MCS consumer side is on by default, through the source's KubeConfig.
-    const mcsKubeConfig = opts.mcsImport?.kubeConfig ?? (opts.kubernetes?.mcsImport !== false ? this.kubeConfig : undefined);
-    if (mcsKubeConfig) {
-      // The view only once the compiler has served a complete one: an agent that has not loaded its view must not empty the cluster.
-      this.mcsImport = new McsImporter({
-        kubeConfig: mcsKubeConfig,
-        cluster: opts.cluster,
-        view: () => (this.compiler.ready ? this.state.fed.view() : undefined),
-        ...(opts.importNamespaces?.length ? { importNamespaces: opts.importNamespaces } : {}),
-      });
-    }
+    this.mcsImport = kube.importer;
     const trustOpts: ConstructorParameters<typeof AgentTrust>[0] = { cluster: opts.cluster, dataDir: opts.dataDir, hubAddress: opts.hub, insecureChannel: opts.insecureChannel === true };
     if (opts.joinToken) trustOpts.joinToken = opts.joinToken;
     this.trust = new AgentTrust(trustOpts);
@@ -185,7 +171,20 @@ export class Agent implements AgentApi {
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
-    const agent = new Agent(opts);
+    const self: { agent?: Agent } = {};
+    let kube: KubernetesParts = {};
+    if (opts.kubernetes || opts.mcsImport) {
+      const { kubernetesParts } = await import('./kubernetes-parts.js');
+      kube = kubernetesParts({
+        cluster: opts.cluster,
+        ...(opts.kubernetes ? { kubernetes: opts.kubernetes } : {}),
+        ...(opts.mcsImport ? { mcsKubeConfig: opts.mcsImport.kubeConfig } : {}),
+        ...(opts.importNamespaces?.length ? { importNamespaces: opts.importNamespaces } : {}),
+        // The view only once the compiler has served a complete one: an agent that has not loaded its view must not empty the cluster.
+        view: () => (self.agent?.compiler.ready ? self.agent.state.fed.view() : undefined),
+      });
+    }
+    const agent = (self.agent = new Agent(opts, kube));
     try {
       await agent.run();
     } catch (err) {

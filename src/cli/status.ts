@@ -111,5 +111,13 @@ function kubernetesLines(s: AgentStatus): string[] {
   for (const f of k.forbidden) lines.push(`forbidden:   ${f.message}`);
   for (const p of k.problems.items) lines.push(`problem:     ${p.message}`);
   if (k.problems.total > k.problems.items.length) lines.push(`problem:     ... ${k.problems.total - k.problems.items.length} more`);
+  const m = s.mcsImport;
+  if (m) {
+    const o = m.objects;
+    const state = m.waiting ?? (m.lastError ? `FAILING since ${m.failingSince ?? '?'}: ${m.lastError}` : `last reconcile ${m.lastReconcile?.at ?? 'none yet'}`);
+    lines.push(`mcs import:  ${o.serviceImports} ServiceImports, ${o.endpointSlices} EndpointSlices, ${o.serviceExports} ServiceExport statuses; ${state}`);
+    for (const x of m.skipped) lines.push(`not imported: ${x.namespace}/${x.name}: ${x.reason}`);
+    if (m.skippedTotal > m.skipped.length) lines.push(`not imported: ... ${m.skippedTotal - m.skipped.length} more`);
+  }
   return lines;
 }

@@ -10,6 +10,7 @@
 // agent writes the ServiceImport and EndpointSlices there.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +187,37 @@ test('cluster3 imports helloworld: kubectl shows the ServiceImport and EndpointS
   const svcs = (await (await fleet.agentFetch('cluster3', '/v1/services')).json()) as { services: { name: string; parts: { cluster: string }[] }[] };
   const hw = svcs.services.find((s) => s.name === 'helloworld');
   assert.deepEqual(hw?.parts.map((p) => p.cluster).sort(), ['cluster1', 'cluster2']);
+});
+
+test("kubectl delete of cluster2's ServiceExport withdraws its endpoints: the client keeps to cluster1, and kubectl get -w in cluster3 sees the imported slices change", { skip }, async () => {
+  // Watch cluster3's imported EndpointSlices as a user would, while cluster2 stops exporting.
+  const watch = spawn('kubectl', [
+    '--kubeconfig',
+    k('cluster3').kubeconfig,
+    'get',
+    'endpointslices',
+    '-n',
+    'sample',
+    '-l',
+    'multicluster.kubernetes.io/source-cluster=cluster2',
+    '-w',
+    '--output-watch-events',
+    '-o',
+    'json',
+  ]);
+  let watched = '';
+  watch.stdout.on('data', (d: Buffer) => (watched += d.toString()));
+  try {
+    await k('cluster2').ok(['delete', 'serviceexport', 'helloworld', '-n', 'sample']);
+    await reaches(log, ['cluster1/v1']);
+    await waitFor('a DELETED event in kubectl get -w', async () => (/"type":\s*"DELETED"/.test(watched) ? true : undefined)).catch((e: unknown) => {
+      throw new Error(`${String(e)}; kubectl printed: ${watched.slice(0, 2000)}`);
+    });
+  } finally {
+    watch.kill();
+  }
+  await k('cluster2').apply(clusterManifests(DEMO_CLUSTERS[1]!, 'export'));
+  await reaches(log, ['cluster1/v1', 'cluster2/v2']);
 });
 
 test('a 410 Gone in the middle of a watch loses no change (cluster2 made v2b ready while its watches were cut and the history compacted)', { skip }, async () => {
