@@ -96,7 +96,7 @@ async function createAll(base: string, items: { path: string; body: unknown }[],
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function populate(base: string): Promise<void> {
+export async function populate(base: string): Promise<void> {
   const items: { path: string; body: unknown }[] = [];
   for (let n = 0; n < SCALE.namespaces; n++) items.push({ path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}` } } });
   for (let n = 0; n < SCALE.nodes; n++) {
@@ -213,7 +213,7 @@ export async function runKube(): Promise<number> {
     // --- load
     progress('starting the agent in Kubernetes mode');
     const t0 = performance.now();
-    const agent = await fleet.startAgent(CLUSTER, { waitReady: false, extraArgs: ['--kubernetes', '--kubeconfig', kubeconfig] });
+    const agent = await fleet.startAgent(CLUSTER, { waitReady: false, extraArgs: ['--kubernetes', '--kubeconfig', kubeconfig, ...(process.env.KUBE_BENCH_NO_MCS ? ['--no-mcs-import'] : [])] });
     const want = SCALE.services * SCALE.endpointsPerService;
     let syncedAt = 0;
     let readyAt = 0;
@@ -306,7 +306,10 @@ export async function runKube(): Promise<number> {
       const floorAt = await Promise.race([floorSeen, new Promise<number>((res) => setTimeout(() => res(NaN), 1000))]);
       if (i < SCALE.warmup) continue;
       if (outcome === 'timeout') timedOut++;
-      else latencies.push(expect!.lastAt - start);
+      else {
+        latencies.push(expect!.lastAt - start);
+        if (expect!.lastAt - start > 500) progress(`change ${i - SCALE.warmup} (${nameOf(s)}) took ${(expect!.lastAt - start).toFixed(0)} ms`);
+      }
       if (!Number.isNaN(floorAt)) floors.push(floorAt - start);
       await new Promise((res) => setTimeout(res, 20));
     }

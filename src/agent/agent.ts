@@ -116,6 +116,8 @@ export class Agent implements AgentApi {
   apiAddress: HostPort;
   /** Writes the MCS objects of what this cluster imports (AgentOptions.mcsImport). */
   private readonly mcsImport: McsImporter | undefined;
+  /** Whether every discovery source has started (synced): not ready before. */
+  private sourcesStarted = false;
 
   /** `kube`: the Kubernetes parts (kubernetes-parts.ts), made by start() only when configured. */
   constructor(
@@ -203,18 +205,24 @@ export class Agent implements AgentApi {
     this.identity = await WorkloadIdentity.open(this.opts.dataDir, this.opts.cluster, this.trust, () => meshSettings(this.state.meshObject()));
     // A source's delta is exact only while no other source holds objects (a Service both define
     // must not be deleted by one of them); otherwise the merged state is diffed.
-    for (const s of this.sources) await s.start((_state, delta) => this.onLocalChange(this.sources.every((o) => o === s || isEmpty(o.current())) ? delta : undefined));
-    this.onLocalChange();
-    const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
-      throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
-    });
-    this.xdsAddress = { host: this.opts.xds.host, port: xdsPort };
+    const startSource = (s: DiscoverySource) => s.start((_state, delta) => this.onLocalChange(this.sources.every((o) => o === s || isEmpty(o.current())) ? delta : undefined));
+    // Registrations (from disk, at once) before the API that takes them; the API (and its probes)
+    // then answers while the other sources sync, which takes a while in a large Kubernetes
+    // cluster: liveness holds, and /readyz says what the agent waits for.
+    await startSource(this.registrations);
     this.http = createAgentHttpServer(this, await AgentTokens.open(this.opts.dataDir, this.opts.cluster));
     await new Promise<void>((resolve, reject) => {
       this.http!.once('error', (err) => reject(describeListenError(err, 'agent API', formatHostPort(this.opts.api))));
       this.http!.listen(this.opts.api.port, this.opts.api.host, () => resolve());
     });
     this.apiAddress = { host: this.opts.api.host, port: (this.http.address() as { port: number }).port };
+    for (const s of this.sources) if (s !== this.registrations) await startSource(s);
+    this.sourcesStarted = true;
+    this.onLocalChange();
+    const xdsPort = await this.ads.listen(this.opts.xds.host, this.opts.xds.port).catch((err: unknown) => {
+      throw describeListenError(err, 'agent xDS server', formatHostPort(this.opts.xds));
+    });
+    this.xdsAddress = { host: this.opts.xds.host, port: xdsPort };
     this.compiler.recompute();
     this.mcsImport?.start();
     if (plan === 'join') {
@@ -281,7 +289,7 @@ export class Agent implements AgentApi {
   status(): AgentStatus {
     const s: AgentStatus = {
       cluster: this.opts.cluster,
-      ready: this.compiler.ready,
+      ready: this.sourcesStarted && this.compiler.ready,
       hub: this.hub.status(),
       viewRevision: this.state.viewRevision,
       viewSource: this.state.viewSource,
@@ -300,7 +308,8 @@ export class Agent implements AgentApi {
     // Until it has joined, why the agent cannot join is why it is not connected.
     if (!s.hub.connected && !s.hub.lastError && s.trust.lastError) s.hub.lastError = s.trust.lastError;
     // Not ready without a view: why the hub is not giving one is part of the reason (the /readyz answer).
-    if (!s.ready) s.notReadyReason = this.compiler.notReadyReason + (!s.hub.connected && s.hub.lastError ? ` (hub: ${s.hub.lastError})` : '');
+    if (!this.sourcesStarted) s.notReadyReason = `waiting for discovery to sync (${this.sources.map((x) => x.name).join(', ')})`;
+    else if (!s.ready) s.notReadyReason = this.compiler.notReadyReason + (!s.hub.connected && s.hub.lastError ? ` (hub: ${s.hub.lastError})` : '');
     return s;
   }
 

@@ -16,7 +16,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { writeFile } from 'node:fs/promises';
-import { type Json, type JsonObject, isObject } from './patch.js';
+import { type Json, type JsonObject, clone, isObject } from './patch.js';
 import { type Target, Registry, parseBody } from './rest.js';
 import { type ResourceType, apiGroup, apiGroupList, apiVersionOf, coreVersions, findResource, resourceList } from './resources.js';
 import { CustomResources } from './crds.js';
@@ -296,7 +296,7 @@ export class KubeApiServer {
   private list(req: http.IncomingMessage, res: http.ServerResponse, type: ResourceType, ns: string | undefined, q: URLSearchParams): void {
     const match = this.matcher(q);
     let listRv = this.store.resourceVersion;
-    let items = this.store.list(type, ns, match);
+    let items = this.store.listShared(type, ns, match);
     const cont = q.get('continue');
     if (cont) {
       let token: { rv: number; after: string };
@@ -318,15 +318,16 @@ export class KubeApiServer {
       listMeta['remainingItemCount'] = items.length - limit;
       items = items.slice(0, limit);
     }
-    if (wantsTable(req)) return send(res, 200, tableOf(items, listMeta));
+    const page = items.map((o) => clone(o));
+    if (wantsTable(req)) return send(res, 200, tableOf(page, listMeta));
     // built-in kinds' list items carry no apiVersion/kind on the wire; custom resources' do
     if (!type.custom) {
-      for (const o of items) {
+      for (const o of page) {
         delete o['apiVersion'];
         delete o['kind'];
       }
     }
-    send(res, 200, { kind: `${type.kind}List`, apiVersion: apiVersionOf(type), metadata: listMeta, items });
+    send(res, 200, { kind: `${type.kind}List`, apiVersion: apiVersionOf(type), metadata: listMeta, items: page });
   }
 
   private watch(req: http.IncomingMessage, res: http.ServerResponse, type: ResourceType, ns: string | undefined, q: URLSearchParams): void {

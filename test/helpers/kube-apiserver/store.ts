@@ -150,10 +150,15 @@ export class ObjectStore {
 
   /** objects in (namespace or all), sorted by namespace/name as the real server lists them */
   list(t: ResourceType, namespace: string | undefined, match: (o: JsonObject) => boolean): JsonObject[] {
+    return this.listShared(t, namespace, match).map((o) => clone(o));
+  }
+
+  /** As list, but the stored objects themselves: the caller clones what it returns or changes (a page, not all 20,000). */
+  listShared(t: ResourceType, namespace: string | undefined, match: (o: JsonObject) => boolean): readonly JsonObject[] {
     const out: JsonObject[] = [];
     for (const [k, o] of [...this.table(t).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (t.namespaced && namespace !== undefined && !k.startsWith(`${namespace}/`)) continue;
-      if (match(o)) out.push(clone(o));
+      if (match(o)) out.push(o);
     }
     return out;
   }
