@@ -39,6 +39,7 @@ import {
 import { cpuMs, machine, settledRss, stableRss, type Machine } from './proc.js';
 import { formatProfile, monotonicUs, summarizeProfile, type ProfileSummary } from './profile.js';
 import { errorMessage } from '../src/util/errors.js';
+import { percentiles, type Pct } from './stats.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -67,14 +68,6 @@ interface Options {
   realClients: number;
   cpuProf: string[];
   verbose: boolean;
-}
-
-interface Pct {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  n: number;
 }
 
 interface Result {
@@ -131,13 +124,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : v);
 const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
-
-function percentiles(values: number[]): Pct {
-  const s = [...values].sort((a, b) => a - b);
-  // Nearest rank: p99 of 100 samples is the 99th value, not an interpolation.
-  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN);
-  return { p50: at(50), p90: at(90), p99: at(99), max: s.length ? s[s.length - 1]! : NaN, n: s.length };
-}
 
 /** The run's time budget: every wait is bounded by it. */
 class Deadline {

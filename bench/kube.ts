@@ -24,6 +24,7 @@ import { ENDPOINT_TYPE, xdsClusterName } from '../src/xdsapi/index.js';
 import { KubeApiServer } from '../test/helpers/kube-apiserver/server.js';
 import { ADS_METHOD, adsCodec, type DiscoveryResponse } from './ads.js';
 import { rssBytes } from './proc.js';
+import { percentiles } from './stats.js';
 
 const SCALE = {
   services: Number(process.env.KUBE_BENCH_SERVICES ?? 2000),
@@ -141,19 +142,6 @@ export async function populate(base: string): Promise<void> {
   await createAll(base, items, 'services, pods and endpointslices');
 }
 
-interface Pct {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  n: number;
-}
-function percentiles(values: number[]): Pct {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN);
-  return { p50: at(50), p90: at(90), p99: at(99), max: s.length ? s[s.length - 1]! : NaN, n: s.length };
-}
-
 interface Cla {
   cluster_name?: string;
   endpoints?: { lb_endpoints?: { endpoint?: { address?: { socket_address?: { address?: string } } } }[] }[];
@@ -213,7 +201,12 @@ export async function runKube(): Promise<number> {
     // --- load
     progress('starting the agent in Kubernetes mode');
     const t0 = performance.now();
-    const agent = await fleet.startAgent(CLUSTER, { waitReady: false, extraArgs: ['--kubernetes', '--kubeconfig', kubeconfig, ...(process.env.KUBE_BENCH_NO_MCS ? ['--no-mcs-import'] : [])] });
+    const profileDir = process.env.KUBE_BENCH_PROFILE;
+    const agent = await fleet.startAgent(CLUSTER, {
+      waitReady: false,
+      ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+      extraArgs: ['--kubernetes', '--kubeconfig', kubeconfig, ...(process.env.KUBE_BENCH_NO_MCS ? ['--no-mcs-import'] : [])],
+    });
     const want = SCALE.services * SCALE.endpointsPerService;
     let syncedAt = 0;
     let readyAt = 0;

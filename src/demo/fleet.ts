@@ -226,7 +226,8 @@ export class LocalFleet {
    * its existing Cluster (`joinToken` overrides; `joinToken: false` starts it
    * without one). The token goes in the environment, never on the command line.
    */
-  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[]; joinToken?: string | false } = {}): Promise<AgentHandle> {
+  /** `nodeArgs`: flags for the agent's node process (e.g. --cpu-prof in a benchmark). */
+  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[]; joinToken?: string | false; nodeArgs?: string[] } = {}): Promise<AgentHandle> {
     const prev = this.agents.get(c.name);
     const xdsPort = prev?.xdsPort ?? (await freePort());
     const apiPort = prev ? Number(new URL(prev.apiUrl).port) : await freePort();
@@ -238,6 +239,7 @@ export class LocalFleet {
       if (token) env.MESHFED_JOIN_TOKEN = token;
     }
     const args = [
+      ...(opts.nodeArgs ?? []),
       meshfedBin(),
       'agent',
       '--cluster',

@@ -22,6 +22,7 @@ import { crds } from '../../src/registry.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { valueProblems } from '../helpers/structural-schema.js';
+import { eventually } from '../helpers/eventually.js';
 
 const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
@@ -71,21 +72,6 @@ async function ok(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const policy = (name: string, weights: [number, number], extra = ''): string => `apiVersion: meshfed.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: "${name}", namespace: default, labels: {team: web}${extra}}
@@ -132,7 +118,7 @@ async function agentHolds(needle: string): Promise<boolean> {
 
 test('a TrafficPolicy applied with kubectl reaches the hub API and the agent, and gets Accepted and its status back through /status', { skip }, async () => {
   await kubectlApply('x', policy('x', [75, 25]));
-  const got = await until('the hub to hold TrafficPolicy x', () => hubPolicy('x'));
+  const got = await eventually('the hub to hold TrafficPolicy x', () => hubPolicy('x'));
   assert.equal(got.metadata.annotations?.['meshfed.io/source'], 'kubernetes');
   assert.equal(got.metadata.labels?.team, 'web');
   assert.equal(got.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined);
@@ -144,8 +130,8 @@ test('a TrafficPolicy applied with kubectl reaches the hub API and the agent, an
   const cli = await run(process.execPath, [join(process.cwd(), 'bin', 'meshfed.js'), 'get', 'trafficpolicies', '-n', 'default'], undefined, fleet.cliEnv());
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /^x\s/m);
-  await until('the agent to hold it', async () => ((await agentHolds('"name":"x"')) ? true : undefined));
-  const c = await until('Accepted=True on the custom resource', async () => {
+  await eventually('the agent to hold it', async () => ((await agentHolds('"name":"x"')) ? true : undefined));
+  const c = await eventually('Accepted=True on the custom resource', async () => {
     const c = await cr('x');
     return accepted(c)?.status === 'True' ? c : undefined;
   });
@@ -161,7 +147,7 @@ test('a TrafficPolicy applied with kubectl reaches the hub API and the agent, an
 test('the status is rewritten when the fleet changes it (a service appears)', { skip }, async () => {
   const r = await fleet.register(cluster1.name, { name: 'hw-1', namespace: 'default', service: 'helloworld', address: '127.0.0.1:50051', servicePort: 50051 });
   assert.ok(r.status < 300, `${r.status} ${JSON.stringify(r.body)}`);
-  const c = await until('status.services on the custom resource', async () => {
+  const c = await eventually('status.services on the custom resource', async () => {
     const c = await cr('x');
     return c.status?.services?.includes('helloworld.default') ? c : undefined;
   });
@@ -172,7 +158,7 @@ test('the status is rewritten when the fleet changes it (a service appears)', { 
 
 test('an edit with kubectl updates the hub; an API write to a Kubernetes-owned object is a 409 naming the source', { skip }, async () => {
   await kubectlApply('x', policy('x', [50, 50]));
-  await until('the edit at the hub', async () => ((await hubPolicy('x'))?.spec.routes[0]!.split[0]!.weight === 50 ? true : undefined));
+  await eventually('the edit at the hub', async () => ((await hubPolicy('x'))?.spec.routes[0]!.split[0]!.weight === 50 ? true : undefined));
   const object = await hubPolicy('x');
   const put = await fleet.hubFetch('/api/v1alpha1/apply', { method: 'POST', body: JSON.stringify([{ ...object, metadata: { name: 'x', namespace: 'default' } }]) });
   assert.equal(put.status, 409);
@@ -196,7 +182,7 @@ test('an edit with kubectl updates the hub; an API write to a Kubernetes-owned o
 
 test('an invalid custom resource is not applied: Accepted=False names the field, and the hub keeps what it had', { skip }, async () => {
   await kubectlApply('y', policy('y', [60, 30]));
-  const c = await until('Accepted=False on y', async () => {
+  const c = await eventually('Accepted=False on y', async () => {
     const c = await cr('y');
     return accepted(c)?.status === 'False' ? c : undefined;
   });
@@ -205,27 +191,27 @@ test('an invalid custom resource is not applied: Accepted=False names the field,
   assert.equal(await hubPolicy('y'), undefined);
   // An edit of a valid one into an invalid one: the hub keeps the last valid version.
   await kubectlApply('x', policy('x', [10, 10]));
-  await until('Accepted=False on x', async () => (accepted(await cr('x'))?.status === 'False' ? true : undefined));
+  await eventually('Accepted=False on x', async () => (accepted(await cr('x'))?.status === 'False' ? true : undefined));
   assert.equal((await hubPolicy('x'))!.spec.routes[0]!.split[0]!.weight, 50);
   // Fixed: accepted again, the hub follows.
   await kubectlApply('x', policy('x', [90, 10]));
-  await until('x accepted again at 90', async () => ((await hubPolicy('x'))?.spec.routes[0]!.split[0]!.weight === 90 && accepted(await cr('x'))?.status === 'True' ? true : undefined));
+  await eventually('x accepted again at 90', async () => ((await hubPolicy('x'))?.spec.routes[0]!.split[0]!.weight === 90 && accepted(await cr('x'))?.status === 'True' ? true : undefined));
 });
 
 test('kubectl delete removes the object from the hub and the agent', { skip }, async () => {
   await kubectlApply('z', policy('z', [100, 0]));
-  await until('z at the hub', () => hubPolicy('z'));
+  await eventually('z at the hub', () => hubPolicy('z'));
   await ok(['delete', 'trafficpolicy', 'z']);
-  await until('z gone from the hub', async () => ((await hubPolicy('z')) === undefined ? true : undefined));
+  await eventually('z gone from the hub', async () => ((await hubPolicy('z')) === undefined ? true : undefined));
   // The agent's journal keeps history: what it serves is the view at its revision, which must reach the delete's.
   const revision = ((await (await fleet.hubFetch('/healthz')).json()) as { revision: number }).revision;
-  await until('the agent at the revision of the delete', async () => ((await fleet.agentStatus(cluster1.name)).viewRevision >= revision ? true : undefined));
+  await eventually('the agent at the revision of the delete', async () => ((await fleet.agentStatus(cluster1.name)).viewRevision >= revision ? true : undefined));
 });
 
 test('the API server gone: the hub keeps its objects and says since when', { skip }, async () => {
   const before = Date.now();
   await api.close();
-  const status = await until('the source to report the outage', async () => {
+  const status = await eventually('the source to report the outage', async () => {
     const hub = (await (await fleet.hubFetch('/api/v1alpha1/hub')).json()) as {
       kubernetesPolicies: { connected: boolean; since: string; kinds: { kind: string; error?: string; errorSince?: string }[] };
     };

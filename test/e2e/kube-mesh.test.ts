@@ -20,6 +20,9 @@ import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerH
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { Kubectl, KUBECTL_SKIP } from '../helpers/kubectl.js';
 import { TickLog } from '../helpers/tick-log.js';
+import { eventually as eventuallyFor } from '../helpers/eventually.js';
+
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000) => eventuallyFor(what, probe, timeoutMs);
 
 let fleet: LocalFleet;
 let dir: string;
@@ -96,21 +99,6 @@ async function client(cluster: string, name: string): Promise<TickLog> {
   return new TickLog(fleet.startClient(cluster, bootstrap, { target: 'xds:///helloworld.sample', rate: 60, name }));
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
 const skip = KUBECTL_SKIP;
 
 before(async () => {
@@ -166,7 +154,7 @@ test('an endpoint that turns not-ready stops getting calls, with no failed call'
 });
 
 test('cluster3 imports helloworld: kubectl shows the ServiceImport and EndpointSlices from both source clusters', { skip }, async () => {
-  const imp = await waitFor('ServiceImport in cluster3', async () => {
+  const imp = await eventually('ServiceImport in cluster3', async () => {
     const r = await k('cluster3').run(['get', 'serviceimport', 'helloworld', '-n', 'sample', '-o', 'yaml']);
     return r.code === 0 ? (parseYaml(r.stdout) as { spec: { type: string; ports: { port: number }[] } }) : undefined;
   });
@@ -175,7 +163,7 @@ test('cluster3 imports helloworld: kubectl shows the ServiceImport and EndpointS
     imp.spec.ports.map((p) => p.port),
     [HELLOWORLD_PORT],
   );
-  const slices = await waitFor('imported EndpointSlices in cluster3', async () => {
+  const slices = await eventually('imported EndpointSlices in cluster3', async () => {
     const out = await k('cluster3').ok(['get', 'endpointslices', '-n', 'sample', '-l', 'multicluster.kubernetes.io/service-name=helloworld', '-o', 'yaml']);
     const items = (parseYaml(out) as { items: { metadata: { labels: Record<string, string> }; endpoints?: { conditions?: { ready?: boolean } }[] }[] }).items;
     const sources = new Set(items.map((s) => s.metadata.labels['multicluster.kubernetes.io/source-cluster']));
@@ -210,7 +198,7 @@ test("kubectl delete of cluster2's ServiceExport withdraws its endpoints: the cl
   try {
     await k('cluster2').ok(['delete', 'serviceexport', 'helloworld', '-n', 'sample']);
     await reaches(log, ['cluster1/v1']);
-    await waitFor('a DELETED event in kubectl get -w', async () => (/"type":\s*"DELETED"/.test(watched) ? true : undefined)).catch((e: unknown) => {
+    await eventually('a DELETED event in kubectl get -w', async () => (/"type":\s*"DELETED"/.test(watched) ? true : undefined)).catch((e: unknown) => {
       throw new Error(`${String(e)}; kubectl printed: ${watched.slice(0, 2000)}`);
     });
   } finally {

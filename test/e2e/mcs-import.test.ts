@@ -24,6 +24,9 @@ import type { Service, Workload } from '../../src/api/index.js';
 import { McsImporter } from '../../src/kube/mcs-importer.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
+import { eventually as eventuallyFor } from '../helpers/eventually.js';
+
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8000) => eventuallyFor(what, probe, timeoutMs);
 
 const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
@@ -122,21 +125,6 @@ interface Obj {
 async function getImported(): Promise<Obj[]> {
   const doc = parseYaml(await ok('get', 'serviceimports,endpointslices', '-n', 'sample', '-o', 'yaml')) as { items: Obj[] };
   return doc.items;
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; importer status ${JSON.stringify(importer.status())}${last ? `; last error ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const sliceEndpoints = (items: Obj[], source: string): unknown[] =>
