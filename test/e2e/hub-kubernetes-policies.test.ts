@@ -13,7 +13,7 @@
 // Skipped, saying so, when kubectl is not installed (.ci/run installs it).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -23,9 +23,9 @@ import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.j
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { valueProblems } from '../helpers/structural-schema.js';
 import { eventually } from '../helpers/eventually.js';
+import { HAVE_KUBECTL, KUBECTL_SKIP } from '../helpers/kubectl.js';
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 
 let api: KubeApiServer;
 let fleet: LocalFleet;

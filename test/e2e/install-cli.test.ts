@@ -6,13 +6,14 @@
 // stand-in, not Kubernetes). Also the CLI's own errors for install.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { LocalFleet } from '../../src/demo/fleet.js';
 import { meshfedBin } from '../../src/demo/processes.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
+import { HAVE_KUBECTL } from '../helpers/kubectl.js';
 
 let fleet: LocalFleet;
 let api: KubeApiServer;
@@ -39,8 +40,6 @@ function meshfed(args: string[], env: Record<string, string> = {}): Promise<{ co
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
-
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 
 test('cluster add prints the token alone on stdout and the install command on stderr; that command, as printed, makes manifests kubectl takes', async () => {
   const r = await meshfed(['cluster', 'add', 'k8s1', '--region', 'eu-west1', '--zones', 'eu-west1-a']);

@@ -7,7 +7,7 @@
 // an EndpointSlice change made with real `kubectl apply` (over HTTP when
 // kubectl is not installed, saying so).
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,8 +16,8 @@ import { LocalFleet, clusterObject, type ClusterSpec } from '../../src/demo/flee
 import { freePort, sampleProgram } from '../../src/demo/processes.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { TickLog } from '../helpers/tick-log.js';
+import { HAVE_KUBECTL } from '../helpers/kubectl.js';
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const CLUSTER: ClusterSpec = { name: 'cluster1', network: 'net1', region: 'us-east1', zones: ['us-east1-a', 'us-east1-b'] };
 
 let fleet: LocalFleet;

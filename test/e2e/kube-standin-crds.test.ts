@@ -7,15 +7,15 @@
 // Skipped, saying so, when kubectl is not installed (.ci/run installs it).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
+import { KUBECTL_SKIP, Kubectl, type KubectlRun } from '../helpers/kubectl.js';
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 const MESHFED = join(process.cwd(), 'bin', 'meshfed.js');
 
 let api: KubeApiServer;
@@ -34,11 +34,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = KubectlRun;
 
 function run(cmd: string, args: string[], input?: string): Promise<Run> {
   return new Promise((resolve) => {
@@ -49,13 +45,8 @@ function run(cmd: string, args: string[], input?: string): Promise<Run> {
   });
 }
 
-const kubectl = (args: string[], input?: string): Promise<Run> => run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], input);
-
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input);
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<Run> => new Kubectl(kubeconfig, dir).run(args, input);
+const ok = (args: string[], input?: string): Promise<string> => new Kubectl(kubeconfig, dir).ok(args, input);
 
 const POLICY = `apiVersion: meshfed.io/v1alpha1
 kind: TrafficPolicy

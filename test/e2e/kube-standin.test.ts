@@ -7,15 +7,15 @@
 // installed (.ci/run installs it).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
+import { HAVE_KUBECTL, KUBECTL_SKIP, Kubectl, type KubectlRun } from '../helpers/kubectl.js';
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 
 let api: KubeApiServer;
 let dir: string;
@@ -33,26 +33,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function kubectl(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await kubectl(...args);
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+type Run = KubectlRun;
+const kubectl = (...args: string[]): Promise<Run> => new Kubectl(kubeconfig, dir).run(args);
+const ok = (...args: string[]): Promise<string> => new Kubectl(kubeconfig, dir).ok(args);
 
 async function file(name: string, text: string): Promise<string> {
   const f = join(dir, name);

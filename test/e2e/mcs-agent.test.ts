@@ -7,7 +7,6 @@
 // Skipped, saying so, when kubectl is not installed.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +16,9 @@ import { Agent } from '../../src/agent/agent.js';
 import { Hub } from '../../src/hub/hub.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { cluster } from '../helpers/mesh-fixture.js';
+import { KUBECTL_SKIP, Kubectl } from '../helpers/kubectl.js';
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 
 let dir: string;
 let hub: Hub;
@@ -63,13 +62,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function kubectl(...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`)) : resolve(stdout),
-    );
-  });
-}
+const kubectl = (...args: string[]): Promise<string> => new Kubectl(kubeconfig, dir).ok(args);
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -11,7 +11,6 @@
 // kubectl is not installed (.ci/run installs it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,11 +24,11 @@ import { McsImporter } from '../../src/kube/mcs-importer.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
 import { cluster, service, workload } from '../helpers/mesh-fixture.js';
 import { eventually as eventuallyFor } from '../helpers/eventually.js';
+import { KUBECTL_SKIP, Kubectl } from '../helpers/kubectl.js';
 
 const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8000) => eventuallyFor(what, probe, timeoutMs);
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 
 const GRPC = { name: 'grpc', port: 8080, protocol: 'GRPC' as const };
 const CLUSTERS = [cluster('cluster1', 'us-east1', ['us-east1-a']), cluster('cluster2', 'us-west1', ['us-west1-a']), cluster('cluster3', 'eu-west1', ['eu-west1-a'])];
@@ -101,19 +100,8 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await kubectl(...args);
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (...args: string[]) => new Kubectl(kubeconfig, dir).run(args);
+const ok = (...args: string[]) => new Kubectl(kubeconfig, dir).ok(args);
 
 interface Obj {
   kind: string;

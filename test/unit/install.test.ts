@@ -10,7 +10,6 @@
 // show; the Deployment runs the agent/hub with the flags the CLI declares.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +27,7 @@ import { renderJson, renderYaml } from '../../src/install/render.js';
 import { buildProgram } from '../../src/cli/main.js';
 import { unknownFields } from '../helpers/k8s-strict.js';
 import { KubeApiServer } from '../helpers/kube-apiserver/server.js';
+import { KUBECTL_SKIP, Kubectl } from '../helpers/kubectl.js';
 
 const TOKEN = `mfj1.0123456789abcdef.${'A'.repeat(43)}.${'b'.repeat(64)}`;
 const CRDS = KINDS.filter((k) => k.kind === 'Mesh' || POLICY_KINDS.has(k.kind)).map(crdFor);
@@ -264,8 +264,7 @@ test('YAML is multi-document with each comment above its object; JSON is a v1 Li
 
 // ---- real kubectl against the stand-in API server ----
 
-const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_KUBECTL ? false : 'kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)';
+const skip = KUBECTL_SKIP;
 let api: KubeApiServer;
 let dir: string;
 
@@ -280,13 +279,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('kubectl', ['--kubeconfig', join(dir, 'kubeconfig'), '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const kubectl = (...args: string[]) => new Kubectl(join(dir, 'kubeconfig'), dir).run(args);
 
 test('kubectl apply --dry-run=client, then apply, takes the hub and agent output; kubectl get shows the objects', { skip }, async () => {
   for (const [name, ms] of [
