@@ -9,8 +9,9 @@
 FROM node:20 AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# --ignore-scripts: `prepare` runs tsc, and the sources are not copied yet.
-RUN npm ci --ignore-scripts
+COPY scripts ./scripts
+# `prepare` (scripts/prepare.js) builds nothing yet: the sources are copied below.
+RUN npm ci
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY proto ./proto
@@ -23,8 +24,9 @@ FROM node:20-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only; --ignore-scripts because `prepare` would run tsc (a dev dependency).
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY scripts ./scripts
+# Production dependencies only; `prepare` sees no typescript and no sources and builds nothing.
+RUN npm ci --omit=dev && npm cache clean --force
 COPY bin ./bin
 COPY proto ./proto
 COPY --from=build /src/dist/src ./dist/src
