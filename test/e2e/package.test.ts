@@ -2,8 +2,8 @@
 // directory `npm install meshfed-<v>.tgz --omit=dev`. The install must succeed
 // without dev dependencies (the `prepare` script builds nothing there), hold
 // no dev dependency, ship no tests or TypeScript sources, and its `meshfed`
-// bin must run: --version, and a hub started from the installed package that
-// `meshfed version` (also installed) reaches. Needs the npm registry or npm's
+// bin must run: --version, and a hub started from the installed package with
+// its flags in a config file (--config) that `meshfed version` reaches. Needs the npm registry or npm's
 // cache (--prefer-offline): skipped, saying so, when npm cannot install.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,9 +61,11 @@ test('npm pack, then npm install --omit=dev of the tarball: meshfed runs without
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
   assert.equal(version.stdout.trim(), pkg.version);
 
-  // A hub from the installed package, and the installed client asking it.
+  // A hub from the installed package, its flags in a config file (meshfed hub --config), and the installed client asking it.
   const [api, agents] = [await freePort(), await freePort()];
-  hub = spawn(bin, ['hub', '--data-dir', join(dir, 'hub'), '--listen', `127.0.0.1:${api}`, '--agent-listen', `127.0.0.1:${agents}`, '--insecure-api'], { cwd: app, stdio: 'ignore' });
+  const config = join(dir, 'hub.yaml');
+  await writeFile(config, `data-dir: ${join(dir, 'hub')}\nlisten: 127.0.0.1:${api}\nagent-listen: 127.0.0.1:${agents}\ninsecure-api: true\n`);
+  hub = spawn(bin, ['hub', '--config', config], { cwd: app, stdio: 'ignore' });
   const seen = await eventually(
     'the installed hub to answer meshfed version',
     async () => {

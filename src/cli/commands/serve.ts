@@ -1,12 +1,14 @@
 // `meshfed hub` and `meshfed agent`: the long-running servers. Each runs until
 // SIGINT/SIGTERM, then stops cleanly and exits 0. A server that cannot start
 // fails the command (exit 1) with its own message (e.g. an address in use).
+// Both take --config FILE (YAML, the flags by their long names: config-file.ts).
 // The server modules are imported when the command runs, so the other
 // commands start without loading them.
 import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
+import { withConfigFile } from '../config-file.js';
 import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
 import type { AgentOptions } from '../../agent/agent.js';
 import type { HubOptions } from '../../hub/hub.js';
@@ -34,7 +36,7 @@ interface AgentFlags {
   joinToken?: string;
   joinTokenFile?: string;
   insecureChannel?: boolean;
-  cluster: string;
+  cluster?: string;
   hub: string;
   network?: string;
   region?: string;
@@ -54,7 +56,7 @@ interface AgentFlags {
 }
 
 export function addServeCommands(program: Command): void {
-  program
+  const hub = program
     .command('hub')
     .description('run the hub: the global API, its store, and the channel agents dial out to')
     .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
@@ -72,13 +74,13 @@ export function addServeCommands(program: Command): void {
     .option('--insecure-api', 'plain-HTTP API (credentials still required): loopback addresses only, development and benchmarks')
     .option('--kubernetes-policies', 'take the policies and the Mesh from custom resources in a Kubernetes cluster (GitOps; install them with meshfed crds | kubectl apply -f -)')
     .option('--kubeconfig <file>', 'with --kubernetes-policies: the kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
-    .option('--kube-context <name>', "with --kubernetes-policies: the kubeconfig's context (default: its current one)")
-    .action(runHub);
+    .option('--kube-context <name>', "with --kubernetes-policies: the kubeconfig's context (default: its current one)");
+  withConfigFile(hub).action(runHub);
 
-  program
+  const agent = program
     .command('agent')
     .description("run a cluster's agent: discovery, report to the hub, xDS for the local data plane")
-    .requiredOption('--cluster <name>', 'the Cluster this agent serves (must exist at the hub)')
+    .option('--cluster <name>', 'the Cluster this agent serves (must exist at the hub; required, on the command line or in --config)')
     .option('--hub <host:port>', 'hub agent-channel address', '127.0.0.1:7401')
     .option('--network <name>', "the cluster's network (checked against the Cluster object)")
     .option('--region <name>', "the cluster's region (checked against the Cluster object)")
@@ -96,8 +98,8 @@ export function addServeCommands(program: Command): void {
     .option('--kubeconfig <file>', 'with --kubernetes: this kubeconfig file')
     .option('--kube-context <name>', 'with --kubernetes: this context of the kubeconfig')
     .option('--no-mcs-import', 'with --kubernetes: write no ServiceImports and EndpointSlices for the services this cluster imports')
-    .option('--kube-namespace <ns>', 'with --kubernetes: discover only these namespaces (repeatable; default all but kube-system, kube-public, kube-node-lease)', collect, [])
-    .action(runAgent);
+    .option('--kube-namespace <ns>', 'with --kubernetes: discover only these namespaces (repeatable; default all but kube-system, kube-public, kube-node-lease)', collect, []);
+  withConfigFile(agent).action(runAgent);
 }
 
 async function runHub(o: HubFlags): Promise<void> {
@@ -133,6 +135,7 @@ async function runHub(o: HubFlags): Promise<void> {
 }
 
 async function runAgent(o: AgentFlags): Promise<void> {
+  if (!o.cluster) throw new MeshfedError('usage', "required option '--cluster <name>' not specified (on the command line or as cluster: in --config)");
   const { Agent } = await import('../../agent/agent.js');
   addressFlag(o.hub, '--hub');
   const opts: AgentOptions = {
