@@ -1,6 +1,7 @@
 // `meshfed install hub` and `meshfed install agent`: print the Kubernetes
 // manifests of a hub or an agent, for `meshfed install ... | kubectl apply -f -`
-// (as `linkerd install` does). Nothing is sent anywhere: this reads the join
+// (as `linkerd install` does); `meshfed install systemd agent|identity`: the
+// systemd units for a VM (src/install/systemd.ts). Nothing is sent anywhere: this reads the join
 // token file (agent) and prints; src/install makes the objects. stdout holds
 // only the manifests (-o yaml: multi-document; -o json: a v1 List).
 import type { Command } from 'commander';
@@ -65,6 +66,34 @@ export function addInstallCommands(program: Command): void {
       .option('--join-token <token>', 'the one-time join token (visible in ps: prefer --join-token-file or MESHFED_JOIN_TOKEN)')
       .option('--join-token-file <file>', 'read the join token from this file'),
   ).action(installAgent);
+
+  const systemd = install.command('systemd').description('print a systemd unit for a VM: meshfed install systemd agent|identity ... > /etc/systemd/system/NAME.service');
+  systemd
+    .command('agent')
+    .description("meshfed-agent.service: a cluster's agent on a VM (data in /var/lib/meshfed/agent, hardened, restarted on failure)")
+    .requiredOption('--cluster <name>', 'the Cluster (meshfed cluster add NAME made it and its join token)')
+    .requiredOption('--hub <host:port>', "the hub's agent channel as reached from this VM")
+    .option('--join-token-file <file>', 'the join token file, readable by --user (needed at the first start only)')
+    .option('--config <file>', 'also pass --config FILE (meshfed agent flags in YAML: docs/operations.md#config-files)')
+    .option('--user <name>', 'the system user the agent runs as', 'meshfed')
+    .option('--meshfed-bin <path>', 'the meshfed executable', '/usr/local/bin/meshfed')
+    .action(async (o: { cluster: string; hub: string; joinTokenFile?: string; config?: string; user: string; meshfedBin: string }) => {
+      const { agentUnit } = await import('../../install/systemd.js');
+      process.stdout.write(agentUnit(o));
+    });
+  systemd
+    .command('identity')
+    .description('meshfed-identity.service: meshfed identity run beside a workload on a VM (writes only --dir)')
+    .requiredOption('--dir <dir>', 'where cert.pem, key.pem and ca.pem go (exists, owned by --user)')
+    .requiredOption('--token-file <file>', 'the identity token file (meshfed identity token --out FILE)')
+    .option('--agent <url|host:port>', "this machine's agent API (default http://127.0.0.1:15011)")
+    .option('--user <name>', 'the user the workload runs as (it reads key.pem)', 'meshfed')
+    .option('--after <unit>', 'start after this unit (the agent on the same VM)', 'meshfed-agent.service')
+    .option('--meshfed-bin <path>', 'the meshfed executable', '/usr/local/bin/meshfed')
+    .action(async (o: { dir: string; tokenFile: string; agent?: string; user: string; after: string; meshfedBin: string }) => {
+      const { identityUnit } = await import('../../install/systemd.js');
+      process.stdout.write(identityUnit(o));
+    });
 }
 
 function format(o: CommonFlags): 'yaml' | 'json' {
