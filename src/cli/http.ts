@@ -6,7 +6,8 @@
 // unreachable (no answer, or no answer in 15 s) is `unavailable` (3); an error
 // answer keeps the API's message, reason and details, and its status decides the
 // code: 401 and 403 are `unauthenticated`/`forbidden` (6), 404 `not-found` (4),
-// 409 `conflict` (5), every other status fails (1).
+// 409 `conflict` (5), every other status fails (1). A watch (streamLines) is
+// NDJSON read line by line, with no timeout once the answer has started.
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
@@ -173,7 +174,15 @@ export async function streamLines(given: string | undefined, what: 'hub' | 'agen
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
-          if (line) onLine(JSON.parse(line));
+          if (!line) continue;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(line);
+          } catch {
+            req.destroy();
+            return reject(new MeshfedError('internal', `the ${what} at ${base} sent a watch line that is not JSON: ${line.slice(0, 80)}`));
+          }
+          onLine(parsed);
         }
       });
       res.on('error', unreachable);
