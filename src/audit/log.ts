@@ -66,6 +66,8 @@ export interface AuditQuery {
   who?: string;
   kind?: string;
   namespace?: string;
+  /** One object: "namespace/name", or "name" for a cluster-scoped one (the record's `object`). */
+  object?: string;
   outcome?: AuditRecord['outcome'];
   /** At most MAX_QUERY_LIMIT (default DEFAULT_QUERY_LIMIT). */
   limit?: number;
@@ -194,6 +196,7 @@ export class AuditLog implements AuditSink {
       if (kind !== undefined && r.kind.toLowerCase() !== kind) continue;
       if (who !== undefined && r.who !== who && r.who.slice(r.who.indexOf(':') + 1) !== who) continue;
       if (q.namespace !== undefined && !r.object.startsWith(`${q.namespace}/`)) continue;
+      if (q.object !== undefined && r.object !== q.object) continue;
       // Record times are ISO strings of one format (boundedRecord): they compare as strings.
       if (since !== undefined && r.time < since) continue;
       if (until !== undefined && r.time > until) continue;

@@ -50,7 +50,7 @@ export function apiUrlFlag(v: string, what: 'hub' | 'agent', source: string): st
 }
 
 export function outputOption(withName = false): Option {
-  return new Option('-o, --output <format>', withName ? 'table, wide, json, yaml or name (kind/name per line)' : 'table, wide, json or yaml').default('table');
+  return new Option('-o, --output <format>', withName ? 'table, wide, json, yaml, name (kind/name per line) or jsonpath=TEMPLATE' : 'table, wide, json or yaml').default('table');
 }
 
 /** Commander's reducer for a repeatable flag: every value, in order. */

@@ -6,7 +6,8 @@
 // unreachable (no answer, or no answer in 15 s) is `unavailable` (3); an error
 // answer keeps the API's message, reason and details, and its status decides the
 // code: 401 and 403 are `unauthenticated`/`forbidden` (6), 404 `not-found` (4),
-// 409 `conflict` (5), every other status fails (1).
+// 409 `conflict` (5), every other status fails (1). A watch (streamLines) is
+// NDJSON read line by line, with no timeout once the answer has started.
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
@@ -38,17 +39,7 @@ export interface ApiFetchInit {
  */
 export function apiFetch(url: string | URL, init: ApiFetchInit = {}, creds: ApiCredentials = {}): Promise<Response> {
   const u = new URL(url);
-  const headers: Record<string, string> = { ...(init.headers ?? {}) };
-  const lower = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
-  if (creds.token && !lower.has('authorization')) headers.authorization = `Bearer ${creds.token}`;
-  if (init.body !== undefined && !lower.has('content-type')) headers['content-type'] = 'application/json';
-  if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
-  const opts: RequestOptions & { ca?: string; cert?: string; key?: string } = { method: init.method ?? 'GET', headers, timeout: init.timeoutMs ?? 15_000 };
-  if (u.protocol === 'https:') {
-    if (creds.ca) opts.ca = creds.ca;
-    if (creds.cert) opts.cert = creds.cert;
-    if (creds.key) opts.key = creds.key;
-  }
+  const opts = requestOptions(u, init, creds);
   return new Promise((resolve, reject) => {
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts, (res) => {
       const chunks: Buffer[] = [];
@@ -64,6 +55,21 @@ export function apiFetch(url: string | URL, init: ApiFetchInit = {}, creds: ApiC
     req.on('error', reject);
     req.end(init.body);
   });
+}
+
+function requestOptions(u: URL, init: ApiFetchInit, creds: ApiCredentials): RequestOptions & { ca?: string; cert?: string; key?: string } {
+  const headers: Record<string, string> = { ...(init.headers ?? {}) };
+  const lower = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
+  if (creds.token && !lower.has('authorization')) headers.authorization = `Bearer ${creds.token}`;
+  if (init.body !== undefined && !lower.has('content-type')) headers['content-type'] = 'application/json';
+  if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
+  const opts: RequestOptions & { ca?: string; cert?: string; key?: string } = { method: init.method ?? 'GET', headers, timeout: init.timeoutMs ?? 15_000 };
+  if (u.protocol === 'https:') {
+    if (creds.ca) opts.ca = creds.ca;
+    if (creds.cert) opts.cert = creds.cert;
+    if (creds.key) opts.key = creds.key;
+  }
+  return opts;
 }
 
 function headersOf(h: IncomingHttpHeaders): Headers {
@@ -120,22 +126,72 @@ export async function request<T>(given: string | undefined, what: 'hub' | 'agent
     throw new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${cause})`, { cause: err });
   }
   const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = { error: text };
-  }
-  if (!res.ok) {
-    const answer = parsed as ErrorBody | undefined;
-    const opts: ErrorOptions = {};
-    if (typeof answer?.reason === 'string') opts.reason = answer.reason;
-    if (answer?.details !== undefined) opts.details = answer.details;
-    let message = answer?.error ?? `${res.status} ${res.statusText}`;
-    if (res.status === 401) message += what === 'hub' ? ' (credential: the context of MESHFED_CONFIG or --context)' : " (credential: MESHFED_AGENT_TOKEN or the context's agentToken)";
-    throw new MeshfedError(codeOfAnswer(res.status), message, opts);
-  }
+  const parsed = parseAnswer(text);
+  if (!res.ok) throw answerError(what, res.status, res.statusText, parsed);
   return parsed as T;
+}
+
+function parseAnswer(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return { error: text };
+  }
+}
+
+/** The MeshfedError of an error answer: the API's message, reason and details. */
+function answerError(what: 'hub' | 'agent', status: number, statusText: string, parsed: unknown): MeshfedError {
+  const answer = parsed as ErrorBody | undefined;
+  const opts: ErrorOptions = {};
+  if (typeof answer?.reason === 'string') opts.reason = answer.reason;
+  if (answer?.details !== undefined) opts.details = answer.details;
+  let message = answer?.error ?? `${status} ${statusText}`;
+  if (status === 401) message += what === 'hub' ? ' (credential: the context of MESHFED_CONFIG or --context)' : " (credential: MESHFED_AGENT_TOKEN or the context's agentToken)";
+  return new MeshfedError(codeOfAnswer(status), message, opts);
+}
+
+/**
+ * A GET whose answer is newline-delimited JSON (a watch): `onLine` gets each
+ * parsed line as it arrives; resolves when the server ends the stream. No
+ * timeout once the answer started (a quiet watch is not a dead one); an error
+ * answer throws as request() does.
+ */
+export async function streamLines(given: string | undefined, what: 'hub' | 'agent', path: string, onLine: (line: unknown) => void): Promise<void> {
+  const { base, creds } = target(what, given);
+  const u = new URL(path, base.endsWith('/') ? base : base + '/');
+  const opts = requestOptions(u, {}, creds);
+  await new Promise<void>((resolve, reject) => {
+    const unreachable = (err: unknown) => reject(new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${(err as { code?: string }).code ?? errorMessage(err)})`, { cause: err }));
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts, (res) => {
+      req.setTimeout(0);
+      const status = res.statusCode ?? 500;
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        if (status >= 300) return;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(line);
+          } catch {
+            req.destroy();
+            return reject(new MeshfedError('internal', `the ${what} at ${base} sent a watch line that is not JSON: ${line.slice(0, 80)}`));
+          }
+          onLine(parsed);
+        }
+      });
+      res.on('error', unreachable);
+      res.on('end', () => (status >= 300 ? reject(answerError(what, status, res.statusMessage ?? '', parseAnswer(buf))) : resolve()));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', unreachable);
+    req.end();
+  });
 }
 
 /** The body of an API error answer (hub and agent alike). */

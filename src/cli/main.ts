@@ -19,6 +19,7 @@ import { addServeCommands } from './commands/serve.js';
 import { addStatusCommands } from './commands/status.js';
 import { addStoreCommands } from './commands/store.js';
 import { addVersionCommand } from './commands/version.js';
+import { addCompletionCommand } from './commands/completion.js';
 import { addWorkloadCommands } from './commands/workload.js';
 import { meshfedVersion } from '../util/version.js';
 
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   addStoreCommands(program);
   addConfigCommands(program);
   addVersionCommand(program);
+  addCompletionCommand(program);
   oneLineUsageErrors(program);
   return program;
 }

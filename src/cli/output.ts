@@ -6,11 +6,11 @@ import { MeshfedError } from '../util/errors.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml' | 'wide' | 'name';
 
-/** `-o`; `name` (kind/name per line) only where the command lists objects (`withName`). */
+/** `-o`; `name` (kind/name per line) only where the command lists objects (`withName`; get also takes jsonpath=, src/cli/get.ts). */
 export function parseFormat(v: string | undefined, withName = false): OutputFormat {
   const f = (v ?? 'table').toLowerCase();
   if (f === 'table' || f === 'json' || f === 'yaml' || f === 'wide' || (withName && f === 'name')) return f;
-  throw new MeshfedError('usage', `-o: unknown output format "${v}" (table, wide, json, yaml${withName ? ', name' : ''})`);
+  throw new MeshfedError('usage', `-o: unknown output format "${v}" (table, wide, json, yaml${withName ? ', name, jsonpath=TEMPLATE' : ''})`);
 }
 
 /**

@@ -1,5 +1,6 @@
 // The hub API's audit answers, apart from HTTP:
-//   GET /api/v1alpha1/audit?since=&until=&who=&kind=&namespace=&outcome=&limit=
+//   GET /api/v1alpha1/audit?since=&until=&who=&kind=&namespace=&object=&outcome=&limit=
+//       object: one object, "namespace/name" or "name" (describe's recent changes)
 //       records, newest first, at most `limit` (default 100, at most 1000);
 //       since/until: a duration back from now ("1h", "30m", "7d") or an RFC 3339 time
 //   GET /api/v1alpha1/audit/verify
@@ -15,7 +16,7 @@ import { MeshfedError } from '../util/errors.js';
 /** What the answers need of the log. */
 export type AuditReader = Pick<AuditLog, 'query' | 'verify' | 'stats'>;
 
-const PARAMS = new Set(['since', 'until', 'who', 'kind', 'namespace', 'outcome', 'limit']);
+const PARAMS = new Set(['since', 'until', 'who', 'kind', 'namespace', 'object', 'outcome', 'limit']);
 const OUTCOMES: readonly AuditRecord['outcome'][] = ['allowed', 'denied', 'failed'];
 const DURATION_RE = new RegExp(DURATION);
 
@@ -36,7 +37,7 @@ export function verifyAnswer(audit: AuditReader): Promise<ChainVerdict> {
 
 /** The query of `GET /audit` (exported for tests and the CLI's own checks). */
 export function parseAuditQuery(params: URLSearchParams, now = Date.now()): AuditQuery {
-  for (const k of params.keys()) if (!PARAMS.has(k)) throw new MeshfedError('invalid', `audit: unknown parameter "${k}" (since, until, who, kind, namespace, outcome, limit)`);
+  for (const k of params.keys()) if (!PARAMS.has(k)) throw new MeshfedError('invalid', `audit: unknown parameter "${k}" (since, until, who, kind, namespace, object, outcome, limit)`);
   const q: AuditQuery = {};
   const one = (k: string): string | undefined => {
     const all = params.getAll(k);
@@ -54,6 +55,8 @@ export function parseAuditQuery(params: URLSearchParams, now = Date.now()): Audi
   if (kind !== undefined) q.kind = kind;
   const namespace = one('namespace');
   if (namespace !== undefined) q.namespace = namespace;
+  const object = one('object');
+  if (object !== undefined) q.object = object;
   const outcome = one('outcome');
   if (outcome !== undefined) {
     if (!(OUTCOMES as readonly string[]).includes(outcome)) throw new MeshfedError('invalid', `audit: outcome must be one of ${OUTCOMES.join(', ')}, got "${outcome}"`);

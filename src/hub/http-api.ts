@@ -11,8 +11,8 @@
 // credential (one uniform message) and 403 naming the permission missing.
 //   GET    /healthz                                          (no credential) {ok, revision, version}: liveness
 //   GET    /readyz                                           (no credential) 200 {ready: true}, or 503 {ready: false, reason}: readiness
-//   GET    /api/v1alpha1/{plural}[?namespace=&cluster=]      list
-//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N]      watch (newline-delimited JSON events; a watcher that does not read is dropped, see watch())
+//   GET    /api/v1alpha1/{plural}[?namespace=&cluster=&labelSelector=]      list (labelSelector: kubectl's syntax, src/api/selector.ts)
+//   GET    /api/v1alpha1/{plural}?watch=1[&revision=N&namespace=&cluster=&labelSelector=]   watch (newline-delimited JSON events, filtered as the list; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
 //   POST   /api/v1alpha1/apply            body: YAML or JSON (one or many objects); all or nothing
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
@@ -33,7 +33,7 @@
 //   GET    /api/v1alpha1/auth/certificates   issued user certificates (serial, user, groups, state)
 //   DELETE /api/v1alpha1/auth/certificates/{serial}   revoke
 //   GET    /api/v1alpha1/auth/whoami      the caller's principal and the mesh trust domain (any authenticated caller)
-//   GET    /api/v1alpha1/audit[?since=&until=&who=&kind=&namespace=&outcome=&limit=]   audit records, newest first
+//   GET    /api/v1alpha1/audit[?since=&until=&who=&kind=&namespace=&object=&outcome=&limit=]   audit records, newest first
 //   GET    /api/v1alpha1/audit/verify     walks the hash chain; the first broken link by seq
 //   POST   /api/v1alpha1/auth/can-i       body {verb, kind, name?, namespace?, cluster?, actions?} or {list: true}: what the caller may do
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -64,6 +64,7 @@ import { globalServicesAnswer, withStatus } from './api-status.js';
 import { joinToken, rotateRoot, trustStatusAnswer, type TrustApiContext } from './api-trust.js';
 import { FederatedViewCache } from './federated-view.js';
 import { applyObjects, deleteObjects } from './objects.js';
+import { selectionOf, selects, watchFilter, type Selection } from './api-select.js';
 import type { HubTrust } from './trust.js';
 import { findKind, parseAndValidateSliced } from '../registry.js';
 import { eventLoopDelay, startEventLoopMonitor } from '../util/event-loop.js';
@@ -377,15 +378,12 @@ async function route(call: Call, url: URL): Promise<void> {
 
   if (req.method === 'GET' && !name && q.get('watch')) {
     await allow(call, readPerm());
-    return watch(store, def.kind, q, req, res);
+    return watch(store, selectionOf(def, q), q, req, res);
   }
   if (req.method === 'GET' && !name) {
     await allow(call, readPerm());
-    const filter: { kind: string; namespace?: string; cluster?: string } = { kind: def.kind };
-    // A cluster-scoped kind has no namespace: ?namespace= does not filter it (as kubectl -n on nodes).
-    if (q.get('namespace') && def.namespaced) filter.namespace = q.get('namespace')!;
-    if (q.get('cluster')) filter.cluster = q.get('cluster')!;
-    const items = await store.list(filter);
+    const sel = selectionOf(def, q);
+    const items = (await store.list(sel.filter)).filter((o) => selects(sel, o));
     return sendJson(res, 200, { items: await withStatus(store, ctx.views, def.kind, items), revision: store.revision() });
   }
   if (req.method === 'GET' && name) {
@@ -476,8 +474,10 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse, url: URL): 
  * WATCH_BUFFER_BYTES, the watch ends with a final ERROR line naming the reason
  * (the client re-lists and watches again) and its connection is freed.
  */
-function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+function watch(store: Store, sel: Selection, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const kind = sel.filter.kind;
   const from = watchRevision(q.get('revision'), store.revision());
+  const seen = watchFilter(sel, store.scan(sel.filter).objects);
   let stop: (() => void) | undefined;
   let dropped = false;
   const drop = (): void => {
@@ -489,8 +489,9 @@ function watch(store: Store, kind: string, q: URLSearchParams, req: IncomingMess
     setTimeout(() => res.destroy(), 1000).unref();
   };
   try {
-    stop = store.watch(from, (e) => {
-      if (dropped || e.object.kind !== kind) return;
+    stop = store.watch(from, (event) => {
+      const e = dropped ? undefined : seen(event);
+      if (!e) return;
       res.write(JSON.stringify(e) + '\n');
       if (res.writableLength > WATCH_BUFFER_BYTES) drop();
     });

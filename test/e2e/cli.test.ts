@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { eventually } from '../helpers/eventually.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { freePort, meshfedBin } from '../../src/demo/processes.js';
 import { packageRoot } from '../../src/util/paths.js';
@@ -23,9 +24,13 @@ after(async () => {
   await fleet?.close();
 });
 
+function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...fleet.cliEnv('cluster1'), MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl, ...extra };
+}
+
 function meshfed(args: string[], opts: { agent?: boolean; input?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env = { ...process.env, ...fleet.cliEnv('cluster1'), MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl, ...opts.env };
+    const env = cliEnv(opts.env);
     const p = spawn(process.execPath, [meshfedBin(), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -155,7 +160,7 @@ test('usage errors exit 2 with one line: the error and the help of the command t
     [['get', 'clusters', '-o', 'xml'], /^error: -o: unknown output format "xml" .* \(see meshfed get --help\)\n$/],
     [['frob'], /^error: unknown command 'frob' \(see meshfed --help\)\n$/],
     [['auth', 'token', 'create'], /^error: missing required argument 'user' \(see meshfed auth token create --help\)\n$/],
-    [['delete'], /^error: delete needs KIND NAME, KIND\/NAME or -f FILE \(see meshfed delete --help\)\n$/],
+    [['delete'], /^error: delete needs KIND NAME, KIND\/NAME, KIND -l SELECTOR, KIND --all or -f FILE \(see meshfed delete --help\)\n$/],
     [['get', 'clusters', '--frob'], /^error: unknown option '--frob' \(see meshfed get --help\)\n$/],
   ];
   for (const [args, stderr] of cases) {
@@ -354,4 +359,135 @@ test('a port already in use stops the hub or agent at start with the address nam
   ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`agent xDS server: 127\\.0\\.0\\.1:${xds} is already in use`));
+});
+
+/** A TrafficPolicy of the tests below (it selects a service "echo" that need not exist). */
+function trafficPolicy(name: string, namespace: string, labels: Record<string, string> = {}): string {
+  return `apiVersion: meshfed.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: ${name}, namespace: ${namespace}, labels: ${JSON.stringify(labels)}}
+spec: {destinations: [{name: echo}], routes: [{name: main, timeout: 2s}]}
+`;
+}
+
+test('get -A, -l (filtered at the hub), -o jsonpath and -o wide; describe; delete -l and --all', async () => {
+  const f = await file('tps.yaml', [trafficPolicy('tp-a', 'hab1', { team: 'red' }), trafficPolicy('tp-b', 'hab2', { team: 'blue' }), trafficPolicy('tp-c', 'hab2')].join('---\n'));
+  let r = await meshfed(['apply', '-f', f]);
+  assert.equal(r.code, 0, r.stderr);
+
+  r = await meshfed(['get', 'tp', '-A']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^NAME\s+NAMESPACE\s/);
+  assert.match(r.stdout, /tp-a\s+hab1/);
+  assert.match(r.stdout, /tp-c\s+hab2/);
+  r = await meshfed(['get', 'tp', '-A', '-n', 'hab1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^error: -A\/--all-namespaces and -n\/--namespace together: pass one \(see meshfed get --help\)\n$/);
+
+  const names = async (...args: string[]) => (await meshfed(['get', 'tp', ...args, '-o', 'name'])).stdout;
+  assert.equal(await names('-A', '-l', 'team=red'), 'trafficpolicy/tp-a\n');
+  assert.equal(await names('-A', '-l', '!team'), 'trafficpolicy/tp-c\n');
+  assert.equal(await names('-n', 'hab2', '-l', 'team notin (red)'), 'trafficpolicy/tp-b\ntrafficpolicy/tp-c\n');
+  r = await meshfed(['get', 'tp', '-A', '-l', 'team in (red,blue)', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}']);
+  assert.equal(r.stdout, 'hab1/tp-a\nhab2/tp-b\n');
+  // The hub filters (a large list is not shipped) and refuses a bad selector, on a list and a watch, naming it.
+  for (const q of ['', 'watch=1&']) {
+    const res = await fleet.hubFetch(`/api/v1alpha1/trafficpolicies?${q}labelSelector=${encodeURIComponent('team in (red')}`);
+    assert.equal(res.status, 400, q);
+    assert.match(((await res.json()) as { error: string }).error, /^label selector "team in \(red": "\(" without "\)"$/);
+  }
+  r = await meshfed(['get', 'tp', 'tp-a', '-n', 'hab1', '-o', 'jsonpath={.metadata.labels.team} {.spec.routes[0].timeout}']);
+  assert.equal(r.stdout, 'red 2s');
+  for (const [args, why] of [
+    [['-l', 'team in (red'], /^error: -l: label selector "team in \(red": "\(" without "\)" \(see meshfed get --help\)\n$/],
+    [['-o', 'jsonpath={.items[?(@.x)]}'], /^error: -o jsonpath: template "\{\.items\[\?\(@\.x\)\]\}": .*cannot read/],
+  ] as const) {
+    r = await meshfed(['get', 'tp', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, why);
+  }
+  r = await meshfed(['get', 'tp', '-A', '-o', 'wide']);
+  assert.match(r.stdout, /^NAME\s+NAMESPACE\s.*AGE\s+VERSION\n/);
+
+  r = await meshfed(['describe', 'tp', 'tp-a', '-n', 'hab1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Name:\s+tp-a\nNamespace:\s+hab1\nKind:\s+TrafficPolicy\nLabels:\s+team=red\n/);
+  assert.match(r.stdout, /Spec:\n\s+destinations:/);
+  assert.match(r.stdout, /Selects:\n\s+Services:\s+<none>\n/);
+  // The writes to this object only (one apply also created tp-b and tp-c).
+  assert.match(r.stdout, /Recent changes:\n\s+TIME\s+WHO\s+VERB\s+OUTCOME[^\n]*\n\s+\S+\s+\S+\s+create\s+allowed[^\n]*\n$/);
+  r = await meshfed(['describe', 'cluster', 'cluster1']);
+  assert.match(r.stdout, /Agent:\n\s+State:\s+Connected since /);
+
+  // Deleting many: a namespaced kind needs -n or -A; a bad selector deletes nothing.
+  r = await meshfed(['delete', 'tp', '--all']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /TrafficPolicy is namespaced: pass -n NAMESPACE, or -A for every namespace/);
+  r = await meshfed(['delete', 'tp', '-A', '-l', 'team in (']);
+  assert.equal(r.code, 2);
+  assert.equal(await names('-A'), 'trafficpolicy/tp-a\ntrafficpolicy/tp-b\ntrafficpolicy/tp-c\n');
+  r = await meshfed(['delete', 'tp', '-A', '-l', 'team=blue']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^TrafficPolicy \S*tp-b deleted\n$/);
+  r = await meshfed(['delete', 'tp', '--all', '-n', 'hab2']);
+  assert.match(r.stdout, /^TrafficPolicy \S*tp-c deleted\n$/);
+  r = await meshfed(['delete', 'tp', '--all', '-n', 'hab2']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, 'no trafficpolicies found in namespace hab2\n');
+  r = await meshfed(['delete', 'tp', '--all', '-A']);
+  assert.match(r.stdout, /^TrafficPolicy \S*tp-a deleted\n$/);
+});
+
+test('describe globalservice: every cluster part with its endpoints and health', async () => {
+  let r = await meshfed(['register', '--service', 'habsvc', '-n', 'hab', '--address', '127.0.0.1:6101']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await eventually('the hub to see habsvc', async () => {
+    const d = await meshfed(['describe', 'gsvc', 'habsvc', '-n', 'hab']);
+    return d.code === 0 ? d : undefined;
+  });
+  assert.match(r.stdout, /^Name:\s+habsvc\nNamespace:\s+hab\nKind:\s+GlobalService\n/);
+  assert.match(r.stdout, /cluster1: habsvc\S*, in the global service, 1\/1 endpoints healthy/);
+  assert.match(r.stdout, /WORKLOAD\s+ADDRESS\s+ZONE\s+HEALTH\s+PORTS\n\s+\S+\s+127\.0\.0\.1\s+us-east1-a\s+HEALTHY/);
+  assert.equal((await meshfed(['deregister', '--address', '127.0.0.1:6101'])).code, 0);
+});
+
+test('get -w: the list, then every change as it happens (a label selector at the hub); Ctrl-C exits 0', async () => {
+  const apply = async (text: string) => {
+    const r = await meshfed(['apply', '-f', await file('w.yaml', text)]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  await apply(trafficPolicy('w1', 'habw', { watch: 'yes' }));
+  const watcher = (args: string[]) => {
+    const p = spawn(process.execPath, [meshfedBin(), 'get', 'tp', '-w', ...args], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const w = { p, out: '', err: '' };
+    p.stdout.on('data', (d: Buffer) => (w.out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (w.err += d.toString()));
+    return w;
+  };
+  const table = watcher(['-n', 'habw']);
+  const json = watcher(['-A', '-l', 'watch=yes', '-o', 'json']);
+  const events = () =>
+    json.out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; object: { metadata: { name: string } } })
+      .map((e) => `${e.type} ${e.object.metadata.name}`);
+  await eventually('both watches to list', async () => (/^NAME\s+NAMESPACE[^\n]*\nw1\s+habw/.test(table.out) && events().length === 1 ? true : undefined));
+  assert.deepEqual(events(), ['ADDED w1']);
+
+  await apply(trafficPolicy('w2', 'habw', { watch: 'yes' }));
+  await apply(trafficPolicy('w3', 'habw2', { watch: 'no' }));
+  await apply(trafficPolicy('w1', 'habw', { watch: 'no' }));
+  await eventually('the changes', async () => (events().length === 3 && /\nw2\s+habw/.test(table.out) ? true : undefined));
+  // w3 does not match; w1 stopped matching: DELETED for that watcher, MODIFIED (a row) for the other.
+  assert.deepEqual(events(), ['ADDED w1', 'ADDED w2', 'DELETED w1']);
+  assert.equal(table.out.match(/^w1\s/gm)?.length, 2, table.out);
+  assert.doesNotMatch(table.out, /w3/);
+
+  for (const w of [table, json]) {
+    const code = new Promise((res) => w.p.on('exit', (c) => res(c)));
+    w.p.kill('SIGINT');
+    assert.equal(await code, 0, w.err);
+  }
+  assert.equal((await meshfed(['delete', 'tp', '-A', '-l', 'watch'])).code, 0);
 });

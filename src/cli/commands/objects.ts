@@ -1,5 +1,5 @@
-// API objects at the hub: `meshfed apply`, `plan`, `explain`, `get`, `delete`
-// and `crds`. Files given with -f (a List is its items) are read and validated here, all of them
+// API objects at the hub: `meshfed apply`, `plan`, `explain`, `get`, `describe`,
+// `delete` (src/cli/get.ts, describe.ts, delete.ts) and `crds`. Files given with -f (a List is its items) are read and validated here, all of them
 // before anything is sent: one bad document anywhere and nothing is applied
 // (the InvalidInputError names file, document, object and field; exit 1).
 import type { Command } from 'commander';
@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { InvalidInputError, type ApiObject } from '../../api/index.js';
 import { MeshfedError } from '../../util/errors.js';
 import { collect, hubOption, outputOption } from '../flags.js';
+import { deleteAction } from '../delete.js';
+import { describeCommand } from '../describe.js';
 import { getCommand } from '../get.js';
 import { request } from '../http.js';
 import { parseFormat, print } from '../output.js';
@@ -16,12 +18,6 @@ import type { PlanResult } from '../../analysis/plan.js';
 
 interface Outcomes {
   results: { object: string; outcome: string }[];
-}
-
-interface DeleteTarget {
-  plural: string;
-  name: string;
-  namespace?: string;
 }
 
 interface ExplainFlags {
@@ -85,25 +81,42 @@ export function addObjectCommands(program: Command): void {
 
   program
     .command('get')
-    .description('list or show objects: clusters, meshes, services, workloads, globalservices')
+    .description('list or show objects: clusters, meshes, services, workloads, globalservices (-l selects, -w watches)')
     .argument('<kind>', 'kind, plural or short name')
     .argument('[name]', 'object name')
-    .option('-n, --namespace <ns>', 'namespace')
+    .option('-n, --namespace <ns>', 'namespace (without it: every namespace)')
+    .option('-A, --all-namespaces', 'every namespace (not with -n)')
+    .option('-l, --selector <selector>', 'label selector: k=v, k!=v, k, !k, k in (a,b), k notin (a); comma = AND')
+    .option('-w, --watch', 'after listing, print every change until Ctrl-C')
+    .option('--watch-only', 'print changes only, without the list first')
     .option('--cluster <name>', 'cluster (discovered kinds)')
     .addOption(hubOption())
     .addOption(outputOption(true))
     .action(getCommand);
 
   program
+    .command('describe')
+    .description('one object for people: metadata, spec, what it selects or its agent, problems and recent changes')
+    .argument('<kind>', 'kind, plural or short name (also globalservices)')
+    .argument('<name>', 'object name')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('--cluster <name>', 'cluster (discovered kinds)')
+    .addOption(hubOption())
+    .action(describeCommand);
+
+  program
     .command('delete')
-    .description('delete objects by kind and name (or KIND/NAME, as get -o name prints), or those in files')
+    .description('delete objects by kind and name (or KIND/NAME, as get -o name prints), by -l selector or --all, or those in files')
     .argument('[kind]')
     .argument('[name]')
     .option('-n, --namespace <ns>', 'namespace (ignored for cluster-scoped kinds)')
+    .option('-A, --all-namespaces', 'with -l or --all: in every namespace')
+    .option('-l, --selector <selector>', 'delete the objects of KIND that match this label selector')
+    .option('--all', 'delete every object of KIND (within -n, or -A)')
     .option('-f, --filename <file>', "delete the objects in this file, '-' for stdin (repeatable)", collect, [])
     .option('--ignore-not-found', 'an object that does not exist is not an error (exit 0)')
     .addOption(hubOption())
-    .action(deleteObjects);
+    .action(deleteAction(readObjects));
 }
 
 /** `meshfed crds`; added apart from the others so that it keeps its place in the help. */
@@ -139,39 +152,6 @@ async function explain(o: ExplainFlags): Promise<void> {
   else {
     const { formatExplain } = await import('../../analysis/explain.js');
     process.stdout.write(formatExplain(r));
-  }
-}
-
-async function deleteObjects(kind: string | undefined, name: string | undefined, o: { namespace?: string; filename: string[]; hub: string; ignoreNotFound?: boolean }): Promise<void> {
-  const { findKind } = await import('../../registry.js');
-  const targets: DeleteTarget[] = [];
-  if (o.filename.length > 0) {
-    for (const obj of await readObjects(o.filename)) {
-      // readObjects validated every object, so its kind is known.
-      const t: DeleteTarget = { plural: findKind(obj.kind)!.plural, name: obj.metadata.name };
-      if (obj.metadata.namespace) t.namespace = obj.metadata.namespace;
-      targets.push(t);
-    }
-  } else {
-    if (kind?.includes('/') && name === undefined) [kind, name] = kind.split('/', 2) as [string, string];
-    if (!kind || !name) throw new MeshfedError('usage', 'delete needs KIND NAME, KIND/NAME or -f FILE');
-    const def = findKind(kind);
-    if (!def) throw new MeshfedError('usage', `unknown kind "${kind}"`);
-    const t: DeleteTarget = { plural: def.plural, name };
-    if (o.namespace && def.namespaced) t.namespace = o.namespace;
-    targets.push(t);
-  }
-  for (const t of targets) {
-    const qs = t.namespace ? `?namespace=${encodeURIComponent(t.namespace)}` : '';
-    let r: Outcomes;
-    try {
-      r = await request<Outcomes>(o.hub, 'hub', 'DELETE', `api/v1alpha1/${t.plural}/${encodeURIComponent(t.name)}${qs}`);
-    } catch (err) {
-      // As kubectl: nothing printed for an object already gone.
-      if (o.ignoreNotFound && err instanceof MeshfedError && err.code === 'not-found') continue;
-      throw err;
-    }
-    for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
   }
 }
 
