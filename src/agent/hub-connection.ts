@@ -2,13 +2,16 @@
 // sends its cluster's discovered state, and receives the view. Reconnects with
 // backoff forever; the agent keeps serving its last good state meanwhile.
 //
-// Backoff: 0.25 s doubling to 5 s, with jitter (agents that lost the hub together
-// do not return together). It starts over only once a connection has stayed up
-// for HEALTHY_AFTER_MS: a hub that accepts the agent and drops it again (e.g.
-// while overloaded) is not redialed, with a full report each time, in a loop.
+// Backoff: 0.25 s doubling, with jitter (agents that lost the hub together do
+// not return together), to 1 s while the hub cannot be reached (a failed dial
+// costs nothing, and a hub that returns must see every agent within about a
+// second), to 5 s once a hub welcomed the agent and dropped it again (e.g. while
+// overloaded: no full report in a fast loop) or rejected it. It starts over only
+// once a connection has stayed up for HEALTHY_AFTER_MS. While connected the
+// agent heartbeats every HEARTBEAT_INTERVAL_MS (the hub's cluster liveness).
 import type * as grpc from '@grpc/grpc-js';
 import { keyOf, refOf, type ApiObject } from '../api/index.js';
-import { agentChannelClient, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream, type View } from '../channel/protocol.js';
+import { agentChannelClient, HEARTBEAT_INTERVAL_MS, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream, type View } from '../channel/protocol.js';
 import { internObject } from '../util/intern.js';
 import { logger } from '../util/log.js';
 
@@ -16,6 +19,8 @@ const log = logger('agent.hub');
 
 export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 5000;
+/** The backoff's ceiling while no hub answers at all. */
+export const BACKOFF_UNREACHABLE_MAX_MS = 1000;
 /** A connection that lasted this long was healthy: the next loss starts the backoff over. */
 export const HEALTHY_AFTER_MS = 10_000;
 /**
@@ -94,6 +99,11 @@ export class HubConnection {
   private since: string | undefined;
   private lastError: string | undefined;
   private backoffMs = BACKOFF_MIN_MS;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The current dial got a Welcome (set by onMessage, read when the stream ends). */
+  private onWelcome: (() => void) | undefined;
+  /** The current dial was rejected by the hub. */
+  private rejected = false;
   private nextDialMs: number | undefined;
   private connects = 0;
   private healthyTimer: NodeJS.Timeout | undefined;
@@ -142,6 +152,7 @@ export class HubConnection {
     if (this.reportTimer) clearTimeout(this.reportTimer);
     if (this.healthyTimer) clearTimeout(this.healthyTimer);
     if (this.ackTimer) clearTimeout(this.ackTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.stream?.cancel();
     this.client?.close();
   }
@@ -200,6 +211,9 @@ export class HubConnection {
     const stream = client.connect();
     this.stream = stream;
     let ended = false;
+    let welcomed = false;
+    this.rejected = false;
+    this.onWelcome = () => (welcomed = true);
     const onEnd = (why: string) => {
       if (ended) return;
       ended = true;
@@ -210,6 +224,8 @@ export class HubConnection {
       this.ackTimer = undefined;
       if (this.healthyTimer) clearTimeout(this.healthyTimer);
       this.healthyTimer = undefined;
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = undefined;
       if (this.stream === stream) this.stream = undefined;
       this.opts.trust?.sessionEnded();
       if (this.stopped) return;
@@ -217,7 +233,9 @@ export class HubConnection {
       if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why, redialInMs: delay });
       this.nextDialMs = delay;
       this.retryTimer = setTimeout(() => this.dial(), delay);
-      this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+      // Welcomed and dropped, or rejected: the slow ceiling; never answered: the fast one.
+      const ceiling = welcomed || this.rejected ? BACKOFF_MAX_MS : BACKOFF_UNREACHABLE_MAX_MS;
+      this.backoffMs = Math.max(Math.min(this.backoffMs * 2, ceiling), this.rejected ? BACKOFF_MAX_MS : 0);
     };
     stream.on('data', (m: HubMessage) => this.onMessage(m));
     stream.on('error', (err: Error & { details?: string }) => {
@@ -234,7 +252,14 @@ export class HubConnection {
 
   private onMessage(m: HubMessage): void {
     if (m.welcome) {
+      this.onWelcome?.();
       this.connected = true;
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      const hbStream = this.stream;
+      this.heartbeatTimer = setInterval(() => {
+        if (this.connected && this.stream === hbStream) hbStream?.write({ heartbeat: {} });
+      }, HEARTBEAT_INTERVAL_MS);
+      this.heartbeatTimer.unref();
       this.connects++;
       this.welcomeRevision = Number(m.welcome.revision ?? 0) || 0;
       this.since = new Date().toISOString();
@@ -270,6 +295,7 @@ export class HubConnection {
       this.lastError = `hub rejected this agent (${m.rejected.code}): ${m.rejected.message}`;
       log.error(this.lastError);
       // A rejection is about configuration: retry slowly until someone fixes it.
+      this.rejected = true;
       this.backoffMs = BACKOFF_MAX_MS;
     }
   }

@@ -211,7 +211,7 @@ export class ViewState {
   flushTopology(): void {
     if (!this.topologyDirty) return;
     this.topologyDirty = false;
-    this.fed.setClusters([...this.clusters.values()], theMesh(this.meshes.values()));
+    this.fed.setClusters([...this.clusters.values()], theMesh(this.meshes.values()), this.cluster);
     this.refreshSecurity();
     this.refreshAccessDefault();
   }

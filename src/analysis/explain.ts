@@ -223,6 +223,14 @@ export function explain(current: ApiObject[], req: ExplainRequest, now = new Dat
       }
     }
   }
+  for (const c of view.clusters) {
+    if (!c.liveness || !result.endpoints.some((e) => e.cluster === c.name)) continue;
+    notes.push(
+      c.liveness.state === 'Withdrawn'
+        ? `${c.name} is Withdrawn (its agent unheard since ${c.liveness.lastHeartbeat}, past the Mesh's hold-down): its endpoints are at the last priority, used only when nothing else is left`
+        : `${c.name} is Suspect (its agent unheard since ${c.liveness.lastHeartbeat}): its endpoints are stale but still served where they were until the hold-down`,
+    );
+  }
   const live = result.endpoints.filter((e) => e.share > 0);
   const allowed = live.filter((e) => e.access.action === 'ALLOW').length;
   result.verdict = live.length === 0 ? 'NO_ENDPOINT' : allowed === live.length ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';

@@ -41,7 +41,11 @@ export interface AgentMessage {
   proxyStatus?: ProxyStatusReport;
   intermediateCsr?: Csr;
   agentCertCsr?: Csr;
+  heartbeat?: Record<string, never>;
 }
+
+/** How often a connected agent sends a Heartbeat (the Mesh's suspectAfter is at least two of them). */
+export const HEARTBEAT_INTERVAL_MS = 1000;
 export interface View {
   revision: string | number;
   full: boolean;
@@ -153,6 +157,11 @@ export function agentChannelClient(address: string, credentials?: grpc.ChannelCr
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
+    // gRPC's own reconnect backoff (1 s growing to 120 s by default) would keep
+    // an agent away from a hub that came back long after its own redial: the
+    // hub's return must reach every agent within about a second.
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 1000,
     ...(credentials ? { 'grpc.ssl_target_name_override': HUB_TLS_NAME, 'grpc.default_authority': HUB_TLS_NAME } : {}),
     // gRPC's default is 4 MiB; the hub chunks views (about 1 MiB per message), but a
     // single large object or an older hub must not cut the agent off for good.

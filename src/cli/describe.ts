@@ -88,6 +88,7 @@ function policyStatus(st: PolicyStatusOut | undefined): string {
 
 interface ClusterStatusOut {
   agent?: { connected: boolean; since?: string; lastSeen?: string; version?: string; viewVersion?: string; message?: string };
+  liveness?: { state: string; since: string; lastHeartbeat?: string };
   services?: number;
   workloads?: number;
 }
@@ -102,6 +103,15 @@ function clusterStatus(st: ClusterStatusOut | undefined): string {
     if (a.version) out += `  Version:      ${a.version}\n`;
     if (a.viewVersion) out += `  View:         ${a.viewVersion}\n`;
     if (a.message) out += `  Message:      ${a.message}\n`;
+  }
+  const lv = st?.liveness;
+  if (lv) {
+    out += `Liveness:     ${lv.state} since ${lv.since} (${age(lv.since)} ago)\n`;
+    if (lv.lastHeartbeat && lv.state !== 'Live') {
+      out += `  Last heard:   ${lv.lastHeartbeat} (${age(lv.lastHeartbeat)} ago); ${
+        lv.state === 'Withdrawn' ? 'its endpoints are served at the last priority elsewhere' : "its endpoints stay where they are, marked stale, until the Mesh's liveness.holdDown"
+      }\n`;
+    }
   }
   out += field('Services', String(st?.services ?? 0));
   out += field('Workloads', String(st?.workloads ?? 0));
@@ -136,6 +146,12 @@ async function describeGlobalService(name: string, o: DescribeFlags): Promise<st
     const healthy = p.endpoints.filter((e) => e.health === 'HEALTHY').length;
     const state = p.inGlobal ? 'in the global service' : p.exported ? 'exported, not in the global service (conflict)' : 'not exported';
     out += `  ${p.cluster}: ${p.hostname}, ${state}, ${healthy}/${p.endpoints.length} endpoints healthy, labels ${pairs(p.labels)}\n`;
+    const stale = p.endpoints.find((e) => e.staleSince);
+    if (stale) {
+      out += `    stale since ${stale.staleSince} (${age(stale.staleSince!)} ago): the hub has not heard ${p.cluster}'s agent; ${
+        stale.withdrawn ? 'Withdrawn: served at the last priority, only when nothing else is left' : 'Suspect: still served where it was'
+      }\n`;
+    }
     if (p.endpoints.length) {
       const rows = p.endpoints.map((e) => [
         e.workload,

@@ -217,15 +217,24 @@ async function getGlobalServices(name: string | undefined, o: GetOptions, out: G
         inGlobal.map((p) => p.cluster).join(',') || '-',
         `${endpoints}/${total}`,
         s.conflicts.length ? `${s.conflicts.length} (${s.conflicts.map((c) => c.cluster).join(',')})` : '-',
+        staleColumn(inGlobal),
       ];
       if (format === 'wide') row.push(s.parts.map((p) => p.hostname).join(','));
       return row;
     });
-    const headers = ['SERVICE', 'PORTS', 'CLUSTERS', 'HEALTHY', 'CONFLICTS'];
+    const headers = ['SERVICE', 'PORTS', 'CLUSTERS', 'HEALTHY', 'CONFLICTS', 'STALE'];
     if (format === 'wide') headers.push('PER-CLUSTER NAMES');
     let text = table(headers, rows);
     const conflicts = items.flatMap((s) => s.conflicts.map((c) => `  ${s.hostnames[0]}: ${c.message}`));
     if (conflicts.length) text += `\nconflicts:\n${conflicts.join('\n')}\n`;
     return text;
   });
+}
+
+/** Endpoints of clusters whose agent the hub has not heard (Suspect; "withdrawn": served last): "2 (cluster2 withdrawn)". */
+function staleColumn(parts: GlobalService['parts']): string {
+  const stale = parts.filter((p) => p.endpoints.some((e) => e.staleSince));
+  if (stale.length === 0) return '-';
+  const n = stale.reduce((k, p) => k + p.endpoints.filter((e) => e.staleSince).length, 0);
+  return `${n} (${stale.map((p) => (p.endpoints.some((e) => e.withdrawn) ? `${p.cluster} withdrawn` : p.cluster)).join(',')})`;
 }

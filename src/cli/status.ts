@@ -28,6 +28,9 @@ interface ClusterProxies {
   cluster: string;
   viewRevision: number;
   at?: string;
+  /** From the hub: whether the agent is connected now, and its cluster's liveness (a lost agent's last report stays). */
+  connected?: boolean;
+  liveness?: string;
   items: ProxySummary[];
 }
 
@@ -46,6 +49,7 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
   const rows = clusters.flatMap((c) =>
     c.items.map((p) => ({
       agentCluster: c.cluster,
+      ...(c.liveness && c.liveness !== 'Live' ? { clusterLiveness: c.liveness, reportedAt: c.at } : {}),
       ...p,
       // How far the agent's view (and so what this proxy was sent) lags the hub's latest state.
       behindRevisions: hubRevision === undefined ? undefined : Math.max(0, hubRevision - c.viewRevision),
@@ -61,7 +65,8 @@ export async function printProxyStatus(o: { agent: string[]; hub: string; output
           .map((t) => t.sinceAckMs)
           .filter((x): x is number => x !== undefined);
         return [
-          p.agentCluster,
+          // A lost agent's proxies as it last reported them: they keep serving what they had.
+          'clusterLiveness' in p ? `${p.agentCluster} (${p.clusterLiveness}, as reported ${p.reportedAt ? age(p.reportedAt) : '?'} ago)` : p.agentCluster,
           p.nodeId,
           ...types.map((t) => (p.types[t] ? `${p.types[t]!.state}${p.types[t]!.ackedVersion ? ` (${p.types[t]!.ackedVersion})` : ''}` : '-')),
           ackAges.length ? `${(Math.min(...ackAges) / 1000).toFixed(1)}s ago` : '-',

@@ -117,7 +117,7 @@ export function federateService(
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 function endpointOf(w: Workload, t: ClusterTopology): Endpoint {
-  return {
+  const ep: Endpoint = {
     workload: w.metadata.name,
     cluster: t.name,
     network: t.network,
@@ -129,6 +129,11 @@ function endpointOf(w: Workload, t: ClusterTopology): Endpoint {
     labels: w.metadata.labels ?? NO_LABELS,
     serviceAccount: w.spec.serviceAccount,
   };
+  if (t.liveness) {
+    ep.staleSince = t.liveness.lastHeartbeat;
+    if (t.liveness.state === 'Withdrawn') ep.withdrawn = true;
+  }
+  return ep;
 }
 
 export function globalKey(namespace: string, name: string): string {
@@ -139,12 +144,21 @@ export function byNamespaceName(a: { namespace: string; name: string }, b: { nam
   return a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
 }
 
-/** Clusters that federate: every Cluster, or those the Mesh lists. */
-export function memberClusters(clusters: Cluster[], mesh?: Mesh): ClusterTopology[] {
+/**
+ * Clusters that federate: every Cluster, or those the Mesh lists, with their
+ * liveness. `self` (an agent's own cluster) is always taken as Live: its own
+ * discovery is authoritative, whatever the hub last concluded about it.
+ */
+export function memberClusters(clusters: Cluster[], mesh?: Mesh, self?: string): ClusterTopology[] {
   const allowed = mesh?.spec.clusters?.length ? new Set(mesh.spec.clusters) : undefined;
   return clusters
     .filter((c) => !allowed || allowed.has(c.metadata.name))
-    .map((c) => ({ name: c.metadata.name, network: c.spec.network, region: c.spec.region, zones: c.spec.zones }))
+    .map((c) => {
+      const t: ClusterTopology = { name: c.metadata.name, network: c.spec.network, region: c.spec.region, zones: c.spec.zones };
+      const lv = c.status?.liveness;
+      if (lv && lv.state !== 'Live' && c.metadata.name !== self) t.liveness = { state: lv.state, lastHeartbeat: lv.lastHeartbeat ?? lv.since };
+      return t;
+    })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 

@@ -36,16 +36,34 @@ export class FederationIndex {
   private conflicted = new Map<string, GlobalService>();
   private dirty = new Set<string>();
 
-  /** Sets the member clusters. A topology change touches every service; a status-only change touches none. */
-  setClusters(clusters: Cluster[], mesh?: Mesh): void {
-    const members = memberClusters(clusters, mesh);
-    const fingerprint = JSON.stringify(members);
-    if (fingerprint === this.topoFingerprint) return;
+  /**
+   * Sets the member clusters. A topology change touches every service; a
+   * liveness change only the services with a part in that cluster; a
+   * status-only change none. `self`: the agent's own cluster (always Live).
+   */
+  setClusters(clusters: Cluster[], mesh?: Mesh, self?: string): void {
+    const members = memberClusters(clusters, mesh, self);
+    const fingerprint = JSON.stringify(members.map((c) => ({ ...c, liveness: undefined })));
+    const livenessChanged = new Set<string>();
+    for (const c of members) if (JSON.stringify(c.liveness) !== JSON.stringify(this.topo.get(c.name)?.liveness)) livenessChanged.add(c.name);
+    if (fingerprint === this.topoFingerprint && livenessChanged.size === 0) return;
+    const topologyChanged = fingerprint !== this.topoFingerprint;
     this.topoFingerprint = fingerprint;
     this.clusters = members;
     this.topo = new Map(members.map((c) => [c.name, c]));
-    for (const k of this.services.keys()) this.dirty.add(k);
-    for (const k of this.result.keys()) this.dirty.add(k);
+    if (topologyChanged) {
+      for (const k of this.services.keys()) this.dirty.add(k);
+      for (const k of this.result.keys()) this.dirty.add(k);
+      return;
+    }
+    for (const [k, byCluster] of this.services) {
+      for (const c of livenessChanged) {
+        if (byCluster.has(c)) {
+          this.dirty.add(k);
+          break;
+        }
+      }
+    }
   }
 
   upsertService(s: Service): void {

@@ -7,6 +7,8 @@ export interface ClusterTopology {
   network: string;
   region: string;
   zones: string[];
+  /** Set while the hub has not heard the cluster's agent (Cluster status.liveness): its endpoints are stale. Unset when Live. */
+  liveness?: { state: 'Suspect' | 'Withdrawn'; lastHeartbeat: string };
 }
 
 export interface Endpoint {
@@ -22,6 +24,10 @@ export interface Endpoint {
   health: Health;
   labels: Record<string, string>;
   serviceAccount: string;
+  /** Its cluster is Suspect or Withdrawn: when the hub last heard that cluster's agent. */
+  staleSince?: string;
+  /** Its cluster is Withdrawn: the endpoint is served at the last priority (used only when nothing else is left). */
+  withdrawn?: true;
 }
 
 /** One cluster's part of a service. Always addressable by its per-cluster hostname. */

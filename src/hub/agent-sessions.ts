@@ -12,6 +12,7 @@ import type { Store } from '../store/store.js';
 import { errorMessage } from '../util/errors.js';
 import { logger } from '../util/log.js';
 import { applyClusterDelta, replaceClusterReport } from './objects.js';
+import type { ClusterLiveness } from './cluster-liveness.js';
 import type { HubTrust } from './trust.js';
 import { ViewFeed, type ViewFeedStats, type ViewGroup, type ViewSubscriber } from './view-feed.js';
 import { validateObject } from '../registry.js';
@@ -27,6 +28,17 @@ export interface WorkloadCertReport {
 }
 
 const log = logger('hub.agents');
+
+/**
+ * An agent's last proxy status, as the JSON it sent: parsed only when read
+ * (GET /proxies). Kept parsed, a thousand proxies' state would be thousands of
+ * objects replaced every few seconds, all for the garbage collector to trace.
+ */
+interface ProxyReport {
+  at: string;
+  viewRevision: number;
+  json: string;
+}
 export const HUB_VERSION = meshfedVersion();
 
 export interface SessionInfo {
@@ -52,7 +64,10 @@ const MAX_QUEUED = 64 * 1024 * 1024;
 
 export class AgentSessions {
   private readonly sessions = new Map<string, AgentSession>();
+  /** Each cluster's last proxy status report (one per cluster: bounded by the fleet), kept after its agent leaves. */
+  private readonly lastProxies = new Map<string, ProxyReport>();
   readonly feed: ViewFeed;
+  readonly liveness: ClusterLiveness;
 
   constructor(
     private readonly store: Store,
@@ -61,9 +76,12 @@ export class AgentSessions {
       trust: HubTrust;
       /** mTLS: every session must present an agent certificate of its cluster. False with --insecure-channel. */
       secure: boolean;
+      /** Writes Cluster status (agent, liveness): sessions tell it who connects, speaks and leaves. */
+      liveness: ClusterLiveness;
     },
   ) {
     this.feed = new ViewFeed(store, { minIntervalMs: opts.viewDebounceMs });
+    this.liveness = opts.liveness;
     // Root rotation and Mesh CA changes reach every connected agent at once.
     opts.trust.onChange(() => {
       for (const s of this.sessions.values()) s.sendTrustBundle();
@@ -83,24 +101,29 @@ export class AgentSessions {
     return [...this.sessions.values()].flatMap((s) => s.identities.map((i) => ({ ...i, cluster: s.cluster })));
   }
 
-  /** The proxies each connected agent last reported, by cluster (parsed now: the hub keeps what agents sent as it came). */
-  proxies(): { cluster: string; at: string; viewRevision: number; items: unknown[] }[] {
-    return [...this.sessions.values()].flatMap((s) => {
-      const p = s.proxies;
-      if (!p) return [];
+  /**
+   * The proxies each agent last reported, by cluster (parsed now: the hub keeps
+   * what agents sent as it came), with the cluster's liveness: a lost agent's
+   * last report stays, marked, since its proxies keep serving what they had.
+   */
+  proxies(): { cluster: string; at: string; viewRevision: number; connected: boolean; liveness?: string; items: unknown[] }[] {
+    return [...this.lastProxies].flatMap(([cluster, p]) => {
       let items: unknown;
       try {
         items = JSON.parse(p.json);
       } catch {
         return [];
       }
-      return Array.isArray(items) ? [{ cluster: s.cluster, at: p.at, viewRevision: p.viewRevision, items }] : [];
+      const liveness = this.liveness.stateOf(cluster);
+      return Array.isArray(items) ? [{ cluster, at: p.at, viewRevision: p.viewRevision, connected: this.sessions.has(cluster), ...(liveness ? { liveness } : {}), items }] : [];
     });
   }
 
   /** Ends the session of a cluster (its Cluster object was deleted). */
   disconnect(cluster: string, reason: string): void {
     this.sessions.get(cluster)?.reject('ClusterDeleted', reason);
+    this.lastProxies.delete(cluster);
+    this.liveness.forget(cluster);
   }
 
   closeAll(): void {
@@ -151,6 +174,8 @@ export class AgentSessions {
         first.hello,
         this.opts.trust,
         this.opts.secure,
+        this.opts.liveness,
+        (cluster, report) => this.lastProxies.set(cluster, report),
         (s) => {
           if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
         },
@@ -181,12 +206,6 @@ class AgentSession implements ViewSubscriber {
   private acked = 0;
   private generation = 0;
   private fullReceived = false;
-  /**
-   * The agent's last proxy status, as the JSON it sent: parsed only when read
-   * (GET /proxies). Kept parsed, a thousand proxies' state would be thousands of
-   * objects replaced every few seconds, all for the garbage collector to trace.
-   */
-  proxies: { at: string; viewRevision: number; json: string } | undefined;
   /** Workload certificates the agent issued (from its proxy status reports). */
   identities: WorkloadCertReport[] = [];
   private ended = false;
@@ -206,6 +225,8 @@ class AgentSession implements ViewSubscriber {
     private readonly hello: Hello,
     private readonly trust: HubTrust,
     private readonly secure: boolean,
+    private readonly liveness: ClusterLiveness,
+    private readonly onProxies: (cluster: string, report: ProxyReport) => void,
     private readonly onEnd: (s: AgentSession) => void,
     private readonly isCurrent: (s: AgentSession) => boolean,
   ) {
@@ -255,6 +276,8 @@ class AgentSession implements ViewSubscriber {
     send(this.stream, { welcome: { hubVersion: HUB_VERSION, revision: String(this.store.revision()) } });
     this.sendTrustBundle();
     this.stream.on('data', (m: AgentMessage) => {
+      // Heartbeats and every other message: the cluster is heard (a write only when it was not Live).
+      this.liveness.heard(this.cluster);
       if (m.report) {
         const r = m.report;
         this.serialize(() => this.onReport(r));
@@ -266,7 +289,7 @@ class AgentSession implements ViewSubscriber {
     });
     this.stream.on('end', () => this.end());
     this.stream.on('close', () => this.end());
-    this.serialize(() => this.setAgentStatus(true));
+    this.liveness.connected(this.cluster, { version: this.hello.agentVersion });
     this.attached = true;
     this.feed.attach(this, this.hello.importNamespaces, Number(this.hello.viewRevision) || 0);
     return true;
@@ -308,7 +331,7 @@ class AgentSession implements ViewSubscriber {
     const wasCurrent = this.isCurrent(this);
     this.onEnd(this);
     // A replaced session must not mark the cluster disconnected under its successor.
-    if (wasCurrent) this.serialize(() => this.setAgentStatus(false));
+    if (wasCurrent) this.liveness.disconnected(this.cluster);
     log.info('agent disconnected', { cluster: this.cluster });
   }
 
@@ -316,21 +339,6 @@ class AgentSession implements ViewSubscriber {
     this.chain = this.chain.then(fn).catch((err: unknown) => {
       log.error('agent session write failed', { cluster: this.cluster, error: errorMessage(err) });
     });
-  }
-
-  private async setAgentStatus(connected: boolean): Promise<void> {
-    if (connected && this.ended) return;
-    const c = (await this.store.get({ kind: 'Cluster', name: this.cluster })) as Cluster | undefined;
-    if (!c) return;
-    const now = new Date().toISOString();
-    const agent = {
-      ...(c.status?.agent ?? {}),
-      connected,
-      lastSeen: now,
-      version: this.hello.agentVersion,
-      ...(connected ? { since: now } : {}),
-    };
-    await this.store.commit([{ type: 'put', object: { ...c, status: { ...(c.status ?? {}), agent } } }]);
   }
 
   private async onReport(r: Report): Promise<void> {
@@ -373,7 +381,7 @@ class AgentSession implements ViewSubscriber {
       log.warn('bad proxy status from agent', { cluster: this.cluster, error: 'not a JSON array' });
       return;
     }
-    this.proxies = { at: new Date().toISOString(), viewRevision, json };
+    this.onProxies(this.cluster, { at: new Date().toISOString(), viewRevision, json });
   }
 
   /** Deleted keys must name this cluster's reportable objects. */

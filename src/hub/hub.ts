@@ -25,6 +25,7 @@ import type { AuditSink } from '../auth/types.js';
 import { AuditLog } from '../audit/log.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { AgentSessions } from './agent-sessions.js';
+import { ClusterLiveness } from './cluster-liveness.js';
 import { ApiCertificate, apiHosts, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
 import { HubTrust, type ExternalCa } from './trust.js';
@@ -113,8 +114,9 @@ export class Hub {
     // answered): audit records must not bump the revision agents and watchers follow, nor use up its watch history.
     const auditStore = await FileStore.open(join(opts.dataDir, 'audit'));
     const auditLog = await AuditLog.open(auditStore);
-    await markAgentsDisconnected(store);
-    const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure });
+    const liveness = new ClusterLiveness(store);
+    await liveness.start();
+    const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure, liveness });
     const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
     let apiCert: ApiCertificate | undefined;
     let tls: ApiTlsMaterial | undefined;
@@ -131,6 +133,7 @@ export class Hub {
       try {
         kubernetesPolicies = await KubernetesPolicySource.start(store, opts.audit ?? auditLog, opts.kubernetesPolicies);
       } catch (err) {
+        liveness.stop();
         trust.close();
         await auditLog.close();
         await auditStore.close();
@@ -219,6 +222,7 @@ export class Hub {
       apiCert?.close();
       grpcServer.forceShutdown();
       await kubernetesPolicies?.stop();
+      liveness.stop();
       trust.close();
       await auditLog.close();
       await auditStore.close();
@@ -233,9 +237,12 @@ export class Hub {
     this.apiCert?.close();
     this.trust.close();
     this.sessions.closeAll();
+    this.sessions.liveness.stop();
     this.grpcServer.forceShutdown();
     this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
+    // The disconnects closeAll() recorded are written before the store closes.
+    await this.sessions.liveness.settled();
     await this.auditLog.close();
     await this.auditStore.close();
     await this.store.close();
@@ -277,16 +284,4 @@ function peerAddress(peer: string): string {
   if (v6) return v6[1]!;
   const m = /^(.*):\d+$/.exec(p);
   return m ? m[1]! : p;
-}
-
-/** After a restart no agent is connected yet, whatever the stored status says. */
-async function markAgentsDisconnected(store: Store): Promise<void> {
-  const stale = (await store.list({ kind: 'Cluster' })).filter((c) => (c.status as { agent?: { connected?: boolean } } | undefined)?.agent?.connected);
-  if (stale.length === 0) return;
-  await store.commit(
-    stale.map((c) => {
-      const status = c.status as { agent: Record<string, unknown> };
-      return { type: 'put' as const, object: { ...c, status: { ...status, agent: { ...status.agent, connected: false } } } };
-    }),
-  );
 }

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_VERSION } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
+import { runMeshfed } from '../helpers/cli.js';
 import { TickLog } from '../helpers/tick-log.js';
 
 let fleet: LocalFleet;
@@ -109,7 +110,10 @@ test('with the hub stopped traffic keeps flowing; restarted, it keeps its object
   const r = await fleet.register('cluster2', { name: extra.name, namespace: 'sample', service: 'helloworld', address: extra.address, servicePort: HELLOWORLD_PORT, labels: { version: 'v2b' } });
   assert.equal(r.status, 201);
 
+  // Down long enough for a growing backoff to matter (gRPC's own grows to 120 s unless capped).
+  await new Promise((r) => setTimeout(r, 6000));
   await fleet.startHub();
+  const back = Date.now();
   const clusters = (await (await fleet.hubFetch(`/api/v1alpha1/clusters`)).json()) as { items: { metadata: { name: string } }[] };
   assert.deepEqual(
     clusters.items.map((c) => c.metadata.name),
@@ -118,9 +122,14 @@ test('with the hub stopped traffic keeps flowing; restarted, it keeps its object
   const meshes = (await (await fleet.hubFetch(`/api/v1alpha1/meshes`)).json()) as { items: unknown[] };
   assert.equal(meshes.items.length, 1);
   for (const c of DEMO_CLUSTERS) await fleet.waitAgent(c.name, (s) => s.hub.connected === true);
+  const reconnectedMs = Date.now() - back;
   // ...and after the resync it reaches cluster1's client through the hub.
   const mark2 = log.mark();
   await log.waitFor(mark2, 1, (t) => (t.byBackend['cluster2/v2b'] ?? 0) > 0);
+  const propagatedMs = Date.now() - back;
+  console.log(`# hub back: every agent reconnected within ${reconnectedMs} ms; a registration made meanwhile reached another cluster's client within ${propagatedMs} ms`);
+  // Loose bounds (a loaded CI machine): the targets are about 1 s and 2 s; the old backoff took up to 11 s.
+  assert.ok(reconnectedMs < 3000, `agents reconnected ${reconnectedMs} ms after the hub's return`);
   const workloads = (await (await fleet.hubFetch(`/api/v1alpha1/workloads?cluster=cluster2`)).json()) as { items: { metadata: { name: string } }[] };
   assert.deepEqual(workloads.items.map((w) => w.metadata.name).sort(), ['helloworld-v2', 'helloworld-v2b']);
   assert.equal(log.since(mark).failed, 0);
@@ -142,4 +151,75 @@ test('an agent restarted while the hub is down serves its last view from disk', 
   await fleet.procs.stop(log.child);
   await fleet.startHub();
   await fleet.waitAgent('cluster1', (s) => s.hub.connected === true && s.viewSource === 'hub');
+});
+
+interface ClusterLivenessStatus {
+  metadata: { name: string };
+  status?: { liveness?: { state: string; since: string; lastHeartbeat?: string } };
+}
+
+async function livenessOf(cluster: string): Promise<ClusterLivenessStatus['status']> {
+  const r = await fleet.hubFetch(`/api/v1alpha1/clusters/${cluster}`);
+  return ((await r.json()) as ClusterLivenessStatus).status;
+}
+
+test('a killed agent: its cluster is Suspect, then Withdrawn at the hold-down (last priority, never deleted), and Live again on return', async () => {
+  await allAgentsSee(3);
+  const HOLD_DOWN_MS = 4000;
+  await fleet.apply([
+    { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' }, liveness: { suspectAfter: '2s', holdDown: `${HOLD_DOWN_MS / 1000}s` } } },
+  ]);
+  const log = await client('cluster1', 'helloworld.sample', 'liveness-client', 60);
+  await log.waitFor(0, 1, (t) => Object.keys(t.byBackend).length === 3);
+  assert.equal((await livenessOf('cluster2'))?.liveness?.state, 'Live');
+
+  // kill -9: no goodbye. cluster2's server keeps serving (its xDS client keeps its last config).
+  const killedAt = Date.now();
+  fleet.agent('cluster2').child.proc.kill('SIGKILL');
+  const mark = log.mark();
+  let suspect: ClusterLivenessStatus['status'];
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    suspect = await livenessOf('cluster2');
+    if (suspect?.liveness?.state !== 'Live') break;
+  }
+  assert.equal(suspect?.liveness?.state, 'Suspect', JSON.stringify(suspect));
+  // Suspect: still served where it was, each endpoint marked stale since the last heartbeat.
+  const gs = (await (await fleet.hubFetch('/api/v1alpha1/globalservices')).json()) as {
+    items: { name: string; parts: { cluster: string; endpoints: { staleSince?: string; withdrawn?: boolean }[] }[] }[];
+  };
+  const part2 = gs.items.find((s) => s.name === 'helloworld')!.parts.find((p) => p.cluster === 'cluster2')!;
+  assert.equal(part2.endpoints.length, 1, 'a Suspect cluster keeps its endpoints');
+  assert.equal(part2.endpoints[0]!.staleSince, suspect!.liveness!.lastHeartbeat);
+
+  let withdrawn: ClusterLivenessStatus['status'];
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    withdrawn = await livenessOf('cluster2');
+    if (withdrawn?.liveness?.state === 'Withdrawn') break;
+  }
+  assert.equal(withdrawn?.liveness?.state, 'Withdrawn', JSON.stringify(withdrawn));
+  const lateMs = Date.parse(withdrawn!.liveness!.since) - Date.parse(withdrawn!.liveness!.lastHeartbeat!) - HOLD_DOWN_MS;
+  assert.ok(lateMs >= 0 && lateMs < 1000, `Withdrawn ${lateMs} ms after the hold-down`);
+  // Demoted, not deleted: cluster1's client leaves cluster2 (whose server still answers) for the live clusters.
+  await log.waitFor(log.mark(), 3, (t) => t.ok > 0 && !t.byBackend['cluster2/v2'] && Object.keys(t.byBackend).length === 2, 5000);
+  assert.equal(log.since(mark).failed, 0, JSON.stringify(log.since(mark).errors));
+  // Visible where a person looks: get clusters, get globalservices, explain, proxy-status.
+  const cli = (args: string[]) => runMeshfed(args, fleet.cliEnv());
+  let r = await cli(['get', 'clusters']);
+  assert.match(r.stdout, /^cluster2\s.*\sDisconnected\s+Withdrawn\s/m, r.stdout + r.stderr);
+  r = await cli(['get', 'globalservices']);
+  assert.match(r.stdout, /helloworld\.sample\s.*\s1 \(cluster2 withdrawn\)\s*$/m, r.stdout + r.stderr);
+  r = await cli(['explain', '--from', 'cluster1/sample/liveness-client', '--service-account', 'default', '--to', 'helloworld.sample']);
+  assert.match(r.stdout, /note: cluster2 is Withdrawn \(its agent unheard since .*\): its endpoints are at the last priority/, r.stdout + r.stderr);
+  assert.match(r.stdout, /^\s+cluster2\s+helloworld-v2\s+\S+\s+1\s+0%/m, r.stdout);
+  r = await cli(['proxy-status']);
+  assert.match(r.stdout, /^cluster2 \(Withdrawn, as reported \d+s ago\)\s/m, r.stdout + r.stderr);
+  console.log(`# kill -9 of agent cluster2: Withdrawn ${Date.parse(withdrawn!.liveness!.since) - killedAt} ms after the kill (hold-down ${HOLD_DOWN_MS} ms, ${lateMs} ms after it)`);
+
+  // Back with no manual step: Live, served at its priority again.
+  await fleet.startAgent(DEMO_CLUSTERS[1]!);
+  await fleet.waitAgent('cluster2', (s) => s.hub.connected === true);
+  assert.equal((await livenessOf('cluster2'))?.liveness?.state, 'Live');
+  await log.waitFor(log.mark(), 1, (t) => (t.byBackend['cluster2/v2'] ?? 0) > 0);
+  assert.equal(log.since(mark).failed, 0, JSON.stringify(log.since(mark).errors));
+  await fleet.procs.stop(log.child);
 });

@@ -12,6 +12,7 @@ import type { ApiObject } from '../../src/api/meta.js';
 import { HubConnection, type ViewUpdate } from '../../src/agent/hub-connection.js';
 import { agentChannelServerService, type AgentStream } from '../../src/channel/protocol.js';
 import { Hub } from '../../src/hub/hub.js';
+import { freePort } from '../../src/demo/processes.js';
 
 process.env.MESHFED_LOG_LEVEL ??= 'error';
 
@@ -80,7 +81,7 @@ test('a fleet-sized view (and one object larger than 4 MiB) reaches the agent wh
 });
 
 /** A hub that welcomes every agent and drops it `dropAfterMs` later. */
-async function droppingHub(dropAfterMs: number): Promise<{ address: string; connects: number[]; drops: number[]; close: () => void }> {
+async function droppingHub(dropAfterMs: number, listenPort = 0): Promise<{ address: string; connects: number[]; drops: number[]; close: () => void }> {
   const server = new grpc.Server();
   const connects: number[] = [];
   const drops: number[] = [];
@@ -98,7 +99,7 @@ async function droppingHub(dropAfterMs: number): Promise<{ address: string; conn
       stream.on('error', () => undefined);
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${listenPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { address: `127.0.0.1:${port}`, connects, drops, close: () => server.forceShutdown() };
 }
 
@@ -116,6 +117,25 @@ test('a hub that accepts and drops the agent is redialed with a growing backoff,
   } finally {
     conn.stop();
     hub.close();
+  }
+});
+
+test('a hub that was unreachable for a while is reached within about a second of its return', async () => {
+  const port = await freePort();
+  const conn = new HubConnection({ hubAddress: `127.0.0.1:${port}`, hello, viewRevision: () => 0, onView: () => undefined, report: () => [] });
+  let hub: Awaited<ReturnType<typeof droppingHub>> | undefined;
+  try {
+    conn.start();
+    // Long enough for an uncapped backoff (ours, or gRPC's own reconnect backoff) to grow past several seconds.
+    await new Promise((r) => setTimeout(r, 8000));
+    hub = await droppingHub(60_000, port);
+    const back = Date.now();
+    await until('the agent connects', () => hub!.connects.length > 0, 10_000);
+    const ms = hub.connects[0]! - back;
+    assert.ok(ms <= 1500, `connected ${ms} ms after the hub came back`);
+  } finally {
+    conn.stop();
+    hub?.close();
   }
 });
 

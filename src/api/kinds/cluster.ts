@@ -26,6 +26,16 @@ export const ClusterStatus = Type.Object({
       message: Type.Optional(Type.String()),
     }),
   ),
+  // Written by the hub (src/hub/cluster-liveness.ts) on each transition only, not per heartbeat.
+  liveness: Type.Optional(
+    Type.Object({
+      state: Type.Union([Type.Literal('Live'), Type.Literal('Suspect'), Type.Literal('Withdrawn')]),
+      /** When the cluster entered this state. */
+      since: Type.String(),
+      /** Suspect and Withdrawn: when its agent was last heard (its endpoints are stale since then). */
+      lastHeartbeat: Type.Optional(Type.String()),
+    }),
+  ),
   services: Type.Optional(Type.Integer()),
   workloads: Type.Optional(Type.Integer()),
 });
@@ -44,6 +54,7 @@ export const ClusterKind = defineKind({
     { header: 'REGION', value: (o) => o.spec.region },
     { header: 'ZONES', value: (o) => o.spec.zones.join(',') },
     { header: 'AGENT', value: (o) => (o.status?.agent ? (o.status.agent.connected ? 'Connected' : 'Disconnected') : 'Never') },
+    { header: 'LIVENESS', value: (o) => o.status?.liveness?.state ?? (o.status?.agent ? 'Live' : '-') },
     { header: 'SERVICES', value: (o) => String(o.status?.services ?? 0) },
     { header: 'WORKLOADS', value: (o) => String(o.status?.workloads ?? 0) },
   ],

@@ -46,6 +46,23 @@ export const MeshAccess = Type.Object(
 );
 export type MeshAccess = Static<typeof MeshAccess>;
 
+export const MeshLiveness = Type.Object(
+  {
+    suspectAfter: Type.Optional({
+      ...Duration,
+      default: '5s',
+      description: 'a cluster whose agent has not been heard for this long is Suspect: its endpoints stay where they are, marked stale (agents heartbeat every second)',
+    }),
+    holdDown: Type.Optional({
+      ...Duration,
+      default: '30s',
+      description: 'a cluster whose agent has not been heard for this long is Withdrawn: its endpoints move to the last priority (used only when nothing else is left), never deleted',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type MeshLiveness = Static<typeof MeshLiveness>;
+
 export const MeshSpec = Type.Object(
   {
     trustDomain: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'meshfed.local', description: 'SPIFFE trust domain' }),
@@ -53,12 +70,14 @@ export const MeshSpec = Type.Object(
     ca: Type.Optional(MeshCa),
     mtls: Type.Optional(MeshMtls),
     access: Type.Optional(MeshAccess),
+    liveness: Type.Optional(MeshLiveness),
   },
   { additionalProperties: false },
 );
 export type MeshSpec = Static<typeof MeshSpec>;
 
 const MIN_TTL_MS = 2_000;
+const MIN_SUSPECT_MS = 2_000;
 
 /** The name of the one Mesh. */
 export const MESH_NAME = 'default';
@@ -93,6 +112,13 @@ export const MeshKind = defineKind({
     if (ca?.workloadCertTtl && ca.intermediateCertTtl && durationMs(ca.workloadCertTtl) > durationMs(ca.intermediateCertTtl)) {
       errs.push({ path: '/spec/ca/workloadCertTtl', message: `workload certificates (${ca.workloadCertTtl}) cannot outlive the intermediates that sign them (${ca.intermediateCertTtl})` });
     }
+    const lv = o.spec.liveness;
+    // Agents heartbeat every second: less than two missed beats is a blip, not a lost cluster.
+    if (lv?.suspectAfter && durationMs(lv.suspectAfter) < MIN_SUSPECT_MS)
+      errs.push({ path: '/spec/liveness/suspectAfter', message: `${lv.suspectAfter} is shorter than the 2s minimum (two missed heartbeats)` });
+    if (durationMs(lv?.holdDown ?? '30s') < durationMs(lv?.suspectAfter ?? '5s')) {
+      errs.push({ path: '/spec/liveness/holdDown', message: `the hold-down (${lv?.holdDown ?? '30s'}) cannot be shorter than suspectAfter (${lv?.suspectAfter ?? '5s'})` });
+    }
     const seen = new Set<string>();
     (o.spec.mtls?.services ?? []).forEach((s, i) => {
       const k = `${s.namespace}/${s.name}`;
@@ -118,6 +144,8 @@ export function meshSettings(m: Mesh | undefined): {
   mtlsMode: MtlsMode;
   serviceModes: Map<string, MtlsMode>;
   accessDefault: 'ALLOW' | 'DENY';
+  suspectAfterMs: number;
+  holdDownMs: number;
 } {
   return {
     trustDomain: m?.spec.trustDomain ?? 'meshfed.local',
@@ -126,6 +154,8 @@ export function meshSettings(m: Mesh | undefined): {
     mtlsMode: m?.spec.mtls?.mode ?? 'STRICT',
     serviceModes: new Map((m?.spec.mtls?.services ?? []).map((s) => [`${s.namespace}/${s.name}`, s.mode])),
     accessDefault: m?.spec.access?.default ?? 'ALLOW',
+    suspectAfterMs: durationMs(m?.spec.liveness?.suspectAfter ?? '5s'),
+    holdDownMs: durationMs(m?.spec.liveness?.holdDown ?? '30s'),
   };
 }
 

@@ -1,6 +1,9 @@
 // ClusterLoadAssignment builder: one locality per (cluster, zone); a subset
 // backend keeps only its endpoints; a plugin's priorities hook (a
-// FailoverPolicy's) sets the priorities, 0 everywhere otherwise.
+// FailoverPolicy's) sets the priorities, 0 everywhere otherwise. Localities of
+// a Withdrawn cluster (its agent unheard for the Mesh's hold-down) then move
+// below every other: a partition is no proof the cluster is dead, so they stay
+// for when nothing else is left.
 import type { Endpoint } from '../../federation/types.js';
 import type { Backend, ClientContext } from '../../policies/plugin.js';
 import { ENDPOINT_TYPE, wrap, type XdsResource } from '../../xdsapi/index.js';
@@ -35,7 +38,10 @@ export function loadAssignment(ctx: ClientContext, backend: Backend, warnings: S
     }
   }
   const sorted = [...groups.values()].sort((a, b) => cmp(a.cluster, b.cluster) || cmp(a.zone, b.zone));
-  const prio = priorities(ctx, backend, sorted);
+  const prio = demoteWithdrawn(
+    priorities(ctx, backend, sorted),
+    sorted.map((g) => g.endpoints[0]?.ep.withdrawn === true),
+  );
   const localities = sorted.map((g, i) => {
     const healthy = g.endpoints.filter((e) => e.ep.health === 'HEALTHY').length;
     return {
@@ -67,6 +73,18 @@ function priorities(ctx: ClientContext, backend: Backend, localities: { cluster:
     if (p) return p;
   }
   return localities.map(() => 0);
+}
+
+/**
+ * Priorities with withdrawn localities after every other, each side keeping its
+ * own order, contiguous from 0: [0,1,1,2] with the first withdrawn is [2,0,0,1].
+ */
+export function demoteWithdrawn(prio: number[], withdrawn: boolean[]): number[] {
+  if (!withdrawn.includes(true) || !withdrawn.includes(false)) return prio;
+  const rank = (keep: boolean) => [...new Set(prio.filter((_, i) => withdrawn[i] !== keep))].sort((a, b) => a - b);
+  const live = rank(true);
+  const gone = rank(false);
+  return prio.map((p, i) => (withdrawn[i] ? live.length + gone.indexOf(p) : live.indexOf(p)));
 }
 
 // Code-unit order, not localeCompare: output must not depend on the host's locale.
