@@ -357,10 +357,12 @@ export class LocalFleet {
       rbac?: boolean;
       /** gRPC max_connection_age of the server (bounds how long a connection can keep old RBAC; docs/access.md). */
       maxConnectionAgeMs?: number;
+      /** Listen on this port (default: a free one), e.g. to come back where a stopped server was. */
+      port?: number;
     },
   ): Promise<ServerHandle> {
     const ns = o.namespace ?? 'sample';
-    const port = await freePort();
+    const port = o.port ?? (await freePort());
     const sa = o.serviceAccount ?? 'helloworld';
     const certDir = o.certDir ?? (o.identity ? (await this.startIdentity(cluster, ns, sa, o.name)).dir : undefined);
     const bootstrap = await this.bootstrap(cluster, ns, o.name, true, certDir);

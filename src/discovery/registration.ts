@@ -10,12 +10,18 @@
 // registrations.json (all of them) is rewritten only when the journal has grown
 // past it, so each registration is rewritten a bounded number of times.
 // Refusals are MeshfedErrors: invalid (400), not-found (404), conflict (409).
+//
+// A registration may ask for an active health check (health-check.ts): the
+// published Workload then carries the check's verdict (spec.health UNHEALTHY
+// while it fails, status.healthCheck), while what is persisted stays what the
+// user registered. Only transitions are published.
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { API_VERSION, keyOf, refOf, WorkloadKind, type Service, type ServicePort, type Workload } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 import { writeFileDurable } from '../util/files.js';
+import { HealthChecker, validateHealthCheck, type CheckStatus, type HealthCheckSpec } from './health-check.js';
 import type { DiscoveredState, DiscoveryDelta, DiscoverySource } from './source.js';
 
 export interface Registration {
@@ -35,11 +41,15 @@ export interface Registration {
   health?: Workload['spec']['health'];
   /** Replace an existing registration of the same name instead of failing. */
   replace?: boolean;
+  /** An active health check by the agent: failing makes the workload UNHEALTHY. */
+  healthCheck?: HealthCheckSpec;
 }
 
 interface Stored {
+  /** As registered (persisted); the published one adds the health check's verdict. */
   workload: Workload;
   servicePort: ServicePort;
+  healthCheck?: HealthCheckSpec;
 }
 
 export interface RegistrationTopology {
@@ -62,11 +72,15 @@ export class RegistrationSource implements DiscoverySource {
   private journal: FileHandle | undefined;
   private journalBytes = 0;
   private snapshotBytes = 0;
+  private readonly checker: HealthChecker;
 
   constructor(
     private readonly dataDir: string,
     private readonly topo: RegistrationTopology,
-  ) {}
+    probe?: ConstructorParameters<typeof HealthChecker>[1],
+  ) {
+    this.checker = new HealthChecker((k, st) => this.onCheck(k, st), probe);
+  }
 
   private get file(): string {
     return join(this.dataDir, 'registrations.json');
@@ -103,9 +117,11 @@ export class RegistrationSource implements DiscoverySource {
     }
     for (const k of this.byService.keys()) this.deriveService(k);
     onChange(this.current());
+    for (const [k, e] of this.entries) this.startCheck(k, e);
   }
 
   async stop(): Promise<void> {
+    this.checker.stop();
     await this.chain;
     await this.journal?.close();
     this.journal = undefined;
@@ -113,7 +129,30 @@ export class RegistrationSource implements DiscoverySource {
   }
 
   list(): Workload[] {
-    return [...this.entries.values()].map((e) => e.workload).sort((a, b) => key(a).localeCompare(key(b)));
+    return [...this.entries].map(([k, e]) => this.published(k, e)).sort((a, b) => key(a).localeCompare(key(b)));
+  }
+
+  /** The workload as others see it: as registered, with its health check's verdict. */
+  private published(k: string, e: Stored): Workload {
+    const st = e.healthCheck ? this.checker.status(k) : undefined;
+    if (!st) return e.workload;
+    // A workload registered UNHEALTHY or DRAINING stays so; a failing check makes a HEALTHY one UNHEALTHY.
+    const health = st.state === 'Failing' && e.workload.spec.health === 'HEALTHY' ? 'UNHEALTHY' : e.workload.spec.health;
+    return { ...e.workload, spec: { ...e.workload.spec, health }, status: { healthCheck: st } } as Workload;
+  }
+
+  private startCheck(k: string, e: Stored): void {
+    if (!e.healthCheck) return this.checker.remove(k);
+    this.checker.set(k, e.healthCheck, e.workload.spec.address, Object.values(e.workload.spec.ports)[0]!);
+  }
+
+  /** A check's transition: publish the workload again (its health or status changed). */
+  private onCheck(k: string, _st: CheckStatus): void {
+    void this.serialize(async () => {
+      const e = this.entries.get(k);
+      if (!e) return;
+      this.notify({ upserts: [this.published(k, e)], deletes: [] });
+    });
   }
 
   current(): DiscoveredState {
@@ -138,11 +177,12 @@ export class RegistrationSource implements DiscoverySource {
         this.remove(k);
       }
       this.put(k, stored);
-      const delta: DiscoveryDelta = { upserts: [stored.workload], deletes: [] };
+      this.startCheck(k, stored);
+      const delta: DiscoveryDelta = { upserts: [this.published(k, stored)], deletes: [] };
       if (existing && keyOf(refOf(existing.workload)) !== keyOf(refOf(stored.workload))) delta.deletes.push(keyOf(refOf(existing.workload)));
       this.rederive(touched, delta);
       this.notify(delta);
-      return { outcome: existing ? ('configured' as const) : ('created' as const), workload: stored.workload };
+      return { outcome: existing ? ('configured' as const) : ('created' as const), workload: this.published(k, stored) };
     });
   }
 
@@ -175,6 +215,7 @@ export class RegistrationSource implements DiscoverySource {
         touched.add(svcKey(w));
         delta.deletes.push(keyOf(refOf(w)));
         this.remove(k);
+        this.checker.remove(k);
       }
       this.rederive(touched, delta);
       this.notify(delta);
@@ -272,6 +313,7 @@ export class RegistrationSource implements DiscoverySource {
       throw new MeshfedError('invalid', `protocol: must be GRPC, HTTP or TCP, got ${JSON.stringify(r.protocol)?.slice(0, 40)}`);
     if (r.labels !== undefined && (r.labels === null || typeof r.labels !== 'object' || Array.isArray(r.labels))) throw new MeshfedError('invalid', 'labels: must be an object of strings');
     if (r.replace !== undefined && typeof r.replace !== 'boolean') throw new MeshfedError('invalid', 'replace: must be true or false');
+    const healthCheck = r.healthCheck === undefined ? undefined : validateHealthCheck(r.healthCheck);
     const m = /^(.+):(\d+)$/.exec(r.address ?? '');
     if (!m) throw new MeshfedError('invalid', `address: expected IP:PORT, got "${r.address}"`);
     const ip = m[1]!.replace(/^\[(.*)\]$/, '$1');
@@ -307,7 +349,7 @@ export class RegistrationSource implements DiscoverySource {
     if (!Number.isInteger(servicePort.port) || servicePort.port < 1 || servicePort.port > 65535) {
       throw new MeshfedError('invalid', `servicePort: ${r.servicePort} is not a port number`);
     }
-    return { workload: checked.value, servicePort };
+    return { workload: checked.value, servicePort, ...(healthCheck ? { healthCheck } : {}) };
   }
 
   /** The service port of that name a registration of the service already has (every one agrees: checked on registration). */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { API_VERSION } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, clusterObject, type ServerHandle } from '../../src/demo/fleet.js';
 import { runMeshfed } from '../helpers/cli.js';
+import { eventually } from '../helpers/eventually.js';
 import { TickLog } from '../helpers/tick-log.js';
 
 let fleet: LocalFleet;
@@ -222,4 +223,68 @@ test('a killed agent: its cluster is Suspect, then Withdrawn at the hold-down (l
   await log.waitFor(log.mark(), 1, (t) => (t.byBackend['cluster2/v2'] ?? 0) > 0);
   assert.equal(log.since(mark).failed, 0, JSON.stringify(log.since(mark).errors));
   await fleet.procs.stop(log.child);
+});
+
+test('a registration with a health check: its process dies, it is UNHEALTHY everywhere (with the reason); back, HEALTHY and served again', async () => {
+  const extra = await fleet.startServer('cluster2', { name: 'helloworld-v2c', version: 'v2c', register: false });
+  const cli = (args: string[], agentCluster?: string) => runMeshfed(args, fleet.cliEnv(agentCluster));
+  let r = await cli(
+    [
+      'register',
+      '--service',
+      'helloworld',
+      '-n',
+      'sample',
+      '--address',
+      extra.address,
+      '--name',
+      'helloworld-v2c',
+      '--label',
+      'version=v2c',
+      '--service-port',
+      String(HELLOWORLD_PORT),
+      '--health-check',
+      'tcp',
+      '--health-check-interval',
+      '1s',
+    ],
+    'cluster2',
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const log = await client('cluster1', 'helloworld.sample', 'health-check-client', 60);
+  await log.waitFor(0, 1, (t) => (t.byBackend['cluster2/v2c'] ?? 0) > 0);
+  const healthAtHub = async () => {
+    const w = (await (await fleet.hubFetch('/api/v1alpha1/workloads/helloworld-v2c?namespace=sample&cluster=cluster2')).json()) as {
+      spec: { health: string };
+      status?: { healthCheck?: { state: string; message?: string } };
+    };
+    return w;
+  };
+  assert.equal((await healthAtHub()).status?.healthCheck?.state, 'Passing');
+
+  // The VM's process dies; the agent (and its registration) stay.
+  const port = Number(extra.address.split(':')[1]);
+  extra.child.proc.kill('SIGKILL');
+  const killedAt = Date.now();
+  await eventually('UNHEALTHY at the hub', async () => ((await healthAtHub()).spec.health === 'UNHEALTHY' ? true : undefined), 10_000);
+  const downMs = Date.now() - killedAt;
+  const failing = await healthAtHub();
+  assert.equal(failing.status?.healthCheck?.state, 'Failing');
+  assert.match(failing.status?.healthCheck?.message ?? '', /^tcp connect to 127\.0\.0\.1:\d+: ECONNREFUSED$/);
+  r = await cli(['get', 'workloads', '-n', 'sample', '--cluster', 'cluster2']);
+  assert.match(r.stdout, /^helloworld-v2c\s.*\sUNHEALTHY\s/m, r.stdout + r.stderr);
+  // Every other cluster's clients leave it: no call goes there while it is down.
+  const mark = log.mark();
+  await log.ticksAfter(mark, 3);
+  await log.waitFor(mark, 2, (t) => t.ok > 0 && !t.byBackend['cluster2/v2c']);
+
+  // Back on the same address: HEALTHY with no manual step, and served again.
+  const back = await fleet.startServer('cluster2', { name: 'helloworld-v2c', version: 'v2c', register: false, port });
+  const backAt = Date.now();
+  await eventually('HEALTHY at the hub', async () => ((await healthAtHub()).spec.health === 'HEALTHY' ? true : undefined), 10_000);
+  console.log(`# health check (1 s interval): UNHEALTHY at the hub ${downMs} ms after the kill, HEALTHY ${Date.now() - backAt} ms after the server was back`);
+  await log.waitFor(log.mark(), 1, (t) => (t.byBackend['cluster2/v2c'] ?? 0) > 0);
+  await fleet.procs.stop(log.child);
+  await fleet.deregister('cluster2', { address: back.address });
+  await fleet.procs.stop(back.child);
 });

@@ -29,7 +29,17 @@ export const WorkloadKind = defineKind({
   namespaced: true,
   discovered: true,
   spec: WorkloadSpec,
-  status: Type.Object({}),
+  // Set by the agent for a registration with an active health check (src/discovery/health-check.ts).
+  status: Type.Object({
+    healthCheck: Type.Optional(
+      Type.Object({
+        type: Type.Union([Type.Literal('tcp'), Type.Literal('grpc')]),
+        state: Type.Union([Type.Literal('Unknown'), Type.Literal('Passing'), Type.Literal('Failing')]),
+        since: Type.String(),
+        message: Type.Optional(Type.String({ maxLength: 1024 })),
+      }),
+    ),
+  }),
   columns: [
     { header: 'CLUSTER', value: (o) => o.spec.cluster },
     { header: 'SERVICE', value: (o) => o.spec.service },

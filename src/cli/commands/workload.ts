@@ -22,6 +22,10 @@ interface RegisterFlags {
   portName: string;
   servicePort?: string;
   replace?: boolean;
+  healthCheck?: string;
+  healthCheckPort?: string;
+  healthCheckInterval?: string;
+  healthCheckTimeout?: string;
   agent: string;
   output: string;
 }
@@ -53,6 +57,10 @@ export function addWorkloadCommands(program: Command): void {
     .option('--port-name <name>', 'service port name', 'grpc')
     .option('--service-port <port>', 'service port number (default: the workload port)')
     .option('--replace', 'replace an existing registration of the same name')
+    .option('--health-check <tcp|grpc[:service]>', 'the agent checks the workload (TCP connect, or the gRPC health protocol): failing makes it UNHEALTHY everywhere')
+    .option('--health-check-port <port>', "port to check (default: the workload's), e.g. a plaintext health port beside an mTLS one")
+    .option('--health-check-interval <duration>', 'between checks (default 5s)')
+    .option('--health-check-timeout <duration>', 'per check (default 1s)')
     .addOption(agentOption())
     .addOption(outputOption())
     .action(register);
@@ -153,11 +161,37 @@ async function register(o: RegisterFlags): Promise<void> {
   if (o.zone) body.zone = o.zone;
   if (o.replace) body.replace = true;
   if (o.servicePort !== undefined) body.servicePort = integer(o.servicePort, '--service-port');
+  const check = healthCheckOf(o);
+  if (check) body.healthCheck = check;
   const r = await request<{ outcome: string; workload: ApiObject }>(o.agent, 'agent', 'POST', 'v1/workloads', {
     text: JSON.stringify(body),
     contentType: 'application/json',
   });
   print(r, format, () => `workload ${r.workload.metadata.namespace}/${r.workload.metadata.name} ${r.outcome} in cluster ${clusterOf(r.workload) ?? ''}\n`);
+}
+
+/** --health-check and its companions as the registration's healthCheck (the agent checks the rest). */
+function healthCheckOf(o: RegisterFlags): Record<string, unknown> | undefined {
+  if (!o.healthCheck) {
+    const stray = (['healthCheckPort', 'healthCheckInterval', 'healthCheckTimeout'] as const).find((f) => o[f] !== undefined);
+    if (stray) throw new MeshfedError('usage', `--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --health-check tcp|grpc`);
+    return undefined;
+  }
+  const m = /^(tcp|grpc)(?::(.*))?$/.exec(o.healthCheck);
+  if (!m || (m[1] === 'tcp' && m[2] !== undefined)) throw new MeshfedError('usage', `--health-check: expected tcp, grpc or grpc:SERVICE, got "${o.healthCheck}"`);
+  const check: Record<string, unknown> = { type: m[1] };
+  if (m[2]) check.service = m[2];
+  if (o.healthCheckPort !== undefined) check.port = integer(o.healthCheckPort, '--health-check-port');
+  for (const [flag, field] of [
+    ['healthCheckInterval', 'interval'],
+    ['healthCheckTimeout', 'timeout'],
+  ] as const) {
+    const v = o[flag];
+    if (v === undefined) continue;
+    durationFlag(v, `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    check[field] = v;
+  }
+  return check;
 }
 
 async function bootstrap(o: BootstrapFlags): Promise<void> {
