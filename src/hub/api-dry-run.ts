@@ -44,7 +44,10 @@ export async function applyWarningsAnswer(store: Store, views: FederatedViewCach
   const facts = proxyFacts(proxies);
   const policies: ApiObject[] = [];
   for (const kind of POLICY_KINDS) policies.push(...(await store.list({ kind })));
-  const policiesAfter = dryRunObjects(policies, objects.filter((o) => POLICY_KINDS.has(o.kind)));
+  const policiesAfter = dryRunObjects(
+    policies,
+    objects.filter((o) => POLICY_KINDS.has(o.kind)),
+  );
   if (!objects.some((o) => VIEW_SHAPING.has(o.kind))) {
     const { view, mesh } = await views.viewAndMesh();
     return applyWarnings(view, mesh, policiesAfter, objects, facts);

@@ -55,7 +55,17 @@ describe('apply warnings', () => {
   });
 
   it('a cluster no Cluster object names, in Traffic, Failover and Access policies', () => {
-    const bad = obj('TrafficPolicy', 'to-nowhere', { destinations: [{ name: 'rebel-base' }], routes: [{ split: [{ cluster: 'cluster1', weight: 50 }, { cluster: 'clusterx', weight: 50 }] }] });
+    const bad = obj('TrafficPolicy', 'to-nowhere', {
+      destinations: [{ name: 'rebel-base' }],
+      routes: [
+        {
+          split: [
+            { cluster: 'cluster1', weight: 50 },
+            { cluster: 'clusterx', weight: 50 },
+          ],
+        },
+      ],
+    });
     const failover = obj('FailoverPolicy', 'order', { destinations: [{ name: 'rebel-base' }], clusters: ['cluster1', 'cluster9'] });
     const access = obj('AccessPolicy', 'allow', { action: 'ALLOW', destinations: [{ name: 'rebel-base', cluster: 'cluster7' }], sources: [{ namespace: 'sample' }] });
     assert.deepEqual(warningsOf(fleet, [bad, failover, access]), [
