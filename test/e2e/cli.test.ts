@@ -121,7 +121,7 @@ spec:
 `;
   const cluster8 = 'apiVersion: meshfed.io/v1alpha1\nkind: Cluster\nmetadata: {name: cluster8}\nspec: {region: us-east1, zones: [us-east1-a]}\n';
   const failover = '---\napiVersion: meshfed.io/v1alpha1\nkind: FailoverPolicy\nmetadata: {name: order, namespace: warn}\nspec: {destinations: [{name: rebel-base}], clusters: [cluster1, cluster3]}\n';
-  const splitWarning = 'Warning: TrafficPolicy warn/split: spec.routes[0].split[1].cluster: no workload of rebel-base.warn matches cluster=cluster8: its 20% of calls would fail (UNAVAILABLE)';
+  const splitWarning = 'Warning: TrafficPolicy warn/split: spec.routes[0].split[1].cluster: cluster "cluster8" has no endpoints of rebel-base.warn: its 20% of calls would fail (UNAVAILABLE)';
 
   // --strict: refused as a whole; neither the Cluster nor the policies were written.
   const all = await file('warn.yaml', cluster8 + policy('split') + failover);
@@ -149,11 +149,11 @@ spec:
   assert.ok(r.stderr.includes(splitWarning + '\n'), r.stderr);
   assert.match(r.stderr, /^Warning: FailoverPolicy warn\/order: spec\.clusters\[1\]: no member cluster "cluster3"$/m);
   assert.equal((await meshfed(['get', 'trafficpolicy', 'split', '-n', 'warn'])).code, 0);
-  // The API answers them as Kubernetes does too: one Warning: 299 header each, beside warnings[] in the body.
+  // The API answers them as Kubernetes does too: one Warning: 299 header each (quotes escaped), beside warnings[] in the body.
   const res = await fleet.hubFetch('/api/v1alpha1/apply', { method: 'POST', body: await readFile(all, 'utf8'), headers: { 'content-type': 'application/yaml' } });
   assert.equal(res.status, 200);
   assert.equal(((await res.json()) as { warnings: string[] }).warnings.length, 2);
-  assert.ok((res.headers.get('warning') ?? '').startsWith(`299 - "${splitWarning.slice('Warning: '.length)}"`), res.headers.get('warning') ?? '(none)');
+  assert.ok((res.headers.get('warning') ?? '').startsWith(`299 - "${splitWarning.slice('Warning: '.length).replace(/["\\]/g, (c) => `\\${c}`)}"`), res.headers.get('warning') ?? '(none)');
 
   // A clean apply under --strict goes through.
   r = await meshfed([

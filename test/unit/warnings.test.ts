@@ -48,7 +48,7 @@ const split = obj('TrafficPolicy', 'split', {
 describe('apply warnings', () => {
   it('a split to a member cluster without endpoints names object, field and the share that fails; plan shows the same line', () => {
     const w = warningsOf(fleet, [split]);
-    assert.deepEqual(w, ['TrafficPolicy sample/split: spec.routes[0].split[1].cluster: no workload of rebel-base.sample matches cluster=cluster3: its 20% of calls would fail (UNAVAILABLE)']);
+    assert.deepEqual(w, ['TrafficPolicy sample/split: spec.routes[0].split[1].cluster: cluster "cluster3" has no endpoints of rebel-base.sample: its 20% of calls would fail (UNAVAILABLE)']);
     const plan = computePlan(fleet, [split]);
     assert.deepEqual(plan.warnings, w);
     assert.ok(formatPlan(plan).includes(`  Warning: ${w[0]}\n`), formatPlan(plan));
