@@ -8,10 +8,11 @@ import { keyOf, refOf, theMesh, type ApiObject, type Cluster, type Mesh, type Se
 import { federate, globalKey } from '../federation/federate.js';
 import type { FederatedView, GlobalService } from '../federation/types.js';
 import { translateService } from '../translate/xds/index.js';
-import { policyStatuses } from '../policies/resolve.js';
+import { policyStatuses, type StatusOptions } from '../policies/resolve.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type XdsResource } from '../xdsapi/index.js';
 import { policySet } from '../registry.js';
-import { type PolicyStatusOut } from '../policies/plugin.js';
+import { type PolicyStatusOut, type ProxyFacts } from '../policies/plugin.js';
+import { policyIds, policyWarnings } from './warnings.js';
 import { lineDiff } from '../util/diff.js';
 
 export interface ResourceChange {
@@ -40,6 +41,8 @@ export interface PlanResult {
   clusters: { cluster: string; changes: ResourceChange[] }[];
   services: ServicePlan[];
   policies: Record<string, PolicyStatusOut>;
+  /** What `meshfed apply` of these objects would warn (src/analysis/warnings.ts), the same lines. */
+  warnings: string[];
   applied: string[];
 }
 
@@ -61,7 +64,7 @@ export function dryRunObjects(current: ApiObject[], toApply: ApiObject[], now = 
   return [...after.values()];
 }
 
-export function computePlan(current: ApiObject[], toApply: ApiObject[], now = new Date().toISOString()): PlanResult {
+export function computePlan(current: ApiObject[], toApply: ApiObject[], now = new Date().toISOString(), proxies?: ProxyFacts): PlanResult {
   const before = current;
   const next = dryRunObjects(current, toApply, now);
   const vb = viewOf(before);
@@ -97,14 +100,16 @@ export function computePlan(current: ApiObject[], toApply: ApiObject[], now = ne
     const g = find(va, k) ?? find(vb, k)!;
     sp.workloads = g.parts.flatMap((p) => p.endpoints.map((e) => `${e.cluster}/${g.namespace}/${e.workload}`)).sort();
   }
-  const statuses = policyStatuses(va, sa, theMesh(next) as Mesh | undefined);
+  const statusOpts: StatusOptions = { only: policyIds(toApply) };
+  if (proxies) statusOpts.proxies = proxies;
+  const statuses = policyStatuses(va, sa, theMesh(next) as Mesh | undefined, statusOpts);
   const policies: Record<string, PolicyStatusOut> = {};
   for (const o of toApply) {
     const id = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
     const st = statuses.get(id);
     if (st) policies[id] = st;
   }
-  return { clusters, services: [...affected.values()], policies, applied: toApply.map((o) => keyOf(refOf(o))) };
+  return { clusters, services: [...affected.values()], policies, warnings: policyWarnings(statuses, toApply), applied: toApply.map((o) => keyOf(refOf(o))) };
 }
 
 export function viewOf(objects: ApiObject[]): FederatedView {
@@ -220,9 +225,9 @@ export function formatPlan(p: PlanResult): string {
       // Their RBAC lives in the destinations' server listeners, not in the client resources diffed below.
       out.push('  (server-side RBAC: `meshfed explain --with -f FILE` shows the verdict for a caller)');
     } else out.push('', `${id}: selects ${st.services.join(', ') || 'no service'}; in effect for clients in ${st.clusters.join(', ') || 'no cluster'}`);
-    for (const c of st.conflicts) out.push(`  CONFLICT ${c.field} on ${c.service}: ${c.message}`);
-    for (const x of st.problems) out.push(`  PROBLEM ${x.path}: ${x.message}`);
   }
+  // The lines `meshfed apply` would print for these objects, word for word.
+  if (p.warnings.length > 0) out.push('', `${p.warnings.length} warning(s); meshfed apply would print them, apply --strict would refuse:`, ...p.warnings.map((w) => `  Warning: ${w}`));
   if (p.clusters.length === 0) out.push('', 'no xDS resource would change in any cluster');
   for (const [changes, clusters] of groupBy(
     p.clusters,

@@ -128,7 +128,7 @@ function plain(s: TSchema): unknown {
 }
 
 /** JSON Schema keys a CRD schema has no field for (the API server would drop or refuse them). */
-const NOT_IN_CRD = ['$id', '$schema', 'examples', 'const', 'patternProperties', 'uniqueItems'];
+const NOT_IN_CRD = ['$id', '$schema', 'examples', 'const', 'patternProperties', 'uniqueItems', 'patternMessage'];
 
 export function toStructural(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(toStructural);

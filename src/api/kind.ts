@@ -1,11 +1,15 @@
 // One definition per kind: its schema yields the TypeScript type (Static), the
 // validator (errors name the field path) and the JSON Schema that becomes the
 // CRD's openAPIV3Schema. Kind-specific checks that JSON Schema cannot express
-// live beside it in `validateObject`.
+// live beside it in `validateObject`. Schema errors are told in words
+// (schemaError): a pattern by its schema's `patternMessage`, never the regular
+// expression; an unknown field with the nearest allowed one ("did you mean").
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { API_VERSION, metaErrors, ObjectMeta } from './meta.js';
+import { closest } from '../util/suggest.js';
 
 export interface FieldError {
   /** JSON pointer into the object, e.g. /spec/zones/0 */
@@ -75,7 +79,7 @@ export function defineKind<K extends string, S extends TObject, St extends TSche
       const value = Value.Default(schema, structuredClone(input)) as unknown;
       const errors: FieldError[] = [];
       for (const e of compiled.Errors(value)) {
-        errors.push({ path: e.path || '/', message: e.message });
+        errors.push(schemaError(e));
         if (errors.length >= 20) break;
       }
       if (errors.length > 0) return { ok: false, errors: dedupe(errors) };
@@ -94,4 +98,34 @@ export function defineKind<K extends string, S extends TObject, St extends TSche
 function dedupe(errors: FieldError[]): FieldError[] {
   const seen = new Set<string>();
   return errors.filter((e) => (seen.has(e.path) ? false : (seen.add(e.path), true)));
+}
+
+/** "/spec/routes/0/split" -> "spec.routes[0].split", as Kubernetes names fields. */
+export function fieldName(path: string): string {
+  const parts = path
+    .split('/')
+    .filter((p) => p !== '')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(object)';
+}
+
+/**
+ * One schema error in words: a pattern failure says what the value must be
+ * (the schema's `patternMessage`), an unknown field names the nearest allowed
+ * field of that object, or lists them when none is near.
+ */
+export function schemaError(e: ValueError): FieldError {
+  const path = e.path || '/';
+  const schema = e.schema as { patternMessage?: unknown; properties?: Record<string, unknown> };
+  if (e.type === ValueErrorType.StringPattern && typeof schema.patternMessage === 'string') {
+    return { path, message: `${JSON.stringify(e.value)} ${schema.patternMessage}` };
+  }
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) {
+    const field = (path.split('/').pop() ?? '').replace(/~1/g, '/').replace(/~0/g, '~');
+    const allowed = Object.keys(schema.properties ?? {});
+    const near = closest(field, allowed);
+    const hint = near ? `did you mean "${near}"?` : allowed.length ? `allowed: ${allowed.join(', ')}` : 'this object has no fields';
+    return { path, message: `unknown field "${field}"; ${hint}` };
+  }
+  return { path, message: e.message };
 }

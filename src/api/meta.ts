@@ -14,8 +14,23 @@ export const API_VERSION = 'meshfed.io/v1alpha1';
 
 /** DNS-1123 label: what Kubernetes accepts for names and namespaces. */
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS_LABEL in words: what a validation error says instead of the regular expression (schema option `patternMessage`). */
+export const DNS_LABEL_WORDS = "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit";
+/** Dotted names (trust domains, service accounts): DNS_LABEL that may also hold '.'. */
+export const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
+export const DNS_NAME_WORDS = "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit";
 
-export const Name = Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: 63, description: 'DNS-1123 label' });
+/** A string holding a DNS label (names, namespaces, clusters, networks), with its error in words. */
+export function DnsLabel(opts: { minLength?: number; maxLength?: number; description?: string; default?: string } = {}) {
+  return Type.String({ ...opts, pattern: DNS_LABEL, patternMessage: DNS_LABEL_WORDS });
+}
+
+/** A dotted DNS name (DNS_NAME), with its error in words. */
+export function DnsName(opts: { description?: string; default?: string } = {}) {
+  return Type.String({ ...opts, pattern: DNS_NAME, patternMessage: DNS_NAME_WORDS });
+}
+
+export const Name = DnsLabel({ minLength: 1, maxLength: 63, description: 'DNS-1123 label' });
 
 // Keys up to a 253-character prefix, '/' and a 63-character name; metaErrors checks their form.
 export const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 317 }), Type.String({ maxLength: 63 }), {

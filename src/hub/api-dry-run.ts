@@ -1,10 +1,13 @@
 // The hub API's dry runs, apart from HTTP: `meshfed plan` (per-cluster xDS diff
-// and traffic split of objects not yet applied) and `meshfed explain` (route,
-// endpoints and access verdict of one call). Both are computed from the
-// store's current objects and never write. Refusals are MeshfedErrors the
-// router answers.
-import type { ApiObject } from '../api/index.js';
-import { computePlan, type PlanResult } from '../analysis/plan.js';
+// and traffic split of objects not yet applied), the warnings of an apply
+// (computed before it commits; the same lines plan shows) and `meshfed
+// explain` (route, endpoints and access verdict of one call). All are computed
+// from the store's current objects and never write. Refusals are MeshfedErrors
+// the router answers.
+import { theMesh, type ApiObject, type Mesh } from '../api/index.js';
+import { computePlan, dryRunObjects, viewOf, type PlanResult } from '../analysis/plan.js';
+import { applyWarnings, policyIds, proxyFacts, type ProxyReport } from '../analysis/warnings.js';
+import type { FederatedViewCache } from './federated-view.js';
 import { explain, type ExplainRequest, type ExplainResult } from '../analysis/explain.js';
 import type { Store } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
@@ -18,13 +21,39 @@ async function currentObjects(store: Store): Promise<ApiObject[]> {
   return current;
 }
 
-/** `meshfed plan`: what applying `objects` (user kinds only) would change. */
-export async function planAnswer(store: Store, objects: ApiObject[]): Promise<PlanResult & { revision: number }> {
+/** `meshfed plan`: what applying `objects` (user kinds only) would change. `proxies`: the agents' proxy-status reports. */
+export async function planAnswer(store: Store, objects: ApiObject[], proxies: readonly ProxyReport[] = []): Promise<PlanResult & { revision: number }> {
   for (const o of objects) {
     if (findKind(o.kind)?.discovered) throw new MeshfedError('invalid', `${o.kind} objects are reported by agents; plan applies user objects only`, { reason: 'ReadOnlyKind' });
   }
   const current = await currentObjects(store);
-  return { ...computePlan(current, objects), revision: store.revision() };
+  return { ...computePlan(current, objects, undefined, proxyFacts(proxies)), revision: store.revision() };
+}
+
+/** Kinds whose objects shape the federated view: an apply with one of them needs the view dry-run too. */
+const VIEW_SHAPING = new Set(['Cluster', 'Mesh', 'Service', 'Workload']);
+
+/**
+ * What applying `objects` would warn (plan's policy checks, for the applied
+ * policies only). An apply of policies alone is checked against the cached
+ * view (policies do not change it); one that changes Clusters or the Mesh
+ * against the dry-run view.
+ */
+export async function applyWarningsAnswer(store: Store, views: FederatedViewCache, objects: ApiObject[], proxies: readonly ProxyReport[]): Promise<string[]> {
+  if (policyIds(objects).size === 0) return [];
+  const facts = proxyFacts(proxies);
+  const policies: ApiObject[] = [];
+  for (const kind of POLICY_KINDS) policies.push(...(await store.list({ kind })));
+  const policiesAfter = dryRunObjects(
+    policies,
+    objects.filter((o) => POLICY_KINDS.has(o.kind)),
+  );
+  if (!objects.some((o) => VIEW_SHAPING.has(o.kind))) {
+    const { view, mesh } = await views.viewAndMesh();
+    return applyWarnings(view, mesh, policiesAfter, objects, facts);
+  }
+  const after = dryRunObjects(await currentObjects(store), objects);
+  return applyWarnings(viewOf(after), theMesh(after) as Mesh | undefined, policiesAfter, objects, facts);
 }
 
 /** `meshfed explain` at the hub: computed from the store's current objects (and the dry-run objects in `with`). */

@@ -38,6 +38,12 @@ export class FederatedViewCache {
     return (await this.derived()).view;
   }
 
+  /** The federated view and the Mesh it was computed with, at the store's current revision. */
+  async viewAndMesh(): Promise<{ view: FederatedView; mesh: Mesh | undefined }> {
+    const d = await this.derived();
+    return { view: d.view, mesh: d.mesh };
+  }
+
   /** The status of every policy at the store's current revision. */
   async policyStatuses(): Promise<PolicyStatuses> {
     const d = await this.derived();

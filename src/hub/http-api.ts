@@ -14,7 +14,7 @@
 //   GET    /api/v1alpha1/{plural}[?namespace=&cluster=&labelSelector=]      list (labelSelector: kubectl's syntax, src/api/selector.ts)
 //   GET    /api/v1alpha1/{plural}?watch=1[&revision=N&namespace=&cluster=&labelSelector=]   watch (newline-delimited JSON events, filtered as the list; a watcher that does not read is dropped, see watch())
 //   GET    /api/v1alpha1/{plural}/{name}[?namespace=&cluster=]
-//   POST   /api/v1alpha1/apply            body: YAML or JSON (one or many objects); all or nothing
+//   POST   /api/v1alpha1/apply[?strict=true]   body: YAML or JSON (one or many objects); all or nothing; answers {results, warnings, revision} (warnings also as Warning: 299 headers); strict: any warning refuses the whole apply (400, reason Warnings), nothing written
 //   DELETE /api/v1alpha1/{plural}/{name}[?namespace=]
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
@@ -58,7 +58,7 @@ import { collectGarbage, memoryMB } from '../util/memory.js';
 import type { AgentSessions } from './agent-sessions.js';
 import { createCertificateAnswer, listCertificatesAnswer, revokeCertificateAnswer } from './api-certificates.js';
 import { createTokenAnswer, listTokensAnswer, revokeTokenAnswer } from './api-tokens.js';
-import { explainAnswer, planAnswer } from './api-dry-run.js';
+import { applyWarningsAnswer, explainAnswer, planAnswer } from './api-dry-run.js';
 import { checkCrossSite, type ApiTlsMaterial } from './api-security.js';
 import { globalServicesAnswer, withStatus } from './api-status.js';
 import { joinToken, rotateRoot, trustStatusAnswer, type TrustApiContext } from './api-trust.js';
@@ -278,10 +278,19 @@ async function route(call: Call, url: URL): Promise<void> {
     const perms = writes.flatMap((w) => permissionsFor(w.verb, w.object, w.previous));
     for (const perm of perms) await allow(call, perm);
     await allowWrites(call, writes);
+    // Checked before the commit: a strict apply with warnings writes nothing.
+    const warnings = await applyWarningsAnswer(store, ctx.views, objects, sessions.proxies());
+    if (warnings.length > 0 && strictFlag(q.get('strict'))) {
+      throw new MeshfedError('invalid', `refused (strict): ${warnings.length} warning(s), nothing was applied:\n${warnings.map((w) => `  Warning: ${w}`).join('\n')}`, {
+        reason: 'Warnings',
+        details: { warnings },
+      });
+    }
     const entries = writes.map((w) => ({ perm: permissionFor(w.verb, w.object), before: w.previous, after: w.object }));
     const results = await audited(call, entries, () => applyObjects(store, objects), revision);
-    log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`), by: call.principal.name });
-    return sendJson(res, 200, { results, revision: store.revision() });
+    log.info('apply', { results: results.map((r) => `${r.object} ${r.outcome}`), by: call.principal.name, warnings: warnings.length });
+    setWarningHeaders(res, warnings);
+    return sendJson(res, 200, { results, warnings, revision: store.revision() });
   }
   if (resource === 'globalservices' && req.method === 'GET') {
     await allow(call, { verb: 'read', kind: 'GlobalService' });
@@ -290,7 +299,7 @@ async function route(call: Call, url: URL): Promise<void> {
   if (resource === 'plan' && req.method === 'POST') {
     const objects = await objectsFromBody(req, q.get('source') ?? 'request', MAX_PLAN_OBJECTS);
     for (const o of objects) await allow(call, permissionFor('plan', o));
-    return sendJson(res, 200, await planAnswer(store, objects));
+    return sendJson(res, 200, await planAnswer(store, objects, sessions.proxies()));
   }
   if (resource === 'explain' && req.method === 'POST') {
     await allow(call, { verb: 'explain', kind: 'Service' });
@@ -526,7 +535,27 @@ async function objectsFromBody(req: IncomingMessage, source: string, max?: numbe
   return objects;
 }
 
+/** ?strict=: true/1 or false/0 (absent: false), or a 400 naming it. */
+function strictFlag(raw: string | null): boolean {
+  if (raw === null || raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new MeshfedError('invalid', `strict: "${raw.slice(0, 40)}" is not true or false`);
+}
+
 // --- answers
+
+/**
+ * Warnings as Kubernetes sends admission warnings: one `Warning: 299 - "text"`
+ * header each (RFC 7234), the text in printable ASCII with quotes and
+ * backslashes escaped; the JSON body carries them in full.
+ */
+function setWarningHeaders(res: ServerResponse, warnings: readonly string[]): void {
+  if (warnings.length === 0) return;
+  res.setHeader(
+    'Warning',
+    warnings.slice(0, 20).map((w) => `299 - "${w.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`)}"`),
+  );
+}
 
 /** Every error of a request, answered once. */
 function sendError(res: ServerResponse, err: unknown): void {

@@ -9,7 +9,7 @@
 // the wanted status (so writing it back cannot loop), and Accepted's
 // lastTransitionTime moves only when its status does.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { API_VERSION, type ApiObject, type FieldError, type KindDef } from '../api/index.js';
+import { API_VERSION, fieldName, type ApiObject, type FieldError, type KindDef } from '../api/index.js';
 import { validateObject } from '../registry.js';
 import { KUBERNETES_SOURCE, SOURCE_ANNOTATION } from './objects.js';
 
@@ -21,15 +21,6 @@ const MAX_PROBLEMS = 5;
 export type Outcome = { accepted: true; object: ApiObject } | { accepted: false; reason: 'Invalid' | 'Conflict'; message: string };
 
 type Json = Record<string, unknown>;
-
-/** "/spec/routes/0/split" -> "spec.routes[0].split", as Kubernetes names fields. */
-export function fieldName(path: string): string {
-  const parts = path
-    .split('/')
-    .filter((p) => p !== '')
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(object)';
-}
 
 /** The problems of a custom resource, each naming its field. */
 export function describeProblems(errors: readonly FieldError[]): string {

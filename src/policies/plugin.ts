@@ -46,6 +46,18 @@ export interface PolicyStatusOut {
 export interface StatusEnv {
   security: SecuritySettings;
   accessDefault: 'ALLOW' | 'DENY';
+  /** What the hub knows of the data planes: see ProxyFacts. */
+  proxies?: ProxyFacts;
+}
+
+/**
+ * Facts about the fleet's proxies the hub learnt from proxy-status reports,
+ * for the checks of plan and apply. Partial by nature: only proxies that are
+ * connected and have shown a trait (e.g. NACKed an RBAC filter) are in it.
+ */
+export interface ProxyFacts {
+  /** Workloads ("cluster/namespace/workload") whose gRPC server rejected RBAC filters. */
+  serversWithoutRbac: ReadonlySet<string>;
 }
 
 /** Records that `policy`'s `field` lost to the older `winner` for the service being resolved. */

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import type { XdsResource } from '../xdsapi/index.js';
+import { closest } from '../util/suggest.js';
 
 const require = createRequire(import.meta.url);
 
@@ -306,27 +307,8 @@ function suggest(type: protobuf.Type, key: string): string {
   const names = Object.keys(type.fields);
   const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   if (names.includes(snake)) return `; did you mean "${snake}"? (fields are snake_case)`;
-  let best: string | undefined;
-  let bestD = 3;
-  for (const n of names) {
-    const d = editDistance(n, key);
-    if (d < bestD) [best, bestD] = [n, d];
-  }
+  const best = closest(key, names);
   return best ? `; did you mean "${best}"?` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }
 
 let adsDefinition: grpc.ServiceDefinition | undefined;

@@ -93,13 +93,82 @@ test('malformed YAML, unknown kind and invalid field: exit 1, the problem named,
   r = await meshfed(['apply', '-f', invalid]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /invalid\.yaml document 2 \(Cluster Bad_Name\):/);
-  assert.match(r.stderr, /\/metadata\/name/);
-  assert.match(r.stderr, /\/spec\/netwrk/);
+  // In words: the rule a name breaks, not its regular expression; the field meant.
+  assert.match(r.stderr, /\/metadata\/name: "Bad_Name" must be a DNS label: lowercase letters, digits and '-'/);
+  assert.match(r.stderr, /\/spec\/netwrk: unknown field "netwrk"; did you mean "network"\?/);
 
   // The valid first document of each file was not applied.
   r = await meshfed(['get', 'cluster', 'cluster9']);
   assert.equal(r.code, 4);
   assert.match(r.stderr, /Cluster "cluster9" not found/);
+});
+
+test('apply warns what plan finds (exit 0, stored); --strict makes warnings errors (exit 1, nothing stored)', async () => {
+  // rebel-base runs in cluster1 only; cluster8 is a member without its endpoints.
+  let r = await meshfed(['register', '--service', 'rebel-base', '-n', 'warn', '--address', '127.0.0.1:6101']);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually('the hub to get the workload', async () => {
+    const g = await meshfed(['get', 'workloads', '-n', 'warn', '-o', 'json']);
+    return (JSON.parse(g.stdout) as { items: unknown[] }).items.length === 1 ? true : undefined;
+  });
+  const policy = (name: string) => `---
+apiVersion: meshfed.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: ${name}, namespace: warn}
+spec:
+  destinations: [{name: rebel-base}]
+  routes: [{split: [{cluster: cluster1, weight: 80}, {cluster: cluster8, weight: 20}]}]
+`;
+  const cluster8 = 'apiVersion: meshfed.io/v1alpha1\nkind: Cluster\nmetadata: {name: cluster8}\nspec: {region: us-east1, zones: [us-east1-a]}\n';
+  const failover = '---\napiVersion: meshfed.io/v1alpha1\nkind: FailoverPolicy\nmetadata: {name: order, namespace: warn}\nspec: {destinations: [{name: rebel-base}], clusters: [cluster1, cluster3]}\n';
+  const splitWarning = 'Warning: TrafficPolicy warn/split: spec.routes[0].split[1].cluster: cluster "cluster8" has no endpoints of rebel-base.warn: its 20% of calls would fail (UNAVAILABLE)';
+
+  // --strict: refused as a whole; neither the Cluster nor the policies were written.
+  const all = await file('warn.yaml', cluster8 + policy('split') + failover);
+  r = await meshfed(['apply', '--strict', '-f', all]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.ok(r.stderr.includes(splitWarning), r.stderr);
+  assert.match(r.stderr, /FailoverPolicy warn\/order: spec\.clusters\[1\]: no member cluster "cluster3"/);
+  for (const [kind, name] of [
+    ['cluster', 'cluster8'],
+    ['trafficpolicy', 'split'],
+    ['failoverpolicy', 'order'],
+  ] as const) {
+    assert.equal((await meshfed(['get', kind, name, '-n', 'warn'])).code, 4, `${kind} ${name} was stored`);
+  }
+
+  // plan shows the same lines.
+  r = await meshfed(['plan', '-f', all]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`  ${splitWarning}\n`), r.stdout);
+
+  // Without --strict: applied, exit 0, each warning on stderr, the results on stdout.
+  r = await meshfed(['apply', '-f', all]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Cluster cluster8 created\nTrafficPolicy warn/split created\nFailoverPolicy warn/order created\n');
+  assert.ok(r.stderr.includes(splitWarning + '\n'), r.stderr);
+  assert.match(r.stderr, /^Warning: FailoverPolicy warn\/order: spec\.clusters\[1\]: no member cluster "cluster3"$/m);
+  assert.equal((await meshfed(['get', 'trafficpolicy', 'split', '-n', 'warn'])).code, 0);
+  // The API answers them as Kubernetes does too: one Warning: 299 header each (quotes escaped), beside warnings[] in the body.
+  const res = await fleet.hubFetch('/api/v1alpha1/apply', { method: 'POST', body: await readFile(all, 'utf8'), headers: { 'content-type': 'application/yaml' } });
+  assert.equal(res.status, 200);
+  assert.equal(((await res.json()) as { warnings: string[] }).warnings.length, 2);
+  assert.ok((res.headers.get('warning') ?? '').startsWith(`299 - "${splitWarning.slice('Warning: '.length).replace(/["\\]/g, (c) => `\\${c}`)}"`), res.headers.get('warning') ?? '(none)');
+
+  // A clean apply under --strict goes through.
+  r = await meshfed([
+    'apply',
+    '--strict',
+    '-f',
+    await file('clean.yaml', policy('split').replace('{cluster: cluster1, weight: 80}, {cluster: cluster8, weight: 20}', '{cluster: cluster1, weight: 100}')),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+
+  await meshfed(['delete', 'trafficpolicy', 'split', '-n', 'warn']);
+  await meshfed(['delete', 'failoverpolicy', 'order', '-n', 'warn']);
+  await meshfed(['delete', 'cluster', 'cluster8']);
+  await meshfed(['deregister', '--address', '127.0.0.1:6101']);
 });
 
 test('discovered kinds are read-only through the API', async () => {

@@ -1,11 +1,11 @@
 // Cluster: a member of the fleet. The hub holds no credentials for it; its agent dials out.
 import { Type, type Static } from '@sinclair/typebox';
-import { Name } from '../meta.js';
+import { DnsLabel, Name } from '../meta.js';
 import { defineKind } from '../kind.js';
 
 export const ClusterSpec = Type.Object(
   {
-    network: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', default: 'default', description: 'endpoints on one network reach each other directly' }),
+    network: DnsLabel({ default: 'default', description: 'endpoints on one network reach each other directly' }),
     region: Type.String({ minLength: 1, maxLength: 63, description: 'topology region of the cluster' }),
     zones: Type.Array(Type.String({ minLength: 1, maxLength: 63 }), { minItems: 1, uniqueItems: true, description: 'topology zones of the cluster' }),
     displayName: Type.Optional(Type.String({ maxLength: 253 })),

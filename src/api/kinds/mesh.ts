@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, durationMs } from '../duration.js';
 import { defineKind } from '../kind.js';
+import { DnsName } from '../meta.js';
 
 export const MtlsMode = Type.Union([Type.Literal('STRICT'), Type.Literal('PERMISSIVE'), Type.Literal('DISABLE')], {
   description: 'STRICT: mTLS only; PERMISSIVE: plaintext accepted too (migration); DISABLE: plaintext',
@@ -65,7 +66,7 @@ export type MeshLiveness = Static<typeof MeshLiveness>;
 
 export const MeshSpec = Type.Object(
   {
-    trustDomain: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'meshfed.local', description: 'SPIFFE trust domain' }),
+    trustDomain: DnsName({ default: 'meshfed.local', description: 'SPIFFE trust domain' }),
     clusters: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: 'clusters that federate; empty or unset means every Cluster' })),
     ca: Type.Optional(MeshCa),
     mtls: Type.Optional(MeshMtls),

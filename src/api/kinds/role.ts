@@ -45,7 +45,13 @@ export const SUPERUSER_GROUP = 'meshfed:admins';
 
 /** exact, '*' (anything) or a prefix ending in '*' ('team-*'). */
 export const PATTERN = '^(\\*|[A-Za-z0-9][-A-Za-z0-9._]*\\*?)$';
-const Pattern = Type.String({ pattern: PATTERN, minLength: 1, maxLength: 253, description: "exact value, '*' (any) or a prefix ending in '*' (team-*)" });
+const Pattern = Type.String({
+  pattern: PATTERN,
+  patternMessage: "must be an exact value (letters, digits, '-', '.' and '_'), '*' (any) or a prefix ending in '*' (team-*)",
+  minLength: 1,
+  maxLength: 253,
+  description: "exact value, '*' (any) or a prefix ending in '*' (team-*)",
+});
 const Patterns = (description: string) => Type.Array(Pattern, { minItems: 1, maxItems: 256, description });
 const LabelPatterns = Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ minLength: 1, maxLength: 63 }), {
   description: "label key -> value pattern; {'*': '*'} is any labels",
@@ -83,7 +89,7 @@ export const RoleRule = Type.Object(
     clusters: Type.Optional(Patterns("only objects of these clusters (a Cluster's own name, a discovered object's cluster); unset: every cluster")),
     names: Type.Optional(Patterns('only objects with these names; unset: every name')),
     actions: Type.Optional(
-      Type.Array(Type.String({ pattern: '^(\\*|[a-z][-a-z]*)$', maxLength: 63 }), {
+      Type.Array(Type.String({ pattern: '^(\\*|[a-z][-a-z]*)$', patternMessage: "must be '*' or an action: lowercase letters and '-', starting with a letter", maxLength: 63 }), {
         minItems: 1,
         maxItems: 64,
         description:

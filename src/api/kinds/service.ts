@@ -4,14 +4,14 @@
 // global service (see src/federation).
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../kind.js';
-import { DNS_LABEL } from '../meta.js';
+import { DnsLabel } from '../meta.js';
 
 /** The owning cluster of a discovered object: part of its identity (refOf). */
-export const OwningCluster = Type.String({ pattern: DNS_LABEL, minLength: 1, maxLength: 63, description: 'the cluster that reported this object' });
+export const OwningCluster = DnsLabel({ minLength: 1, maxLength: 63, description: 'the cluster that reported this object' });
 
 export const ServicePort = Type.Object(
   {
-    name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 15 }),
+    name: DnsLabel({ maxLength: 15 }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: Type.Union([Type.Literal('GRPC'), Type.Literal('HTTP'), Type.Literal('TCP')], { default: 'GRPC' }),
   },

@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { isIP } from 'node:net';
 import { defineKind, type FieldError } from '../kind.js';
 import { OwningCluster } from './service.js';
+import { DnsLabel, DnsName } from '../meta.js';
 
 export const Health = Type.Union([Type.Literal('HEALTHY'), Type.Literal('UNHEALTHY'), Type.Literal('DRAINING')], { default: 'HEALTHY' });
 export type Health = Static<typeof Health>;
@@ -11,10 +12,10 @@ export type Health = Static<typeof Health>;
 export const WorkloadSpec = Type.Object(
   {
     cluster: OwningCluster,
-    service: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'name of the Service (same namespace and cluster)' }),
+    service: DnsLabel({ description: 'name of the Service (same namespace and cluster)' }),
     address: Type.String({ minLength: 1, description: 'IP address (gRPC xDS endpoints must be IPs)' }),
     ports: Type.Record(Type.String(), Type.Integer({ minimum: 1, maximum: 65535 }), { description: 'service port name -> workload port' }),
-    serviceAccount: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'default' }),
+    serviceAccount: DnsName({ default: 'default' }),
     zone: Type.Optional(Type.String({ minLength: 1 })),
     health: Health,
   },

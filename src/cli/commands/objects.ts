@@ -18,6 +18,7 @@ import type { PlanResult } from '../../analysis/plan.js';
 
 interface Outcomes {
   results: { object: string; outcome: string }[];
+  warnings?: string[];
 }
 
 interface ExplainFlags {
@@ -34,14 +35,19 @@ interface ExplainFlags {
 export function addObjectCommands(program: Command): void {
   program
     .command('apply')
-    .description('create or update objects from YAML/JSON files (all or nothing)')
+    .description('create or update objects from YAML/JSON files (all or nothing); prints the warnings the hub finds (as plan does) on stderr')
     .requiredOption('-f, --filename <file>', "file to apply, '-' for stdin (repeatable)", collect, [])
+    .option('--strict', 'warnings are errors: if the hub has any, nothing is applied (exit 1)')
     .addOption(hubOption())
     .addOption(outputOption())
-    .action(async (o: { filename: string[]; hub: string; output: string }) => {
+    .action(async (o: { filename: string[]; strict?: boolean; hub: string; output: string }) => {
       const format = parseFormat(o.output);
       const objects = await readObjects(o.filename);
-      const r = await request<Outcomes>(o.hub, 'hub', 'POST', 'api/v1alpha1/apply', { text: JSON.stringify(objects), contentType: 'application/json' });
+      // The hub checks before it commits: a strict apply it refuses writes nothing (400, reason Warnings).
+      const path = o.strict ? 'api/v1alpha1/apply?strict=true' : 'api/v1alpha1/apply';
+      const r = await request<Outcomes>(o.hub, 'hub', 'POST', path, { text: JSON.stringify(objects), contentType: 'application/json' });
+      // An older hub answers no warnings.
+      for (const w of r.warnings ?? []) process.stderr.write(`Warning: ${w}\n`);
       if (format === 'json' || format === 'yaml') print(r, format, () => '');
       else for (const x of r.results) process.stdout.write(`${x.object} ${x.outcome}\n`);
     });

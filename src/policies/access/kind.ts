@@ -6,7 +6,7 @@
 // (DENY wins, then ALLOW policies, then the Mesh default) is in evaluate.ts.
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../../api/kind.js';
-import { Labels, Name } from '../../api/meta.js';
+import { DnsName, Labels, Name } from '../../api/meta.js';
 import { PolicyStatus } from '../common.js';
 
 export const AccessAction = Type.Union([Type.Literal('ALLOW'), Type.Literal('DENY')]);
@@ -26,12 +26,23 @@ export const AccessDestination = Type.Object(
         description: 'service ports, by number or name; unset: every port',
       }),
     ),
-    methods: Type.Optional(Type.Array(Type.String({ pattern: METHOD_PATTERN }), { minItems: 1, description: 'gRPC methods: pkg.Service/Method or pkg.Service/*; unset: every method' })),
-    paths: Type.Optional(
-      Type.Array(Type.Object({ exact: Type.Optional(Type.String({ pattern: '^/' })), prefix: Type.Optional(Type.String({ pattern: '^/' })) }, { additionalProperties: false }), {
+    methods: Type.Optional(
+      Type.Array(Type.String({ pattern: METHOD_PATTERN, patternMessage: 'must be a gRPC method: package.Service/Method or package.Service/*' }), {
         minItems: 1,
-        description: 'request paths (gRPC: /pkg.Service/Method)',
+        description: 'gRPC methods: pkg.Service/Method or pkg.Service/*; unset: every method',
       }),
+    ),
+    paths: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { exact: Type.Optional(Type.String({ pattern: '^/', patternMessage: "must start with '/'" })), prefix: Type.Optional(Type.String({ pattern: '^/', patternMessage: "must start with '/'" })) },
+          { additionalProperties: false },
+        ),
+        {
+          minItems: 1,
+          description: 'request paths (gRPC: /pkg.Service/Method)',
+        },
+      ),
     ),
   },
   { additionalProperties: false, description: 'services of the policy namespace; every set field must match' },
@@ -42,7 +53,7 @@ export const AccessSource = Type.Object(
   {
     cluster: Type.Optional(Type.String({ minLength: 1 })),
     namespace: Type.Optional(Name),
-    serviceAccount: Type.Optional(Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' })),
+    serviceAccount: Type.Optional(DnsName()),
     labels: Type.Optional({ ...Labels, description: 'workload labels: the identities of the matching workloads (from the federated view)' }),
   },
   { additionalProperties: false, description: 'caller identities; every set field must match; {} is every identity of the mesh' },

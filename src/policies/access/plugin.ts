@@ -17,7 +17,7 @@ export const AccessPolicyPlugin: PolicyPlugin<AccessPolicy, never> = {
   enforcedBy: 'server',
   // Granting access and taking it away are separate permissions.
   actionsOf: (p) => [p.spec.action === 'DENY' ? 'deny' : 'allow'],
-  status: (view, policies, env) => accessStatuses(view, policies, env.security, env.accessDefault),
+  status: (view, policies, env) => accessStatuses(view, policies, env.security, env.accessDefault, env.proxies),
   xds: {
     serverHttpFilters: (ctx, target, policies) => accessHttpFilters(compileAccess({ trustDomain: ctx.trustDomain, defaultAction: ctx.accessDefault, policies, endpoints: ctx.identities }, target)),
     // A deny-all default restricts every server, with or without policies.

@@ -6,6 +6,7 @@ import type { FederatedView, GlobalService } from '../../federation/types.js';
 import { compileSources, destinationSelects, type AccessEnv, type AccessTarget, type IdentityEndpoint } from './evaluate.js';
 import type { AccessPolicy } from './kind.js';
 import { viewIdentities } from '../common.js';
+import type { ProxyFacts } from '../plugin.js';
 
 export interface AccessStatusOut {
   services: string[];
@@ -41,7 +42,19 @@ export function serviceTargets(g: GlobalService, security: SecuritySettings | un
 /** Every endpoint of the view, as label sources see workloads. */
 export const viewEndpoints: (view: FederatedView) => IdentityEndpoint[] = viewIdentities;
 
-export function accessStatuses(view: FederatedView, policies: readonly AccessPolicy[], security: SecuritySettings | undefined, defaultAction: 'ALLOW' | 'DENY'): Map<string, AccessStatusOut> {
+/**
+ * `proxies`: what the hub knows of the servers (proxy-status); a selected
+ * workload whose gRPC server rejected RBAC filters is a problem (it does not
+ * enforce the policy). Unknown servers are not: the hub learns of a missing
+ * RBAC support only from a NACK.
+ */
+export function accessStatuses(
+  view: FederatedView,
+  policies: readonly AccessPolicy[],
+  security: SecuritySettings | undefined,
+  defaultAction: 'ALLOW' | 'DENY',
+  proxies?: ProxyFacts,
+): Map<string, AccessStatusOut> {
   const out = new Map<string, AccessStatusOut>();
   const targets = accessTargets(view, security);
   const endpoints = viewEndpoints(view);
@@ -98,6 +111,14 @@ export function accessStatuses(view: FederatedView, policies: readonly AccessPol
       }
       return;
     });
+
+    const withoutRbac = selected.filter((t) => proxies?.serversWithoutRbac.has(`${t.cluster}/${t.namespace}/${t.workload}`)).map((t) => `${t.cluster}/${t.namespace}/${t.workload}`);
+    if (withoutRbac.length > 0) {
+      st.problems.push({
+        path: '/spec/destinations',
+        message: `the gRPC server of ${[...new Set(withoutRbac)].sort().join(', ')} rejected RBAC filters (proxy-status: NACK): it does not enforce this policy until it is restarted with GRPC_XDS_EXPERIMENTAL_RBAC=true`,
+      });
+    }
 
     const plaintext = [...new Set(selected.filter((t) => t.mode !== 'STRICT').map((t) => `${t.service}.${t.namespace} (${t.mode})`))];
     if (plaintext.length > 0 && p.spec.sources) {

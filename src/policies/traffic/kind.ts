@@ -3,7 +3,7 @@
 // balancing and outlier detection for the services it selects.
 import { Type, type Static } from '@sinclair/typebox';
 import { defineKind, type FieldError } from '../../api/kind.js';
-import { Labels } from '../../api/meta.js';
+import { DnsLabel, Labels } from '../../api/meta.js';
 import { DestinationSelector, Duration, PolicyStatus, SourceSelector, noDuplicateSources } from '../common.js';
 
 /** gRPC status codes a retry may be triggered by (gRFC A44 supports these). */
@@ -33,7 +33,12 @@ const Percent = Type.Number({ minimum: 0, maximum: 100, description: 'percentage
 
 export const HeaderMatch = Type.Object(
   {
-    name: Type.String({ minLength: 1, pattern: '^[a-z0-9-_.]+$', description: 'lower-case header (metadata) name' }),
+    name: Type.String({
+      minLength: 1,
+      pattern: '^[a-z0-9-_.]+$',
+      patternMessage: "must be a lowercase header name: lowercase letters, digits, '-', '_' and '.'",
+      description: 'lower-case header (metadata) name',
+    }),
     exact: Type.Optional(Type.String()),
     prefix: Type.Optional(Type.String({ minLength: 1 })),
     present: Type.Optional(Type.Boolean()),
@@ -101,7 +106,7 @@ export const Fault = Type.Object(
 
 export const Route = Type.Object(
   {
-    name: Type.Optional(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })),
+    name: Type.Optional(DnsLabel()),
     match: Type.Optional(RouteMatch),
     split: Type.Optional(Type.Array(SplitTarget, { minItems: 1 })),
     retries: Type.Optional(Retries),

@@ -53,7 +53,10 @@ export const TrafficPolicyPlugin: PolicyPlugin<TrafficPolicy, TrafficResolved> =
             if (subsetEndpoints(s, t).length === 0 && t.weight > 0) {
               status.problems.push({
                 path: t.subset ? `${path}/subset` : `${path}/cluster`,
-                message: `no workload of ${s.name}.${s.namespace} matches ${subsetName(t) || 'the target'}: its ${t.weight}% of calls would fail (UNAVAILABLE)`,
+                message:
+                  t.subset === undefined && t.cluster !== undefined
+                    ? `cluster "${t.cluster}" has no endpoints of ${s.name}.${s.namespace}: its ${t.weight}% of calls would fail (UNAVAILABLE)`
+                    : `no workload of ${s.name}.${s.namespace} matches ${subsetName(t) || 'the target'}: its ${t.weight}% of calls would fail (UNAVAILABLE)`,
               });
             }
           }
