@@ -63,9 +63,9 @@ test('apply creates, re-apply is unchanged, get prints a table and -o json|yaml'
   r = await meshfed(['get', 'clusters']);
   assert.equal(r.code, 0);
   const lines = r.stdout.trim().split('\n');
-  assert.match(lines[0]!, /^NAME\s+NETWORK\s+REGION\s+ZONES\s+AGENT\s+SERVICES\s+WORKLOADS\s+AGE$/);
-  assert.match(r.stdout, /cluster1\s+net1\s+us-east1\s+us-east1-a\s+Connected/);
-  assert.match(r.stdout, /cluster9\s+default\s+eu-west1\s+eu-west1-a\s+Never/);
+  assert.match(lines[0]!, /^NAME\s+NETWORK\s+REGION\s+ZONES\s+AGENT\s+LIVENESS\s+SERVICES\s+WORKLOADS\s+AGE$/);
+  assert.match(r.stdout, /cluster1\s+net1\s+us-east1\s+us-east1-a\s+Connected\s+Live\s/);
+  assert.match(r.stdout, /cluster9\s+default\s+eu-west1\s+eu-west1-a\s+Never\s+-\s/);
   r = await meshfed(['get', 'cluster', 'cluster9', '-o', 'json']);
   assert.equal((JSON.parse(r.stdout) as { spec: { region: string } }).spec.region, 'eu-west1');
   r = await meshfed(['get', 'cl', '-o', 'yaml']);
