@@ -9,8 +9,10 @@
 //
 // The README uses fixed ports (a newcomer's commands cannot pick free ones):
 // nothing else in test/ binds them; the test fails first, naming the port, if
-// one is taken. Bounded: the script is killed after SCRIPT_TIMEOUT_MS (about 25 s
-// on an idle 2-core machine: most of it is the CLI's start-up, twenty-odd times).
+// one is taken. Bounded: the script is killed after SCRIPT_TIMEOUT_MS; it takes
+// about 30 s on a busy 2-core machine, most of it the CLI's start-up, twenty-odd
+// times. The second test: the sample commands refuse a missing or client-only
+// bootstrap in one line.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -131,4 +133,24 @@ test('README "Try it by hand": a client in cluster1 gets answers from cluster2 o
   // The clean-up: every process gone (its `wait` returned), and the directory removed.
   assert.deepEqual(markedProcesses(), [], 'processes left after the README clean-up');
   assert.deepEqual(await readdir(tmp!), [], 'the clean-up removes the walkthrough directory');
+});
+
+test('meshfed sample server|client without a usable bootstrap: one line saying what to do, and the exit code docs/cli.md gives', async () => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MESHFED_') && !k.startsWith('GRPC_XDS_')));
+  const run = (args: string[], extra: Record<string, string> = {}) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [join(root, 'bin', 'meshfed.js'), 'sample', ...args], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.once('close', (code) => resolve({ code, stderr }));
+    });
+  const none = await run(['client']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /GRPC_XDS_BOOTSTRAP is not set: point it at the file `meshfed bootstrap \.\.\. --out FILE` wrote/);
+  const client = await run(['server', '--port', '15999'], { GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify({ node: { id: 'c1~sample~w' }, xds_servers: [{ server_uri: '127.0.0.1:1' }] }) });
+  assert.equal(client.code, 1);
+  assert.match(client.stderr, /not a server bootstrap .*meshfed bootstrap --server/);
+  const port0 = await run(['server', '--port', '0'], { GRPC_XDS_BOOTSTRAP: '/nonexistent' });
+  assert.equal(port0.code, 2);
+  assert.match(port0.stderr, /--port: 0 is not a port/);
 });
