@@ -74,6 +74,14 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
  */
 export const REGISTER_HINT = 'the server process must call register() from @grpc/grpc-js-xds before creating its XdsServer (without it no HTTP filter, not even the router, validates)';
 
+/**
+ * A bootstrap without the certificate provider a TLS context names (written
+ * without --cert-dir) makes grpc-js-xds reject the resource: "Unmatched
+ * UpstreamTlsContext.tls_certificate_provider_instance.instance_name: meshfed".
+ */
+export const CERT_DIR_HINT =
+  'the bootstrap has no certificate provider for mTLS: write it with `meshfed bootstrap --cert-dir DIR`, DIR where `meshfed identity run` writes the certificates, and restart the process';
+
 /** A hint for a NACK we recognise: the first plugin's that recognises it, else a core one. */
 export function nackHint(typeUrl: string, message: string): string | undefined {
   for (const plugin of POLICY_PLUGINS) {
@@ -81,5 +89,6 @@ export function nackHint(typeUrl: string, message: string): string | undefined {
     if (hint) return hint;
   }
   if (message.includes('filter validation failed')) return REGISTER_HINT;
+  if (message.includes('certificate_provider_instance.instance_name')) return CERT_DIR_HINT;
   return undefined;
 }

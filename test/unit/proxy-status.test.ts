@@ -1,9 +1,11 @@
 // proxy-status hints: a NACK we recognise says what to do. The register() one is
 // what a gRPC XdsServer process that never called register() from
-// @grpc/grpc-js-xds sends for every Listener (grpc-js-xds 1.14.1's exact text).
+// @grpc/grpc-js-xds sends for every Listener; the --cert-dir one what a client
+// whose bootstrap has no certificate provider sends for an mTLS Cluster
+// (grpc-js-xds 1.14.1's exact texts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nackHint, REGISTER_HINT, summarizeProxies } from '../../src/agent/proxy-status.js';
+import { CERT_DIR_HINT, nackHint, REGISTER_HINT, summarizeProxies } from '../../src/agent/proxy-status.js';
 import type { ProxyStatus } from '../../src/xds/ads-server.js';
 
 const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
@@ -44,6 +46,12 @@ describe('proxy-status NACK hints', () => {
 
   it('an RBAC filter NACK keeps its own hint (GRPC_XDS_EXPERIMENTAL_RBAC), not the register() one', () => {
     assert.match(nackHint(LISTENER, 'meshfed.access.allow filter validation failed') ?? '', /GRPC_XDS_EXPERIMENTAL_RBAC=true/);
+  });
+
+  it('a TLS context whose certificate provider the bootstrap lacks (no --cert-dir) names bootstrap --cert-dir', () => {
+    const nack = 'Cluster message validation failed: [Unmatched UpstreamTlsContext.tls_certificate_provider_instance.instance_name: meshfed]';
+    assert.equal(nackHint('type.googleapis.com/envoy.config.cluster.v3.Cluster', nack), CERT_DIR_HINT);
+    assert.match(CERT_DIR_HINT, /meshfed bootstrap --cert-dir/);
   });
 
   it('an unrecognised NACK gets no hint', () => {
