@@ -1,6 +1,8 @@
 // Per-proxy sync state as people read it: per xDS type SYNCED (the last response
 // was ACKed), STALE (sent, not yet ACKed), NACKED (the proxy rejected the last
-// response; it keeps its last good version), and the NACK message.
+// response; it keeps its last good version), and the NACK message, with a hint
+// when we recognise it: the policy plugins' first (e.g. an RBAC filter on a
+// server without GRPC_XDS_EXPERIMENTAL_RBAC), then the core ones below.
 import { POLICY_PLUGINS } from '../registry.js';
 import type { ProxyStatus } from '../xds/ads-server.js';
 
@@ -65,12 +67,28 @@ export function summarizeProxies(proxies: ProxyStatus[], now = Date.now()): Prox
     .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
 }
 
-/** The hint of the first plugin that recognises the NACK (an AccessPolicy RBAC filter on a gRPC server without RBAC support). */
-/** A hint for a NACK we recognise. */
+/**
+ * grpc-js-xds validates HTTP filters (even the router) only against the filters
+ * `register()` installed: an XdsServer process that never called it rejects
+ * every Listener with "<filter> filter validation failed" and never serves.
+ */
+export const REGISTER_HINT = 'the server process must call register() from @grpc/grpc-js-xds before creating its XdsServer (without it no HTTP filter, not even the router, validates)';
+
+/**
+ * A bootstrap without the certificate provider a TLS context names (written
+ * without --cert-dir) makes grpc-js-xds reject the resource: "Unmatched
+ * UpstreamTlsContext.tls_certificate_provider_instance.instance_name: meshfed".
+ */
+export const CERT_DIR_HINT =
+  'the bootstrap has no certificate provider for mTLS: write it with `meshfed bootstrap --cert-dir DIR`, DIR where `meshfed identity run` writes the certificates, and restart the process';
+
+/** A hint for a NACK we recognise: the first plugin's that recognises it, else a core one. */
 export function nackHint(typeUrl: string, message: string): string | undefined {
   for (const plugin of POLICY_PLUGINS) {
     const hint = plugin.xds?.nackHint?.(typeUrl, message);
     if (hint) return hint;
   }
+  if (message.includes('filter validation failed')) return REGISTER_HINT;
+  if (message.includes('certificate_provider_instance.instance_name')) return CERT_DIR_HINT;
   return undefined;
 }

@@ -15,6 +15,7 @@ import { addConfigCommands } from './commands/config.js';
 import { addDemoCommand } from './commands/demo.js';
 import { addInstallCommands } from './commands/install.js';
 import { addCrdsCommand, addObjectCommands } from './commands/objects.js';
+import { addSampleCommands } from './commands/sample.js';
 import { addServeCommands } from './commands/serve.js';
 import { addStatusCommands } from './commands/status.js';
 import { addStoreCommands } from './commands/store.js';
@@ -64,6 +65,7 @@ export function buildProgram(): Command {
   addCrdsCommand(program);
   addInstallCommands(program);
   addDemoCommand(program);
+  addSampleCommands(program);
   addStoreCommands(program);
   addConfigCommands(program);
   addVersionCommand(program);

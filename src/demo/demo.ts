@@ -7,7 +7,9 @@
 // call), brings it back, shifts traffic with a TrafficPolicy (75/25), shows
 // affinity local with a FailoverPolicy failing over to the same region and
 // back, denies then allows the client with AccessPolicies (explaining each
-// verdict), and runs until Ctrl-C or --duration.
+// verdict). Every phase runs once, then it prints the summary and exits (0
+// when no call failed but the ones denied on purpose); with keepRunning it
+// stays up after the last phase until Ctrl-C. Ctrl-C at any time stops it.
 import { API_VERSION, type ApiObject } from '../api/index.js';
 import { formatExplain, type ExplainResult } from '../analysis/explain.js';
 import { DEMO_CLUSTERS, HELLOWORLD_PORT, LocalFleet, type ServerHandle } from './fleet.js';
@@ -22,7 +24,7 @@ interface Tick {
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
-export async function runDemo(opts: { durationSec?: number; rate: number }): Promise<number> {
+export async function runDemo(opts: { keepRunning?: boolean; rate: number }): Promise<number> {
   const started = Date.now();
   const fleet = await LocalFleet.create({ echoStderr: process.env.MESHFED_DEMO_VERBOSE === '1' });
   let stopping = false;
@@ -101,9 +103,7 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
       out(formatTick(Math.round((Date.now() - started) / 1000), phase, t));
     });
 
-    const deadline = opts.durationSec !== undefined ? started + opts.durationSec * 1000 : Infinity;
-    const sleep = (ms: number) =>
-      Promise.race([new Promise<'slept'>((r) => setTimeout(() => r('slept'), Math.max(0, Math.min(ms, deadline - Date.now())))), interrupted, client.exited.then(() => 'client-exited' as const)]);
+    const sleep = (ms: number) => Promise.race([new Promise<'slept'>((r) => setTimeout(() => r('slept'), ms)), interrupted, client.exited.then(() => 'client-exited' as const)]);
     /** meshfed register helloworld-v1 again (after it was drained or lost). */
     const registerV1 = async (): Promise<void> => {
       const s = servers[0]!;
@@ -212,13 +212,14 @@ export async function runDemo(opts: { durationSec?: number; rate: number }): Pro
     let reason: string = 'slept';
     for (const s of script) {
       reason = await sleep(s.afterMs);
-      if (reason !== 'slept' || Date.now() >= deadline) break;
+      if (reason !== 'slept') break;
       await s.run();
     }
-    if (reason === 'slept' && Date.now() < deadline) {
-      if (opts.durationSec === undefined) out('\nrunning until Ctrl-C');
-      reason = await sleep(deadline === Infinity ? 2 ** 31 - 1 : deadline - Date.now());
-      while (reason === 'slept' && Date.now() < deadline) reason = await sleep(2 ** 31 - 1);
+    // The last phase gets its seconds of traffic too.
+    if (reason === 'slept') reason = await sleep(5000);
+    if (reason === 'slept' && opts.keepRunning) {
+      out('\nevery phase shown; running until Ctrl-C (--keep-running)');
+      while (reason === 'slept') reason = await sleep(2 ** 31 - 1);
     }
     if (reason === 'client-exited') throw new Error(`the client exited unexpectedly:\n${client.stderrTail.slice(-10).join('\n')}`);
     await fleet.procs.stop(client);

@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials, register } from '@grpc/grpc-js-xds';
 import { parseArgs } from 'node:util';
-import { emit, exitWithParent, GREETER_METHODS, greeter, isMain, type GreeterMethod } from './greeter.js';
+import { emit, exitWithParent, GREETER_METHODS, greeter, isMain, type GreeterMethod, type HelloReply } from './greeter.js';
 import { errorMessage } from '../../util/errors.js';
 
 export interface GreeterClientOptions {
@@ -30,6 +30,8 @@ export interface GreeterClientOptions {
   signal?: AbortSignal;
   /** Greeter method to call (default SayHello). */
   method?: GreeterMethod;
+  /** Called as each call finishes: its number (from 1), and the reply or the error ("CODE: details"). */
+  onCall?: (n: number, result: { reply: HelloReply } | { error: string }) => void;
 }
 
 export interface CallStats {
@@ -79,14 +81,20 @@ export async function runGreeterClient(opts: GreeterClientOptions): Promise<Call
   };
 
   const call = (): void => {
-    started++;
+    const n = ++started;
     inflight++;
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(opts.headers ?? {})) md.set(k, v);
     client[opts.method ?? 'SayHello']({ name: 'meshfed' }, md, { deadline: Date.now() + opts.deadlineMs }, (err, reply) => {
       inflight--;
-      if (err) record(`${grpc.status[err.code] ?? err.code}: ${err.details}`, false);
-      else record(`${reply?.cluster}/${reply?.version}`, true, reply?.peer || undefined);
+      if (err) {
+        const error = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
+        record(error, false);
+        opts.onCall?.(n, { error });
+      } else {
+        record(`${reply?.cluster}/${reply?.version}`, true, reply?.peer || undefined);
+        if (reply) opts.onCall?.(n, { reply });
+      }
     });
   };
 
