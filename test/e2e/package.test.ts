@@ -2,8 +2,10 @@
 // directory `npm install meshfed-<v>.tgz --omit=dev`. The install must succeed
 // without dev dependencies (the `prepare` script builds nothing there), hold
 // no dev dependency, ship no tests or TypeScript sources, and its `meshfed`
-// bin must run: --version, and a hub started from the installed package with
-// its flags in a config file (--config) that `meshfed version` reaches. Needs the npm registry or npm's
+// bin must run: --version, a hub started from the installed package with
+// its flags in a config file (--config) that `meshfed version` reaches, and the
+// demo (its fleet serving calls in all three clusters, then Ctrl-C: the summary,
+// exit 0; each phase's behaviour is asserted by the e2e tests of that feature). Needs the npm registry or npm's
 // cache (--prefer-offline): skipped, saying so, when npm cannot install.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,9 +20,11 @@ import { eventually } from '../helpers/eventually.js';
 const root = packageRoot();
 let dir: string | undefined;
 let hub: ChildProcess | undefined;
+let demo: ChildProcess | undefined;
 
 after(async () => {
   hub?.kill('SIGTERM');
+  demo?.kill('SIGKILL');
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -76,4 +80,30 @@ test('npm pack, then npm install --omit=dev of the tarball: meshfed runs without
     250,
   );
   assert.match(seen, new RegExp(`client: ${pkg.version.replace(/\./g, '\\.')}`));
+});
+
+test('the installed package runs the demo: three clusters serve calls, Ctrl-C prints the summary and exits 0', async (t) => {
+  const bin = dir ? join(dir, 'app', 'node_modules', '.bin', 'meshfed') : '';
+  if (!bin || !(await readdir(join(dir!, 'app', 'node_modules', '.bin')).catch(() => [] as string[])).includes('meshfed')) {
+    t.skip('the package was not installed (see the test above)');
+    return;
+  }
+  const proc = spawn(bin, ['demo'], { cwd: join(dir!, 'app'), stdio: ['ignore', 'pipe', 'pipe'] });
+  demo = proc;
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  await eventually(
+    'a demo tick with calls served by all three clusters',
+    async () => (/\[all three clusters\]\s+\d+ calls: cluster1\/v1\s+\d+%[^\n]*cluster2\/v2\s+\d+%[^\n]*cluster3\/v3\s+\d+%/.test(out) ? true : undefined),
+    60_000,
+    250,
+  ).catch((e: unknown) => {
+    throw new Error(`${String(e)}\nstdout:\n${out.slice(-2000)}\nstderr:\n${err.slice(-2000)}`);
+  });
+  proc.kill('SIGINT');
+  assert.equal(await exited, 0, err);
+  assert.match(out, /\nsummary\n\s+calls ok: [1-9]\d*, failed: 0\n/);
 });
