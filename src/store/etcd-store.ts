@@ -197,7 +197,6 @@ export class EtcdStore implements Store {
 
   /** One commit: stage on the replica, one transaction; again after the replica caught up if another writer won. */
   private async runCommit(ops: NormOp[]): Promise<CommitResult> {
-    if (this.closing) throw new Error(`store ${this.where} is closed`);
     const state = this.replica.state;
     for (let attempt = 0; ; attempt++) {
       const staged = stageCommit(ops, (key) => state.lookup(key), state.rev + 1);
