@@ -10,6 +10,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd-store.js';
 import { MeshfedError } from '../../src/util/errors.js';
 import type { WatchEvent } from '../../src/store/store.js';
+import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { eventually } from '../helpers/eventually.js';
 import { captureLogger, cluster, ref, storeConformance } from '../helpers/store-conformance.js';
@@ -146,5 +147,35 @@ test('etcd stopped: a commit fails within its deadline as unavailable, naming et
     if (!member.running()) await member.start();
     await s.close();
     await other.close();
+  }
+});
+
+test('meshfed hub --store etcd://: serves apply and get, and keeps its objects in etcd across a restart', async () => {
+  const prefix = `/hub-${randomUUID()}`;
+  const fleet = await LocalFleet.create();
+  try {
+    const args = ['--store', `etcd://${etcd.endpoints.join(',')}${prefix}`];
+    await fleet.startHub(args);
+    const applied = await fleet.apply([clusterObject(DEMO_CLUSTERS[0]!)]);
+    assert.equal(applied.results[0]!.outcome, 'created');
+    const name = DEMO_CLUSTERS[0]!.name;
+    const get = async (): Promise<{ metadata: { name: string; uid: string } }> => {
+      const r = await fleet.hubFetch(`/api/v1alpha1/clusters/${name}`);
+      assert.equal(r.status, 200);
+      return (await r.json()) as { metadata: { name: string; uid: string } };
+    };
+    const before = await get();
+    await fleet.stopHub();
+    // The object is in etcd, under the prefix given.
+    const reader = await open({ prefix });
+    try {
+      assert.equal((await reader.get({ kind: 'Cluster', name }))?.metadata.uid, before.metadata.uid);
+    } finally {
+      await reader.close();
+    }
+    await fleet.startHub(args);
+    assert.equal((await get()).metadata.uid, before.metadata.uid);
+  } finally {
+    await fleet.close();
   }
 });
