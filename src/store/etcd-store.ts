@@ -20,6 +20,7 @@ import { keyOf, refOf, type ApiObject, type ObjectRef } from '../api/meta.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
 import type { ComparatorBuilder, DeleteBuilder, PutBuilder } from 'etcd3';
 import { EtcdConnection, isCompactedError, keyLayout, normalizeEndpoints, type KeyLayout } from './etcd/connection.js';
+import { grantLease, type StoreLease } from './etcd/lease.js';
 import { Replica } from './etcd/replica.js';
 import { compactionFloor, replayFromEtcd } from './etcd/replay.js';
 import type { StoreLogger } from './file-store.js';
@@ -175,6 +176,15 @@ export class EtcdStore implements Store {
       },
       this.logger,
     );
+  }
+
+  /**
+   * A lease on this etcd with keep-alive (beside the Store interface: for leader
+   * election and liveness later). Revoke it before close; close does not.
+   */
+  lease(ttlMs: number): Promise<StoreLease> {
+    this.assertOpen();
+    return grantLease(this.conn, this.keys, ttlMs);
   }
 
   unavailable(): string | undefined {

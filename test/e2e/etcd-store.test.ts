@@ -179,3 +179,24 @@ test('meshfed hub --store etcd://: serves apply and get, and keeps its objects i
     await fleet.close();
   }
 });
+
+test('a lease: its key is readable while kept alive and gone once revoked', async () => {
+  const s = await open();
+  try {
+    const lease = await s.lease(2000);
+    await lease.put('hub-a', 'alive');
+    const client = new Etcd3({ hosts: etcd.endpoints.map((e) => `http://${e}`) });
+    try {
+      const key = `${s.keys.root}leases/hub-a`;
+      assert.equal(await client.get(key).string(), 'alive');
+      await lease.revoke();
+      assert.equal(await client.get(key).string(), null);
+    } finally {
+      client.close();
+    }
+    // Lease keys are not objects.
+    assert.equal(await s.count(), 0);
+  } finally {
+    await s.close();
+  }
+});

@@ -58,6 +58,11 @@ export class EtcdConnection {
 
   /** The error of a failed or timed-out call. */
   unavailableError(what: string, cause: unknown): MeshfedError {
+    const msg = errorMessage(cause);
+    // etcd refusing the request itself (not being down): a commit over etcd's --max-txn-ops or --max-request-bytes.
+    if (/too many operations in txn|request is too large|INVALID_ARGUMENT/.test(msg)) {
+      return new MeshfedError('too-large', `${this.where}: ${what} refused: ${msg} (raise etcd's --max-txn-ops / --max-request-bytes)`, { cause });
+    }
     return new MeshfedError('unavailable', `${this.where}: ${what} failed (no quorum or unreachable): ${errorMessage(cause)}`, { cause });
   }
 
