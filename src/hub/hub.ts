@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
 import { join } from 'node:path';
+import { EtcdStore } from '../store/etcd-store.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
@@ -38,6 +39,8 @@ const JOIN_RATE = { perSecond: 1, burst: 20, maxKeys: 10_000 };
 
 export interface HubOptions {
   dataDir: string;
+  /** The main store in etcd instead of the embedded FileStore in dataDir (--store etcd://...); audit and trust stay in dataDir. */
+  etcd?: { endpoints: string[]; prefix?: string };
   api: HostPort;
   agents: HostPort;
   /**
@@ -95,7 +98,7 @@ export class Hub {
       throw new MeshfedError('usage', `--insecure-api serves the API in plain HTTP: refused on ${opts.api.host}, which is not a loopback address (use 127.0.0.1, or serve TLS)`);
     }
     if (opts.insecureApi && opts.apiCertificate) throw new MeshfedError('usage', '--insecure-api and --api-cert: give one');
-    const store = await FileStore.open(opts.dataDir);
+    const store: Store = opts.etcd ? await EtcdStore.open(opts.etcd) : await FileStore.open(opts.dataDir);
     let trust: HubTrust | undefined;
     try {
       trust = await HubTrust.open({

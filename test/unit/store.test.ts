@@ -4,10 +4,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileStore, type FileStoreOptions, type StoreLogger } from '../../src/store/file-store.js';
-import { isRevisionCompacted, RevisionCompactedError, type WatchEvent } from '../../src/store/store.js';
-import { MeshfedError } from '../../src/util/errors.js';
-import { clusterOf, type ApiObject } from '../../src/api/meta.js';
+import { FileStore, type FileStoreOptions } from '../../src/store/file-store.js';
+import { RevisionCompactedError } from '../../src/store/store.js';
+import type { ApiObject } from '../../src/api/meta.js';
+import { captureLogger, cluster, ref, storeConformance } from '../helpers/store-conformance.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'meshfed-store-'));
@@ -18,35 +18,9 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-function captureLogger(): StoreLogger & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, warn: (m) => lines.push(`warn ${m}`), error: (m, e) => lines.push(`error ${m} ${e instanceof Error ? e.message : ''}`) };
-}
-
 function open(dir: string, opts: FileStoreOptions = {}): Promise<FileStore> {
   return FileStore.open(dir, { logger: captureLogger(), ...opts });
 }
-
-function cluster(name: string, region = 'r', extra: Partial<ApiObject> = {}): ApiObject {
-  return {
-    apiVersion: 'meshfed.io/v1alpha1',
-    kind: 'Cluster',
-    metadata: { name },
-    spec: { region, zones: ['z'], network: 'default' },
-    ...extra,
-  };
-}
-
-function service(name: string, clusterName: string, namespace: string): ApiObject {
-  return {
-    apiVersion: 'meshfed.io/v1alpha1',
-    kind: 'Service',
-    metadata: { name, namespace },
-    spec: { cluster: clusterName, ports: [{ port: 80 }] },
-  };
-}
-
-const ref = (name: string) => ({ kind: 'Cluster', name });
 
 async function walLines(dir: string): Promise<string[]> {
   const text = await readFile(join(dir, 'wal.jsonl'), 'utf8');
@@ -57,138 +31,44 @@ function privateWal(store: FileStore): FileHandle {
   return (store as unknown as { wal: FileHandle }).wal;
 }
 
-test('outcomes and store-managed metadata', async () => {
-  await withDir(async (dir) => {
-    const s = await open(dir);
-    try {
-      assert.equal(s.revision(), 0);
-      const c1 = cluster('c1');
-      const r1 = await s.commit([{ type: 'put', object: c1 }]);
-      assert.equal(r1.revision, 1);
-      assert.equal(r1.results[0]!.outcome, 'created');
-      const created = r1.results[0]!.object!;
-      assert.match(created.metadata.uid!, /^[0-9a-f-]{36}$/);
-      assert.ok(!Number.isNaN(Date.parse(created.metadata.creationTimestamp!)));
-      assert.equal(created.metadata.generation, 1);
-      assert.equal(created.metadata.resourceVersion, '1');
-      assert.equal(c1.metadata.uid, undefined, 'caller object is not modified');
-
-      // Same content, different key order, bogus store fields: unchanged, nothing written.
-      const walBefore = await readFile(join(dir, 'wal.jsonl'), 'utf8');
-      const again: ApiObject = {
-        apiVersion: 'meshfed.io/v1alpha1',
-        kind: 'Cluster',
-        metadata: { name: 'c1', uid: 'bogus', resourceVersion: '99', generation: 7 },
-        spec: { network: 'default', zones: ['z'], region: 'r' },
-      };
-      const r2 = await s.commit([{ type: 'put', object: again }]);
-      assert.equal(r2.revision, 1);
-      assert.equal(r2.results[0]!.outcome, 'unchanged');
-      assert.deepEqual(r2.results[0]!.object, created);
-      assert.equal(await readFile(join(dir, 'wal.jsonl'), 'utf8'), walBefore);
-
-      // Label change: configured, generation kept; supplied uid/creationTimestamp ignored.
-      const labelled = cluster('c1');
-      labelled.metadata.labels = { tier: 'gold' };
-      labelled.metadata.uid = 'bogus';
-      labelled.metadata.creationTimestamp = '1999-01-01T00:00:00Z';
-      const r3 = await s.commit([{ type: 'put', object: labelled }]);
-      assert.equal(r3.revision, 2);
-      const configured = r3.results[0]!.object!;
-      assert.equal(r3.results[0]!.outcome, 'configured');
-      assert.equal(configured.metadata.uid, created.metadata.uid);
-      assert.equal(configured.metadata.creationTimestamp, created.metadata.creationTimestamp);
-      assert.equal(configured.metadata.generation, 1);
-      assert.equal(configured.metadata.resourceVersion, '2');
-
-      // Spec change bumps generation; status change does not.
-      const moved = cluster('c1', 'r2');
-      moved.metadata.labels = { tier: 'gold' };
-      const r4 = await s.commit([{ type: 'put', object: moved }]);
-      assert.equal(r4.results[0]!.outcome, 'configured');
-      assert.equal(r4.results[0]!.object!.metadata.generation, 2);
-      const withStatus = { ...moved, status: { services: 3 } };
-      const r5 = await s.commit([{ type: 'put', object: withStatus }]);
-      assert.equal(r5.results[0]!.outcome, 'configured');
-      assert.equal(r5.results[0]!.object!.metadata.generation, 2);
-      assert.equal(r5.revision, 4);
-
-      // Copies in and out: mutating either side does not reach the store.
-      withStatus.spec = { region: 'mutated' };
-      r5.results[0]!.object!.metadata.labels!.tier = 'mutated';
-      const got = await s.get(ref('c1'));
-      assert.deepEqual(got?.spec, { region: 'r2', zones: ['z'], network: 'default' });
-      assert.deepEqual(got?.metadata.labels, { tier: 'gold' });
-      got!.spec = 'mutated';
-      assert.equal(((await s.get(ref('c1')))!.spec as { region: string }).region, 'r2');
-
-      const r6 = await s.commit([{ type: 'delete', ref: ref('c1') }]);
-      assert.deepEqual(r6, { revision: 5, results: [{ outcome: 'deleted' }] });
-      assert.equal(await s.get(ref('c1')), undefined);
-      const r7 = await s.commit([{ type: 'delete', ref: ref('c1') }]);
-      assert.deepEqual(r7, { revision: 5, results: [{ outcome: 'not-found' }] });
-      assert.equal(s.revision(), 5);
-
-      // Re-creating after delete gets a new identity.
-      const r8 = await s.commit([{ type: 'put', object: cluster('c1') }]);
-      assert.equal(r8.results[0]!.outcome, 'created');
-      assert.notEqual(r8.results[0]!.object!.metadata.uid, created.metadata.uid);
-    } finally {
-      await s.close();
-    }
-  });
+storeConformance('FileStore', {
+  async open(opts = {}) {
+    const dir = await mkdtemp(join(tmpdir(), 'meshfed-store-'));
+    const s = await FileStore.open(join(dir, 'data'), { logger: captureLogger(), ...opts });
+    const close = s.close.bind(s);
+    // The directory goes with the store.
+    s.close = async () => {
+      await close();
+      await rm(dir, { recursive: true, force: true });
+    };
+    return s;
+  },
 });
 
-test('a multi-op commit is one revision, sees its own earlier ops, and is all-or-nothing', async () => {
+test('an unchanged put writes nothing to the log; a multi-op commit is one log line and replays the same after restart', async () => {
   await withDir(async (dir) => {
     const s = await open(dir);
     try {
       await s.commit([{ type: 'put', object: cluster('old') }]);
-      const r = await s.commit([
+      const walBefore = await readFile(join(dir, 'wal.jsonl'), 'utf8');
+      assert.equal((await s.commit([{ type: 'put', object: cluster('old') }])).results[0]!.outcome, 'unchanged');
+      assert.equal(await readFile(join(dir, 'wal.jsonl'), 'utf8'), walBefore);
+      await s.commit([
         { type: 'put', object: cluster('a') },
-        { type: 'put', object: cluster('b') },
         { type: 'delete', ref: ref('old') },
-        { type: 'delete', ref: ref('missing') },
         { type: 'put', object: cluster('tmp') },
         { type: 'delete', ref: ref('tmp') },
         { type: 'put', object: cluster('a', 'r9') },
       ]);
-      assert.equal(r.revision, 2);
-      assert.deepEqual(
-        r.results.map((x) => x.outcome),
-        ['created', 'created', 'deleted', 'not-found', 'created', 'deleted', 'configured'],
-      );
-      assert.equal(r.results[6]!.object!.metadata.generation, 2);
-      assert.equal(r.results[6]!.object!.metadata.uid, r.results[0]!.object!.metadata.uid);
-      const names = (await s.list()).map((o) => [o.metadata.name, o.metadata.resourceVersion]);
-      assert.deepEqual(names, [
-        ['a', '2'],
-        ['b', '2'],
-      ]);
       assert.equal((await walLines(dir)).length, 2, 'one log line per commit');
-
-      // An invalid op rejects the whole commit, including the valid ops before it.
-      await assert.rejects(
-        s.commit([
-          { type: 'put', object: cluster('c') },
-          { type: 'put', object: { kind: 'Cluster', metadata: {} } as unknown as ApiObject },
-        ]),
-        TypeError,
-      );
-      assert.equal(s.revision(), 2);
-      assert.equal(await s.get(ref('c')), undefined);
     } finally {
       await s.close();
     }
-    // Re-open: the in-commit put/delete sequence replays to the same state.
     const s2 = await open(dir);
     try {
       assert.deepEqual(
-        (await s2.list()).map((o) => [o.metadata.name, (o.spec as { region: string }).region]),
-        [
-          ['a', 'r9'],
-          ['b', 'r'],
-        ],
+        (await s2.list()).map((o) => [o.metadata.name, (o.spec as { region: string }).region, o.metadata.generation]),
+        [['a', 'r9', 2]],
       );
     } finally {
       await s2.close();
@@ -425,106 +305,6 @@ test('crash after the snapshot but before the old log segment was removed replay
   });
 });
 
-test('watch replays retained history in order, then streams live events after the commit', async () => {
-  await withDir(async (dir) => {
-    const logger = captureLogger();
-    const s = await FileStore.open(dir, { logger });
-    try {
-      await s.commit([{ type: 'put', object: cluster('a') }]);
-      await s.commit([{ type: 'put', object: cluster('b') }]);
-      await s.commit([{ type: 'put', object: cluster('a', 'r2') }]);
-
-      const seen: WatchEvent[] = [];
-      const stop = s.watch(1, (e) => seen.push(e));
-      const thrower = s.watch(1, () => {
-        throw new Error('listener bug');
-      });
-      const all: string[] = [];
-      const stopAll = s.watch(0, (e) => all.push(`${e.revision}:${e.type}:${e.object.metadata.name}`));
-      await new Promise((r) => setImmediate(r));
-      assert.deepEqual(
-        seen.map((e) => [e.revision, e.type, e.object.metadata.name]),
-        [
-          [2, 'ADDED', 'b'],
-          [3, 'MODIFIED', 'a'],
-        ],
-      );
-
-      const r = await s.commit([
-        { type: 'delete', ref: ref('b') },
-        { type: 'put', object: cluster('c') },
-      ]);
-      assert.equal(r.revision, 4);
-      assert.equal(seen.length, 4, 'live events are delivered by the time the commit resolves');
-      assert.deepEqual(
-        seen.slice(2).map((e) => [e.revision, e.type, e.object.metadata.name, e.object.metadata.resourceVersion]),
-        [
-          [4, 'DELETED', 'b', '4'],
-          [4, 'ADDED', 'c', '4'],
-        ],
-      );
-      assert.ok(
-        logger.lines.some((l) => l.includes('listener bug')),
-        'listener error is reported',
-      );
-
-      // Events are copies: a listener mutating one does not affect others or the store.
-      seen[3]!.object.metadata.name = 'mutated';
-      assert.ok(all.includes('4:ADDED:c'));
-      assert.equal((await s.get(ref('c')))!.metadata.name, 'c');
-
-      // No event for an unchanged put; none after unsubscribe.
-      await s.commit([{ type: 'put', object: cluster('c') }]);
-      stop();
-      thrower();
-      await s.commit([{ type: 'put', object: cluster('d') }]);
-      assert.equal(seen.length, 4);
-      assert.deepEqual(all, ['1:ADDED:a', '2:ADDED:b', '3:MODIFIED:a', '4:DELETED:b', '4:ADDED:c', '5:ADDED:d']);
-      stopAll();
-
-      // Watching from a future revision delivers only events after it.
-      const future: number[] = [];
-      s.watch(6, (e) => future.push(e.revision));
-      await s.commit([{ type: 'put', object: cluster('e') }]);
-      await s.commit([{ type: 'put', object: cluster('f') }]);
-      assert.deepEqual(future, [7]);
-    } finally {
-      await s.close();
-    }
-  });
-});
-
-test('the compacted-revision error is a MeshfedError: gone (410), reason RevisionCompacted, same message', async () => {
-  await withDir(async (dir) => {
-    const s = await open(dir, { historyLimit: 1 });
-    try {
-      for (let i = 0; i < 3; i++) await s.commit([{ type: 'put', object: cluster(`c${i}`) }]);
-      let caught: unknown;
-      try {
-        s.watch(0, () => {});
-      } catch (err) {
-        caught = err;
-      }
-      assert.ok(caught instanceof MeshfedError, `expected a MeshfedError, got ${String(caught)}`);
-      assert.equal(caught.code, 'gone');
-      assert.equal(caught.httpStatus, 410);
-      assert.equal(caught.reason, 'RevisionCompacted');
-      assert.equal(caught.message, 'revision 0 is compacted; oldest available is 2: list again');
-      assert.deepEqual(caught.details, { requested: 0, oldest: 2 });
-      assert.ok(isRevisionCompacted(caught));
-      assert.ok(!isRevisionCompacted(new MeshfedError('gone', 'x')));
-      assert.ok(!isRevisionCompacted(new Error('revision 0 is compacted')));
-      // Other watch errors are not it.
-      assert.throws(
-        () => s.watch(-1, () => {}),
-        (err: unknown) => err instanceof RangeError && !isRevisionCompacted(err),
-      );
-    } finally {
-      await s.close();
-    }
-  });
-});
-
 test('watch from a revision no longer retained throws RevisionCompactedError', async () => {
   await withDir(async (dir) => {
     const s = await open(dir, { historyLimit: 2 });
@@ -622,50 +402,6 @@ test('the data directory is locked against a second hub', async () => {
     const s2 = await open(dir);
     try {
       assert.equal((await readFile(join(dir, 'LOCK'), 'utf8')).trim(), String(process.pid));
-    } finally {
-      await s2.close();
-    }
-  });
-});
-
-test('list filters by kind, namespace and cluster, sorted by key', async () => {
-  await withDir(async (dir) => {
-    const s = await open(dir);
-    try {
-      await s.commit([
-        { type: 'put', object: service('web', 'east', 'shop') },
-        { type: 'put', object: service('api', 'west', 'shop') },
-        { type: 'put', object: service('db', 'east', 'data') },
-        { type: 'put', object: cluster('west') },
-        { type: 'put', object: cluster('east') },
-      ]);
-      const names = (objs: ApiObject[]) => objs.map((o) => `${o.kind}/${clusterOf(o) ?? ''}/${o.metadata.name}`);
-      assert.deepEqual(names(await s.list()), ['Cluster//east', 'Cluster//west', 'Service/east/db', 'Service/east/web', 'Service/west/api']);
-      assert.deepEqual(names(await s.list({ kind: 'Cluster' })), ['Cluster//east', 'Cluster//west']);
-      assert.deepEqual(names(await s.list({ kind: 'Service', namespace: 'shop' })), ['Service/east/web', 'Service/west/api']);
-      assert.deepEqual(names(await s.list({ cluster: 'east' })), ['Service/east/db', 'Service/east/web']);
-      assert.deepEqual(names(await s.list({ kind: 'Service', cluster: 'east', namespace: 'data' })), ['Service/east/db']);
-      assert.deepEqual(await s.list({ kind: 'Mesh' }), []);
-      assert.equal((await s.get({ kind: 'Service', name: 'db', namespace: 'data', cluster: 'east' }))!.metadata.name, 'db');
-      assert.equal(await s.get({ kind: 'Service', name: 'db', namespace: 'data' }), undefined);
-    } finally {
-      await s.close();
-    }
-  });
-});
-
-test('close waits for in-flight commits and then rejects new ones', async () => {
-  await withDir(async (dir) => {
-    const s = await open(dir);
-    const pending = Array.from({ length: 10 }, (_, i) => s.commit([{ type: 'put', object: cluster(`c${i}`) }]));
-    const closed = s.close();
-    await assert.rejects(s.commit([{ type: 'put', object: cluster('late') }]), /closed/);
-    const results = await Promise.all(pending);
-    await closed;
-    assert.equal(results[9]!.revision, 10);
-    const s2 = await open(dir);
-    try {
-      assert.equal(s2.revision(), 10);
     } finally {
       await s2.close();
     }

@@ -1,0 +1,202 @@
+// EtcdStore against a real etcd (one process for the file): the Store contract
+// (test/helpers/store-conformance.ts), then what etcd adds — two stores on one
+// etcd (two hub replicas) see each other's writes and never lose an update;
+// etcd down: commits fail within the deadline as 'unavailable', and work again
+// once it is back.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
+import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd-store.js';
+import { MeshfedError } from '../../src/util/errors.js';
+import type { WatchEvent } from '../../src/store/store.js';
+import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { eventually } from '../helpers/eventually.js';
+import { captureLogger, cluster, ref, storeConformance } from '../helpers/store-conformance.js';
+
+let etcd: EtcdCluster;
+before(async () => {
+  etcd = await startEtcd();
+});
+after(async () => {
+  await etcd?.stop();
+});
+
+function open(opts: Partial<EtcdStoreOptions> = {}): Promise<EtcdStore> {
+  return EtcdStore.open({ endpoints: etcd.endpoints, prefix: `/t-${randomUUID()}`, logger: captureLogger(), probeIntervalMs: 100, ...opts });
+}
+
+storeConformance('EtcdStore', {
+  open: (opts) => open(opts),
+  async compact(store, revision) {
+    const client = new Etcd3({ hosts: etcd.endpoints.map((e) => `http://${e}`) });
+    try {
+      await client.kv.compact({ revision: String(revision), physical: true });
+    } finally {
+      client.close();
+    }
+    await eventually('the store to notice the compaction', async () => {
+      try {
+        store.watch(revision - 3, () => {})();
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+  },
+});
+
+test('two stores on one etcd (two hub replicas): writes on one are seen by get, list and watch on the other', async () => {
+  const prefix = `/t-${randomUUID()}`;
+  const a = await open({ prefix });
+  const b = await open({ prefix });
+  try {
+    const events: WatchEvent[] = [];
+    b.watch(b.revision(), (e) => events.push(e));
+    const r = await a.commit([{ type: 'put', object: cluster('shared') }]);
+    const got = await eventually('b to see the write', async () => b.get(ref('shared')));
+    assert.deepEqual(got, r.results[0]!.object);
+    assert.equal(b.revision(), r.revision);
+    assert.deepEqual(
+      (await b.list({ kind: 'Cluster' })).map((o) => o.metadata.name),
+      ['shared'],
+    );
+    assert.deepEqual(
+      events.map((e) => [e.type, e.object.metadata.name, e.revision]),
+      [['ADDED', 'shared', r.revision]],
+    );
+    // A third replica opening later replays the same history from etcd.
+    const c = await open({ prefix });
+    try {
+      const replayed: string[] = [];
+      const stop = c.watch(r.revision - 1, (e) => replayed.push(`${e.type}:${e.object.metadata.name}`));
+      await eventually('replay from etcd', async () => (replayed.length > 0 ? true : undefined));
+      stop();
+      assert.deepEqual(replayed, ['ADDED:shared']);
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('concurrent conflicting commits on two stores never lose an update', async () => {
+  const prefix = `/t-${randomUUID()}`;
+  const a = await open({ prefix });
+  const b = await open({ prefix });
+  try {
+    await a.commit([{ type: 'put', object: cluster('hot') }]);
+    await eventually('b to see it', async () => b.get(ref('hot')));
+    const n = 15;
+    // Each writer adds its own label on top of what it reads: a lost update would drop a label.
+    const writer = async (s: EtcdStore, tag: string): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        for (;;) {
+          const cur = (await s.get(ref('hot')))!;
+          const next = { ...cur, metadata: { ...cur.metadata, labels: { ...cur.metadata.labels, [`${tag}${i}`]: 'x' } }, spec: { ...(cur.spec as object), round: `${tag}${i}` } };
+          // Put what was read: the store compares with what its replica has, so a stale read is retried by the store
+          // but must not erase the other writer's label; check after.
+          await s.commit([{ type: 'put', object: next }]);
+          const after = (await s.get(ref('hot')))!;
+          if (after.metadata.labels?.[`${tag}${i}`] === 'x') break;
+        }
+      }
+    };
+    await Promise.all([writer(a, 'a'), writer(b, 'b')]);
+    await eventually('both replicas at the same revision', async () => (a.revision() === b.revision() ? true : undefined));
+    const final = (await a.get(ref('hot')))!;
+    assert.deepEqual(await b.get(ref('hot')), final);
+    assert.equal(final.metadata.resourceVersion, String(a.revision()));
+    // Every commit changed spec: generation counts them all (1 for the create).
+    assert.ok(final.metadata.generation! >= 2 * n + 1, `generation ${final.metadata.generation}`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('etcd stopped: a commit fails within its deadline as unavailable, naming etcd; back: writes work and the replica catches up', async () => {
+  const s = await open({ timeoutMs: 1500 });
+  const other = await open({ prefix: s.keys.root.slice(0, -1) });
+  const member = etcd.members[0]!;
+  try {
+    await s.commit([{ type: 'put', object: cluster('before') }]);
+    await member.stop();
+    const t0 = Date.now();
+    const err = await s.commit([{ type: 'put', object: cluster('during') }]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const took = Date.now() - t0;
+    assert.ok(err instanceof MeshfedError, `expected a MeshfedError, got ${String(err)}`);
+    assert.equal(err.code, 'unavailable');
+    assert.match(err.message, new RegExp(`etcd at http://${member.endpoint}`));
+    assert.ok(took < 3000, `commit took ${took} ms`);
+    assert.match(s.unavailable() ?? '', /etcd at .*unreachable/);
+
+    await member.start();
+    const r = await eventually('a commit to succeed again', () => s.commit([{ type: 'put', object: cluster('after') }]), 20_000, 200);
+    // 'unchanged' when an earlier attempt timed out on our side but etcd took it: the outcome of a timed-out commit is unknown.
+    assert.ok(['created', 'unchanged'].includes(r.results[0]!.outcome), r.results[0]!.outcome);
+    await eventually('unavailable() to clear', async () => (s.unavailable() === undefined ? true : undefined), 10_000, 100);
+    await eventually('the other replica to catch up', async () => other.get(ref('after')), 20_000, 100);
+  } finally {
+    if (!member.running()) await member.start();
+    await s.close();
+    await other.close();
+  }
+});
+
+test('meshfed hub --store etcd://: serves apply and get, and keeps its objects in etcd across a restart', async () => {
+  const prefix = `/hub-${randomUUID()}`;
+  const fleet = await LocalFleet.create();
+  try {
+    const args = ['--store', `etcd://${etcd.endpoints.join(',')}${prefix}`];
+    await fleet.startHub(args);
+    const applied = await fleet.apply([clusterObject(DEMO_CLUSTERS[0]!)]);
+    assert.equal(applied.results[0]!.outcome, 'created');
+    const name = DEMO_CLUSTERS[0]!.name;
+    const get = async (): Promise<{ metadata: { name: string; uid: string } }> => {
+      const r = await fleet.hubFetch(`/api/v1alpha1/clusters/${name}`);
+      assert.equal(r.status, 200);
+      return (await r.json()) as { metadata: { name: string; uid: string } };
+    };
+    const before = await get();
+    await fleet.stopHub();
+    // The object is in etcd, under the prefix given.
+    const reader = await open({ prefix });
+    try {
+      assert.equal((await reader.get({ kind: 'Cluster', name }))?.metadata.uid, before.metadata.uid);
+    } finally {
+      await reader.close();
+    }
+    await fleet.startHub(args);
+    assert.equal((await get()).metadata.uid, before.metadata.uid);
+  } finally {
+    await fleet.close();
+  }
+});
+
+test('a lease: its key is readable while kept alive and gone once revoked', async () => {
+  const s = await open();
+  try {
+    const lease = await s.lease(2000);
+    await lease.put('hub-a', 'alive');
+    const client = new Etcd3({ hosts: etcd.endpoints.map((e) => `http://${e}`) });
+    try {
+      const key = `${s.keys.root}leases/hub-a`;
+      assert.equal(await client.get(key).string(), 'alive');
+      await lease.revoke();
+      assert.equal(await client.get(key).string(), null);
+    } finally {
+      client.close();
+    }
+    // Lease keys are not objects.
+    assert.equal(await s.count(), 0);
+  } finally {
+    await s.close();
+  }
+});
