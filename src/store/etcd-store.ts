@@ -23,7 +23,7 @@ import { EtcdConnection, isCompactedError, keyLayout, normalizeEndpoints, type K
 import { grantLease, type StoreLease } from './etcd/lease.js';
 import { Replica } from './etcd/replica.js';
 import { compactionFloor, replayFromEtcd } from './etcd/replay.js';
-import type { StoreLogger } from './file-store.js';
+import { consoleLogger, type StoreLogger } from './file-store.js';
 import { normalizeOp, stageCommit, type NormOp, type StagedCommit } from './stage.js';
 import { RevisionCompactedError, type CommitResult, type ListFilter, type Store, type StoreOp, type WatchEvent } from './store.js';
 
@@ -42,11 +42,6 @@ export interface EtcdStoreOptions {
   historyLimit?: number;
   logger?: StoreLogger;
 }
-
-const consoleLogger: StoreLogger = {
-  warn: (msg) => console.warn(msg),
-  error: (msg, err) => console.error(msg, err),
-};
 
 export class EtcdStore implements Store {
   private closing = false;

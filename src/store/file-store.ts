@@ -55,7 +55,8 @@ export interface FileStoreOptions {
   logger?: StoreLogger;
 }
 
-const consoleLogger: StoreLogger = {
+/** The default StoreLogger of every store. */
+export const consoleLogger: StoreLogger = {
   warn: (msg) => console.warn(msg),
   error: (msg, err) => console.error(msg, err),
 };

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { runMeshfed, type CliResult } from '../helpers/cli.js';
 import { eventually } from '../helpers/eventually.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { freePort, meshfedBin } from '../../src/demo/processes.js';
@@ -28,17 +29,8 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, ...fleet.cliEnv('cluster1'), MESHFED_HUB: fleet.hubUrl, MESHFED_AGENT: fleet.agent('cluster1').apiUrl, ...extra };
 }
 
-function meshfed(args: string[], opts: { agent?: boolean; input?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = cliEnv(opts.env);
-    const p = spawn(process.execPath, [meshfedBin(), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.stdin.end(opts.input ?? '');
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function meshfed(args: string[], opts: { agent?: boolean; input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return runMeshfed(args, cliEnv(opts.env) as Record<string, string>, opts.input);
 }
 
 async function file(name: string, text: string): Promise<string> {
