@@ -55,20 +55,28 @@ export async function runDemo(opts: { keepRunning?: boolean; rate: number }): Pr
     }
 
     step('starting one agent per cluster: each joins with its token (mTLS from then on) and gets its intermediate CA');
-    for (const c of DEMO_CLUSTERS) {
-      const a = await fleet.startAgent(c);
+    // Started side by side (each is a process that takes a second or two to start), reported in order.
+    const agents = await Promise.all(
+      DEMO_CLUSTERS.map(async (c) => {
+        const a = await fleet.startAgent(c);
+        await fleet.waitAgent(c.name, (s) => s.trust.intermediate !== undefined);
+        return a;
+      }),
+    );
+    for (const [i, c] of DEMO_CLUSTERS.entries()) {
+      const a = agents[i]!;
       out(`  ${c.name}: region ${c.region}, zone ${c.zones.join(',')}, network ${c.network}; xDS 127.0.0.1:${a.xdsPort}, API ${a.apiUrl}`);
-      await fleet.waitAgent(c.name, (s) => s.trust.intermediate !== undefined);
       const t = (await fleet.agentStatus(c.name)).trust;
       out(`    agent certificate ${t.agentCert?.spiffeId ?? '-'}; intermediate CA ${t.intermediate!.spiffeId} (expires ${t.intermediate!.notAfter})`);
     }
 
     step('starting helloworld xDS servers: v1 in cluster1, v2 in cluster2, v3 in cluster3, each with its identity (meshfed identity run, meshfed register)');
-    const servers: ServerHandle[] = [];
+    // max_connection_age: see docs/access.md (a connection must not keep old access rules for long).
+    const servers: ServerHandle[] = await Promise.all(
+      DEMO_CLUSTERS.map((c, i) => fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true, maxConnectionAgeMs: 30_000 })),
+    );
     for (const [i, c] of DEMO_CLUSTERS.entries()) {
-      // max_connection_age: see docs/access.md (a connection must not keep old access rules for long).
-      const s = await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}`, identity: true, maxConnectionAgeMs: 30_000 });
-      servers.push(s);
+      const s = servers[i]!;
       out(`  ${s.name} serving mTLS at ${s.address} in ${c.name} as spiffe://meshfed.local/cluster/${c.name}/ns/sample/sa/helloworld`);
     }
 

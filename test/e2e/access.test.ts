@@ -57,10 +57,14 @@ before(async () => {
   fleet = await LocalFleet.create();
   await fleet.startHub();
   await fleet.apply([mesh(), ...DEMO_CLUSTERS.map(clusterObject)]);
-  for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);
+  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c)));
   // max_connection_age bounds how long a connection can keep an old listener's RBAC (docs/access.md, library limitation).
-  rb2 = await fleet.startServer('cluster2', { name: 'rebel-base-c2', version: 'v1', service: 'rebel-base', serviceAccount: 'rebel-base', identity: true, maxConnectionAgeMs: 10_000 });
-  await fleet.startServer('cluster3', { name: 'rebel-base-c3', version: 'v1', service: 'rebel-base', serviceAccount: 'rebel-base', identity: true, maxConnectionAgeMs: 10_000 });
+  const rebelBases = await Promise.all(
+    ['cluster2', 'cluster3'].map((c) =>
+      fleet.startServer(c, { name: `rebel-base-${c.replace('cluster', 'c')}`, version: 'v1', service: 'rebel-base', serviceAccount: 'rebel-base', identity: true, maxConnectionAgeMs: 10_000 }),
+    ),
+  );
+  rb2 = rebelBases[0]!;
   // x-wing in cluster1 and in cluster2: same namespace and service account, two identities.
   const xw1 = await fleet.startIdentity('cluster1', NS, 'x-wing', 'x-wing-c1');
   xw1Dir = xw1.dir;

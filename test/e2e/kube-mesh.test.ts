@@ -119,7 +119,7 @@ before(async () => {
     kubectl.set(c.name, new Kubectl(kc, dir));
     await k(c.name).apply(clusterManifests(c, roles[i]!));
   }
-  for (const c of DEMO_CLUSTERS) await fleet.startAgent(c, { extraArgs: ['--kubernetes', '--kubeconfig', join(dir, `${c.name}.kubeconfig`)] });
+  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c, { extraArgs: ['--kubernetes', '--kubeconfig', join(dir, `${c.name}.kubeconfig`)] })));
   await addServer('cluster1', 'helloworld-v1', 'v1');
   await addServer('cluster2', 'helloworld-v2', 'v2');
 });

@@ -18,10 +18,9 @@ before(async () => {
     { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests (mtls.test.ts) */,
     ...DEMO_CLUSTERS.map(clusterObject),
   ]);
-  for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);
-  for (const [i, c] of DEMO_CLUSTERS.entries()) {
-    servers.push(await fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}` }));
-  }
+  // Started side by side: one after another, the agents and servers took 15 s of every run.
+  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c)));
+  servers.push(...(await Promise.all(DEMO_CLUSTERS.map((c, i) => fleet.startServer(c.name, { name: `helloworld-v${i + 1}`, version: `v${i + 1}` })))));
 });
 
 after(async () => {

@@ -28,9 +28,8 @@ before(async () => {
   fleet = await LocalFleet.create();
   await fleet.startHub();
   await fleet.apply([mesh({ mtls: { mode: 'STRICT' } }), ...DEMO_CLUSTERS.map(clusterObject)]);
-  for (const c of DEMO_CLUSTERS) await fleet.startAgent(c);
-  server2 = await fleet.startServer('cluster2', { name: 'hw-c2', version: 'v2', identity: true });
-  await fleet.startServer('cluster3', { name: 'hw-c3', version: 'v3', identity: true });
+  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c)));
+  [server2] = await Promise.all([fleet.startServer('cluster2', { name: 'hw-c2', version: 'v2', identity: true }), fleet.startServer('cluster3', { name: 'hw-c3', version: 'v3', identity: true })]);
 });
 
 after(async () => {
