@@ -121,12 +121,25 @@ export async function replaceClusterReport(store: Store, cluster: string, report
       if (!keep.has(keyOf(refOf(o)))) ops.push({ type: 'delete', ref: refOf(o) });
     }
   }
-  return (await store.commit(ops)).revision;
+  return commitReport(store, ops);
 }
 
 /** Applies a delta report: cost follows the change, not the cluster's size. */
 export async function applyClusterDelta(store: Store, upserts: ApiObject[], deletes: ObjectRef[]): Promise<number> {
   const ops: StoreOp[] = [...upserts.map((object) => ({ type: 'put' as const, object })), ...deletes.map((ref) => ({ type: 'delete' as const, ref }))];
   if (ops.length === 0) return store.revision();
-  return (await store.commit(ops)).revision;
+  return commitReport(store, ops);
+}
+
+/**
+ * A report's ops in as few commits as the store takes (etcd: 128 ops by default), puts before deletes. Each
+ * commit is atomic, the report as a whole is not: every object is whole in each commit, so readers see some
+ * services new and some not yet, never a torn one; and reports are level-triggered, so the next full report
+ * repairs a report cut short by a failure.
+ */
+async function commitReport(store: Store, ops: StoreOp[]): Promise<number> {
+  const max = store.maxOpsPerCommit ?? ops.length;
+  let revision = store.revision();
+  for (let i = 0; i < ops.length; i += max) revision = (await store.commit(ops.slice(i, i + max))).revision;
+  return revision;
 }

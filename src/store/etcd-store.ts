@@ -38,12 +38,15 @@ export interface EtcdStoreOptions {
   probeIntervalMs?: number;
   /** How many times a commit is staged again after another writer changed its keys (default 16). */
   maxRetries?: number;
+  /** The most ops one commit may take (maxOpsPerCommit): etcd's --max-txn-ops (default 128, etcd's own default). */
+  maxTxnOps?: number;
   /** Watch events kept in memory for watchers resuming from a revision since open (default 10000). */
   historyLimit?: number;
   logger?: StoreLogger;
 }
 
 export class EtcdStore implements Store {
+  readonly maxOpsPerCommit: number;
   private closing = false;
   private closePromise: Promise<void> | undefined;
   /** The tail of the commit queue: commits run one at a time, in call order. */
@@ -61,8 +64,10 @@ export class EtcdStore implements Store {
     private floor: number,
     private readonly maxRetries: number,
     private readonly logger: StoreLogger,
+    maxTxnOps: number,
   ) {
     this.syncKey = `${keys.sync}${randomUUID()}`;
+    this.maxOpsPerCommit = maxTxnOps;
   }
 
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
@@ -70,6 +75,8 @@ export class EtcdStore implements Store {
     const maxRetries = opts.maxRetries ?? 16;
     const historyLimit = opts.historyLimit ?? 10000;
     const probeIntervalMs = opts.probeIntervalMs ?? 2000;
+    const maxTxnOps = opts.maxTxnOps ?? 128;
+    if (!Number.isInteger(maxTxnOps) || maxTxnOps < 1) throw new RangeError(`maxTxnOps must be a positive integer, got ${maxTxnOps}`);
     if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
     if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError(`maxRetries must be a non-negative integer, got ${maxRetries}`);
     if (!Number.isInteger(historyLimit) || historyLimit < 0) throw new RangeError(`historyLimit must be a non-negative integer, got ${historyLimit}`);
@@ -84,7 +91,7 @@ export class EtcdStore implements Store {
         await replica.close();
         throw err;
       });
-      const store = new EtcdStore(conn, keys, replica, floor, maxRetries, logger);
+      const store = new EtcdStore(conn, keys, replica, floor, maxRetries, logger, maxTxnOps);
       if (probeIntervalMs > 0) {
         store.probeTimer = setInterval(() => void store.probe(), probeIntervalMs);
         store.probeTimer.unref();
@@ -206,7 +213,10 @@ export class EtcdStore implements Store {
     for (let attempt = 0; ; attempt++) {
       const staged = stageCommit(ops, (key) => state.lookup(key), state.rev + 1);
       if (staged.walOps.length === 0) return { revision: state.rev, results: staged.results };
-      const touched = new Set(ops.map((op) => (op.type === 'delete' ? op.key : keyOf(refOf(op.object)))));
+      // Only the keys this commit writes are compared: an op staged 'unchanged' or 'not-found' writes nothing, so
+      // another writer's change to its key loses nothing, and a full report of a big cluster that changed a
+      // little stays far below etcd's --max-txn-ops (compares count against it like writes).
+      const touched = [...staged.changes.keys()];
       let txn: ComparatorBuilder | undefined;
       for (const key of touched) {
         // Unchanged on the replica: absent (create revision 0), or at the mod revision it shows.
@@ -220,7 +230,10 @@ export class EtcdStore implements Store {
       await this.caughtUp(rev);
       if (res.succeeded) return { revision: rev, results: staged.results.map((r) => withRevision(r, rev)) };
       if (attempt >= this.maxRetries) {
-        throw new MeshfedError('conflict', `${this.where}: commit gave up after ${attempt + 1} attempts: other writers kept changing the same objects (${[...touched].join(', ')})`);
+        throw new MeshfedError(
+          'conflict',
+          `${this.where}: commit gave up after ${attempt + 1} attempts: other writers kept changing the same objects (${touched.slice(0, 10).join(', ')}${touched.length > 10 ? ', ...' : ''})`,
+        );
       }
     }
   }

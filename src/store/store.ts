@@ -77,6 +77,13 @@ export interface Store {
   scan(filter?: ListFilter): { revision: number; objects: readonly ApiObject[] };
   /** How many objects match (answered from an index where one exists). */
   count(filter?: ListFilter): Promise<number>;
+  /**
+   * The most ops one commit can take, where the backend has a limit (etcd's
+   * --max-txn-ops, 128 by default); undefined: no limit. Writers whose commits
+   * may be bigger and need not be atomic as a whole (a cluster's report) split
+   * them; the others get the backend's 'too-large' error.
+   */
+  readonly maxOpsPerCommit?: number;
   /** Current revision. */
   revision(): number;
   /**

@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd-store.js';
 import { MeshfedError } from '../../src/util/errors.js';
+import { API_VERSION, type ApiObject } from '../../src/api/index.js';
+import { replaceClusterReport } from '../../src/hub/objects.js';
 import type { WatchEvent } from '../../src/store/store.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
@@ -198,5 +200,30 @@ test('a lease: its key is readable while kept alive and gone once revoked', asyn
     assert.equal(await s.count(), 0);
   } finally {
     await s.close();
+  }
+});
+
+test("a cluster's report bigger than etcd's 128 operations per transaction is stored whole, and a report that changes little compares only what it writes", async () => {
+  const store = await open();
+  try {
+    const service = (i: number, port = 1): ApiObject => ({
+      apiVersion: API_VERSION,
+      kind: 'Service',
+      metadata: { name: `s${i}`, namespace: 'big' },
+      spec: { cluster: 'c1', ports: [{ name: 'grpc', port, protocol: 'GRPC' }], exported: true },
+    });
+    const report = Array.from({ length: 300 }, (_x, i) => service(i));
+    // 300 objects: one transaction of 300 puts would be refused by this etcd (its defaults).
+    await replaceClusterReport(store, 'c1', report);
+    assert.equal(await store.count({ kind: 'Service', cluster: 'c1' }), 300);
+    // The next full report changes one service and drops the last 100: the rest compare nothing.
+    const next = report.slice(0, 200);
+    next[7] = service(7, 2);
+    await replaceClusterReport(store, 'c1', next);
+    const left = await store.list({ kind: 'Service', cluster: 'c1' });
+    assert.equal(left.length, 200);
+    assert.equal((left.find((s) => s.metadata.name === 's7')!.spec as { ports: { port: number }[] }).ports[0]!.port, 2);
+  } finally {
+    await store.close();
   }
 });

@@ -103,9 +103,7 @@ function member(name: string, clientPort: number, peerPort: number, dataDir: str
         // Quick elections and failure detection on loopback.
         '--heartbeat-interval=50',
         '--election-timeout=500',
-        // A hub commit can carry a whole agent report: etcd's default of 128 operations per transaction is too few.
-        '--max-txn-ops=10000',
-        '--max-request-bytes=16777216',
+        // etcd's own limits (128 operations per transaction, 1.5 MiB per request), as a user's etcd has them.
         '--logger=zap',
         '--log-level=warn',
       ];
