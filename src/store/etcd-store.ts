@@ -16,7 +16,7 @@
 // etcd call is bounded by the deadline (timeoutMs), a failed or timed-out one
 // is a MeshfedError 'unavailable' naming etcd and its endpoints.
 import { randomUUID } from 'node:crypto';
-import { keyOf, refOf, type ApiObject, type ObjectRef } from '../api/meta.js';
+import { keyOf, type ApiObject, type ObjectRef } from '../api/meta.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
 import type { ComparatorBuilder, DeleteBuilder, PutBuilder } from 'etcd3';
 import { EtcdConnection, isCompactedError, keyLayout, normalizeEndpoints, type KeyLayout } from './etcd/connection.js';
