@@ -227,7 +227,11 @@ export class LocalFleet {
    * without one). The token goes in the environment, never on the command line.
    */
   /** `nodeArgs`: flags for the agent's node process (e.g. --cpu-prof in a benchmark). */
-  async startAgent(c: ClusterSpec, opts: { waitReady?: boolean; extraArgs?: string[]; joinToken?: string | false; nodeArgs?: string[] } = {}): Promise<AgentHandle> {
+  async startAgent(
+    c: ClusterSpec,
+    /** hubAddress: where the agent dials the hub's channel (default the hub's; e.g. a proxy that can cut it). */
+    opts: { waitReady?: boolean; extraArgs?: string[]; joinToken?: string | false; nodeArgs?: string[]; hubAddress?: string } = {},
+  ): Promise<AgentHandle> {
     const prev = this.agents.get(c.name);
     const xdsPort = prev?.xdsPort ?? (await freePort());
     const apiPort = prev ? Number(new URL(prev.apiUrl).port) : await freePort();
@@ -245,7 +249,7 @@ export class LocalFleet {
       '--cluster',
       c.name,
       '--hub',
-      this.hubAgentAddr,
+      opts.hubAddress ?? this.hubAgentAddr,
       '--network',
       c.network,
       '--region',

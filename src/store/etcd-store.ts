@@ -210,6 +210,8 @@ export class EtcdStore implements Store {
   /** One commit: stage on the replica, one transaction; again after the replica caught up if another writer won. */
   private async runCommit(ops: NormOp[]): Promise<CommitResult> {
     const state = this.replica.state;
+    const deadline = Date.now() + this.conn.timeoutMs;
+    let sent = 0;
     for (let attempt = 0; ; attempt++) {
       const staged = stageCommit(ops, (key) => state.lookup(key), state.rev + 1);
       if (staged.walOps.length === 0) return { revision: state.rev, results: staged.results };
@@ -225,7 +227,33 @@ export class EtcdStore implements Store {
         txn = txn === undefined ? this.conn.client.if(this.keys.objects + key, column, '==', value) : txn.and(this.keys.objects + key, column, '==', value);
       }
       txn!.then(...this.writes(staged)).else(this.conn.client.put(this.syncKey).value(''));
-      const res = await this.call('commit', () => txn!.commit());
+      // An attempt gets a part of the deadline: a transaction sent to a member whose leader just died waits at
+      // etcd until etcd's own request timeout (5 s and more) while a new leader is elected in about a second.
+      // Sending it again is safe: it only applies if every compared key is still as this replica saw it, so an
+      // attempt that etcd did apply after all makes the next one fail its compare, catch up and find nothing
+      // left to write.
+      const left = deadline - Date.now();
+      const attemptMs = Math.max(200, Math.min(left, Math.ceil(this.conn.timeoutMs / 3)));
+      let res: Awaited<ReturnType<ComparatorBuilder['commit']>>;
+      try {
+        res = await this.call('commit', () => txn!.options({ deadline: Date.now() + attemptMs }).commit(), attemptMs);
+      } catch (err) {
+        if (err instanceof MeshfedError && err.code === 'unavailable' && deadline - Date.now() > 200) {
+          if (sent === 0) this.logger.warn(`${this.where}: a commit attempt failed; sending it again until its deadline: ${errorMessage(err)}`);
+          await new Promise((r) => setTimeout(r, 100));
+          attempt--; // not a conflict: the deadline bounds these
+          sent++;
+          continue;
+        }
+        if (sent > 0 && err instanceof MeshfedError && err.code === 'unavailable') {
+          throw new MeshfedError(
+            'unavailable',
+            `${this.where}: commit failed (no quorum or unreachable): ${sent + 1} attempts in ${this.conn.timeoutMs} ms, the last: ${errorMessage(err.cause ?? err)}`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
       const rev = Number(res.header.revision);
       await this.caughtUp(rev);
       if (res.succeeded) return { revision: rev, results: staged.results.map((r) => withRevision(r, rev)) };
@@ -261,9 +289,9 @@ export class EtcdStore implements Store {
   }
 
   /** A bounded etcd call that records the store's fault state. */
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(what: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
     try {
-      const v = await this.conn.bounded(what, fn);
+      const v = await this.conn.bounded(what, fn, timeoutMs);
       this.fault = undefined;
       return v;
     } catch (err) {
