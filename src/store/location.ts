@@ -52,6 +52,15 @@ export function sameLocation(a: StoreLocation, b: StoreLocation): boolean {
   return describeLocation(a) === describeLocation(b);
 }
 
+/**
+ * How many objects one commit of an import (restore, migrate) carries: etcd
+ * refuses transactions over --max-txn-ops (default 128) and --max-request-bytes
+ * (default 1.5 MiB); a FileStore takes any size, but every commit is an fsync.
+ */
+export function importBatch(loc: StoreLocation): { batchOps: number; batchBytes: number } {
+  return loc.kind === 'etcd' ? { batchOps: 100, batchBytes: 1024 * 1024 } : { batchOps: 2000, batchBytes: 16 * 1024 * 1024 };
+}
+
 /** Opens one store; a locked data directory says to stop the hub. */
 export async function openStore(loc: StoreLocation, logger?: StoreLogger): Promise<Store> {
   try {

@@ -13,7 +13,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { HUB_STORES, copyHubStores, digestObjects, type CopyReport, type HubStoreName } from '../../store/copy.js';
 import { BACKUP_FORMAT, BACKUP_VERSION, readBackup, writeBackup, type BackupHeader } from '../../store/backup-file.js';
-import { describeLocation, openHubStores, parseStoreLocation, type HubStores, type StoreLocation } from '../../store/location.js';
+import { describeLocation, importBatch, openHubStores, parseStoreLocation, type HubStores, type StoreLocation } from '../../store/location.js';
 import { EXIT, MeshfedError } from '../../util/errors.js';
 import { meshfedVersion } from '../../util/version.js';
 import { outputOption } from '../flags.js';
@@ -94,7 +94,7 @@ async function runRestore(o: { store: string; filename: string; output: string }
         audit: { revision: backup.header.stores.audit.revision, objects: backup.stores.audit },
       },
     };
-    report = await copyHubStores(source, target, describeLocation(loc), { onStoreProgress: progressReporter() });
+    report = await copyHubStores(source, target, describeLocation(loc), { ...importBatch(loc), onStoreProgress: progressReporter() });
   } finally {
     await target.close();
   }

@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { checkStore, repairStore, type StoreCheckReport, type StoreRepairReport } from '../../store/check.js';
 import { copyHubStores, type CopyReport } from '../../store/copy.js';
-import { describeLocation, openHubStores, parseStoreLocation, sameLocation } from '../../store/location.js';
+import { describeLocation, importBatch, openHubStores, parseStoreLocation, sameLocation } from '../../store/location.js';
 import { EXIT, MeshfedError } from '../../util/errors.js';
 import { assertSourceNotEmpty, openSource, printCopyReport, progressReporter } from './backup.js';
 import { outputOption } from '../flags.js';
@@ -63,7 +63,7 @@ export function addStoreCommands(program: Command): void {
         assertSourceNotEmpty(stores.main.objects.length, from);
         const target = await openHubStores(to);
         try {
-          report = await copyHubStores({ from: describeLocation(from), stores }, target, describeLocation(to), { onStoreProgress: progressReporter() });
+          report = await copyHubStores({ from: describeLocation(from), stores }, target, describeLocation(to), { ...importBatch(to), onStoreProgress: progressReporter() });
         } finally {
           await target.close();
         }
