@@ -199,9 +199,17 @@ export async function copyHubStores(
 ): Promise<CopyReport> {
   const t0 = Date.now();
   for (const name of HUB_STORES) assertEmpty(target[name], `the ${name} store at ${to}`);
+  const done: HubStoreName[] = [];
   for (const name of HUB_STORES) {
-    const onProgress = opts.onStoreProgress === undefined ? undefined : (done: number, total: number) => opts.onStoreProgress!(name, done, total);
-    await importObjects(target[name], source.stores[name].objects, `the ${name} store at ${to}`, { ...opts, ...(onProgress ? { onProgress } : {}) });
+    const onProgress = opts.onStoreProgress === undefined ? undefined : (n: number, total: number) => opts.onStoreProgress!(name, n, total);
+    try {
+      await importObjects(target[name], source.stores[name].objects, `the ${name} store at ${to}`, { ...opts, ...(onProgress ? { onProgress } : {}) });
+    } catch (err) {
+      // The stores that were copied are emptied again too, so that a retry finds every target empty.
+      for (const d of done) await removeAll(target[d], source.stores[d].objects.map(refOf), opts.batchOps ?? 100);
+      throw err;
+    }
+    done.push(name);
   }
   const stores: StoreCopyReport[] = [];
   const mismatches: string[] = [];

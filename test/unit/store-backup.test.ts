@@ -4,7 +4,7 @@
 // chain verifies after restore, a non-empty target and a locked directory are
 // refused, a damaged or foreign file is refused naming what is wrong; and the
 // import's own rules (restore puts keep identity, batches split when too large,
-// a failed import leaves the target empty).
+// a failed import leaves the targets empty).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { API_VERSION, type ApiObject } from '../../src/api/meta.js';
 import { AuditLog, verifyStoredChain } from '../../src/audit/log.js';
 import { readBackup } from '../../src/store/backup-file.js';
-import { importObjects } from '../../src/store/copy.js';
+import { copyHubStores, importObjects } from '../../src/store/copy.js';
 import { FileStore } from '../../src/store/file-store.js';
 import type { CommitResult, Store, StoreOp } from '../../src/store/store.js';
 import { MeshfedError } from '../../src/util/errors.js';
@@ -180,7 +180,7 @@ function flaky(inner: Store, fail: (ops: StoreOp[], n: number) => Error | undefi
   });
 }
 
-test('import: restore puts keep uid, creationTimestamp and generation; a batch refused as too large is split; a failed import removes what it wrote', async () => {
+test('import: restore puts keep uid, creationTimestamp and generation; a batch refused as too large is split; a failed import removes what it wrote, in both stores', async () => {
   const objects = Array.from({ length: 25 }, (_, i) => obj('Cluster', `c${i}`, { i }, { uid: `uid-${i}`, creationTimestamp: '2020-01-01T00:00:00.000Z', generation: 7 }));
   const dir = join(root, 'import');
   const store = await FileStore.open(dir, { logger: quiet });
@@ -205,6 +205,16 @@ test('import: restore puts keep uid, creationTimestamp and generation; a batch r
     const s = flaky(store2, (ops, n) => (n === 2 && ops[0]!.type === 'put' ? new Error('disk full') : undefined));
     await assert.rejects(importObjects(s, objects, 'the test store', { batchOps: 10 }), /import failed after 20 of 25 objects: disk full \(the objects written before it were removed again\)/);
     assert.equal(await store2.count(), 0);
+    // The audit store failing after the main one was copied: the main one is emptied again too.
+    const audit = flaky(store2, () => new Error('audit disk full'));
+    const mainStore = await FileStore.open(join(root, 'import-main'), { logger: quiet });
+    try {
+      const stores = { main: { revision: 1, objects }, audit: { revision: 1, objects: objects.slice(0, 1) } };
+      await assert.rejects(copyHubStores({ from: 'test', stores }, { main: mainStore, audit }, 'test target'), /audit disk full/);
+      assert.equal(await mainStore.count(), 0);
+    } finally {
+      await mainStore.close();
+    }
   } finally {
     await store2.close();
   }
