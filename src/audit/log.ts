@@ -17,7 +17,7 @@ import { API_VERSION, type ApiObject } from '../api/meta.js';
 import type { AuditRecord, AuditSink } from '../auth/types.js';
 import type { Store, StoreOp } from '../store/store.js';
 import { MeshfedError } from '../util/errors.js';
-import { chainAfter, ChainWalker, GENESIS, type ChainAnchor, type ChainedAuditRecord, type ChainVerdict } from './chain.js';
+import { chainAfter, ChainWalker, GENESIS, verifyChain, type ChainAnchor, type ChainedAuditRecord, type ChainVerdict } from './chain.js';
 import { boundedRecord } from './record.js';
 import { SerialQueue } from '../util/serial.js';
 
@@ -143,7 +143,7 @@ export class AuditLog implements AuditSink {
     if (opts.maxRecordBytes > opts.maxBytes) throw new MeshfedError('invalid', `audit log: maxRecordBytes (${opts.maxRecordBytes}) exceeds maxBytes (${opts.maxBytes})`);
     const anchorObj = await store.get({ kind: AUDIT_ANCHOR_KIND, name: ANCHOR_NAME });
     const anchor = isAnchor(anchorObj?.spec) ? anchorObj.spec : GENESIS;
-    const records = sortedRecords(store);
+    const records = sortedRecords(store.scan({ kind: AUDIT_RECORD_KIND }).objects);
     const last = records[records.length - 1];
     const log = new AuditLog(store, opts, options.now ?? Date.now, anchor, last === undefined ? anchor : { seq: last.seq, hash: last.hash });
     for (const r of records) log.pushIndex(r, Buffer.byteLength(JSON.stringify(r)));
@@ -223,7 +223,7 @@ export class AuditLog implements AuditSink {
     const anchor = this.anchor;
     const head = this.head;
     // Stored objects are never changed in place: this array is a consistent view even if records arrive meanwhile.
-    const records = sortedRecords(this.store).filter((r) => r.seq <= head.seq);
+    const records = sortedRecords(this.store.scan({ kind: AUDIT_RECORD_KIND }).objects).filter((r) => r.seq <= head.seq);
     const walker = new ChainWalker(anchor);
     for (let i = 0; i < records.length; i++) {
       if (!walker.push(records[i]!)) break;
@@ -303,11 +303,21 @@ function isAnchor(v: unknown): v is ChainAnchor {
   return typeof a === 'object' && a !== null && typeof a.seq === 'number' && typeof a.hash === 'string';
 }
 
-/** Every stored record, sorted by seq (the stored objects' specs: not to be changed). */
-function sortedRecords(store: Store): ChainedAuditRecord[] {
+/** The records among `objects`, sorted by seq (the objects' specs: not to be changed). */
+function sortedRecords(objects: Iterable<ApiObject>): ChainedAuditRecord[] {
   const records: ChainedAuditRecord[] = [];
-  for (const o of store.scan({ kind: AUDIT_RECORD_KIND }).objects) if (isChained(o.spec)) records.push(o.spec);
+  for (const o of objects) if (o.kind === AUDIT_RECORD_KIND && isChained(o.spec)) records.push(o.spec);
   return records.sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * Walks the chain kept in an audit store's objects offline (a store's scan, a
+ * backup's audit section): from the stored anchor, with no known head (so a
+ * missing tail is not seen; a missing record in between is).
+ */
+export function verifyStoredChain(objects: readonly ApiObject[]): ChainVerdict {
+  const anchorObj = objects.find((o) => o.kind === AUDIT_ANCHOR_KIND && o.metadata.name === ANCHOR_NAME);
+  return verifyChain(isAnchor(anchorObj?.spec) ? anchorObj.spec : GENESIS, sortedRecords(objects));
 }
 
 function recordObject(r: ChainedAuditRecord): ApiObject {

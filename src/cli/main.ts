@@ -10,6 +10,7 @@ import { InvalidInputError } from '../api/index.js';
 import { errorMessage, exitCodeOf, EXIT } from '../util/errors.js';
 import { addAuthCommands } from './commands/auth.js';
 import { addAuditCommands } from './commands/audit.js';
+import { addBackupCommands } from './commands/backup.js';
 import { addClusterCommands } from './commands/cluster.js';
 import { addConfigCommands } from './commands/config.js';
 import { addDemoCommand } from './commands/demo.js';
@@ -67,6 +68,7 @@ export function buildProgram(): Command {
   addDemoCommand(program);
   addSampleCommands(program);
   addStoreCommands(program);
+  addBackupCommands(program);
   addConfigCommands(program);
   addVersionCommand(program);
   addCompletionCommand(program);

@@ -14,7 +14,7 @@ import type { Change } from './state.js';
 import type { CommitResult, OpOutcome, StoreOp } from './store.js';
 
 /** An op checked and copied, keyed. */
-export type NormOp = { type: 'put'; object: ApiObject } | { type: 'delete'; key: string; kind: string };
+export type NormOp = { type: 'put'; object: ApiObject; restore?: boolean } | { type: 'delete'; key: string; kind: string };
 
 export interface StagedCommit {
   /** The revision the commit gets if it changes anything. */
@@ -32,7 +32,7 @@ export function normalizeOp(op: StoreOp): NormOp {
     if (!isRecord(op.object)) throw new TypeError('store put: object is missing');
     const object = JSON.parse(JSON.stringify(op.object)) as unknown;
     if (!isStorable(object)) throw new TypeError('store put: object needs a kind and metadata.name');
-    return { type: 'put', object };
+    return op.restore === true ? { type: 'put', object, restore: true } : { type: 'put', object };
   }
   if (isRecord(op) && op.type === 'delete') {
     const ref = op.ref as unknown;
@@ -86,9 +86,11 @@ export function stageCommit(ops: NormOp[], base: (key: string) => ApiObject | un
     }
     const meta = stripStoreMeta(input.metadata);
     if (cur === undefined) {
-      meta.uid = randomUUID();
-      meta.creationTimestamp = now ??= new Date().toISOString();
-      meta.generation = 1;
+      // A restored object keeps the identity it had in the store it was copied from.
+      const kept = op.restore === true ? input.metadata : undefined;
+      meta.uid = kept?.uid ?? randomUUID();
+      meta.creationTimestamp = kept?.creationTimestamp ?? (now ??= new Date().toISOString());
+      meta.generation = kept?.generation ?? 1;
     } else {
       if (cur.metadata.uid !== undefined) meta.uid = cur.metadata.uid;
       if (cur.metadata.creationTimestamp !== undefined) meta.creationTimestamp = cur.metadata.creationTimestamp;

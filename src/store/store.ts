@@ -7,7 +7,11 @@
 import type { ApiObject, ObjectRef } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 
-export type StoreOp = { type: 'put'; object: ApiObject } | { type: 'delete'; ref: ObjectRef };
+/**
+ * A put with `restore: true` (backup restore, store migrate) creates the object
+ * with the uid, creationTimestamp and generation it carries instead of new ones.
+ */
+export type StoreOp = { type: 'put'; object: ApiObject; restore?: boolean } | { type: 'delete'; ref: ObjectRef };
 
 export type OpOutcome = 'created' | 'configured' | 'unchanged' | 'deleted' | 'not-found';
 

@@ -2,17 +2,23 @@
 // (test/helpers/store-conformance.ts), then what etcd adds — two stores on one
 // etcd (two hub replicas) see each other's writes and never lose an update;
 // etcd down: commits fail within the deadline as 'unavailable', and work again
-// once it is back.
+// once it is back; and through the CLI, a hub's data directory migrated to etcd
+// (meshfed store migrate), backed up from it and restored into a directory.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
+import { join } from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
+import { listOf } from '../../src/cli/output.js';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd-store.js';
+import { FileStore } from '../../src/store/file-store.js';
 import { MeshfedError } from '../../src/util/errors.js';
 import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { replaceClusterReport } from '../../src/hub/objects.js';
 import type { WatchEvent } from '../../src/store/store.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
+import { runMeshfed } from '../helpers/cli.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { eventually } from '../helpers/eventually.js';
 import { captureLogger, cluster, ref, storeConformance } from '../helpers/store-conformance.js';
@@ -225,5 +231,67 @@ test("a cluster's report bigger than etcd's 128 operations per transaction is st
     assert.equal((left.find((s) => s.metadata.name === 's7')!.spec as { ports: { port: number }[] }).ports[0]!.port, 2);
   } finally {
     await store.close();
+  }
+});
+
+test('meshfed store migrate a stopped hub to etcd: a hub on it serves the same objects; backup from etcd beside the running hub, restore into a fresh directory: the same again', async () => {
+  const fleet = await LocalFleet.create();
+  const url = `etcd://${etcd.endpoints.join(',')}/mig-${randomUUID()}`;
+  type Listed = { items: ApiObject[] };
+  const identity = (l: Listed): unknown[] =>
+    l.items.map((o) => [o.metadata.name, o.metadata.uid, o.metadata.creationTimestamp, o.metadata.generation, o.metadata.labels, o.spec]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  try {
+    await fleet.startHub();
+    const env = fleet.cliEnv();
+    const objects = DEMO_CLUSTERS.map((c) => ({ ...clusterObject(c), metadata: { name: c.name, labels: { tier: c.name } } }));
+    const applied = await runMeshfed(['apply', '-f', '-'], env, stringifyYaml(listOf(objects)));
+    assert.equal(applied.code, 0, applied.stderr);
+    // An update: generation 2 must survive the copy.
+    const updated = await runMeshfed(['apply', '-f', '-'], env, stringifyYaml({ ...objects[0]!, spec: { ...(objects[0]!.spec as object), zones: ['z-new'] } }));
+    assert.equal(updated.code, 0, updated.stderr);
+    const get = async (): Promise<Listed> => {
+      const r = await runMeshfed(['get', 'clusters', '-o', 'json'], fleet.cliEnv());
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Listed;
+    };
+    const before = await get();
+    assert.equal(before.items.find((o) => o.metadata.name === objects[0]!.metadata.name)?.metadata.generation, 2);
+
+    // The hub holds its directory: migrate refuses until it is stopped.
+    const busy = await runMeshfed(['store', 'migrate', '--from', fleet.hubDataDir, '--to', url], {});
+    assert.equal(busy.code, 5, busy.stderr);
+    assert.match(busy.stderr, /Stop the hub first/);
+    await fleet.stopHub();
+    const m = await runMeshfed(['store', 'migrate', '--from', fleet.hubDataDir, '--to', url, '-o', 'json'], {});
+    assert.equal(m.code, 0, m.stderr);
+    const report = JSON.parse(m.stdout) as { verified: boolean; stores: { store: string; objects: number }[]; auditChain: { ok: boolean; records: number } };
+    assert.equal(report.verified, true);
+    assert.ok(report.auditChain.ok && report.auditChain.records > 0, JSON.stringify(report.auditChain));
+    // Into a non-empty target: refused.
+    const again = await runMeshfed(['store', 'migrate', '--from', fleet.hubDataDir, '--to', url], {});
+    assert.equal(again.code, 5, again.stderr);
+
+    await fleet.startHub(['--store', url]);
+    assert.deepEqual(identity(await get()), identity(before));
+    const verify = await runMeshfed(['audit', 'verify'], fleet.cliEnv());
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+
+    // etcd allows readers beside a running hub.
+    const file = join(fleet.dir, 'hub.backup.jsonl.gz');
+    const b = await runMeshfed(['backup', '--store', url, '-f', file], {});
+    assert.equal(b.code, 0, b.stderr);
+    await fleet.stopHub();
+    const fresh = join(fleet.dir, 'restored');
+    const r = await runMeshfed(['restore', '-f', file, '--store', fresh, '-o', 'json'], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { verified: boolean }).verified, true);
+    const restored = await FileStore.open(fresh, { logger: captureLogger() });
+    try {
+      assert.deepEqual(identity({ items: await restored.list({ kind: 'Cluster' }) }), identity(before));
+    } finally {
+      await restored.close();
+    }
+  } finally {
+    await fleet.close();
   }
 });

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
+import { parseStoreLocation } from '../../store/location.js';
 import { withConfigFile } from '../config-file.js';
 import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
 import type { AgentOptions } from '../../agent/agent.js';
@@ -198,9 +199,7 @@ function untilSignal(stop: () => Promise<void>): Promise<void> {
 /** --store: 'file' (undefined), or etcd://host:port[,host:port...][/prefix]. */
 function storeFlag(v: string): HubOptions['etcd'] {
   if (v === 'file') return undefined;
-  const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(v);
-  if (!m) throw new MeshfedError('usage', `--store ${v}: give file or etcd://host:port[,host:port...][/prefix]`);
-  const endpoints = m[1]!.split(',').filter((e) => e !== '');
-  for (const e of endpoints) addressFlag(e, '--store');
-  return m[2] && m[2] !== '/' ? { endpoints, prefix: m[2] } : { endpoints };
+  const loc = v.startsWith('etcd://') ? parseStoreLocation(v, '--store') : undefined;
+  if (loc?.kind !== 'etcd') throw new MeshfedError('usage', `--store ${v}: give file or etcd://host:port[,host:port...][/prefix]`);
+  return { endpoints: loc.endpoints, prefix: loc.prefix };
 }

@@ -1,18 +1,25 @@
 // `meshfed store check|repair`: offline integrity check of a hub's data
 // directory and recovery of its valid prefix (the logic and the report objects
-// are in store/check.ts; this file prints them). Both take the directory lock,
-// so they refuse while a hub runs on it. Exit codes: 0 clean (or repaired), 1
-// damaged (or not repaired), 5 the directory is locked (docs/cli.md).
+// are in store/check.ts; this file prints them). `meshfed store migrate`: a
+// hub's stores from a data directory or etcd to another, verified (store/copy.ts;
+// the report is printed as restore's, commands/backup.ts). All take the
+// directory lock of a data directory, so they refuse while a hub runs on it.
+// Exit codes: 0 clean (or repaired, or migrated and verified), 1 damaged (or
+// not repaired, or the copy differs), 5 the directory is locked or the
+// migrate target is not empty (docs/cli.md).
 import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { checkStore, repairStore, type StoreCheckReport, type StoreRepairReport } from '../../store/check.js';
-import { EXIT } from '../../util/errors.js';
+import { copyHubStores, type CopyReport } from '../../store/copy.js';
+import { describeLocation, importBatch, openHubStores, parseStoreLocation, sameLocation } from '../../store/location.js';
+import { EXIT, MeshfedError } from '../../util/errors.js';
+import { assertSourceNotEmpty, openSource, printCopyReport, progressReporter } from './backup.js';
 import { outputOption } from '../flags.js';
 import { parseFormat, print, table } from '../output.js';
 
 export function addStoreCommands(program: Command): void {
-  const store = program.command('store').description("the hub's data directory, offline (stop the hub first): check its integrity, repair it");
+  const store = program.command('store').description("the hub's stores, offline (stop the hub first): check a data directory's integrity, repair it, migrate to or from etcd");
   const dataDir = (): [string, string, string] => ['--data-dir <dir>', "the hub's data directory", join(homedir(), '.meshfed', 'hub')];
   store
     .command('check')
@@ -37,6 +44,33 @@ export function addStoreCommands(program: Command): void {
       print(report, format, () => repairText(report));
       const ok = report.before.status === 'clean' || report.repaired || (report.dryRun && report.actions.length > 0);
       if (!ok) process.exitCode = EXIT.failed;
+    });
+  store
+    .command('migrate')
+    .description("copy a hub's stores (main and audit, every object with its metadata) into empty ones elsewhere, then verify object by object; exit 1 on any difference")
+    .requiredOption('--from <dir|etcd://...>', 'where the stores are: a data directory or etcd://host:port[,host:port...][/prefix]')
+    .requiredOption('--to <dir|etcd://...>', 'where to copy them (must be empty)')
+    .addOption(outputOption())
+    .action(async (o: { from: string; to: string; output: string }) => {
+      const format = parseFormat(o.output);
+      const from = parseStoreLocation(o.from, '--from');
+      const to = parseStoreLocation(o.to, '--to');
+      if (sameLocation(from, to)) throw new MeshfedError('usage', `--from and --to are the same store (${describeLocation(from)})`);
+      const source = await openSource(from, '--from');
+      let report: CopyReport;
+      try {
+        const stores = { main: source.main.scan(), audit: source.audit.scan() };
+        assertSourceNotEmpty(stores.main.objects.length, from);
+        const target = await openHubStores(to);
+        try {
+          report = await copyHubStores({ from: describeLocation(from), stores }, target, describeLocation(to), { ...importBatch(to), onStoreProgress: progressReporter() });
+        } finally {
+          await target.close();
+        }
+      } finally {
+        await source.close();
+      }
+      printCopyReport(report, format, `migrated ${report.from} to ${report.to}`);
     });
 }
 
