@@ -7,7 +7,15 @@
 import type { ApiObject, ObjectRef } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 
-export type StoreOp = { type: 'put'; object: ApiObject } | { type: 'delete'; ref: ObjectRef };
+/**
+ * What a put requires of the stored object for the commit to go ahead: the
+ * resourceVersion it was read at, or that there is none ('absent'). Any
+ * mismatch fails the whole commit with a 'conflict' MeshfedError (optimistic
+ * concurrency: read, change, put with expect; on conflict read again).
+ */
+export type PutPrecondition = { resourceVersion: string } | 'absent';
+
+export type StoreOp = { type: 'put'; object: ApiObject; expect?: PutPrecondition } | { type: 'delete'; ref: ObjectRef };
 
 export type OpOutcome = 'created' | 'configured' | 'unchanged' | 'deleted' | 'not-found';
 
