@@ -225,7 +225,11 @@ export class HubTrust {
   private remoteChange(next: TrustState, prev: TrustState | undefined): void {
     if (!this.loaded || this.external) return;
     const active = (s: TrustState | undefined) => s?.roots.find((r) => r.phase === 'active')?.fingerprint;
-    const bundle = (s: TrustState | undefined) => s?.roots.filter((r) => r.phase !== 'retired').map((r) => r.fingerprint).join(',');
+    const bundle = (s: TrustState | undefined) =>
+      s?.roots
+        .filter((r) => r.phase !== 'retired')
+        .map((r) => r.fingerprint)
+        .join(',');
     if (active(next) !== active(prev)) void this.renewServer('another hub replica changed the active root');
     if (active(next) !== active(prev) || bundle(next) !== bundle(prev) || next.rotation?.phase !== prev?.rotation?.phase) this.changed();
   }

@@ -252,7 +252,10 @@ test('two hubs on one etcd with one state key share one root, and a token made a
   const start = (name: string, stateKeyFile?: string) =>
     Hub.start({ dataDir: join(dir, name), store, ...(stateKeyFile ? { stateKeyFile } : {}), api: { host: '127.0.0.1', port: 0 }, agents: { host: '127.0.0.1', port: 0 } });
   // Without the state key: refused, saying how to make one.
-  await assert.rejects(start('c'), (e: Error) => e instanceof MeshfedError && e.code === 'usage' && /needs --state-key-file.*head -c 32 \/dev\/urandom \| base64 > state\.key.*every hub replica/.test(e.message));
+  await assert.rejects(
+    start('c'),
+    (e: Error) => e instanceof MeshfedError && e.code === 'usage' && /needs --state-key-file.*head -c 32 \/dev\/urandom \| base64 > state\.key.*every hub replica/.test(e.message),
+  );
   // Both first-start at once: one makes the root and the admin credential, the other takes them.
   const hubs = await Promise.all([start('a', keyFile), start('b', keyFile)]);
   try {

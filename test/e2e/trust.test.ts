@@ -218,9 +218,12 @@ describe('mTLS with join tokens', () => {
       return out;
     };
     const hubFiles = await files(join(fleet.dir, 'hub'));
-    assert.ok(hubFiles.some((f) => f.endsWith('trust.json')));
+    // The trust state is in the hub's store; the root key too, sealed: no private key in any hub file.
+    assert.ok(hubFiles.some((f) => f.endsWith('wal.jsonl')));
+    assert.ok(hubFiles.some((f) => f.endsWith('state.key')));
     for (const f of hubFiles) {
       const text = await readFile(f, 'latin1');
+      assert.ok(!text.includes('PRIVATE KEY'), `a private key in the hub's ${f}`);
       for (const k of secrets) assert.ok(!text.includes(k), `an agent key is in the hub's ${f}`);
     }
     for (const path of ['trust', 'clusters', 'agents', 'globalservices', 'proxies', 'meshes', 'workloads', 'services']) {

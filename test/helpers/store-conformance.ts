@@ -141,7 +141,10 @@ export function storeConformance(label: string, target: ConformanceTarget): void
       const created = (await s.commit([{ type: 'put', object: cluster('c1'), expect: 'absent' }])).results[0]!;
       assert.equal(created.outcome, 'created');
       const rv = created.object!.metadata.resourceVersion!;
-      await assert.rejects(s.commit([{ type: 'put', object: cluster('c1', 'r2'), expect: 'absent' }]), conflict(new RegExp(`^Cluster c1: expected it not to exist, but it is stored at resourceVersion ${rv}$`)));
+      await assert.rejects(
+        s.commit([{ type: 'put', object: cluster('c1', 'r2'), expect: 'absent' }]),
+        conflict(new RegExp(`^Cluster c1: expected it not to exist, but it is stored at resourceVersion ${rv}$`)),
+      );
       const moved = await s.commit([{ type: 'put', object: cluster('c1', 'r2'), expect: { resourceVersion: rv } }]);
       assert.equal(moved.results[0]!.outcome, 'configured');
       const rv2 = moved.results[0]!.object!.metadata.resourceVersion!;
@@ -155,7 +158,10 @@ export function storeConformance(label: string, target: ConformanceTarget): void
       );
       assert.equal(await s.get(ref('other')), undefined);
       assert.equal(s.revision(), base + 2);
-      await assert.rejects(s.commit([{ type: 'put', object: cluster('c9'), expect: { resourceVersion: rv } }]), conflict(new RegExp(`^Cluster c9: expected resourceVersion ${rv}, but it does not exist$`)));
+      await assert.rejects(
+        s.commit([{ type: 'put', object: cluster('c9'), expect: { resourceVersion: rv } }]),
+        conflict(new RegExp(`^Cluster c9: expected resourceVersion ${rv}, but it does not exist$`)),
+      );
       await assert.rejects(s.commit([{ type: 'put', object: cluster('c9'), expect: { resourceVersion: 7 } as unknown as { resourceVersion: string } }]), TypeError);
 
       // Read-modify-write with expect, concurrently: retried on conflict, no update is lost.

@@ -111,10 +111,7 @@ describe('hub trust', () => {
     // The sealed key round-trips, and is the root's.
     const keyPem = openRootKey(STATE_KEY, sealed!);
     assert.match(keyPem, /PRIVATE KEY/);
-    assert.equal(
-      createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }),
-      new X509Certificate(trust.bundlePem()).publicKey.export({ type: 'spki', format: 'pem' }),
-    );
+    assert.equal(createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }), new X509Certificate(trust.bundlePem()).publicKey.export({ type: 'spki', format: 'pem' }));
     // Sealed for its fingerprint only: under another root's name it does not open.
     assert.throws(() => openRootKey(STATE_KEY, { ...sealed!, metadata: { name: 'f'.repeat(64) }, spec: { ...(sealed!.spec as object), fingerprint: 'f'.repeat(64) } }), /cannot decrypt its key/);
     // A restart keeps the root.
@@ -132,7 +129,8 @@ describe('hub trust', () => {
       hub({ dir, stateKey: { key: randomBytes(32), source: 'other.key' } }),
       (e: Error) =>
         e instanceof MeshfedError &&
-        e.message === `root ${fp}: cannot decrypt its key (store object HubRootKey ${fp}): the state key other.key is not the one it was encrypted with; every hub replica needs the same --state-key-file`,
+        e.message ===
+          `root ${fp}: cannot decrypt its key (store object HubRootKey ${fp}): the state key other.key is not the one it was encrypted with; every hub replica needs the same --state-key-file`,
     );
   });
 
@@ -318,7 +316,10 @@ describe('two hub replicas on one store', () => {
   it('API credentials: created once; a token made on one verifies on the other; a revocation on one is refused by both at once', async () => {
     const { store } = await hub();
     const [one, two] = await Promise.all([CredentialStore.open(store), CredentialStore.open(store)]);
-    closers.push(() => one.store.close(), () => two.store.close());
+    closers.push(
+      () => one.store.close(),
+      () => two.store.close(),
+    );
     assert.equal([one.created, two.created].filter(Boolean).length, 1, 'exactly one replica created the records');
     const made = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).store.create({ user: `u${i}`, groups: [], ttlMs: 60_000 })));
     for (const m of made) assert.ok(one.store.verify(m.token) && two.store.verify(m.token));

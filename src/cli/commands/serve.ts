@@ -63,8 +63,15 @@ export function addServeCommands(program: Command): void {
     .command('hub')
     .description('run the hub: the global API, its store, and the channel agents dial out to')
     .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
-    .option('--store <url>', 'where the hub keeps everything: file (embedded, in --data-dir) or etcd://host:port[,host:port...][/prefix] (shared by hub replicas; the audit log at <prefix>/audit)', 'file')
-    .option('--state-key-file <file>', 'the key (32 bytes, base64 or hex) that encrypts the generated root keys in the store; required with --store etcd:// (the same file on every replica); default <data-dir>/state.key, generated')
+    .option(
+      '--store <url>',
+      'where the hub keeps everything: file (embedded, in --data-dir) or etcd://host:port[,host:port...][/prefix] (shared by hub replicas; the audit log at <prefix>/audit)',
+      'file',
+    )
+    .option(
+      '--state-key-file <file>',
+      'the key (32 bytes, base64 or hex) that encrypts the generated root keys in the store; required with --store etcd:// (the same file on every replica); default <data-dir>/state.key, generated',
+    )
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
     .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
     .option('--channel-san <name>', 'a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)', collect, [])
