@@ -133,7 +133,10 @@ export class HubTrust {
 
   static async open(opts: HubTrustOptions): Promise<HubTrust> {
     const t = new HubTrust(opts);
-    await t.load();
+    await t.load().catch((err: unknown) => {
+      t.close();
+      throw err;
+    });
     return t;
   }
 
