@@ -110,6 +110,7 @@ export class Agent implements AgentApi {
   readonly trust: AgentTrust;
   private readonly hub: HubConnection;
   private http: Server | undefined;
+  private tokens: AgentTokens | undefined;
   private proxyTimer: NodeJS.Timeout | undefined;
   private lastProxyReport = '';
   xdsAddress: HostPort;
@@ -210,7 +211,8 @@ export class Agent implements AgentApi {
     // then answers while the other sources sync, which takes a while in a large Kubernetes
     // cluster: liveness holds, and /readyz says what the agent waits for.
     await startSource(this.registrations);
-    this.http = createAgentHttpServer(this, await AgentTokens.open(this.opts.dataDir, this.opts.cluster));
+    this.tokens = await AgentTokens.open(this.opts.dataDir, this.opts.cluster);
+    this.http = createAgentHttpServer(this, this.tokens);
     await new Promise<void>((resolve, reject) => {
       this.http!.once('error', (err) => reject(describeListenError(err, 'agent API', formatHostPort(this.opts.api))));
       this.http!.listen(this.opts.api.port, this.opts.api.host, () => resolve());
@@ -254,6 +256,7 @@ export class Agent implements AgentApi {
       this.http.closeAllConnections();
       await new Promise<void>((r) => this.http!.close(() => r()));
     }
+    await this.tokens?.close();
   }
 
   get cluster(): string {

@@ -2,7 +2,7 @@
 // workloads and mint identity tokens for a namespace and service account.
 //
 // AgentAuthenticator is the seam: today's implementation is bearer tokens of
-// the agent's own CredentialStore (<data dir>/auth): an agent admin token
+// the agent's own CredentialStore (in a FileStore at <data dir>/auth): an agent admin token
 // created at first start and written to <data dir>/agent-admin.token (0600,
 // never logged), plus per-namespace tokens the admin mints. In Kubernetes
 // mode an implementation will check a Pod's projected ServiceAccount token
@@ -15,6 +15,8 @@
 // any authenticated caller may read (status, services, proxies, bootstrap).
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { FileStore } from '../store/file-store.js';
+import type { Store } from '../store/store.js';
 import { writeFileDurable } from '../util/files.js';
 import { logger } from '../util/log.js';
 import { TokenAuthenticator } from './authn.js';
@@ -39,13 +41,20 @@ export interface AgentAuthenticator {
 export class AgentTokens implements AgentAuthenticator {
   private readonly authn: TokenAuthenticator;
 
-  private constructor(readonly credentials: CredentialStore) {
+  private constructor(
+    readonly credentials: CredentialStore,
+    private readonly store: Store,
+  ) {
     this.authn = new TokenAuthenticator(credentials);
   }
 
   static async open(dataDir: string, cluster: string): Promise<AgentTokens> {
-    const { store, created } = await CredentialStore.open(join(dataDir, 'auth'));
-    const t = new AgentTokens(store);
+    const records = await FileStore.open(join(dataDir, 'auth'));
+    const { store, created } = await CredentialStore.open(records).catch(async (err: unknown) => {
+      await records.close();
+      throw err;
+    });
+    const t = new AgentTokens(store, records);
     if (created) {
       const { token, info } = await store.create({ user: `agent-admin.${cluster}`, groups: [AGENT_ADMINS], ttlMs: ADMIN_TTL_MS });
       const file = join(dataDir, 'agent-admin.token');
@@ -57,6 +66,11 @@ export class AgentTokens implements AgentAuthenticator {
 
   authenticate(req: IncomingMessage): Principal | undefined {
     return this.authn.authenticate(req);
+  }
+
+  async close(): Promise<void> {
+    this.credentials.close();
+    await this.store.close();
   }
 
   /** A token for one namespace (optionally some service accounts: scope entries "sa:<name>"). */

@@ -3,24 +3,28 @@
 // of the secret is kept. Each token names a user, its groups, an optional
 // scope (the verbs/kinds it may be used for) and an expiry.
 //
-// Invariants: the records live in one file (<dir>/credentials.json, 0600,
-// written durably); every change is on disk before the call returns (so
-// before the API answers); changes run one at a time on a copy that becomes
-// current only once persisted. Secrets are returned once, at creation, and
-// never stored or logged.
+// Invariants: the records live in a store as one object of an internal kind
+// (HubCredentials/api: in no API registry, never served nor sent to agents) —
+// the hub's store, shared by its replicas, or the agent's own; every change is
+// durable in the store before the call returns (so before the API answers);
+// changes are read-modify-write with a precondition (SharedRecord), retried on
+// a conflict with another replica, and a watch makes every replica follow the
+// others at once (a token revoked on one is refused by all). Secrets are
+// returned once, at creation, and never stored or logged.
 //
 // User client certificates (src/hub/api-certificates.ts) are recorded here too,
 // by serial: the user, its groups (kept here, not in the certificate, so a
 // certificate carries nothing the hub does not stand behind), the expiry and
 // a revocation. A certificate is honoured only while its record says active.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { hashSecret, secretMatches } from '../channel/join-token.js';
-import { writeFileDurable } from '../util/files.js';
-import { errorMessage, MeshfedError } from '../util/errors.js';
-import { SerialQueue } from '../util/serial.js';
+import { SharedRecord } from '../store/shared-record.js';
+import type { Store } from '../store/store.js';
+import { MeshfedError } from '../util/errors.js';
 
+/** The store kind of the records (one object, CREDENTIALS_NAME); internal: never registered, served or sent to agents. */
+export const CREDENTIALS_KIND = 'HubCredentials';
+const CREDENTIALS_NAME = 'api';
 const PREFIX = 'mft1';
 const ID = /^[0-9a-f]{16}$/;
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
@@ -57,7 +61,6 @@ export interface UserCertificateRecord {
 interface CredentialState {
   version: 1;
   tokens: ApiTokenRecord[];
-  /** Absent in files written before client certificates. */
   certificates?: UserCertificateRecord[];
 }
 
@@ -79,23 +82,31 @@ export interface NewToken {
 export const USER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.@:]*[A-Za-z0-9])?$/;
 
 export class CredentialStore {
-  private state: CredentialState = { version: 1, tokens: [] };
-  private readonly queue = new SerialQueue();
+  private constructor(private readonly record: SharedRecord<CredentialState>) {}
 
-  private constructor(private readonly file: string) {}
-
-  /** Opens (or, on a first start, creates) the records in `dir`; `created` says it was a first start. */
-  static async open(dir: string): Promise<{ store: CredentialStore; created: boolean }> {
-    const s = new CredentialStore(join(dir, 'credentials.json'));
-    let created = false;
+  /**
+   * Opens (or, on a first start, creates) the records in `store`; `created`
+   * says this call created them: of replicas starting together, exactly one
+   * (the others' 'absent' precondition fails, and they read its records).
+   */
+  static async open(store: Store): Promise<{ store: CredentialStore; created: boolean }> {
+    const record = await SharedRecord.open<CredentialState>({ store, kind: CREDENTIALS_KIND, name: CREDENTIALS_NAME });
     try {
-      s.state = JSON.parse(await readFile(s.file, 'utf8')) as CredentialState;
+      const created = await record.update((cur) => (cur ? { value: cur, result: false } : { value: { version: 1, tokens: [] } as CredentialState, result: true }));
+      return { store: new CredentialStore(record), created };
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw new Error(`API credentials ${s.file}: ${errorMessage(err)}`);
-      created = true;
-      await s.persist(s.state);
+      record.close();
+      throw err;
     }
-    return { store: s, created };
+  }
+
+  /** Stops following the store. */
+  close(): void {
+    this.record.close();
+  }
+
+  private get state(): CredentialState {
+    return this.record.current!;
   }
 
   /** A new token; the answer holds its secret (shown once). */
@@ -183,14 +194,10 @@ export class CredentialStore {
     return rec;
   }
 
-  private async persist(s: CredentialState): Promise<void> {
-    await writeFileDurable(this.file, JSON.stringify(s, null, 1) + '\n', 0o600);
-  }
-
+  /** One change on a copy of the records, pruned, stored, and only then current. */
   private mutate<T>(fn: (draft: CredentialState, now: Date) => T): Promise<T> {
-    const run = async (): Promise<T> => {
-      const draft = structuredClone(this.state);
-      const now = new Date();
+    return this.record.update((current, now) => {
+      const draft = current!;
       const result = fn(draft, now);
       const keep = (t: { expiresAt: string; revokedAt?: string }): boolean => {
         const end = Math.max(Date.parse(t.expiresAt), t.revokedAt ? Date.parse(t.revokedAt) : 0);
@@ -199,11 +206,8 @@ export class CredentialStore {
       draft.tokens = draft.tokens.filter(keep);
       // A revoked certificate's record is kept until it expires (it must keep refusing it), then FORGET_AFTER_MS more.
       if (draft.certificates) draft.certificates = draft.certificates.filter((c) => Date.parse(c.expiresAt) > now.getTime() || now.getTime() - Date.parse(c.expiresAt) < FORGET_AFTER_MS);
-      await this.persist(draft);
-      this.state = draft;
-      return result;
-    };
-    return this.queue.run(run);
+      return { value: draft, result };
+    });
   }
 }
 

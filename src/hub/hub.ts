@@ -3,16 +3,18 @@
 // The HTTP API is HTTPS by default (a certificate from the mesh CA, or the
 // user's --api-cert/--api-key) and every route but /healthz and /readyz needs a
 // credential; plain HTTP only with --insecure-api, on a loopback address.
-// A first start writes the one admin credential (<data dir>/admin.meshfed.yaml).
+// A first start writes the one admin credential (<data dir>/admin.meshfed.yaml):
+// of replicas on one store starting together, only the one that created the
+// credential records. Everything the hub keeps is in its stores
+// (store/location.ts), so replicas on one etcd share it; the generated root
+// keys are sealed there with the state key (state-key.ts).
 // With kubernetesPolicies, the policy objects (and the Mesh) also come from
 // custom resources in the hub's own cluster (kubernetes-policies.ts).
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { agentChannelServerService, MAX_AGENT_MESSAGE_BYTES, type JoinRequest, type JoinResponse } from '../channel/protocol.js';
-import { join } from 'node:path';
-import { EtcdStore } from '../store/etcd-store.js';
-import { FileStore } from '../store/file-store.js';
+import { describeLocation, openHubStores, type StoreLocation } from '../store/location.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort, type HostPort } from '../util/address.js';
 import { errorMessage, grpcCodeOf, MeshfedError } from '../util/errors.js';
@@ -29,6 +31,7 @@ import { AgentSessions } from './agent-sessions.js';
 import { ClusterLiveness } from './cluster-liveness.js';
 import { ApiCertificate, apiHosts, writeAdminCredential, type ApiTlsMaterial, type UserApiCertificate } from './api-security.js';
 import { createHubHttpServer } from './http-api.js';
+import { missingStateKey, stateKeyFor } from './state-key.js';
 import { HubTrust, type ExternalCa } from './trust.js';
 import type { KubernetesPoliciesOptions, KubernetesPolicySource } from './kubernetes-policies.js';
 
@@ -39,8 +42,10 @@ const JOIN_RATE = { perSecond: 1, burst: 20, maxKeys: 10_000 };
 
 export interface HubOptions {
   dataDir: string;
-  /** The main store in etcd instead of the embedded FileStore in dataDir (--store etcd://...); audit and trust stay in dataDir. */
-  etcd?: { endpoints: string[]; prefix?: string };
+  /** Where the stores live (--store; default the embedded FileStore in dataDir): store/location.ts. */
+  store?: StoreLocation;
+  /** The state key file (--state-key-file): seals the generated root keys in the store; every replica needs the same. */
+  stateKeyFile?: string;
   api: HostPort;
   agents: HostPort;
   /**
@@ -88,6 +93,7 @@ export class Hub {
     /** Every write and denial, hash-chained (src/audit), in a store of its own. */
     readonly auditLog: AuditLog,
     private readonly auditStore: Store,
+    private readonly credentials: CredentialStore,
     /** The Kubernetes source of policies (--kubernetes-policies), when configured. */
     readonly kubernetesPolicies: KubernetesPolicySource | undefined,
     private readonly setNotReady: (reason: string | undefined) => void,
@@ -98,32 +104,41 @@ export class Hub {
       throw new MeshfedError('usage', `--insecure-api serves the API in plain HTTP: refused on ${opts.api.host}, which is not a loopback address (use 127.0.0.1, or serve TLS)`);
     }
     if (opts.insecureApi && opts.apiCertificate) throw new MeshfedError('usage', '--insecure-api and --api-cert: give one');
-    const store: Store = opts.etcd ? await EtcdStore.open(opts.etcd) : await FileStore.open(opts.dataDir);
+    const location: StoreLocation = opts.store ?? { kind: 'file', dir: opts.dataDir };
+    const sharedStore = location.kind === 'etcd' ? describeLocation(location) : undefined;
+    // Said before connecting; the key itself is read (or generated) once the file store's lock is held.
+    if (opts.stateKeyFile === undefined && sharedStore !== undefined && !opts.externalCa) throw missingStateKey(sharedStore);
+    const { main: store, audit: auditStore } = await openHubStores(location, { serving: true });
     let trust: HubTrust | undefined;
+    let auditLog: AuditLog | undefined;
+    let credentials: CredentialStore | undefined;
+    let firstStart = false;
     try {
+      const stateKey = await stateKeyFor({ ...(opts.stateKeyFile !== undefined ? { file: opts.stateKeyFile } : {}), dataDir: opts.dataDir, needed: !opts.externalCa, sharedStore });
       trust = await HubTrust.open({
         dataDir: opts.dataDir,
         store,
+        ...(stateKey ? { stateKey } : {}),
         ...(opts.externalCa ? { external: opts.externalCa } : {}),
         channelHosts: [opts.agents.host, ...(opts.channelHosts ?? [])].filter((h) => h !== '0.0.0.0' && h !== '::'),
         agentCertTtlMs: opts.agentCertTtlMs ?? 720 * 3_600_000,
       });
+      auditLog = await AuditLog.open(auditStore);
+      ({ store: credentials, created: firstStart } = await CredentialStore.open(store));
     } catch (err) {
+      trust?.close();
+      await auditLog?.close();
+      await auditStore.close();
       await store.close();
       throw err;
     }
     const secure = !opts.insecureChannel;
-    // The audit log has a store of its own beside the hub's (same write-ahead log, fsync before a request is
-    // answered): audit records must not bump the revision agents and watchers follow, nor use up its watch history.
-    const auditStore = await FileStore.open(join(opts.dataDir, 'audit'));
-    const auditLog = await AuditLog.open(auditStore);
     const liveness = new ClusterLiveness(store);
     await liveness.start();
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure, liveness });
     const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
     let apiCert: ApiCertificate | undefined;
     let tls: ApiTlsMaterial | undefined;
-    const { store: credentials, created: firstStart } = await CredentialStore.open(opts.dataDir);
     // User client certificates chain to the mesh roots (as at start; a root rotation is not followed with a user-supplied API certificate).
     if (opts.apiCertificate) tls = { cert: opts.apiCertificate.certPem, key: opts.apiCertificate.keyPem, caPem: '', clientCaPem: trust.bundlePem() };
     else if (!opts.insecureApi) {
@@ -138,6 +153,7 @@ export class Hub {
       } catch (err) {
         liveness.stop();
         trust.close();
+        credentials.close();
         await auditLog.close();
         await auditStore.close();
         await store.close();
@@ -206,6 +222,7 @@ export class Hub {
         { host: opts.agents.host, port: agentPort },
         auditLog,
         auditStore,
+        credentials,
         kubernetesPolicies,
         api.setNotReady,
       );
@@ -227,6 +244,7 @@ export class Hub {
       await kubernetesPolicies?.stop();
       liveness.stop();
       trust.close();
+      credentials.close();
       await auditLog.close();
       await auditStore.close();
       await store.close();
@@ -239,6 +257,7 @@ export class Hub {
     await this.kubernetesPolicies?.stop();
     this.apiCert?.close();
     this.trust.close();
+    this.credentials.close();
     this.sessions.closeAll();
     this.sessions.liveness.stop();
     this.grpcServer.forceShutdown();

@@ -1,7 +1,7 @@
-// The hub's trust state as persisted in <data dir>/ca/trust.json: roots and
-// their phases, the rotation in progress, join-token hashes (never secrets),
-// and what each cluster was issued. No keys. Pure data and its pruning; the
-// HubTrust (trust.ts) owns reading, changing and persisting it.
+// The hub's trust state as stored (the spec of the HubTrust object in the
+// hub's store): roots and their phases, the rotation in progress, join-token
+// hashes (never secrets), and what each cluster was issued. No keys. Pure data
+// and its pruning; the HubTrust (trust.ts) owns reading, changing and storing it.
 
 /** Used and expired tokens, and expired agent certificates, are forgotten after this. */
 const FORGET_AFTER_MS = 86_400_000;

@@ -27,6 +27,9 @@ import { consoleLogger, type StoreLogger } from './file-store.js';
 import { normalizeOp, stageCommit, type NormOp, type StagedCommit } from './stage.js';
 import { RevisionCompactedError, type CommitResult, type ListFilter, type Store, type StoreOp, type WatchEvent } from './store.js';
 
+/** The key prefix of a store opened without one. */
+export const DEFAULT_ETCD_PREFIX = '/meshfed';
+
 export interface EtcdStoreOptions {
   /** etcd client endpoints, host:port or http://host:port. */
   endpoints: string[];
@@ -80,7 +83,7 @@ export class EtcdStore implements Store {
     if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
     if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError(`maxRetries must be a non-negative integer, got ${maxRetries}`);
     if (!Number.isInteger(historyLimit) || historyLimit < 0) throw new RangeError(`historyLimit must be a non-negative integer, got ${historyLimit}`);
-    const prefix = opts.prefix ?? '/meshfed';
+    const prefix = opts.prefix ?? DEFAULT_ETCD_PREFIX;
     if (!prefix.startsWith('/')) throw new MeshfedError('usage', `etcd store prefix "${prefix}" must start with /`);
     const logger = opts.logger ?? consoleLogger;
     const conn = new EtcdConnection(normalizeEndpoints(opts.endpoints), timeoutMs);

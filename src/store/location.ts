@@ -61,15 +61,22 @@ export function importBatch(loc: StoreLocation): { batchOps: number; batchBytes:
   return loc.kind === 'etcd' ? { batchOps: 100, batchBytes: 1024 * 1024 } : { batchOps: 2000, batchBytes: 16 * 1024 * 1024 };
 }
 
+export interface OpenStoreOptions {
+  logger?: StoreLogger;
+  /** A serving hub's store: etcd's quorum probed for readiness (offline tools leave it off). */
+  serving?: boolean;
+}
+
 /** Opens one store; a locked data directory says to stop the hub. */
-export async function openStore(loc: StoreLocation, logger?: StoreLogger): Promise<Store> {
+export async function openStore(loc: StoreLocation, opts: OpenStoreOptions = {}): Promise<Store> {
+  const logger = opts.logger;
   try {
     if (loc.kind === 'file') {
       const { FileStore } = await import('./file-store.js');
       return await FileStore.open(loc.dir, logger ? { logger } : {});
     }
     const { EtcdStore } = await import('./etcd-store.js');
-    return await EtcdStore.open({ endpoints: loc.endpoints, prefix: loc.prefix, probeIntervalMs: 0, ...(logger ? { logger } : {}) });
+    return await EtcdStore.open({ endpoints: loc.endpoints, prefix: loc.prefix, ...(opts.serving ? {} : { probeIntervalMs: 0 }), ...(logger ? { logger } : {}) });
   } catch (err) {
     if (err instanceof MeshfedError && err.reason === 'DataDirLocked') {
       throw new MeshfedError('conflict', `${errorMessage(err)} Stop the hub first: this command needs the store to itself.`, { reason: err.reason, cause: err });
@@ -85,11 +92,11 @@ export interface HubStores {
 }
 
 /** The main and the audit store of a hub at `loc` (both or neither: a failure closes what was opened). */
-export async function openHubStores(loc: StoreLocation, logger?: StoreLogger): Promise<HubStores> {
-  const main = await openStore(loc, logger);
+export async function openHubStores(loc: StoreLocation, opts: OpenStoreOptions = {}): Promise<HubStores> {
+  const main = await openStore(loc, opts);
   let audit: Store;
   try {
-    audit = await openStore(auditLocation(loc), logger);
+    audit = await openStore(auditLocation(loc), opts);
   } catch (err) {
     await main.close();
     throw err;

@@ -4,17 +4,23 @@
 // touching the store. Pure apart from uid/timestamp generation.
 // Invariants: a caller's objects are copied when the commit is taken (the
 // caller may mutate them while it waits); a put whose spec, status, labels and
-// annotations match the stored object is 'unchanged' and logs nothing.
+// annotations match the stored object is 'unchanged' and logs nothing; a put's
+// precondition (expect) is checked against the state the commit is staged on,
+// before anything else, so a failed one fails the whole commit ('conflict').
+// EtcdStore's transaction compares the mod revision of every touched key with
+// that state, so the check holds there too: if another writer changed the key
+// the transaction fails, the store catches up and stages (and checks) again.
 import { randomUUID } from 'node:crypto';
-import { keyOf, refOf, type ApiObject } from '../api/meta.js';
+import { clusterOf, keyOf, refOf, type ApiObject } from '../api/meta.js';
+import { MeshfedError } from '../util/errors.js';
 import { internObject } from '../util/intern.js';
 import type { HistEvent } from './history.js';
 import { isRecord, isStorable } from './shapes.js';
 import type { Change } from './state.js';
-import type { CommitResult, OpOutcome, StoreOp } from './store.js';
+import type { CommitResult, OpOutcome, PutPrecondition, StoreOp } from './store.js';
 
 /** An op checked and copied, keyed. */
-export type NormOp = { type: 'put'; object: ApiObject; restore?: boolean } | { type: 'delete'; key: string; kind: string };
+export type NormOp = { type: 'put'; object: ApiObject; expect?: PutPrecondition; restore?: boolean } | { type: 'delete'; key: string; kind: string };
 
 export interface StagedCommit {
   /** The revision the commit gets if it changes anything. */
@@ -32,7 +38,12 @@ export function normalizeOp(op: StoreOp): NormOp {
     if (!isRecord(op.object)) throw new TypeError('store put: object is missing');
     const object = JSON.parse(JSON.stringify(op.object)) as unknown;
     if (!isStorable(object)) throw new TypeError('store put: object needs a kind and metadata.name');
-    return op.restore === true ? { type: 'put', object, restore: true } : { type: 'put', object };
+    const put: NormOp = op.restore === true ? { type: 'put', object, restore: true } : { type: 'put', object };
+    const expect = op.expect as unknown;
+    if (expect === undefined) return put;
+    if (expect === 'absent') return { ...put, expect };
+    if (isRecord(expect) && typeof expect.resourceVersion === 'string' && expect.resourceVersion !== '') return { ...put, expect: { resourceVersion: expect.resourceVersion } };
+    throw new TypeError(`store put: expect must be 'absent' or { resourceVersion: string }, got ${JSON.stringify(expect)}`);
   }
   if (isRecord(op) && op.type === 'delete') {
     const ref = op.ref as unknown;
@@ -80,6 +91,7 @@ export function stageCommit(ops: NormOp[], base: (key: string) => ApiObject | un
     const input = op.object;
     const key = keyOf(refOf(input));
     const cur = lookup(key);
+    if (op.expect !== undefined) checkPrecondition(input, op.expect, cur);
     if (cur !== undefined && sameContent(cur, input)) {
       results.push(lazyResult('unchanged', () => structuredClone(cur)));
       continue;
@@ -106,6 +118,21 @@ export function stageCommit(ops: NormOp[], base: (key: string) => ApiObject | un
     results.push(lazyResult(cur === undefined ? 'created' : 'configured', () => JSON.parse(json) as ApiObject));
   }
   return { rev, changes, walOps, events, results };
+}
+
+/** Throws 'conflict' naming the object and both versions unless `cur` is what `expect` requires. */
+function checkPrecondition(input: ApiObject, expect: PutPrecondition, cur: ApiObject | undefined): void {
+  const stored = cur?.metadata.resourceVersion;
+  const m = input.metadata;
+  const what = `${input.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}${clusterOf(input) ? ` (cluster ${clusterOf(input)})` : ''}`;
+  const key = keyOf(refOf(input));
+  if (expect === 'absent') {
+    if (cur === undefined) return;
+    throw new MeshfedError('conflict', `${what}: expected it not to exist, but it is stored at resourceVersion ${stored}`, { details: { key, expected: 'absent', stored } });
+  }
+  if (stored === expect.resourceVersion) return;
+  const found = cur === undefined ? 'it does not exist' : `it is stored at resourceVersion ${stored}`;
+  throw new MeshfedError('conflict', `${what}: expected resourceVersion ${expect.resourceVersion}, but ${found}`, { details: { key, expected: expect.resourceVersion, stored: stored ?? null } });
 }
 
 /**

@@ -8,10 +8,18 @@ import type { ApiObject, ObjectRef } from '../api/index.js';
 import { MeshfedError } from '../util/errors.js';
 
 /**
+ * What a put requires of the stored object for the commit to go ahead: the
+ * resourceVersion it was read at, or that there is none ('absent'). Any
+ * mismatch fails the whole commit with a 'conflict' MeshfedError (optimistic
+ * concurrency: read, change, put with expect; on conflict read again).
+ */
+export type PutPrecondition = { resourceVersion: string } | 'absent';
+
+/**
  * A put with `restore: true` (backup restore, store migrate) creates the object
  * with the uid, creationTimestamp and generation it carries instead of new ones.
  */
-export type StoreOp = { type: 'put'; object: ApiObject; restore?: boolean } | { type: 'delete'; ref: ObjectRef };
+export type StoreOp = { type: 'put'; object: ApiObject; expect?: PutPrecondition; restore?: boolean } | { type: 'delete'; ref: ObjectRef };
 
 export type OpOutcome = 'created' | 'configured' | 'unchanged' | 'deleted' | 'not-found';
 

@@ -71,6 +71,8 @@ before(async () => {
   await fleet.startHub();
   await fleet.apply([clusterObject(A)]);
   await fleet.startAgent(A);
+  // The hub's trust state is in its store: once the agent has its intermediate, nothing but requests writes.
+  await fleet.waitAgent('east', (s) => s.hub.connected && s.trust.intermediate !== undefined);
 });
 
 after(async () => {

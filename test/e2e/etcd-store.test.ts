@@ -2,14 +2,22 @@
 // (test/helpers/store-conformance.ts), then what etcd adds — two stores on one
 // etcd (two hub replicas) see each other's writes and never lose an update;
 // etcd down: commits fail within the deadline as 'unavailable', and work again
-// once it is back; and through the CLI, a hub's data directory migrated to etcd
-// (meshfed store migrate), backed up from it and restored into a directory.
+// once it is back; two hubs on one etcd (Hub.start) share one root, one set of
+// API credentials and follow each other's revocations; and through the CLI, a
+// hub's data directory migrated to etcd (meshfed store migrate), backed up from
+// it and restored into a directory.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify as stringifyYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { fingerprint } from '../../src/ca/index.js';
+import { apiFetch } from '../../src/cli/http.js';
+import { Hub } from '../../src/hub/hub.js';
+import { Etcd3 } from 'etcd3';
 import { listOf } from '../../src/cli/output.js';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd-store.js';
 import { FileStore } from '../../src/store/file-store.js';
@@ -126,6 +134,38 @@ test('concurrent conflicting commits on two stores never lose an update', async 
   }
 });
 
+test('read-modify-write with expect on two stores: every increment counts (the precondition holds across replicas)', async () => {
+  const prefix = `/t-${randomUUID()}`;
+  const a = await open({ prefix });
+  const b = await open({ prefix });
+  try {
+    await a.commit([{ type: 'put', object: { ...cluster('counter'), status: { n: 0 } } }]);
+    await eventually('b to see it', async () => b.get(ref('counter')));
+    const n = 10;
+    let conflicts = 0;
+    const writer = async (s: EtcdStore): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        for (;;) {
+          const cur = (await s.get(ref('counter')))!;
+          const next = { ...cur, status: { n: (cur.status as { n: number }).n + 1 } };
+          try {
+            await s.commit([{ type: 'put', object: next, expect: { resourceVersion: cur.metadata.resourceVersion! } }]);
+            break;
+          } catch (err) {
+            if (!(err instanceof MeshfedError && err.code === 'conflict')) throw err;
+            conflicts++;
+          }
+        }
+      }
+    };
+    await Promise.all([writer(a), writer(b)]);
+    assert.deepEqual((await a.get(ref('counter')))!.status, { n: 2 * n }, `after ${conflicts} conflicts`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 test('etcd stopped: a commit fails within its deadline as unavailable, naming etcd; back: writes work and the replica catches up', async () => {
   const s = await open({ timeoutMs: 1500 });
   const other = await open({ prefix: s.keys.root.slice(0, -1) });
@@ -162,7 +202,9 @@ test('meshfed hub --store etcd://: serves apply and get, and keeps its objects i
   const prefix = `/hub-${randomUUID()}`;
   const fleet = await LocalFleet.create();
   try {
-    const args = ['--store', `etcd://${etcd.endpoints.join(',')}${prefix}`];
+    const keyFile = join(fleet.dir, 'state.key');
+    await writeFile(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    const args = ['--store', `etcd://${etcd.endpoints.join(',')}${prefix}`, '--state-key-file', keyFile];
     await fleet.startHub(args);
     const applied = await fleet.apply([clusterObject(DEMO_CLUSTERS[0]!)]);
     assert.equal(applied.results[0]!.outcome, 'created');
@@ -271,7 +313,8 @@ test('meshfed store migrate a stopped hub to etcd: a hub on it serves the same o
     const again = await runMeshfed(['store', 'migrate', '--from', fleet.hubDataDir, '--to', url], {});
     assert.equal(again.code, 5, again.stderr);
 
-    await fleet.startHub(['--store', url]);
+    // The migrated store holds the root key sealed with the data directory's state key: the hub on etcd needs that key.
+    await fleet.startHub(['--store', url, '--state-key-file', join(fleet.hubDataDir, 'state.key')]);
     assert.deepEqual(identity(await get()), identity(before));
     const verify = await runMeshfed(['audit', 'verify'], fleet.cliEnv());
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
@@ -293,5 +336,42 @@ test('meshfed store migrate a stopped hub to etcd: a hub on it serves the same o
     }
   } finally {
     await fleet.close();
+  }
+});
+
+test('two hubs on one etcd with one state key share one root, and a token made at one works at the other until revoked', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshfed-ha-'));
+  const keyFile = join(dir, 'state.key');
+  await writeFile(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  const store = { kind: 'etcd' as const, endpoints: etcd.endpoints, prefix: `/ha-${randomUUID()}` };
+  const start = (name: string, stateKeyFile?: string) =>
+    Hub.start({ dataDir: join(dir, name), store, ...(stateKeyFile ? { stateKeyFile } : {}), api: { host: '127.0.0.1', port: 0 }, agents: { host: '127.0.0.1', port: 0 } });
+  // Without the state key: refused, saying how to make one.
+  await assert.rejects(
+    start('c'),
+    (e: Error) => e instanceof MeshfedError && e.code === 'usage' && /needs --state-key-file.*head -c 32 \/dev\/urandom \| base64 > state\.key.*every hub replica/.test(e.message),
+  );
+  // Both first-start at once: one makes the root and the admin credential, the other takes them.
+  const hubs = await Promise.all([start('a', keyFile), start('b', keyFile)]);
+  try {
+    const [a, b] = hubs;
+    assert.equal(fingerprint(a!.trust.bundlePem()), fingerprint(b!.trust.bundlePem()));
+    const admins = ['a', 'b'].filter((n) => existsSync(join(dir, n, 'admin.meshfed.yaml')));
+    assert.equal(admins.length, 1, 'exactly one hub wrote the admin credential');
+    const config = parseYaml(await readFile(join(dir, admins[0]!, 'admin.meshfed.yaml'), 'utf8')) as { contexts: { token: string }[] };
+    const ca = a!.trust.bundlePem();
+    const call = (hub: Hub, path: string, token: string, init: { method?: string; body?: string } = {}) =>
+      apiFetch(`https://127.0.0.1:${hub.apiAddress.port}${path}`, { ...init, headers: { 'content-type': 'application/json' } }, { ca, token });
+    const made = await call(a!, '/api/v1alpha1/auth/tokens', config.contexts[0]!.token, { method: 'POST', body: JSON.stringify({ user: 'bob', groups: ['meshfed:admins'], ttl: '1h' }) });
+    assert.equal(made.status, 201, await made.clone().text());
+    const { token, id } = (await made.json()) as { token: string; id: string };
+    assert.equal((await call(b!, '/api/v1alpha1/clusters', token)).status, 200);
+    // The hub's internal kinds are not API resources.
+    assert.equal((await call(b!, '/api/v1alpha1/hubtrusts', token)).status, 404);
+    assert.equal((await call(b!, `/api/v1alpha1/auth/tokens/${id}`, token, { method: 'DELETE' })).status, 200);
+    await eventually('the revocation at b to reach a', async () => ((await call(a!, '/api/v1alpha1/clusters', token)).status === 401 ? true : undefined), 10_000, 100);
+  } finally {
+    for (const h of hubs) await h.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 });

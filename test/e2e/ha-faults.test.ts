@@ -9,6 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { API_VERSION, type ApiObject } from '../../src/api/index.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { runMeshfed } from '../helpers/cli.js';
@@ -26,7 +29,7 @@ let trafficMark = 0;
 before(async () => {
   etcd = await startEtcdCluster(3);
   fleet = await LocalFleet.create();
-  await fleet.startHub(['--store', `etcd://${etcd.endpoints.join(',')}/ha`]);
+  await fleet.startHub(hubArgs());
   await fleet.apply([
     { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests */,
     ...DEMO_CLUSTERS.map(clusterObject),
@@ -45,6 +48,13 @@ after(async () => {
   await channelProxy?.close();
   await etcd?.stop();
 });
+
+/** A hub on the etcd, with the state key that seals its root key there. */
+function hubArgs(): string[] {
+  const keyFile = join(fleet.dir, 'state.key');
+  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  return ['--store', `etcd://${etcd.endpoints.join(',')}/ha`, '--state-key-file', keyFile];
+}
 
 /** No data-plane call failed since the last check (each test ends with one). */
 async function assertNoFailedCalls(what: string): Promise<void> {
@@ -211,7 +221,7 @@ async function endpointsSeen(cluster: string, name: string): Promise<string[]> {
 test('churn while the hub restarts and agents reconnect: no change lost, checked endpoint by endpoint in every cluster', async () => {
   const want = new Set<string>();
   await fleet.stopHub();
-  const restart = fleet.startHub(['--store', `etcd://${etcd.endpoints.join(',')}/ha`]);
+  const restart = fleet.startHub(hubArgs());
   // Registrations and deregistrations at cluster3's agent while the hub is down and coming back.
   for (let i = 0; i < 30; i++) {
     const name = `churn-${i}`;

@@ -75,7 +75,7 @@ describe('mTLS with join tokens', () => {
     await fleet?.close();
   });
 
-  test('an agent joins with its token and connects with mTLS; keys stay owner-only', async () => {
+  test('an agent joins with its token and connects with mTLS; keys stay owner-only (the hub keeps none in files)', async () => {
     const s = await fleet.agentStatus('east');
     assert.equal(s.trust.channel, 'mtls');
     assert.equal(s.trust.agentCert?.spiffeId, agentId(TD, 'east'));
@@ -87,11 +87,13 @@ describe('mTLS with join tokens', () => {
     const trustDir = join(fleet.agent('east').dataDir, 'trust');
     assert.equal((await stat(trustDir)).mode & 0o777, 0o700);
     for (const f of ['channel.pem', 'intermediate.pem']) assert.equal((await stat(join(trustDir, f))).mode & 0o777, 0o600, f);
-    const caDir = join(fleet.dir, 'hub', 'ca');
-    assert.equal((await stat(caDir)).mode & 0o777, 0o700);
-    const keys = (await readdir(caDir)).filter((f) => f.endsWith('.key.pem'));
-    assert.equal(keys.length, 1);
-    assert.equal((await stat(join(caDir, keys[0]!))).mode & 0o777, 0o600);
+    // The hub's root key is sealed in its store with the state key, generated owner-only on the first start.
+    assert.equal((await stat(join(fleet.dir, 'hub', 'state.key'))).mode & 0o777, 0o600);
+    assert.deepEqual(
+      (await readdir(join(fleet.dir, 'hub', 'ca'))).filter((f) => f.endsWith('.pem') && f !== 'bundle.pem'),
+      [],
+      'no key file beside the bundle',
+    );
   });
 
   test('the channel refuses plaintext, certificate-less, foreign, rogue and mismatched clients, naming why', async () => {
@@ -216,9 +218,12 @@ describe('mTLS with join tokens', () => {
       return out;
     };
     const hubFiles = await files(join(fleet.dir, 'hub'));
-    assert.ok(hubFiles.some((f) => f.endsWith('trust.json')));
+    // The trust state is in the hub's store; the root key too, sealed: no private key in any hub file.
+    assert.ok(hubFiles.some((f) => f.endsWith('wal.jsonl')));
+    assert.ok(hubFiles.some((f) => f.endsWith('state.key')));
     for (const f of hubFiles) {
       const text = await readFile(f, 'latin1');
+      assert.ok(!text.includes('PRIVATE KEY'), `a private key in the hub's ${f}`);
       for (const k of secrets) assert.ok(!text.includes(k), `an agent key is in the hub's ${f}`);
     }
     for (const path of ['trust', 'clusters', 'agents', 'globalservices', 'proxies', 'meshes', 'workloads', 'services']) {

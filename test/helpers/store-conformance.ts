@@ -135,6 +135,54 @@ export function storeConformance(label: string, target: ConformanceTarget): void
       assert.notEqual(r8.results[0]!.object!.metadata.uid, created.metadata.uid);
     }));
 
+  test(`${label}: a put's precondition (expect) fails the whole commit with a conflict naming the object and both versions`, () =>
+    withStore(target, {}, async (s, base) => {
+      const conflict = (re: RegExp) => (e: unknown) => e instanceof MeshfedError && e.code === 'conflict' && re.test(e.message);
+      const created = (await s.commit([{ type: 'put', object: cluster('c1'), expect: 'absent' }])).results[0]!;
+      assert.equal(created.outcome, 'created');
+      const rv = created.object!.metadata.resourceVersion!;
+      await assert.rejects(
+        s.commit([{ type: 'put', object: cluster('c1', 'r2'), expect: 'absent' }]),
+        conflict(new RegExp(`^Cluster c1: expected it not to exist, but it is stored at resourceVersion ${rv}$`)),
+      );
+      const moved = await s.commit([{ type: 'put', object: cluster('c1', 'r2'), expect: { resourceVersion: rv } }]);
+      assert.equal(moved.results[0]!.outcome, 'configured');
+      const rv2 = moved.results[0]!.object!.metadata.resourceVersion!;
+      // A stale version fails even a put that would change nothing, and takes the commit's other ops with it.
+      await assert.rejects(
+        s.commit([
+          { type: 'put', object: cluster('other') },
+          { type: 'put', object: cluster('c1', 'r2'), expect: { resourceVersion: rv } },
+        ]),
+        conflict(new RegExp(`^Cluster c1: expected resourceVersion ${rv}, but it is stored at resourceVersion ${rv2}$`)),
+      );
+      assert.equal(await s.get(ref('other')), undefined);
+      assert.equal(s.revision(), base + 2);
+      await assert.rejects(
+        s.commit([{ type: 'put', object: cluster('c9'), expect: { resourceVersion: rv } }]),
+        conflict(new RegExp(`^Cluster c9: expected resourceVersion ${rv}, but it does not exist$`)),
+      );
+      await assert.rejects(s.commit([{ type: 'put', object: cluster('c9'), expect: { resourceVersion: 7 } as unknown as { resourceVersion: string } }]), TypeError);
+
+      // Read-modify-write with expect, concurrently: retried on conflict, no update is lost.
+      const counter = (n: number): ApiObject => ({ ...cluster('counter'), status: { n } });
+      await s.commit([{ type: 'put', object: counter(0) }]);
+      const increment = async (): Promise<void> => {
+        for (;;) {
+          const cur = (await s.get(ref('counter')))!;
+          const n = (cur.status as { n: number }).n;
+          try {
+            await s.commit([{ type: 'put', object: counter(n + 1), expect: { resourceVersion: cur.metadata.resourceVersion! } }]);
+            return;
+          } catch (err) {
+            if (!(err instanceof MeshfedError && err.code === 'conflict')) throw err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, increment));
+      assert.deepEqual((await s.get(ref('counter')))!.status, { n: 10 });
+    }));
+
   test(`${label}: a multi-op commit is one revision, sees its own earlier ops, and is all-or-nothing`, () =>
     withStore(target, {}, async (s, base) => {
       await s.commit([{ type: 'put', object: cluster('old') }]);

@@ -1,10 +1,12 @@
 // The hub's root of trust without processes: join tokens, redeeming them,
 // what the hub signs for whom (and refuses, naming why), who it accepts on the
 // channel, root rotation phases, a user-supplied mesh CA, and the status
-// warnings. The same code runs in the hub; the e2e tests drive it over gRPC.
+// warnings; what it keeps in the store (the root key sealed with the state
+// key), and two HubTrusts on one store standing for two hub replicas. The same
+// code runs in the hub; the e2e tests drive it over gRPC.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -12,7 +14,9 @@ import { API_VERSION } from '../../src/api/index.js';
 import { agentId, createCsr, createRootCa, CsrRejected, fingerprint, generateKeyPair, intermediateId, signCsr, splitPem, verifyChain, type CaMaterial } from '../../src/ca/index.js';
 import { importKeyPair, x509 } from '../../src/ca/x509.js';
 import { formatJoinToken, hashSecret, MalformedJoinToken, newJoinToken, parseJoinToken, secretMatches } from '../../src/channel/join-token.js';
-import { expiryWarning, HubTrust, trustStatus, type TrustState } from '../../src/hub/trust.js';
+import { expiryWarning, HubTrust, TRUST_KIND, trustStatus, type TrustState } from '../../src/hub/trust.js';
+import { openRootKey, ROOT_KEY_KIND, type StateKey } from '../../src/hub/state-key.js';
+import { CredentialStore } from '../../src/auth/credentials.js';
 import { MeshfedError } from '../../src/util/errors.js';
 import { FileStore } from '../../src/store/file-store.js';
 
@@ -26,23 +30,38 @@ after(async () => {
 });
 
 const quiet = { warn: () => undefined, error: () => undefined };
+const STATE_KEY: StateKey = { key: randomBytes(32), source: 'test.key' };
 
-async function hub(opts: { external?: { certChainPem: string; keyPem: string; rootsPem: string }; dir?: string } = {}): Promise<{ trust: HubTrust; store: FileStore; dir: string }> {
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'meshfed-trust-')));
-  if (!opts.dir) dirs.push(dir);
-  const store = await FileStore.open(dir, { logger: quiet });
+async function hub(
+  opts: { external?: { certChainPem: string; keyPem: string; rootsPem: string }; dir?: string; store?: FileStore; stateKey?: StateKey } = {},
+): Promise<{ trust: HubTrust; store: FileStore; dir: string }> {
+  const dir = opts.dir ?? opts.store?.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshfed-trust-')));
+  if (!opts.dir && !opts.store) dirs.push(dir);
+  const store = opts.store ?? (await FileStore.open(dir, { logger: quiet }));
   await store.commit(
     ['east', 'west'].map((name) => ({ type: 'put' as const, object: { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name }, spec: { network: 'n', region: 'r', zones: ['z'] } } })),
   );
-  const trust = await HubTrust.open({ dataDir: dir, store, channelHosts: [], agentCertTtlMs: 3_600_000, ...(opts.external ? { external: opts.external } : {}) }).catch(async (err: unknown) => {
-    await store.close();
+  const trust = await HubTrust.open({
+    dataDir: dir,
+    store,
+    stateKey: opts.stateKey ?? STATE_KEY,
+    channelHosts: [],
+    agentCertTtlMs: 3_600_000,
+    ...(opts.external ? { external: opts.external } : {}),
+  }).catch(async (err: unknown) => {
+    if (!opts.store) await store.close();
     throw err;
   });
   closers.push(async () => {
     trust.close();
-    await store.close();
+    if (!opts.store) await store.close();
   });
   return { trust, store, dir };
+}
+
+/** Every object of the trust's internal kinds, as JSON. */
+async function storedTrust(store: FileStore): Promise<string> {
+  return JSON.stringify([...(await store.list({ kind: TRUST_KIND })), ...(await store.list({ kind: ROOT_KEY_KIND }))]);
 }
 
 async function csr(uri: string, ca: boolean) {
@@ -77,25 +96,42 @@ describe('join tokens', () => {
 });
 
 describe('hub trust', () => {
-  it('generates the root once, key 0600 in a 0700 directory; nothing secret in trust.json', async () => {
+  it('generates the root once, its key sealed in the store; nothing secret stored; a wrong state key is refused by name', async () => {
     const { trust, dir, store } = await hub();
-    const caDir = join(dir, 'ca');
-    assert.equal((await stat(caDir)).mode & 0o777, 0o700);
-    const files = await readdir(caDir);
-    const keyFile = files.find((f) => f.endsWith('.key.pem'))!;
-    assert.equal((await stat(join(caDir, keyFile))).mode & 0o777, 0o600);
     const t = await trust.createJoinToken('east', 60_000);
-    const state = await readFile(join(caDir, 'trust.json'), 'utf8');
-    assert.ok(!state.includes('PRIVATE KEY'));
-    assert.ok(!state.includes(parseJoinToken(t.token).secret), 'only a hash of the token is stored');
-    assert.ok(state.includes(hashSecret(parseJoinToken(t.token).secret)));
+    const stored = await storedTrust(store);
+    assert.ok(!stored.includes('PRIVATE KEY'), 'no PEM private key text in the store');
+    assert.ok(!stored.includes(parseJoinToken(t.token).secret), 'only a hash of the token is stored');
+    assert.ok(stored.includes(hashSecret(parseJoinToken(t.token).secret)));
     assert.deepEqual(t.pins, [fingerprint(trust.bundlePem())]);
+    const [sealed, ...more] = await store.list({ kind: ROOT_KEY_KIND });
+    assert.equal(more.length, 0);
+    assert.equal(sealed!.metadata.name, fingerprint(trust.bundlePem()));
+    assert.deepEqual(Object.keys(sealed!.spec as object).sort(), ['algorithm', 'ciphertext', 'fingerprint', 'iv', 'tag']);
+    // The sealed key round-trips, and is the root's.
+    const keyPem = openRootKey(STATE_KEY, sealed!);
+    assert.match(keyPem, /PRIVATE KEY/);
+    assert.equal(createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }), new X509Certificate(trust.bundlePem()).publicKey.export({ type: 'spki', format: 'pem' }));
+    // Sealed for its fingerprint only: under another root's name it does not open.
+    assert.throws(() => openRootKey(STATE_KEY, { ...sealed!, metadata: { name: 'f'.repeat(64) }, spec: { ...(sealed!.spec as object), fingerprint: 'f'.repeat(64) } }), /cannot decrypt its key/);
     // A restart keeps the root.
     trust.close();
     await store.close();
     closers.length = 0;
     const again = await hub({ dir });
     assert.equal(again.trust.bundlePem(), trust.bundlePem());
+    again.trust.close();
+    await again.store.close();
+    closers.length = 0;
+    // Another state key: refused, naming the root and why.
+    const fp = fingerprint(trust.bundlePem());
+    await assert.rejects(
+      hub({ dir, stateKey: { key: randomBytes(32), source: 'other.key' } }),
+      (e: Error) =>
+        e instanceof MeshfedError &&
+        e.message ===
+          `root ${fp}: cannot decrypt its key (store object HubRootKey ${fp}): the state key other.key is not the one it was encrypted with; every hub replica needs the same --state-key-file`,
+    );
   });
 
   it('redeems a token once; expired, reused, unknown, wrong-secret and wrong-cluster tokens are refused by name', async () => {
@@ -165,7 +201,7 @@ describe('hub trust', () => {
   });
 
   it('rotates the root in phases: bundle first, then signing, then retirement', async () => {
-    const { trust, dir } = await hub();
+    const { trust, store } = await hub();
     const changes: string[] = [];
     trust.onChange(() => changes.push(trust.bundleMessage().rotationPhase));
     const old = fingerprint(trust.bundlePem());
@@ -190,8 +226,8 @@ describe('hub trust', () => {
     await trust.rotateRoot('retire', { clusters: ['east', 'west'] });
     assert.deepEqual(splitPem(trust.bundlePem()).map(fingerprint), [fresh]);
     assert.deepEqual(changes, ['new-root-in-bundle', 'new-root-active', 'none']);
-    const keys = (await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem'));
-    assert.deepEqual(keys, [`root-${fresh.slice(0, 16)}.key.pem`], "the retired root's key is deleted");
+    const keys = (await store.list({ kind: ROOT_KEY_KIND })).map((o) => o.metadata.name);
+    assert.deepEqual(keys, [fresh], "the retired root's key is deleted");
     const st = trust.status({ clusters: ['east'], connected: new Set(), channel: 'mtls' });
     assert.deepEqual(
       st.roots.map((r) => r.phase),
@@ -217,18 +253,15 @@ describe('hub trust', () => {
       extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
     });
     const meshCaPem = meshCa.toString('pem') + '\n';
-    const { trust, dir } = await hub({ external: { certChainPem: meshCaPem, keyPem: k.privateKeyPem, rootsPem: userRoot.certPem } });
+    const { trust, store } = await hub({ external: { certChainPem: meshCaPem, keyPem: k.privateKeyPem, rootsPem: userRoot.certPem } });
     assert.equal(trust.bundlePem(), userRoot.certPem);
     const issued = await trust.signIntermediate('east', (await csr(intermediateId(TD, 'east'), true)).csrPem);
     const chain = splitPem(issued.certChainPem);
     assert.equal(chain.length, 2, 'cluster intermediate + the user-supplied mesh CA');
     verifyChain(chain[0]!, chain.slice(1), [userRoot.certPem]);
     await assert.rejects(trust.rotateRoot('add'), /user-supplied/);
-    assert.deepEqual(
-      (await readdir(join(dir, 'ca'))).filter((f) => f.endsWith('.key.pem')),
-      [],
-      'no key of the user CA is written',
-    );
+    assert.deepEqual(await store.list({ kind: ROOT_KEY_KIND }), [], 'no key of the user CA is stored');
+    assert.ok(!(await storedTrust(store)).includes('PRIVATE KEY'));
 
     // A CA that may not sign CAs (path length 0) is refused at start.
     const k0 = await generateKeyPair();
@@ -239,6 +272,61 @@ describe('hub trust', () => {
       ttlSeconds: 86_400,
     });
     await assert.rejects(hub({ external: { certChainPem: pathLen0.certPem, keyPem: k0.privateKeyPem, rootsPem: userRoot.certPem } }), /pathLenConstraint is 0/);
+  });
+});
+
+describe('two hub replicas on one store', () => {
+  it('share one root; a token made on one redeems on the other; a revocation and a rotation on one are followed by the other', async () => {
+    const a = await hub();
+    const b = await hub({ store: a.store });
+    assert.equal(b.trust.bundlePem(), a.trust.bundlePem(), 'the second takes the root the first made');
+    const t = parseJoinToken((await a.trust.createJoinToken('east', 60_000)).token);
+    const good = await csr(agentId(TD, 'east'), false);
+    const res = await b.trust.redeemJoinToken({ tokenId: t.id, tokenSecret: t.secret, cluster: 'east', csrPem: good.csrPem });
+    const cert = new X509Certificate(splitPem(res.certChainPem)[0]!).raw;
+    assert.equal(a.trust.checkAgentCertificate(cert, 'east'), undefined, 'the certificate b issued is accepted by a');
+    // Single use across replicas.
+    await refusedJoin(a.trust.redeemJoinToken({ tokenId: t.id, tokenSecret: t.secret, cluster: 'east', csrPem: good.csrPem }), 'UsedToken', /was already used/);
+
+    const pending = parseJoinToken((await b.trust.createJoinToken('east', 60_000)).token);
+    await a.trust.revokeCluster('east', 'cluster "east" was deleted at the hub');
+    assert.equal(b.trust.checkAgentCertificate(cert, 'east')?.code, 'Revoked');
+    await refusedJoin(b.trust.redeemJoinToken({ tokenId: pending.id, tokenSecret: pending.secret, cluster: 'east', csrPem: good.csrPem }), 'RevokedToken', /was revoked/);
+
+    const seen: string[] = [];
+    b.trust.onChange(() => seen.push(b.trust.bundleMessage().rotationPhase));
+    await a.trust.rotateRoot('add');
+    assert.equal(b.trust.bundlePem(), a.trust.bundlePem());
+    await assert.rejects(b.trust.rotateRoot('add'), /already in progress/);
+    await a.trust.rotateRoot('activate');
+    assert.equal(fingerprint(b.trust.bundleMessage().signerPem), fingerprint(a.trust.bundleMessage().signerPem), 'b signs with the new root too');
+    const inter = await b.trust.signIntermediate('west', (await csr(intermediateId(TD, 'west'), true)).csrPem);
+    verifyChain(splitPem(inter.certChainPem)[0]!, [], [splitPem(a.trust.bundlePem()).find((r) => fingerprint(r) === fingerprint(a.trust.bundleMessage().signerPem))!]);
+    assert.deepEqual(seen, ['new-root-in-bundle', 'new-root-active']);
+  });
+
+  it('concurrent changes on both lose nothing', async () => {
+    const a = await hub();
+    const b = await hub({ store: a.store });
+    const made = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).trust.createJoinToken('west', 60_000)));
+    const state = (await a.store.get({ kind: TRUST_KIND, name: 'trust' }))!.spec as TrustState;
+    assert.deepEqual(state.tokens.map((r) => r.id).sort(), made.map((m) => parseJoinToken(m.token).id).sort());
+  });
+
+  it('API credentials: created once; a token made on one verifies on the other; a revocation on one is refused by both at once', async () => {
+    const { store } = await hub();
+    const [one, two] = await Promise.all([CredentialStore.open(store), CredentialStore.open(store)]);
+    closers.push(
+      () => one.store.close(),
+      () => two.store.close(),
+    );
+    assert.equal([one.created, two.created].filter(Boolean).length, 1, 'exactly one replica created the records');
+    const made = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).store.create({ user: `u${i}`, groups: [], ttlMs: 60_000 })));
+    for (const m of made) assert.ok(one.store.verify(m.token) && two.store.verify(m.token));
+    await one.store.revoke(made[3]!.info.id);
+    assert.equal(two.store.verify(made[3]!.token), undefined);
+    assert.equal(one.store.verify(made[3]!.token), undefined);
+    assert.equal(two.store.list().length, 10);
   });
 });
 

@@ -8,15 +8,16 @@ import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
-import { parseStoreLocation } from '../../store/location.js';
 import { withConfigFile } from '../config-file.js';
 import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
 import type { AgentOptions } from '../../agent/agent.js';
 import type { HubOptions } from '../../hub/hub.js';
+import { parseStoreLocation } from '../../store/location.js';
 
 interface HubFlags {
   dataDir: string;
   store?: string;
+  stateKeyFile?: string;
   listen: string;
   agentListen: string;
   channelSan: string[];
@@ -62,7 +63,15 @@ export function addServeCommands(program: Command): void {
     .command('hub')
     .description('run the hub: the global API, its store, and the channel agents dial out to')
     .option('--data-dir <dir>', 'where the store lives', join(homedir(), '.meshfed', 'hub'))
-    .option('--store <url>', 'the main store: file (embedded, in --data-dir) or etcd://host:port[,host:port...][/prefix] (audit log and trust stay in --data-dir)', 'file')
+    .option(
+      '--store <url>',
+      'where the hub keeps everything: file (embedded, in --data-dir) or etcd://host:port[,host:port...][/prefix] (shared by hub replicas; the audit log at <prefix>/audit)',
+      'file',
+    )
+    .option(
+      '--state-key-file <file>',
+      'the key (32 bytes, base64 or hex) that encrypts the generated root keys in the store; required with --store etcd:// (the same file on every replica); default <data-dir>/state.key, generated',
+    )
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
     .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
     .option('--channel-san <name>', 'a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)', collect, [])
@@ -119,8 +128,11 @@ async function runHub(o: HubFlags): Promise<void> {
     insecureApi: o.insecureApi === true,
     apiHosts: commaList(o.apiSan),
   };
-  const etcd = storeFlag(o.store ?? 'file');
-  if (etcd) opts.etcd = etcd;
+  // 'file': the embedded store in --data-dir; else etcd://... (a directory is given with --data-dir, not here).
+  const store = o.store ?? 'file';
+  if (store !== 'file' && !store.startsWith('etcd://')) throw new MeshfedError('usage', `--store ${store}: give file or etcd://host:port[,host:port...][/prefix]`);
+  opts.store = store === 'file' ? { kind: 'file', dir: opts.dataDir } : parseStoreLocation(store, '--store');
+  if (o.stateKeyFile) opts.stateKeyFile = o.stateKeyFile;
   if ((o.kubeconfig || o.kubeContext) && !o.kubernetesPolicies) throw new MeshfedError('usage', '--kubeconfig and --kube-context go with --kubernetes-policies');
   if (o.kubernetesPolicies) opts.kubernetesPolicies = { ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}), ...(o.kubeContext ? { context: o.kubeContext } : {}) };
   if (Boolean(o.apiCert) !== Boolean(o.apiKey)) throw new MeshfedError('usage', '--api-cert and --api-key go together');
@@ -194,12 +206,4 @@ function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-}
-
-/** --store: 'file' (undefined), or etcd://host:port[,host:port...][/prefix]. */
-function storeFlag(v: string): HubOptions['etcd'] {
-  if (v === 'file') return undefined;
-  const loc = v.startsWith('etcd://') ? parseStoreLocation(v, '--store') : undefined;
-  if (loc?.kind !== 'etcd') throw new MeshfedError('usage', `--store ${v}: give file or etcd://host:port[,host:port...][/prefix]`);
-  return { endpoints: loc.endpoints, prefix: loc.prefix };
 }
