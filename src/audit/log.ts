@@ -9,6 +9,9 @@
 //   commit fails it rejects and the chain does not move (the next record
 //   links to the last durable one).
 // - Records are serialized: one at a time, in call order, seq consecutive.
+//   Several logs on one store (hub replicas) each append with expect 'absent'
+//   on the next seq: a seq taken by another makes the log take in the records
+//   it missed and chain after them, so the chain stays one line.
 // - Retention removes the oldest records in the same commit as the record
 //   that pushes the log over a limit (or in a sweep, for age), and moves the
 //   anchor to the last removed record in that commit: what remains verifies.
@@ -54,6 +57,8 @@ export const MAX_QUERY_LIMIT = 1000;
 export const DEFAULT_QUERY_LIMIT = 100;
 /** Most records one retention commit removes (a sweep after a long pause takes several). */
 const MAX_REMOVED_PER_COMMIT = 1000;
+/** Times a record is chained again after another writer took its seq (hub replicas appending at once). */
+const MAX_APPEND_ATTEMPTS = 20;
 /** Records verified between yields to the event loop. */
 const VERIFY_SLICE = 2000;
 
@@ -159,13 +164,37 @@ export class AuditLog implements AuditSink {
   record(r: AuditRecord): Promise<void> {
     return this.serialized(async () => {
       if (this.closed) throw new MeshfedError('unavailable', 'the audit log is closed');
-      const chained = chainAfter(this.head, boundedRecord(r, this.opts.maxRecordBytes, this.now()));
-      const size = Buffer.byteLength(JSON.stringify(chained));
-      const removed = this.dueForRemoval(1, size);
-      await this.commit([{ type: 'put', object: recordObject(chained) }], removed);
-      this.head = { seq: chained.seq, hash: chained.hash };
-      this.pushIndex(chained, size);
+      const bounded = boundedRecord(r, this.opts.maxRecordBytes, this.now());
+      for (let attempt = 0; ; attempt++) {
+        const chained = chainAfter(this.head, bounded);
+        const size = Buffer.byteLength(JSON.stringify(chained));
+        const removed = this.dueForRemoval(1, size);
+        try {
+          // 'absent': hub replicas on one store each append; a seq another replica took first is a conflict,
+          // and this record is chained again after the records it missed (never over them).
+          await this.commit([{ type: 'put', object: recordObject(chained), expect: 'absent' }], removed);
+        } catch (err) {
+          if (err instanceof MeshfedError && err.code === 'conflict' && attempt < MAX_APPEND_ATTEMPTS) {
+            await this.catchUp();
+            continue;
+          }
+          throw err;
+        }
+        this.head = { seq: chained.seq, hash: chained.hash };
+        this.pushIndex(chained, size);
+        return;
+      }
     });
+  }
+
+  /** Takes in the records other writers (hub replicas on the same store) appended after this log's head. */
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      const next = await this.store.get({ kind: AUDIT_RECORD_KIND, name: recordName(this.head.seq + 1) });
+      if (!isChained(next?.spec)) return;
+      this.head = { seq: next.spec.seq, hash: next.spec.hash };
+      this.pushIndex(next.spec, Buffer.byteLength(JSON.stringify(next.spec)));
+    }
   }
 
   /** Removes the records past their age now (record() does it too); resolves with how many were removed. */
@@ -220,6 +249,8 @@ export class AuditLog implements AuditSink {
 
   /** Walks the whole retained chain from the anchor (yielding between slices); the first broken link by seq. */
   async verify(): Promise<ChainVerdict> {
+    // Records other hub replicas appended since this log's last append are part of the chain to verify.
+    await this.serialized(() => this.catchUp());
     const anchor = this.anchor;
     const head = this.head;
     // Stored objects are never changed in place: this array is a consistent view even if records arrive meanwhile.

@@ -110,6 +110,24 @@ test('records are durable when record() resolves and read back after a restart; 
   });
 });
 
+test('two logs on one store (hub replicas) appending at once keep one chain: every record kept, in one line that verifies', async () => {
+  await withStore(async (_dir, open) => {
+    const store = await open();
+    const a = await openLog(store);
+    const b = await openLog(store);
+    // Both start at the same head: every other append finds its seq taken and chains after what it missed.
+    await Promise.all(Array.from({ length: 20 }, (_x, i) => (i % 2 === 0 ? a : b).record(rec(i + 1))));
+    const v = await a.verify();
+    assert.equal(v.ok, true, JSON.stringify(v));
+    assert.equal(v.records, 20);
+    const objects = new Set(a.query({ limit: 100 }).items.map((r) => r.object));
+    assert.equal(objects.size, 20);
+    await a.close();
+    await b.close();
+    await store.close();
+  });
+});
+
 test('a record changed through the store is found at its seq; so is a removed one', async () => {
   await withStore(async (_dir, open) => {
     const store = await open();
