@@ -11,7 +11,10 @@ import { errorMessage, MeshfedError } from '../util/errors.js';
 // No defaults here: an unset --hub/--agent falls back to the env, then the
 // config context, then the built-in address (src/cli/http.ts target()).
 export function hubOption(): Option {
-  return new Option('--hub <url|host:port>', "hub API URL, or HOST:PORT for https:// (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)");
+  return new Option(
+    '--hub <url|host:port>',
+    "hub API URL, or HOST:PORT for https://; several hub replicas comma-separated, tried in turn (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)",
+  );
 }
 
 export function agentOption(): Option {
