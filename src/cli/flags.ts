@@ -52,6 +52,16 @@ export function apiUrlFlag(v: string, what: 'hub' | 'agent', source: string): st
   return `${ASSUMED_SCHEME[what]}://${value}`;
 }
 
+/** Several API addresses, comma-separated (hub replicas), each as apiUrlFlag takes it; at least one. */
+export function apiUrlsFlag(v: string, what: 'hub' | 'agent', source: string): string[] {
+  const urls = v
+    .split(',')
+    .filter((u) => u.trim() !== '')
+    .map((u) => apiUrlFlag(u, what, source));
+  if (urls.length === 0) throw new MeshfedError('invalid', `${source}: no ${what} address given`);
+  return urls;
+}
+
 export function outputOption(withName = false): Option {
   return new Option('-o, --output <format>', withName ? 'table, wide, json, yaml, name (kind/name per line) or jsonpath=TEMPLATE' : 'table, wide, json or yaml').default('table');
 }

@@ -16,7 +16,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions }
 import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
 import { currentContext, pemOf } from './config.js';
-import { apiUrlFlag } from './flags.js';
+import { apiUrlsFlag } from './flags.js';
 
 const DEFAULT_HUB = 'https://127.0.0.1:7400';
 const DEFAULT_AGENT = 'http://127.0.0.1:15011';
@@ -94,11 +94,7 @@ export function target(what: 'hub' | 'agent', given: string | undefined): { base
   const { base, creds } = rawTarget(what, given);
   const env = what === 'hub' ? 'MESHFED_HUB' : 'MESHFED_AGENT';
   const source = given !== undefined ? `--${what}` : process.env[env] !== undefined ? env : `the context's ${what}`;
-  const bases = base
-    .split(',')
-    .filter((b) => b.trim() !== '')
-    .map((b) => apiUrlFlag(b, what, source));
-  if (bases.length === 0) throw new MeshfedError('invalid', `${source}: no ${what} address given`);
+  const bases = apiUrlsFlag(base, what, source);
   return { base: bases.join(','), bases, creds };
 }
 

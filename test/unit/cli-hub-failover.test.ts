@@ -15,7 +15,7 @@ const hits = new Map<string, number>();
 let refused = '';
 
 async function serve(name: string, status: number, body: string): Promise<string> {
-  const s = createServer((req, res) => {
+  const s = createServer((_req, res) => {
     hits.set(name, (hits.get(name) ?? 0) + 1);
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(body);
