@@ -4,7 +4,8 @@
 // about the lease (2 s), the agent reconnects to it, and the CLI given both hub
 // URLs writes through the survivor. Insecure channel and API keep this
 // independent of trust; the second replica gets the first one's credentials
-// file (trust state is per data directory for now).
+// file (trust state is per data directory for now). A standby answers the
+// agent channel UNAVAILABLE, naming the leader.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { apiFetch } from '../../src/cli/http.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
 import { freePort, meshfedBin, waitHttp, type Child } from '../../src/demo/processes.js';
+import { RawSession } from '../helpers/channel-client.js';
 import { runMeshfed } from '../helpers/cli.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { eventually } from '../helpers/eventually.js';
@@ -95,6 +97,16 @@ test('two replicas: one leader, one standby; the agent is on the leader; get hub
   assert.equal(s.hub.connected, true);
   assert.equal(s.hub.address, fleet.hubAgentAddr);
   assert.deepEqual(s.hub.addresses, [agentsB, fleet.hubAgentAddr]);
+  // What the agent heard from the standby first: UNAVAILABLE, naming the leader.
+  const raw = new RawSession(agentsB, undefined, { cluster: C.name });
+  try {
+    await raw.closed();
+    assert.equal(raw.error?.code, 14);
+    const leader = hubs.find((h) => h.role === 'leader')!;
+    assert.equal(raw.error?.details, `not the leader: the leader is ${leader.id} at ${fleet.hubAgentAddr}`);
+  } finally {
+    raw.close();
+  }
 });
 
 test('the leader killed: the standby leads within ~3 s, the agent follows, the CLI writes through the survivor', async () => {
