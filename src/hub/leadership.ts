@@ -196,8 +196,10 @@ class EtcdLeadership implements Leadership {
       if (this.lastError) log.info('etcd answers the election again', { was: this.lastError });
       this.lastError = undefined;
       // Only with a fresh lease: one that may be expiring must not start duties.
-      if (r.mine && !this.leading && this.fresh(lease)) await this.setLeading(true, 'took the leader key');
-      else if (!r.mine && this.leading) await this.setLeading(false, `replica ${this.current?.id ?? '(unknown)'} holds the leader key`);
+      if (r.mine && !this.leading && this.fresh(lease)) {
+        // Duties that cannot start: give the key up, so another replica may lead.
+        if (!(await this.setLeading(true, 'took the leader key'))) void this.lose(lease, 'the leader duties did not start');
+      } else if (!r.mine && this.leading) await this.setLeading(false, `replica ${this.current?.id ?? '(unknown)'} holds the leader key`);
     } catch (err) {
       const msg = errorMessage(err);
       if (msg !== this.lastError) log.warn('leader election: etcd did not answer', { error: msg });
@@ -231,24 +233,28 @@ class EtcdLeadership implements Leadership {
     }
   }
 
-  private async setLeading(leading: boolean, reason: string): Promise<void> {
-    if (this.leading === leading) return;
+  /** Changes the role and runs the callbacks; false if one failed. */
+  private async setLeading(leading: boolean, reason: string): Promise<boolean> {
+    if (this.leading === leading) return true;
     this.leading = leading;
     if (leading) {
       this.current = this.self;
       log.info('this hub is the leader', { id: this.self.id, reason });
     } else log.warn('this hub stepped down: standby', { id: this.self.id, reason });
     const run = this.chain.then(async () => {
+      let ok = true;
       for (const cb of this.cbs) {
         try {
           await cb(leading);
         } catch (err) {
+          ok = false;
           log.error(leading ? 'cannot take over the leader duties' : 'cannot stop the leader duties', { error: errorMessage(err) });
         }
       }
+      return ok;
     });
     this.chain = run;
-    await run;
+    return run;
   }
 }
 
