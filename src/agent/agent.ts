@@ -51,6 +51,7 @@ export interface AgentOptions {
   network?: string;
   region?: string;
   zones?: string[];
+  /** The hub's agent channel, HOST:PORT; every hub replica's, comma-separated (the leader serves). */
   hub: string;
   xds: HostPort;
   api: HostPort;

@@ -9,9 +9,14 @@
 // overloaded: no full report in a fast loop) or rejected it. It starts over only
 // once a connection has stayed up for HEALTHY_AFTER_MS. While connected the
 // agent heartbeats every HEARTBEAT_INTERVAL_MS (the hub's cluster liveness).
+// Several hub addresses (replicas on one store, only the leader serves): a
+// connection that ends or fails moves on to the next address at once (a
+// standby answers UNAVAILABLE "not the leader"); the backoff applies after a
+// whole round of addresses without a welcome, with the ceilings above.
 import type * as grpc from '@grpc/grpc-js';
 import { keyOf, refOf, type ApiObject } from '../api/index.js';
 import { agentChannelClient, HEARTBEAT_INTERVAL_MS, type AgentChannelClient, type AgentMessage, type HubMessage, type HubStream, type View } from '../channel/protocol.js';
+import { hubAddresses } from '../util/address.js';
 import { internObject } from '../util/intern.js';
 import { logger } from '../util/log.js';
 
@@ -53,6 +58,7 @@ export function jittered(backoffMs: number, random: () => number = Math.random):
 }
 
 export interface HubConnectionOptions {
+  /** The hub's agent channel, HOST:PORT; several replicas comma-separated. */
   hubAddress: string;
   hello: { cluster: string; network: string; region: string; zones: string[]; agentVersion: string };
   /** The view revision the agent holds (resume point). */
@@ -79,7 +85,10 @@ export interface HubConnectionOptions {
 }
 
 export interface HubConnectionStatus {
+  /** The address in use (or dialled next). */
   address: string;
+  /** Every address given, when several. */
+  addresses?: string[];
   connected: boolean;
   since?: string;
   lastError?: string;
@@ -94,6 +103,14 @@ export interface HubConnectionStatus {
 export class HubConnection {
   private client: AgentChannelClient | undefined;
   private clientVersion = -1;
+  private clientAddress: string | undefined;
+  private readonly addresses: string[];
+  /** The address dialled (index into addresses), and where the current round of addresses began. */
+  private index = 0;
+  private roundStart = 0;
+  /** A dial of this round was welcomed and dropped, or rejected: the slow ceiling. */
+  private roundSlow = false;
+  private roundRejected = false;
   private stream: HubStream | undefined;
   private connected = false;
   private since: string | undefined;
@@ -124,7 +141,14 @@ export class HubConnection {
   private readonly pendingDeletes = new Set<string>();
   private stopped = false;
 
-  constructor(private readonly opts: HubConnectionOptions) {}
+  constructor(private readonly opts: HubConnectionOptions) {
+    this.addresses = hubAddresses(opts.hubAddress);
+    if (this.addresses.length === 0) throw new RangeError('hubAddress: no address');
+  }
+
+  private get address(): string {
+    return this.addresses[this.index]!;
+  }
 
   start(): void {
     this.dial();
@@ -132,15 +156,20 @@ export class HubConnection {
 
   /** A client with the current credentials: a new one after they changed (takes effect on the next dial). */
   private currentClient(): AgentChannelClient | undefined {
+    if (this.clientAddress !== this.address) {
+      this.client?.close();
+      this.client = undefined;
+      this.clientAddress = this.address;
+    }
     if (!this.opts.credentials) {
-      this.client ??= agentChannelClient(this.opts.hubAddress);
+      this.client ??= agentChannelClient(this.address);
       return this.client;
     }
     const c = this.opts.credentials();
     if (!c) return undefined;
     if (!this.client || this.clientVersion !== c.version) {
       this.client?.close();
-      this.client = agentChannelClient(this.opts.hubAddress, c.creds);
+      this.client = agentChannelClient(this.address, c.creds);
       this.clientVersion = c.version;
     }
     return this.client;
@@ -158,7 +187,13 @@ export class HubConnection {
   }
 
   status(): HubConnectionStatus {
-    const s: HubConnectionStatus = { address: this.opts.hubAddress, connected: this.connected, reportsSent: this.reportsSent, connects: this.connects };
+    const s: HubConnectionStatus = {
+      address: this.address,
+      ...(this.addresses.length > 1 ? { addresses: this.addresses } : {}),
+      connected: this.connected,
+      reportsSent: this.reportsSent,
+      connects: this.connects,
+    };
     if (!this.connected && this.nextDialMs !== undefined) s.nextDialMs = this.nextDialMs;
     if (this.since) s.since = this.since;
     if (this.lastError) s.lastError = this.lastError;
@@ -229,18 +264,27 @@ export class HubConnection {
       if (this.stream === stream) this.stream = undefined;
       this.opts.trust?.sessionEnded();
       if (this.stopped) return;
-      const delay = jittered(this.backoffMs);
-      if (wasConnected) log.warn('lost the hub; serving the last good state', { reason: why, redialInMs: delay });
+      const from = this.address;
+      if (welcomed || this.rejected) this.roundSlow = true;
+      if (this.rejected) this.roundRejected = true;
+      // The next address; a whole round without a welcome waits the backoff (one address: every dial is a round).
+      this.index = (this.index + 1) % this.addresses.length;
+      const roundDone = this.index === this.roundStart;
+      const delay = roundDone ? jittered(this.backoffMs) : 0;
+      if (wasConnected) log.warn('lost the hub; serving the last good state', { hub: from, reason: why, next: this.address, redialInMs: delay });
       this.nextDialMs = delay;
       this.retryTimer = setTimeout(() => this.dial(), delay);
+      if (!roundDone) return;
       // Welcomed and dropped, or rejected: the slow ceiling; never answered: the fast one.
-      const ceiling = welcomed || this.rejected ? BACKOFF_MAX_MS : BACKOFF_UNREACHABLE_MAX_MS;
-      this.backoffMs = Math.max(Math.min(this.backoffMs * 2, ceiling), this.rejected ? BACKOFF_MAX_MS : 0);
+      const ceiling = this.roundSlow ? BACKOFF_MAX_MS : BACKOFF_UNREACHABLE_MAX_MS;
+      this.backoffMs = Math.max(Math.min(this.backoffMs * 2, ceiling), this.roundRejected ? BACKOFF_MAX_MS : 0);
+      this.roundSlow = false;
+      this.roundRejected = false;
     };
     stream.on('data', (m: HubMessage) => this.onMessage(m));
     stream.on('error', (err: Error & { details?: string }) => {
       if (!this.lastError || this.connected || !this.lastError.startsWith('hub rejected'))
-        this.lastError = `hub ${this.opts.hubAddress}: ${err.details ?? err.message}${hint(err.details ?? err.message, !!this.opts.credentials)}`;
+        this.lastError = `hub ${this.address}: ${err.details ?? err.message}${hint(err.details ?? err.message, !!this.opts.credentials)}`;
       onEnd(err.message);
     });
     stream.on('end', () => onEnd('stream ended'));
@@ -261,6 +305,7 @@ export class HubConnection {
       }, HEARTBEAT_INTERVAL_MS);
       this.heartbeatTimer.unref();
       this.connects++;
+      this.roundStart = this.index;
       this.welcomeRevision = Number(m.welcome.revision ?? 0) || 0;
       this.since = new Date().toISOString();
       this.lastError = undefined;
@@ -272,7 +317,7 @@ export class HubConnection {
         if (this.connected) this.backoffMs = BACKOFF_MIN_MS;
       }, this.opts.healthyAfterMs ?? HEALTHY_AFTER_MS);
       this.healthyTimer.unref();
-      log.info('connected to the hub', { hub: this.opts.hubAddress, hubVersion: m.welcome.hubVersion, channel: this.opts.credentials ? 'mTLS' : 'insecure' });
+      log.info('connected to the hub', { hub: this.address, hubVersion: m.welcome.hubVersion, channel: this.opts.credentials ? 'mTLS' : 'insecure' });
       const stream = this.stream;
       this.opts.trust?.sessionStarted((msg) => {
         if (!stream || this.stream !== stream || !this.connected) return false;

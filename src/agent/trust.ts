@@ -21,6 +21,7 @@ import { agentId, certInfo, createCsr, fingerprint, generateKeyPair, intermediat
 import { parseJoinToken, type JoinToken } from '../channel/join-token.js';
 import { agentChannelClient, type AgentMessage, type HubMessage, type Issued, type JoinResponse, type TrustBundle } from '../channel/protocol.js';
 import { agentCredentials, JoinError, probeHubRoot } from '../channel/tls.js';
+import { hubAddresses } from '../util/address.js';
 import { errorMessage } from '../util/errors.js';
 import { writeFileDurable } from '../util/files.js';
 import { logger } from '../util/log.js';
@@ -36,6 +37,7 @@ export interface AgentTrustOptions {
   cluster: string;
   /** The agent's data directory; trust material lives in its `trust` subdirectory. */
   dataDir: string;
+  /** The hub's agent channel; several replicas comma-separated (a join tries each in turn). */
   hubAddress: string;
   /** Plaintext channel without agent authentication (a hub with --insecure-channel). */
   insecureChannel: boolean;
@@ -165,14 +167,16 @@ export class AgentTrust {
    * Redeems the join token: finds the root the token pins in what the hub
    * presents, generates the channel key here, sends a CSR over TLS that
    * authenticates the hub, and stores the certificate and the bundle.
-   * Transient failures (hub unreachable) are retried with backoff; a refusal
+   * Transient failures (hub unreachable, a standby replica) are retried with backoff; a refusal
    * ends the attempt and stays in status().
    */
   async joinLoop(): Promise<boolean> {
     let backoff = 250;
-    while (!this.stopped) {
+    // Several hub replicas: each in turn (a standby answers UNAVAILABLE, transient); the backoff after a whole round.
+    const hubs = hubAddresses(this.opts.hubAddress);
+    for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        await this.joinOnce();
+        await this.joinOnce(hubs[attempt % hubs.length]!);
         this.lastError = undefined;
         return true;
       } catch (err) {
@@ -180,6 +184,7 @@ export class AgentTrust {
         if (e.message !== this.lastError) log.error(e.permanent ? 'cannot join the hub' : 'cannot join the hub yet; retrying', { error: e.message });
         this.lastError = e.message;
         if (e.permanent) return false;
+        if ((attempt + 1) % hubs.length !== 0) continue;
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
       }
@@ -187,24 +192,19 @@ export class AgentTrust {
     return false;
   }
 
-  private async joinOnce(): Promise<void> {
+  private async joinOnce(hubAddress: string): Promise<void> {
     const token = this.token!;
-    const { rootPem, trustDomain } = await probeHubRoot(this.opts.hubAddress, token.pins);
+    const { rootPem, trustDomain } = await probeHubRoot(hubAddress, token.pins);
     const key = await generateKeyPair();
     const csrPem = await createCsr(key, { uris: [agentId(trustDomain, this.opts.cluster)], ca: false });
-    const client = agentChannelClient(this.opts.hubAddress, agentCredentials(rootPem));
+    const client = agentChannelClient(hubAddress, agentCredentials(rootPem));
     let res: JoinResponse;
     try {
       res = await new Promise<JoinResponse>((resolve, reject) => {
         client.join({ tokenId: token.id, tokenSecret: token.secret, cluster: this.opts.cluster, csrPem }, { deadline: Date.now() + 15_000 }, (err, r) => {
           if (err) {
             const transient = err.code === 14 /* UNAVAILABLE */ || err.code === 4; /* DEADLINE_EXCEEDED */
-            reject(
-              new JoinError(
-                transient ? `cannot reach the hub at ${this.opts.hubAddress} to join (${err.details || err.message})` : `join refused by the hub: ${err.details || err.message}`,
-                !transient,
-              ),
-            );
+            reject(new JoinError(transient ? `cannot reach the hub at ${hubAddress} to join (${err.details || err.message})` : `join refused by the hub: ${err.details || err.message}`, !transient));
           } else resolve(r!);
         });
       });

@@ -307,7 +307,10 @@ export class AuditLog implements AuditSink {
       // A record missing from the store (removed behind the log's back) still moves the anchor by seq; verify then reports the first record after it.
       anchor = { seq: lastRemoved.seq, hash: isChained(stored?.spec) ? stored.spec.hash : '' };
       for (const e of removed) ops.push({ type: 'delete', ref: { kind: AUDIT_RECORD_KIND, name: recordName(e.seq) } });
-      ops.push({ type: 'put', object: anchorObject(anchor) });
+      // The anchor only moves forward: another hub replica's retention may have moved it past these already.
+      const storedAnchor = await this.store.get({ kind: AUDIT_ANCHOR_KIND, name: ANCHOR_NAME });
+      if (isAnchor(storedAnchor?.spec) && storedAnchor.spec.seq >= anchor.seq) anchor = storedAnchor.spec;
+      else ops.push({ type: 'put', object: anchorObject(anchor), expect: storedAnchor ? { resourceVersion: storedAnchor.metadata.resourceVersion! } : 'absent' });
     }
     if (ops.length === 0) return;
     await this.store.commit(ops);

@@ -1,9 +1,10 @@
-// The CLI's config file, like a kubeconfig: named contexts, each a hub URL,
-// the CA bundle its API certificate chains to, and a credential (a bearer
-// token, or a client certificate and key), plus the agent API's token; and
-// `current-context`. Where: MESHFED_CONFIG, else ~/.meshfed/config.yaml. The
-// context used: --context, else current-context. The hub's first start writes
-// one (<hub data dir>/admin.meshfed.yaml): MESHFED_CONFIG=that file works as is.
+// The CLI's config file, like a kubeconfig: named contexts, each a hub URL
+// (or several hub replicas, comma-separated), the CA bundle its API
+// certificate chains to, and a credential (a bearer token, or a client
+// certificate and key), plus the agent API's token; and `current-context`.
+// Where: MESHFED_CONFIG, else ~/.meshfed/config.yaml. The context used:
+// --context, else current-context. The hub's first start writes one
+// (<hub data dir>/admin.meshfed.yaml): MESHFED_CONFIG=that file works as is.
 //
 // Invariants: the file is written 0600 (it holds secrets); `ca`, `cert` and
 // `key` are PEM text or a file path; secrets are never printed (`config view`
@@ -17,7 +18,7 @@ import { errorMessage, MeshfedError } from '../util/errors.js';
 
 export interface CliContext {
   name: string;
-  /** Hub API URL (https://... unless the hub runs with --insecure-api). */
+  /** Hub API URL (https://... unless the hub runs with --insecure-api); several replicas comma-separated (http.ts). */
   hub?: string;
   /** CA bundle (PEM or a file) the hub API's certificate chains to. */
   ca?: string;

@@ -11,7 +11,10 @@ import { errorMessage, MeshfedError } from '../util/errors.js';
 // No defaults here: an unset --hub/--agent falls back to the env, then the
 // config context, then the built-in address (src/cli/http.ts target()).
 export function hubOption(): Option {
-  return new Option('--hub <url|host:port>', "hub API URL, or HOST:PORT for https:// (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)");
+  return new Option(
+    '--hub <url|host:port>',
+    "hub API URL, or HOST:PORT for https://; several hub replicas comma-separated, tried in turn (default: env MESHFED_HUB, the context's hub, https://127.0.0.1:7400)",
+  );
 }
 
 export function agentOption(): Option {
@@ -47,6 +50,16 @@ export function apiUrlFlag(v: string, what: 'hub' | 'agent', source: string): st
     throw bad(errorMessage(err).replace(`${source}: `, ''));
   }
   return `${ASSUMED_SCHEME[what]}://${value}`;
+}
+
+/** Several API addresses, comma-separated (hub replicas), each as apiUrlFlag takes it; at least one. */
+export function apiUrlsFlag(v: string, what: 'hub' | 'agent', source: string): string[] {
+  const urls = v
+    .split(',')
+    .filter((u) => u.trim() !== '')
+    .map((u) => apiUrlFlag(u, what, source));
+  if (urls.length === 0) throw new MeshfedError('invalid', `${source}: no ${what} address given`);
+  return urls;
 }
 
 export function outputOption(withName = false): Option {

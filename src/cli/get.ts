@@ -1,4 +1,5 @@
-// `meshfed get`: API objects, and the federated view (globalservices).
+// `meshfed get`: API objects, the federated view (globalservices), and the hub
+// replicas (hubs, src/cli/hubs.ts).
 // Several objects print as one `kind: List` (json, yaml), so `get -o yaml |
 // apply -f -` round-trips; `-o name` prints kind/name lines; `-o jsonpath=`
 // applies a template (src/cli/jsonpath.ts). -n is ignored for cluster-scoped
@@ -18,6 +19,7 @@ import { executeJsonPath, parseJsonPath, type JsonPathTemplate } from './jsonpat
 import { errorMessage, MeshfedError } from '../util/errors.js';
 import { age, listOf, parseFormat, print, table, type OutputFormat } from './output.js';
 import { findKind } from '../registry.js';
+import { getHubs, isHubs } from './hubs.js';
 
 export interface GetOptions {
   namespace?: string;
@@ -93,6 +95,10 @@ export async function getCommand(kind: string, name: string | undefined, o: GetO
   const selector = selectorFlag(o.selector);
   if (name && o.allNamespaces) throw new MeshfedError('usage', 'an object cannot be got by name across all namespaces: pass -n NAMESPACE, not -A');
   if (name && selector) throw new MeshfedError('usage', 'a name and -l together: pass one');
+  if (isHubs(kind)) {
+    if (o.watch || o.watchOnly || out.jsonpath) throw new MeshfedError('usage', 'hubs: no -w, no jsonpath (table, wide, json or yaml)');
+    return getHubs(o.hub, out.format as OutputFormat, name);
+  }
   if (isGlobalServices(kind)) {
     if (o.watch || o.watchOnly) throw new MeshfedError('usage', 'globalservices are computed by the hub and cannot be watched; watch services or workloads');
     return getGlobalServices(name, o, out, selector);

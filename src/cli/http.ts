@@ -8,11 +8,15 @@
 // code: 401 and 403 are `unauthenticated`/`forbidden` (6), 404 `not-found` (4),
 // 409 `conflict` (5), every other status fails (1). A watch (streamLines) is
 // NDJSON read line by line, with no timeout once the answer has started.
+// Several hub URLs (replicas; comma-separated in --hub, MESHFED_HUB or the
+// context's hub): a call goes to the first, and moves to the next only when
+// one gives no answer (refused, timed out) or answers 503 (not ready); any
+// other answer, 4xx included, is the answer.
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { codeOfHttpStatus, errorMessage, MeshfedError, type ErrorCode, type ErrorOptions } from '../util/errors.js';
 import { currentContext, pemOf } from './config.js';
-import { apiUrlFlag } from './flags.js';
+import { apiUrlsFlag } from './flags.js';
 
 const DEFAULT_HUB = 'https://127.0.0.1:7400';
 const DEFAULT_AGENT = 'http://127.0.0.1:15011';
@@ -86,11 +90,22 @@ function headersOf(h: IncomingHttpHeaders): Headers {
  * context's; the context's CA and credential. Every address, wherever it came
  * from, may be a URL or HOST:PORT (flags.ts apiUrlFlag).
  */
-export function target(what: 'hub' | 'agent', given: string | undefined): { base: string; creds: ApiCredentials } {
+export function target(what: 'hub' | 'agent', given: string | undefined): { base: string; bases: string[]; creds: ApiCredentials } {
   const { base, creds } = rawTarget(what, given);
   const env = what === 'hub' ? 'MESHFED_HUB' : 'MESHFED_AGENT';
   const source = given !== undefined ? `--${what}` : process.env[env] !== undefined ? env : `the context's ${what}`;
-  return { base: apiUrlFlag(base, what, source), creds };
+  const bases = apiUrlsFlag(base, what, source);
+  return { base: bases.join(','), bases, creds };
+}
+
+/** A URL of `path` under `base`. */
+function urlOf(base: string, path: string): URL {
+  return new URL(path, base.endsWith('/') ? base : base + '/');
+}
+
+/** The code (or message) of a failed connection, for "cannot reach" messages. */
+function causeOf(err: unknown): string {
+  return (err as { code?: string }).code ?? errorMessage(err);
 }
 
 function rawTarget(what: 'hub' | 'agent', base: string | undefined): { base: string; creds: ApiCredentials } {
@@ -111,20 +126,33 @@ function rawTarget(what: 'hub' | 'agent', base: string | undefined): { base: str
 }
 
 export async function request<T>(given: string | undefined, what: 'hub' | 'agent', method: string, path: string, body?: { text: string; contentType: string }): Promise<T> {
-  const { base, creds } = target(what, given);
-  const url = new URL(path, base.endsWith('/') ? base : base + '/');
-  let res: Response;
-  try {
-    const init: ApiFetchInit = { method };
-    if (body) {
-      init.body = body.text;
-      init.headers = { 'content-type': body.contentType };
-    }
-    res = await apiFetch(url, init, creds);
-  } catch (err) {
-    const cause = (err as { code?: string }).code ?? errorMessage(err);
-    throw new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${cause})`, { cause: err });
+  const { bases, creds } = target(what, given);
+  const init: ApiFetchInit = { method };
+  if (body) {
+    init.body = body.text;
+    init.headers = { 'content-type': body.contentType };
   }
+  const failed: string[] = [];
+  let res: Response | undefined;
+  let lastErr: unknown;
+  for (const [i, base] of bases.entries()) {
+    try {
+      res = await apiFetch(urlOf(base, path), init, creds);
+    } catch (err) {
+      failed.push(`${base} (${causeOf(err)})`);
+      lastErr = err;
+      continue;
+    }
+    // Not ready (starting, stopping, its store unreachable): another replica may be.
+    if (res.status === 503 && i < bases.length - 1) {
+      failed.push(`${base} (503 ${res.statusText})`);
+      await res.text();
+      res = undefined;
+      continue;
+    }
+    break;
+  }
+  if (!res) throw new MeshfedError('unavailable', `cannot reach the ${what} at ${failed.join(', ')}`, { cause: lastErr });
   const text = await res.text();
   const parsed = parseAnswer(text);
   if (!res.ok) throw answerError(what, res.status, res.statusText, parsed);
@@ -157,11 +185,23 @@ function answerError(what: 'hub' | 'agent', status: number, statusText: string, 
  * answer throws as request() does.
  */
 export async function streamLines(given: string | undefined, what: 'hub' | 'agent', path: string, onLine: (line: unknown) => void): Promise<void> {
-  const { base, creds } = target(what, given);
-  const u = new URL(path, base.endsWith('/') ? base : base + '/');
+  const { bases, creds } = target(what, given);
+  const failed: string[] = [];
+  for (const base of bases) {
+    const r = await streamFrom(base, what, path, creds, onLine);
+    if (r.ended) return;
+    failed.push(`${base} (${causeOf(r.unreachable)})`);
+    if (base === bases[bases.length - 1]) throw new MeshfedError('unavailable', `cannot reach the ${what} at ${failed.join(', ')}`, { cause: r.unreachable });
+  }
+}
+
+/** One watch from `base`: true once it ended; the error when no answer came (the caller tries the next base). */
+function streamFrom(base: string, what: 'hub' | 'agent', path: string, creds: ApiCredentials, onLine: (line: unknown) => void): Promise<{ ended: true } | { ended: false; unreachable: unknown }> {
+  const u = urlOf(base, path);
   const opts = requestOptions(u, {}, creds);
-  await new Promise<void>((resolve, reject) => {
-    const unreachable = (err: unknown) => reject(new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${(err as { code?: string }).code ?? errorMessage(err)})`, { cause: err }));
+  let answered = false;
+  return new Promise((resolve, reject) => {
+    const unreachable = (err: unknown) => reject(new MeshfedError('unavailable', `cannot reach the ${what} at ${base} (${causeOf(err)})`, { cause: err }));
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts, (res) => {
       req.setTimeout(0);
       const status = res.statusCode ?? 500;
@@ -186,10 +226,12 @@ export async function streamLines(given: string | undefined, what: 'hub' | 'agen
         }
       });
       res.on('error', unreachable);
-      res.on('end', () => (status >= 300 ? reject(answerError(what, status, res.statusMessage ?? '', parseAnswer(buf))) : resolve()));
+      res.on('end', () => (status >= 300 ? reject(answerError(what, status, res.statusMessage ?? '', parseAnswer(buf))) : resolve({ ended: true })));
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', unreachable);
+    // No answer at all: the caller moves on to the next base.
+    req.on('error', (err) => (answered ? unreachable(err) : resolve({ ended: false, unreachable: err })));
+    req.on('response', () => (answered = true));
     req.end();
   });
 }

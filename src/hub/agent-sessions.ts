@@ -126,6 +126,11 @@ export class AgentSessions {
     this.liveness.forget(cluster);
   }
 
+  /** Ends every session with UNAVAILABLE and `details` (this hub stepped down: agents move to the next hub address); the feed stays. */
+  endSessions(details: string): void {
+    for (const s of [...this.sessions.values()]) s.unavailable(details);
+  }
+
   closeAll(): void {
     for (const s of this.sessions.values()) s.end();
     this.feed.close();
@@ -317,6 +322,12 @@ class AgentSession implements ViewSubscriber {
     log.warn('agent rejected', { cluster: this.cluster, code, message });
     send(this.stream, { rejected: { code, message } });
     this.stream.end();
+    this.end();
+  }
+
+  /** Ends the stream with status UNAVAILABLE (not a rejection: the agent retries elsewhere at once). */
+  unavailable(details: string): void {
+    if (!this.stream.destroyed) this.stream.emit('error', { code: 14, details });
     this.end();
   }
 

@@ -12,7 +12,9 @@
 // transitions never overwrite each other); it writes on transitions only, never
 // per heartbeat (a write reaches every agent's view); silence only moves a
 // cluster forward (Live -> Suspect -> Withdrawn); silence is counted from no
-// earlier than the hub's own start, so a hub restart demotes nobody.
+// earlier than the hub's own start (or this replica's takeover as leader:
+// start() again), so a hub restart or a failover demotes nobody; a replica that
+// stepped down (silence()) writes nothing more, its successor owns the status.
 import type { Cluster, Mesh } from '../api/index.js';
 import { meshSettings, theMesh } from '../api/index.js';
 import type { Store } from '../store/store.js';
@@ -49,7 +51,9 @@ export class ClusterLiveness {
   private readonly tracked = new Map<string, Tracked>();
   private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
-  private readonly startedMs: number;
+  private startedMs: number;
+  /** Stepped down: writes are dropped (the new leader's start() sets what this replica would have). */
+  private silenced = false;
 
   constructor(
     private readonly store: Store,
@@ -63,6 +67,10 @@ export class ClusterLiveness {
    * a restart none is yet), then measures silence every LIVENESS_TICK_MS.
    */
   async start(): Promise<void> {
+    this.stop();
+    this.silenced = false;
+    this.startedMs = this.now();
+    this.tracked.clear();
     const clusters = (await this.store.list({ kind: 'Cluster' })) as Cluster[];
     const stale = clusters.filter((c) => c.status?.agent?.connected);
     if (stale.length > 0) {
@@ -79,6 +87,12 @@ export class ClusterLiveness {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /** Stops the timer and drops every write from now on (this replica stepped down; start() again on a takeover). */
+  silence(): void {
+    this.stop();
+    this.silenced = true;
   }
 
   /** The current state of a cluster (undefined: no agent ever connected). */
@@ -159,8 +173,10 @@ export class ClusterLiveness {
 
   /** Read-modify-write of a Cluster's status, serialized with every other status write of this hub. */
   private write(cluster: string, status: (c: Cluster) => NonNullable<Cluster['status']>): void {
+    if (this.silenced) return;
     this.chain = this.chain
       .then(async () => {
+        if (this.silenced) return;
         const c = (await this.store.get({ kind: 'Cluster', name: cluster })) as Cluster | undefined;
         if (!c) return this.forget(cluster);
         await this.store.commit([{ type: 'put', object: { ...c, status: status(c) } }]);

@@ -19,6 +19,7 @@
 //   GET    /api/v1alpha1/globalservices   the federated view (read-only, computed)
 //   GET    /api/v1alpha1/agents           connected agent sessions
 //   GET    /api/v1alpha1/hub[?resetEventLoop=1]   the hub process: revision, memory, event-loop delay, view fan-out (scopes, cached full views, logs), the Kubernetes source of policies
+//   GET    /api/v1alpha1/hub/replicas  the hub replicas on the shared store, each with its role (leader|standby); {self, leader, items}
 //   POST   /api/v1alpha1/hub/gc           full GC when started with node --expose-gc (benchmarks), else nothing
 //   GET    /api/v1alpha1/proxies          the data planes each agent last reported
 //   POST   /api/v1alpha1/plan             body: objects to apply; a dry run (nothing is written): per-cluster xDS diff, traffic split before/after
@@ -93,6 +94,8 @@ export interface ApiSecurity {
   tls?: ApiTlsMaterial;
   /** The Kubernetes source of policies, when the hub reads them (its status is part of GET hub). */
   kubernetesPolicies?: { status(): unknown };
+  /** The hub replicas sharing the store and which leads (GET hub/replicas). */
+  replicas?: () => Promise<unknown>;
 }
 
 interface ApiContext extends TrustApiContext, ApiSecurity {
@@ -334,6 +337,10 @@ async function route(call: Call, url: URL): Promise<void> {
       views: sessions.viewStats(),
       ...(ctx.kubernetesPolicies ? { kubernetesPolicies: ctx.kubernetesPolicies.status() } : {}),
     });
+  }
+  if (resource === 'hub' && name === 'replicas' && req.method === 'GET') {
+    await allow(call, { verb: 'read', kind: 'Hub' });
+    return sendJson(res, 200, (await ctx.replicas?.()) ?? { items: [] });
   }
   if (resource === 'hub' && name === 'gc' && req.method === 'POST') {
     const perm: Permission = { verb: 'gc', kind: 'Hub' };

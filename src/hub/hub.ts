@@ -10,6 +10,9 @@
 // keys are sealed there with the state key (state-key.ts).
 // With kubernetesPolicies, the policy objects (and the Mesh) also come from
 // custom resources in the hub's own cluster (kubernetes-policies.ts).
+// Several hubs may share one etcd store: every replica serves the API, the
+// elected leader (leadership.ts) the agent channel and the singletons
+// (leader-duties.ts).
 import * as grpc from '@grpc/grpc-js';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -34,6 +37,9 @@ import { createHubHttpServer } from './http-api.js';
 import { missingStateKey, stateKeyFor } from './state-key.js';
 import { HubTrust, type ExternalCa } from './trust.js';
 import type { KubernetesPoliciesOptions, KubernetesPolicySource } from './kubernetes-policies.js';
+import { LeaderDuties } from './leader-duties.js';
+import { replicaId, startLeadership, type Leadership } from './leadership.js';
+import { meshfedVersion } from '../util/version.js';
 
 const log = logger('hub');
 
@@ -73,6 +79,10 @@ export interface HubOptions {
   authFailureLimit?: number;
   /** Take policy objects and the Mesh from custom resources in this Kubernetes cluster (GitOps). */
   kubernetesPolicies?: KubernetesPoliciesOptions;
+  /** The leader's lease TTL with an etcd store (--leader-lease; default 2000 ms, whole seconds). */
+  leaderLeaseMs?: number;
+  /** This replica's id in the election (default: host name and a random suffix). */
+  replicaId?: string;
 }
 
 /** A loopback listen address (where plain HTTP may be allowed). */
@@ -94,8 +104,8 @@ export class Hub {
     readonly auditLog: AuditLog,
     private readonly auditStore: Store,
     private readonly credentials: CredentialStore,
-    /** The Kubernetes source of policies (--kubernetes-policies), when configured. */
-    readonly kubernetesPolicies: KubernetesPolicySource | undefined,
+    /** What only the leader runs (the agent channel, liveness, the Kubernetes source of policies). */
+    readonly duties: LeaderDuties,
     private readonly setNotReady: (reason: string | undefined) => void,
   ) {}
 
@@ -133,8 +143,8 @@ export class Hub {
       throw err;
     }
     const secure = !opts.insecureChannel;
+    // Started by the leader duties, on this replica's takeover.
     const liveness = new ClusterLiveness(store);
-    await liveness.start();
     const sessions = new AgentSessions(store, { viewDebounceMs: opts.viewDebounceMs ?? 20, trust, secure, liveness });
     const hosts = apiHosts(opts.api.host, opts.apiHosts ?? []);
     let apiCert: ApiCertificate | undefined;
@@ -145,21 +155,12 @@ export class Hub {
       apiCert = await ApiCertificate.issue(trust, hosts);
       tls = apiCert.tls;
     }
-    let kubernetesPolicies: KubernetesPolicySource | undefined;
-    if (opts.kubernetesPolicies) {
-      const { KubernetesPolicySource } = await import('./kubernetes-policies.js');
-      try {
-        kubernetesPolicies = await KubernetesPolicySource.start(store, opts.audit ?? auditLog, opts.kubernetesPolicies);
-      } catch (err) {
-        liveness.stop();
-        trust.close();
-        credentials.close();
-        await auditLog.close();
-        await auditStore.close();
-        await store.close();
-        throw err;
-      }
-    }
+    const k8sOpts = opts.kubernetesPolicies;
+    const startKubernetesPolicies = k8sOpts
+      ? async (): Promise<KubernetesPolicySource> => (await import('./kubernetes-policies.js')).KubernetesPolicySource.start(store, opts.audit ?? auditLog, k8sOpts)
+      : undefined;
+    const duties = new LeaderDuties({ liveness, sessions, ...(startKubernetesPolicies ? { startKubernetesPolicies } : {}) });
+    let leadership: Leadership | undefined;
     // The superuser group first, then Roles and RoleBindings from the store.
     const rbac = new RbacAuthorizer(store);
     const api = createHubHttpServer(store, sessions, trust, secure, {
@@ -173,7 +174,8 @@ export class Hub {
       limiter: new FailureLimiter(opts.authFailureLimit ?? 20, 60_000),
       hosts: new Set(hosts.map((h) => h.toLowerCase())),
       ...(tls ? { tls } : {}),
-      ...(kubernetesPolicies ? { kubernetesPolicies } : {}),
+      ...(k8sOpts ? { kubernetesPolicies: { status: () => duties.kubernetesPolicies?.status() ?? { leader: false } } } : {}),
+      replicas: async () => ({ self: leadership?.self.id, leader: leadership?.leader(), items: (await leadership?.replicas()) ?? [] }),
     });
     const http = api.server;
     apiCert?.attach(http as unknown as HttpsServer);
@@ -186,7 +188,7 @@ export class Hub {
       'grpc.max_receive_message_length': MAX_AGENT_MESSAGE_BYTES,
       'grpc.max_send_message_length': -1,
     });
-    grpcServer.addService(agentChannelServerService(), { ...sessions.handler(), Join: joinHandler(trust, secure) });
+    grpcServer.addService(agentChannelServerService(), duties.gate({ ...sessions.handler(), Join: joinHandler(trust, secure) }));
     if (!secure) {
       log.warn(
         "THE AGENT CHANNEL IS INSECURE (--insecure-channel): plaintext, and agents are not authenticated: anything that reaches it can pose as any cluster and get that cluster's intermediate CA. Development and benchmarks only.",
@@ -211,6 +213,13 @@ export class Hub {
           err ? reject(describeListenError(err, 'hub agent channel', formatHostPort(opts.agents))) : resolve(port),
         );
       });
+      const agentsAt = formatHostPort({ host: opts.agents.host, port: agentPort });
+      leadership = await startLeadership(
+        store,
+        { id: opts.replicaId ?? replicaId(), api: apiUrl, agents: agentsAt, version: meshfedVersion(), startedAt: new Date().toISOString() },
+        { leaseMs: opts.leaderLeaseMs ?? 2000 },
+      );
+      await duties.follow(leadership);
       const hub = new Hub(
         store,
         http,
@@ -223,7 +232,7 @@ export class Hub {
         auditLog,
         auditStore,
         credentials,
-        kubernetesPolicies,
+        duties,
         api.setNotReady,
       );
       // Both listeners are up: /readyz answers 200 from now on (while the store takes writes).
@@ -235,13 +244,15 @@ export class Hub {
         trustDomain: trust.trustDomain(),
         dataDir: opts.dataDir,
         revision: store.revision(),
+        replica: leadership.self.id,
+        role: leadership.isLeader() ? 'leader' : 'standby',
       });
       return hub;
     } catch (err) {
       http.close();
       apiCert?.close();
       grpcServer.forceShutdown();
-      await kubernetesPolicies?.stop();
+      await leadership?.stop();
       liveness.stop();
       trust.close();
       credentials.close();
@@ -252,9 +263,13 @@ export class Hub {
     }
   }
 
+  /** The Kubernetes source of policies (--kubernetes-policies) while this replica leads. */
+  get kubernetesPolicies(): KubernetesPolicySource | undefined {
+    return this.duties.kubernetesPolicies;
+  }
+
   async stop(): Promise<void> {
     this.setNotReady('stopping');
-    await this.kubernetesPolicies?.stop();
     this.apiCert?.close();
     this.trust.close();
     this.credentials.close();
@@ -265,6 +280,8 @@ export class Hub {
     await new Promise<void>((r) => this.http.close(() => r()));
     // The disconnects closeAll() recorded are written before the store closes.
     await this.sessions.liveness.settled();
+    // Steps down (the Kubernetes source stops) and revokes the lease: a standby takes over at once.
+    await this.duties.leadership?.stop();
     await this.auditLog.close();
     await this.auditStore.close();
     await this.store.close();

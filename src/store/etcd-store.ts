@@ -20,7 +20,7 @@ import { keyOf, type ApiObject, type ObjectRef } from '../api/meta.js';
 import { errorMessage, MeshfedError } from '../util/errors.js';
 import type { ComparatorBuilder, DeleteBuilder, PutBuilder } from 'etcd3';
 import { EtcdConnection, isCompactedError, keyLayout, normalizeEndpoints, type KeyLayout } from './etcd/connection.js';
-import { grantLease, type StoreLease } from './etcd/lease.js';
+import { grantLease, readLeaseKeys, watchLeaseKey, type StoreLease } from './etcd/lease.js';
 import { Replica } from './etcd/replica.js';
 import { compactionFloor, replayFromEtcd } from './etcd/replay.js';
 import { consoleLogger, type StoreLogger } from './file-store.js';
@@ -185,11 +185,23 @@ export class EtcdStore implements Store {
 
   /**
    * A lease on this etcd with keep-alive (beside the Store interface: for leader
-   * election and liveness later). Revoke it before close; close does not.
+   * election, src/hub/leadership.ts). Revoke it before close; close does not.
    */
   lease(ttlMs: number): Promise<StoreLease> {
     this.assertOpen();
     return grantLease(this.conn, this.keys, ttlMs);
+  }
+
+  /** The lease keys under `<prefix>/leases/<under>` (every replica's, e.g.), by name relative to `under`. */
+  leaseKeys(under: string): Promise<Map<string, string>> {
+    this.assertOpen();
+    return readLeaseKeys(this.conn, this.keys, under);
+  }
+
+  /** A hint whenever lease key `name` is put or deleted; returns a stop function. */
+  watchLeaseKey(name: string, onChange: () => void): () => void {
+    this.assertOpen();
+    return watchLeaseKey(this.conn, this.keys, name, onChange);
   }
 
   unavailable(): string | undefined {

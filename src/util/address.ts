@@ -27,3 +27,11 @@ export function describeListenError(err: unknown, what: string, addr: string): E
   }
   return new Error(`${what}: cannot listen on ${addr}: ${msg}`);
 }
+
+/** A comma-separated list of addresses (several hub replicas: `a:7401,b:7401`), trimmed, empties dropped. */
+export function hubAddresses(v: string): string[] {
+  return v
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+}

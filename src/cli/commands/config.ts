@@ -3,7 +3,7 @@
 // Secrets in it are never printed (view redacts them).
 import type { Command } from 'commander';
 import { MeshfedError } from '../../util/errors.js';
-import { apiUrlFlag } from '../flags.js';
+import { apiUrlFlag, apiUrlsFlag } from '../flags.js';
 import { configPath, loadConfig, redacted, saveConfig, selectContext, type CliContext } from '../config.js';
 import { table } from '../output.js';
 import { stringify } from 'yaml';
@@ -44,7 +44,7 @@ export function addConfigCommands(program: Command): void {
   config
     .command('set-context <name>')
     .description('create or change a context (only the fields given change)')
-    .option('--hub <url|host:port>', 'hub API URL (HOST:PORT means https://)')
+    .option('--hub <url|host:port>', 'hub API URL (HOST:PORT means https://); several hub replicas comma-separated')
     .option('--ca <file>', 'CA bundle file the hub API certificate chains to')
     .option('--token <token>', 'bearer token (visible in ps: prefer editing the file)')
     .option('--cert <file>', 'client certificate file')
@@ -59,7 +59,7 @@ export function addConfigCommands(program: Command): void {
         cfg.contexts.push(ctx);
       }
       // An address is stored as the URL it means, so a bad one fails here and not at the next call.
-      if (o.hub !== undefined) o.hub = apiUrlFlag(o.hub, 'hub', '--hub');
+      if (o.hub !== undefined) o.hub = apiUrlsFlag(o.hub, 'hub', '--hub').join(',');
       if (o.agent !== undefined) o.agent = apiUrlFlag(o.agent, 'agent', '--agent');
       for (const k of ['hub', 'ca', 'token', 'cert', 'key', 'agent', 'agentToken'] as const satisfies readonly (keyof CliContext)[]) if (o[k] !== undefined) ctx[k] = o[k];
       cfg['current-context'] ??= name;

@@ -87,7 +87,7 @@ export function addObjectCommands(program: Command): void {
 
   program
     .command('get')
-    .description('list or show objects: clusters, meshes, services, workloads, globalservices (-l selects, -w watches)')
+    .description('list or show objects: clusters, meshes, services, workloads, globalservices, hubs (the hub replicas and their roles; -l selects, -w watches)')
     .argument('<kind>', 'kind, plural or short name')
     .argument('[name]', 'object name')
     .option('-n, --namespace <ns>', 'namespace (without it: every namespace)')

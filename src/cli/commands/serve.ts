@@ -11,6 +11,7 @@ import { errorMessage, MeshfedError } from '../../util/errors.js';
 import { withConfigFile } from '../config-file.js';
 import { addressFlag, collect, commaList, durationFlag, nonNegative, readFlagFile } from '../flags.js';
 import type { AgentOptions } from '../../agent/agent.js';
+import { hubAddresses } from '../../util/address.js';
 import type { HubOptions } from '../../hub/hub.js';
 import { parseStoreLocation } from '../../store/location.js';
 
@@ -33,6 +34,7 @@ interface HubFlags {
   kubernetesPolicies?: boolean;
   kubeconfig?: string;
   kubeContext?: string;
+  leaderLease: string;
 }
 
 interface AgentFlags {
@@ -72,6 +74,11 @@ export function addServeCommands(program: Command): void {
       '--state-key-file <file>',
       'the key (32 bytes, base64 or hex) that encrypts the generated root keys in the store; required with --store etcd:// (the same file on every replica); default <data-dir>/state.key, generated',
     )
+    .option(
+      '--leader-lease <duration>',
+      'with an etcd store: the TTL of the lease the leading replica holds (whole seconds, at least 1s); a standby takes over about this long after the leader is lost',
+      '2s',
+    )
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:7400')
     .option('--agent-listen <host:port>', 'agent channel (gRPC) address', '127.0.0.1:7401')
     .option('--channel-san <name>', 'a DNS name or IP agents use to reach the hub, for the channel certificate (repeatable)', collect, [])
@@ -93,7 +100,7 @@ export function addServeCommands(program: Command): void {
     .command('agent')
     .description("run a cluster's agent: discovery, report to the hub, xDS for the local data plane")
     .option('--cluster <name>', 'the Cluster this agent serves (must exist at the hub; required, on the command line or in --config)')
-    .option('--hub <host:port>', 'hub agent-channel address', '127.0.0.1:7401')
+    .option('--hub <host:port,...>', 'hub agent-channel address; several replicas comma-separated (tried in turn: the leader serves)', '127.0.0.1:7401')
     .option('--network <name>', "the cluster's network (checked against the Cluster object)")
     .option('--region <name>', "the cluster's region (checked against the Cluster object)")
     .option('--zone <zone>', 'a zone of the cluster (repeatable; checked against the Cluster object)', collect, [])
@@ -127,6 +134,7 @@ async function runHub(o: HubFlags): Promise<void> {
     insecureChannel: o.insecureChannel === true,
     insecureApi: o.insecureApi === true,
     apiHosts: commaList(o.apiSan),
+    leaderLeaseMs: leaderLeaseFlag(o.leaderLease),
   };
   // 'file': the embedded store in --data-dir; else etcd://... (a directory is given with --data-dir, not here).
   const store = o.store ?? 'file';
@@ -154,7 +162,9 @@ async function runHub(o: HubFlags): Promise<void> {
 async function runAgent(o: AgentFlags): Promise<void> {
   if (!o.cluster) throw new MeshfedError('usage', "required option '--cluster <name>' not specified (on the command line or as cluster: in --config)");
   const { Agent } = await import('../../agent/agent.js');
-  addressFlag(o.hub, '--hub');
+  const hubs = hubAddresses(o.hub);
+  if (hubs.length === 0) throw new MeshfedError('usage', '--hub: give HOST:PORT (several hub replicas comma-separated)');
+  for (const a of hubs) addressFlag(a, '--hub');
   const opts: AgentOptions = {
     cluster: o.cluster,
     hub: o.hub,
@@ -206,4 +216,11 @@ function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** --leader-lease: a duration of whole seconds, at least 1 s (etcd's lease TTLs are seconds). */
+function leaderLeaseFlag(v: string): number {
+  const ms = durationFlag(v, '--leader-lease');
+  if (ms < 1000 || ms % 1000 !== 0) throw new MeshfedError('usage', `--leader-lease ${v}: give whole seconds, at least 1s (etcd counts lease TTLs in seconds)`);
+  return ms;
 }
