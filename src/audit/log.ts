@@ -164,6 +164,9 @@ export class AuditLog implements AuditSink {
   record(r: AuditRecord): Promise<void> {
     return this.serialized(async () => {
       if (this.closed) throw new MeshfedError('unavailable', 'the audit log is closed');
+      // A store known to be down (etcd without quorum) fails at once rather than at its commit deadline.
+      const down = this.store.unavailable();
+      if (down !== undefined) throw new MeshfedError('unavailable', `the audit log's store cannot take writes: ${down}`);
       const bounded = boundedRecord(r, this.opts.maxRecordBytes, this.now());
       for (let attempt = 0; ; attempt++) {
         const chained = chainAfter(this.head, bounded);

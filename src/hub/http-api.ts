@@ -222,7 +222,13 @@ async function audited<T>(call: Call, entries: readonly (Permission | AuditEntry
     for (const e of list) await record(e, 'allowed', undefined, revision?.());
     return out;
   } catch (err) {
-    for (const e of list) await record(e, 'failed', errorMessage(err));
+    // The answer names what failed: the write's error, not the audit store's when it failed too. A store that
+    // is down (etcd without quorum) fails the write at its deadline; the record of that failure is written
+    // when it can be, not waited for a second deadline: nothing was written that it would account for.
+    const failure = (async () => {
+      for (const e of list) await record(e, 'failed', errorMessage(err));
+    })().catch((auditErr: unknown) => log.warn('a failed write could not be audited', { request: call.request, error: errorMessage(err), audit: errorMessage(auditErr) }));
+    if (!(err instanceof MeshfedError && err.code === 'unavailable')) await failure;
     throw err;
   }
 }

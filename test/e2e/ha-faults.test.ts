@@ -1,7 +1,8 @@
 // Control-plane faults under live traffic (issue 14's fault tests), with real
-// processes: a three-member etcd on loopback, a hub on it, three agents, real
-// grpc-js-xds servers and a client in cluster1 calling the global service in
-// cluster2 and cluster3 for the whole file. Each test injects one fault, asserts
+// processes: a three-member etcd on loopback, two hub replicas on it (A and B,
+// one state key), three agents that join over mTLS and know both replicas,
+// real grpc-js-xds servers and a client in cluster1 calling the global service
+// in cluster2 and cluster3 for the whole file. Each test injects one fault, asserts
 // what a user relies on (no acknowledged write lost, writes refused with a
 // clear error rather than hanging, 0 failed data-plane calls, every change
 // delivered once the fault is gone) and prints the measured times as TAP
@@ -10,10 +11,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { API_VERSION, type ApiObject } from '../../src/api/index.js';
+import { request } from '../../src/cli/http.js';
 import { DEMO_CLUSTERS, LocalFleet, clusterObject } from '../../src/demo/fleet.js';
+import { freePort, meshfedBin, waitHttp, type Child } from '../../src/demo/processes.js';
 import { runMeshfed } from '../helpers/cli.js';
 import { startEtcdCluster, type EtcdCluster, type EtcdMember } from '../helpers/etcd.js';
 import { eventually } from '../helpers/eventually.js';
@@ -23,6 +26,10 @@ import { TickLog } from '../helpers/tick-log.js';
 let etcd: EtcdCluster;
 let fleet: LocalFleet;
 let channelProxy: TcpProxy;
+/** Replica B: its own data directory and ports, the same etcd prefix and state key as the fleet's hub (A). */
+let hubB: Child;
+let urlB = '';
+let agentsB = '';
 let traffic: TickLog;
 let trafficMark = 0;
 
@@ -34,13 +41,21 @@ before(async () => {
     { apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { mtls: { mode: 'DISABLE' } } } /* plaintext: mTLS has its own tests */,
     ...DEMO_CLUSTERS.map(clusterObject),
   ]);
-  // cluster2's agent dials the hub through a proxy, so its channel alone can be cut.
+  const [apiPort, agentPort] = [await freePort(), await freePort()];
+  urlB = `https://127.0.0.1:${apiPort}`;
+  agentsB = `127.0.0.1:${agentPort}`;
+  hubB = fleet.procs.start('hub-b', [meshfedBin(), 'hub', '--data-dir', join(fleet.dir, 'hub-b'), '--listen', `127.0.0.1:${apiPort}`, '--agent-listen', agentsB, ...hubArgs()], fleet.env());
+  await waitHttp(`${urlB}/healthz`, 'hub-b', hubB, 20_000, () => ({ ca: readFileSync(join(fleet.hubDataDir, 'ca', 'bundle.pem'), 'utf8') }));
+  // cluster2's agent dials replica A through a proxy, so its channel alone can be cut.
   channelProxy = await TcpProxy.start(Number(fleet.hubAgentAddr.split(':')[1]));
-  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c, c.name === 'cluster2' ? { hubAddress: `127.0.0.1:${channelProxy.port}` } : {})));
+  const hubOf = (c: string) => `${c === 'cluster2' ? `127.0.0.1:${channelProxy.port}` : fleet.hubAgentAddr},${agentsB}`;
+  await Promise.all(DEMO_CLUSTERS.map((c) => fleet.startAgent(c, { hubAddress: hubOf(c.name) })));
   await Promise.all([fleet.startServer('cluster2', { name: 'hw-c2', version: 'v2' }), fleet.startServer('cluster3', { name: 'hw-c3', version: 'v3' })]);
   const bootstrap = await fleet.bootstrap('cluster1', 'sample', 'ha-client', false);
   traffic = new TickLog(fleet.startClient('cluster1', bootstrap, { target: 'xds:///helloworld.sample', rate: 50, name: 'ha-client', tickMs: 250 }));
   await traffic.waitFor(0, 2, (t) => (t.byBackend['cluster2/v2'] ?? 0) > 0 && (t.byBackend['cluster3/v3'] ?? 0) > 0, 30_000);
+  // The CLI's own client (src/cli/http.ts) for writes through both replicas, as `--hub A,B` does.
+  process.env.MESHFED_CONFIG = fleet.cliConfigPath();
 });
 
 after(async () => {
@@ -242,3 +257,77 @@ test('churn while the hub restarts and agents reconnect: no change lost, checked
   process.stdout.write(`# churn during a hub restart: ${expected.length} endpoints, each seen in cluster1 and cluster2 ${Date.now() - t0} ms after the hub was back\n`);
   await assertNoFailedCalls('hub restart with churn');
 });
+
+interface Replicas {
+  leader?: { id: string; api: string; agents: string };
+  items: { id: string; api: string; agents: string; role: string }[];
+}
+
+test('the leader hub killed (-9) during a write storm: writes go on through the other replica, none acknowledged is lost; agents follow it over mTLS; no cluster demoted, 0 failed calls', async () => {
+  const hubs = `${fleet.hubUrl},${urlB}`;
+  const before = await request<Replicas>(hubs, 'hub', 'GET', '/api/v1alpha1/hub/replicas');
+  assert.ok(before.leader, JSON.stringify(before));
+  const leaderIsA = before.leader.api === fleet.hubUrl;
+  const survivor = leaderIsA ? { api: urlB, agents: agentsB } : { api: fleet.hubUrl, agents: fleet.hubAgentAddr };
+  // The write storm: each apply goes to A first, then B (the CLI's failover), and is counted once acknowledged.
+  let running = true;
+  const acked: { name: string; at: number }[] = [];
+  const failed: string[] = [];
+  const storm = (async () => {
+    for (let i = 0; running; i++) {
+      const name = `storm2-${i}`;
+      try {
+        await request(hubs, 'hub', 'POST', '/api/v1alpha1/apply', { text: JSON.stringify([role(name)]), contentType: 'application/json' });
+        acked.push({ name, at: Date.now() });
+      } catch (err) {
+        failed.push(`${name}: ${String(err)}`);
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 1000));
+  const killedAt = Date.now();
+  (leaderIsA ? fleet.hub! : hubB).proc.kill('SIGKILL');
+  const led = await eventually(
+    'the other replica to lead',
+    async () => {
+      const r = await request<Replicas>(survivor.api, 'hub', 'GET', '/api/v1alpha1/hub/replicas').catch(() => undefined);
+      return r?.leader?.api === survivor.api ? Date.now() : undefined;
+    },
+    10_000,
+    50,
+  );
+  const reconnected: string[] = [];
+  for (const c of DEMO_CLUSTERS) {
+    await fleet.waitAgent(
+      c.name,
+      (st) => st.hub.connected && st.hub.address !== undefined && (st.hub.address === survivor.agents || (c.name === 'cluster2' && st.hub.address.endsWith(`:${channelProxy.port}`))),
+      15_000,
+    );
+    reconnected.push(`${c.name} ${Date.now() - killedAt} ms`);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  running = false;
+  await storm;
+  assert.deepEqual(failed, [], 'writes failed through the failover');
+  const stored = await storedRolesAt(survivor.api, 'storm2');
+  assert.deepEqual(
+    acked.filter((a) => !stored.has(a.name)).map((a) => a.name),
+    [],
+    'acknowledged writes lost',
+  );
+  // The longest stretch without an acknowledgement around the kill: how long writes waited for another replica.
+  const around = acked.filter((a) => a.at >= killedAt - 1000);
+  let gap = 0;
+  for (let i = 1; i < around.length; i++) gap = Math.max(gap, around[i]!.at - around[i - 1]!.at);
+  const clusters = (await request<{ items: ApiObject[] }>(survivor.api, 'hub', 'GET', '/api/v1alpha1/clusters')).items;
+  for (const c of clusters) assert.equal((c.status as { liveness?: { state?: string } } | undefined)?.liveness?.state, 'Live', `${c.metadata.name} after the failover`);
+  process.stdout.write(
+    `# leader hub killed: the other replica led ${led - killedAt} ms after the kill; ${acked.length} writes acknowledged, 0 failed, 0 lost; longest wait for an acknowledgement ${gap} ms; agents on the new leader: ${reconnected.join(', ')}\n`,
+  );
+  await assertNoFailedCalls('leader hub killed');
+});
+
+async function storedRolesAt(api: string, prefix: string): Promise<Set<string>> {
+  const body = await request<{ items: ApiObject[] }>(api, 'hub', 'GET', '/api/v1alpha1/roles');
+  return new Set(body.items.map((o) => o.metadata.name).filter((n) => n.startsWith(`${prefix}-`)));
+}
