@@ -1,7 +1,8 @@
 // The test runner behind `npm test` (after the checks and the build): two
 // phases of `node --test` over the compiled tests in dist/test.
 //   1. two files at a time: the unit tests and the end-to-end files that
-//      measure no time or rate (CLI behaviour, packaging, schemas, fuzzing);
+//      measure no time or rate (CLI behaviour, packaging, schemas, fuzzing,
+//      trust and join refusals, the README walkthrough);
 //   2. one file at a time: every other end-to-end file. They run real fleets
 //      and assert rates, splits, failover times and zero failed calls, which a
 //      second file competing for this machine's two cores would distort.
@@ -13,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const PARALLEL_E2E = ['api-fuzz', 'auth', 'cli', 'hub-kubernetes-policies', 'image-runtime', 'install-cli', 'kube-standin', 'kube-standin-crds', 'package'];
+const PARALLEL_E2E = ['api-fuzz', 'auth', 'cli', 'hub-kubernetes-policies', 'image-runtime', 'install-cli', 'kube-standin', 'kube-standin-crds', 'package', 'readme-walkthrough', 'trust'];
 
 function testFiles(dir) {
   const abs = join(root, dir);

@@ -3,7 +3,7 @@
 // backoff forever; the agent keeps serving its last good state meanwhile.
 //
 // Backoff: 0.25 s doubling, with jitter (agents that lost the hub together do
-// not return together), to 1 s while the hub cannot be reached (a failed dial
+// not return together), to 0.6 s while the hub cannot be reached (a failed dial
 // costs nothing, and a hub that returns must see every agent within about a
 // second), to 5 s once a hub welcomed the agent and dropped it again (e.g. while
 // overloaded: no full report in a fast loop) or rejected it. It starts over only
@@ -24,8 +24,11 @@ const log = logger('agent.hub');
 
 export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 5000;
-/** The backoff's ceiling while no hub answers at all. */
-export const BACKOFF_UNREACHABLE_MAX_MS = 1000;
+/**
+ * The backoff's ceiling while no hub answers at all: a redial every 300-600 ms (jittered), so an agent is back
+ * within a second of the hub's return. A refused dial costs the down hub's host nothing worth counting.
+ */
+export const BACKOFF_UNREACHABLE_MAX_MS = 600;
 /** A connection that lasted this long was healthy: the next loss starts the backoff over. */
 export const HEALTHY_AFTER_MS = 10_000;
 /**

@@ -161,7 +161,7 @@ export function agentChannelClient(address: string, credentials?: grpc.ChannelCr
     // an agent away from a hub that came back long after its own redial: the
     // hub's return must reach every agent within about a second.
     'grpc.initial_reconnect_backoff_ms': 200,
-    'grpc.max_reconnect_backoff_ms': 1000,
+    'grpc.max_reconnect_backoff_ms': 500,
     ...(credentials ? { 'grpc.ssl_target_name_override': HUB_TLS_NAME, 'grpc.default_authority': HUB_TLS_NAME } : {}),
     // gRPC's default is 4 MiB; the hub chunks views (about 1 MiB per message), but a
     // single large object or an older hub must not cut the agent off for good.

@@ -281,6 +281,9 @@ before(async () => {
   await fleet.apply([{ apiVersion: API_VERSION, kind: 'Mesh', metadata: { name: 'default' }, spec: { trustDomain: 'fuzz.local' } }]);
   await fleet.addCluster(C1);
   agentUrl = (await fleet.startAgent(C1)).apiUrl;
+  // The hub's trust state is in its store: once the agent has its intermediate for this trust domain, nothing
+  // but requests writes (the tests compare the store's revision before and after).
+  await fleet.waitAgent(C1.name, (st) => st.hub.connected && (st.trust.intermediate?.spiffeId.startsWith('spiffe://fuzz.local/') ?? false));
   const ca = fleet.hubCa();
   tlsKeepAlive = new HttpsAgent({ keepAlive: true, maxSockets: CONCURRENCY, ...(ca ? { ca } : {}) });
   credentials.set(fleet.hubUrl, fleet.adminToken);

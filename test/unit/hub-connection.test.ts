@@ -132,7 +132,8 @@ test('a hub that was unreachable for a while is reached within about a second of
     const back = Date.now();
     await until('the agent connects', () => hub!.connects.length > 0, 10_000);
     const ms = hub.connects[0]! - back;
-    assert.ok(ms <= 1500, `connected ${ms} ms after the hub came back`);
+    assert.ok(ms <= 1000, `connected ${ms} ms after the hub came back`);
+    process.stdout.write(`# reconnected ${ms} ms after the hub came back (8 s away)\n`);
   } finally {
     conn.stop();
     hub?.close();
