@@ -256,6 +256,9 @@ export class HubConnection {
       if (ended) return;
       ended = true;
       const wasConnected = this.connected;
+      // A session that lasted (its healthy timer fired) was lost, not refused: the hub died or a replica took
+      // over, and the fast ceiling applies; one dropped soon after its welcome looks like an overloaded hub.
+      const lasted = welcomed && this.healthyTimer === undefined;
       this.connected = false;
       this.group = undefined;
       if (this.ackTimer) clearTimeout(this.ackTimer);
@@ -268,7 +271,7 @@ export class HubConnection {
       this.opts.trust?.sessionEnded();
       if (this.stopped) return;
       const from = this.address;
-      if (welcomed || this.rejected) this.roundSlow = true;
+      if ((welcomed && !lasted) || this.rejected) this.roundSlow = true;
       if (this.rejected) this.roundRejected = true;
       // The next address; a whole round without a welcome waits the backoff (one address: every dial is a round).
       this.index = (this.index + 1) % this.addresses.length;

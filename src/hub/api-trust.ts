@@ -42,7 +42,8 @@ export async function trustStatusAnswer(ctx: TrustApiContext): Promise<unknown> 
 
 /** `trust rotate-root`: one step of the rotation, then the status after it. */
 export async function rotateRoot(ctx: TrustApiContext, body: { step?: unknown; force?: unknown }): Promise<unknown> {
-  const step = body.step ?? 'add';
+  // Absent: the first step. An explicit null is not absent: it was a bug that started a rotation.
+  const step = body.step === undefined ? 'add' : body.step;
   if (step !== 'add' && step !== 'activate' && step !== 'retire') throw new MeshfedError('invalid', `step: "${String(step)}" is not add, activate or retire`);
   const clusters = (await ctx.store.list({ kind: 'Cluster' })).map((c) => c.metadata.name);
   await ctx.trust.rotateRoot(step, { force: body.force === true, clusters });

@@ -8,7 +8,8 @@
 // address>".
 // Not here, because they are per replica: the API certificate and the channel
 // certificate renewals (each replica has its own), the audit retention sweep
-// (each replica's audit log is in its own data directory).
+// (the replicas share one audit log; a sweep by any of them is safe: the
+// log's anchor only moves forward).
 // Invariant: the channel is served only once the takeover's duties are all
 // running, and no longer from the moment a step-down starts.
 import * as grpc from '@grpc/grpc-js';

@@ -296,10 +296,25 @@ after(async () => {
   await fleet?.close();
 });
 
+/**
+ * The hub's revision once the agent's connection wrote what it writes (the Cluster's status, the trust records of
+ * its certificates): unchanged for 1.5 s. On a loaded machine those writes come late; a fixed sleep missed them.
+ */
+async function settledRevision(): Promise<number> {
+  let last = await hubRevision();
+  let since = Date.now();
+  const deadline = Date.now() + 20_000;
+  while (Date.now() - since < 1500) {
+    if (Date.now() > deadline) throw new Error(`the hub's revision kept moving for 20 s (now ${last})`);
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await hubRevision();
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+  return last;
+}
+
 test(`hub: ${HUB_CASES} malformed requests answer 4xx, the hub stays up and stores nothing`, async () => {
-  // The agent's connection writes the Cluster's status once: let it settle.
-  await new Promise((r) => setTimeout(r, 1000));
-  const revision = await hubRevision();
+  const revision = await settledRevision();
   const failures: string[] = [];
   const cases = Array.from({ length: HUB_CASES }, () => makeCase(HUB_PATHS));
   for (let i = 0; i < cases.length; i += 500) {

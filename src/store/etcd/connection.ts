@@ -3,7 +3,8 @@
 // Invariant: no call made through `bounded` outlives its deadline; a call that
 // fails or times out becomes a MeshfedError 'unavailable' naming etcd, the
 // endpoints and the cause (etcd3's own retries run inside that deadline).
-import { Etcd3 } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
 import { errorMessage, MeshfedError } from '../../util/errors.js';
 
 /** How the store's keys are laid out under its prefix. */
@@ -46,6 +47,13 @@ export class EtcdConnection {
     this.client = new Etcd3({
       hosts: endpoints,
       dialTimeout: timeoutMs,
+      // etcd3's defaults are for clients that can wait: a watch redialled after up to 30 s (the hub's copy of
+      // the store stale that long after an etcd member or a network blip), a member shunned for 5 s after
+      // three failures (writes refused for seconds after etcd's quorum is back). A hub catches up in a second.
+      faultHandling: {
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }).next(),
+      },
       // The gRPC deadline, so a call is cancelled at etcd too; `bounded` is the hard bound.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     });
